@@ -1,0 +1,302 @@
+//! Simulated SFU: worker threads record packets, RTCP and room lifecycle
+//! into a segment while the main thread collects and prints NodeStats.
+
+use crate::{sleep_unless_stopped, stopped, table};
+use clap::Args;
+use nodestats::{CollectorConfig, Direction, Error, Segment, SegmentOptions, Stats, TrackKind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Segment to record into ("/name" under /dev/shm, or a file path); anonymous if absent.
+    #[arg(long)]
+    segment: Option<String>,
+    /// Seconds to run; 0 runs until Ctrl-C.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Simulated SFU worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Incoming packets per second across all workers.
+    #[arg(long, default_value_t = 20_000)]
+    rate: u64,
+    /// Seconds between NodeStats updates.
+    #[arg(long, default_value_t = 2.0)]
+    interval: f64,
+    /// Rate windows in seconds (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    rates: Vec<f64>,
+    /// Keep a named segment after exit (it is removed by default if the demo created it).
+    #[arg(long)]
+    keep: bool,
+}
+
+/// What one worker recorded, counted privately to check the segment's totals.
+#[derive(Default, Debug, Clone, Copy)]
+struct Recorded {
+    packets_in: u64,
+    bytes_in: u64,
+    packets_out: u64,
+    bytes_out: u64,
+    retransmit_packets: u64,
+    nacks: u64,
+}
+
+/// xorshift64*: a tiny deterministic generator for the simulation.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+struct Room {
+    participants: u32,
+    ends_at: Instant,
+}
+
+fn duration_arg(secs: f64, what: &str) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{what} must be a positive number of seconds, got {secs}"
+            ))
+        })
+}
+
+pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
+    if args.workers == 0 {
+        return Err(Error::Config("--workers must be at least 1".into()));
+    }
+    let config = CollectorConfig {
+        update_interval: duration_arg(args.interval, "--interval")?,
+        rate_intervals: args
+            .rates
+            .iter()
+            .map(|&s| duration_arg(s, "--rates"))
+            .collect::<Result<_, _>>()?,
+        ..CollectorConfig::default()
+    };
+    let mut opts = SegmentOptions::new();
+    let mut created = false;
+    if let Some(name) = &args.segment {
+        opts = opts.name(name.clone());
+        created = match Segment::create(&opts) {
+            Ok(_) => true,
+            Err(Error::AlreadyExists(_)) => false,
+            Err(e) => return Err(e),
+        };
+    }
+    let stats = Stats::open(&opts)?;
+    let mut collector = stats.collector(config.clone())?;
+    let where_ = args
+        .segment
+        .as_deref()
+        .unwrap_or("an anonymous in-process segment");
+    println!(
+        "nodestats demo: {} workers, {} pkt/s in, recording into {where_} ({} shards); {}",
+        args.workers,
+        args.rate,
+        stats.segment().layout().shard_count,
+        if args.duration == 0 {
+            "Ctrl-C to stop".to_string()
+        } else {
+            format!("{} s", args.duration)
+        }
+    );
+    if let Some(name) = &args.segment {
+        println!("  read it from another shell: nodestats show --segment {name}");
+    }
+    let stats = Arc::new(stats);
+    let per_worker = args.rate / args.workers as u64;
+    let deadline = (args.duration > 0).then(|| Instant::now() + Duration::from_secs(args.duration));
+    let workers: Vec<_> = (0..args.workers)
+        .map(|i| {
+            let s = stats.clone();
+            std::thread::spawn(move || worker(&s, i as u64, per_worker, deadline))
+        })
+        .collect();
+
+    let start = Instant::now();
+    println!("{}", table::HEADER);
+    let mut next = start;
+    let mut last = collector.update();
+    loop {
+        next += config.update_interval;
+        let now = Instant::now();
+        if next > now {
+            sleep_unless_stopped(next - now);
+        }
+        if stopped() || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        last = collector.update();
+        println!("{}", table::row(start.elapsed().as_secs_f64(), &last));
+    }
+    let mut recorded = Recorded::default();
+    for w in workers {
+        let r = w.join().unwrap_or_default();
+        recorded.packets_in += r.packets_in;
+        recorded.bytes_in += r.bytes_in;
+        recorded.packets_out += r.packets_out;
+        recorded.bytes_out += r.bytes_out;
+        recorded.retransmit_packets += r.retransmit_packets;
+        recorded.nacks += r.nacks;
+    }
+    let fin = collector.update();
+    println!("{}", table::row(start.elapsed().as_secs_f64(), &fin));
+    let checks = [
+        ("packets_in", fin.packets_in, recorded.packets_in),
+        ("bytes_in", fin.bytes_in, recorded.bytes_in),
+        ("packets_out", fin.packets_out, recorded.packets_out),
+        ("bytes_out", fin.bytes_out, recorded.bytes_out),
+        (
+            "retransmit_packets_out",
+            fin.retransmit_packets_out,
+            recorded.retransmit_packets,
+        ),
+        ("nack_total", fin.nack_total, recorded.nacks),
+    ];
+    let exact = checks.iter().all(|(_, a, b)| a == b);
+    println!(
+        "totals: {} (segment vs what the workers recorded: {})",
+        checks
+            .iter()
+            .map(|(n, a, _)| format!("{n}={a}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        if exact { "exact" } else { "MISMATCH" }
+    );
+    let _ = last;
+    drop(stats);
+    if created && !args.keep {
+        if let Some(name) = &args.segment {
+            let _ = Segment::unlink(name);
+        }
+    }
+    if exact {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "segment totals differ from recorded totals: {checks:?}"
+        )))
+    }
+}
+
+/// One simulated SFU worker: every 10 ms, a receive batch forwarded to
+/// subscribers, some NACKs and retransmits; rooms open and close.
+fn worker(stats: &Stats, id: u64, pps: u64, deadline: Option<Instant>) -> Recorded {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (id + 1).wrapping_mul(0x1234_5678_9abc_def1));
+    let mut rec = Recorded::default();
+    let mut rooms: Vec<Room> = Vec::new();
+    let tick = Duration::from_millis(10);
+    let per_tick = pps / 100;
+    let mut carry = pps % 100;
+    let mut next = Instant::now();
+    while !stopped() && deadline.is_none_or(|d| Instant::now() < d) {
+        // Packets: one recvmmsg-sized batch in, fanned out to subscribers.
+        let mut n = per_tick;
+        carry += pps % 100;
+        if carry >= 100 {
+            carry -= 100;
+            n += 1;
+        }
+        if n > 0 {
+            let bytes = n * (200 + rng.below(1000));
+            stats.record_packets(Direction::Incoming, n, bytes, false);
+            let fanout = 1 + rng.below(3);
+            stats.record_packets(Direction::Outgoing, n * fanout, bytes * fanout, false);
+            rec.packets_in += n;
+            rec.bytes_in += bytes;
+            rec.packets_out += n * fanout;
+            rec.bytes_out += bytes * fanout;
+            // About 1% loss: subscribers NACK, we retransmit.
+            let lost = n / 100 + u64::from(rng.below(100) < n % 100);
+            if lost > 0 {
+                stats.record_rtcp(Direction::Incoming, lost as u32, 0, 0);
+                stats.record_packets(Direction::Outgoing, lost, lost * 1100, true);
+                rec.nacks += lost;
+                rec.packets_out += lost;
+                rec.bytes_out += lost * 1100;
+                rec.retransmit_packets += lost;
+            }
+            if rng.below(500) == 0 {
+                stats.record_rtcp(Direction::Outgoing, 0, 1, 0);
+            }
+        }
+        // Rooms: start one now and then, end those whose time is up.
+        if rng.below(100) == 0 && rooms.len() < 20 {
+            rooms.push(open_room(stats, &mut rng));
+        }
+        let now = Instant::now();
+        rooms.retain(|r| {
+            let open = r.ends_at > now;
+            if !open {
+                close_room(stats, r);
+            }
+            open
+        });
+        next += tick;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+    for r in &rooms {
+        close_room(stats, r);
+    }
+    rec
+}
+
+fn open_room(stats: &Stats, rng: &mut Rng) -> Room {
+    stats.room_started();
+    let participants = 2 + rng.below(5) as u32;
+    for _ in 0..participants {
+        stats.participant_signal_connected(1);
+        stats.participant_rtc_init(1);
+        stats.participant_rtc_connected(1);
+        stats.participant_rtc_active(1, false);
+        stats.participant_added();
+        for kind in [TrackKind::Audio, TrackKind::Video] {
+            stats.track_publish_attempt(kind);
+            stats.track_publish_success(kind);
+            stats.track_published(kind);
+        }
+    }
+    // Everyone subscribes to everyone else's audio and video.
+    for _ in 0..participants * (participants - 1) {
+        for kind in [TrackKind::Audio, TrackKind::Video] {
+            stats.track_subscribe_attempt();
+            stats.track_subscribe_success(kind);
+        }
+    }
+    Room {
+        participants,
+        ends_at: Instant::now() + Duration::from_secs(5 + rng.below(20)),
+    }
+}
+
+fn close_room(stats: &Stats, r: &Room) {
+    for _ in 0..r.participants * (r.participants - 1) {
+        stats.track_unsubscribed(TrackKind::Audio);
+        stats.track_unsubscribed(TrackKind::Video);
+    }
+    for _ in 0..r.participants {
+        stats.track_unpublished(TrackKind::Audio);
+        stats.track_unpublished(TrackKind::Video);
+        stats.participant_removed();
+    }
+    stats.room_ended();
+}

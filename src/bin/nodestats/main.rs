@@ -1,0 +1,99 @@
+//! `nodestats`: the demo (simulated SFU traffic with a live NodeStats
+//! table) and `show` (read a segment read-only).
+
+mod demo;
+mod table;
+
+use clap::{Parser, Subcommand};
+use nodestats::{Collector, CollectorConfig};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nodestats",
+    version,
+    about = "Per-CPU media-server counters in shared memory, NodeStats with rates"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Simulated SFU workers record traffic into a segment; a collector prints live NodeStats.
+    Demo(demo::DemoArgs),
+    /// Attach read-only to a segment and print its current NodeStats.
+    Show {
+        /// Segment name ("/name" under /dev/shm, or a file path).
+        #[arg(long)]
+        segment: String,
+        /// Print JSON (protobuf field names) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Set by SIGINT/SIGTERM; every loop polls it.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe; the function pointer is valid for the program's life.
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+}
+
+pub(crate) fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Sleeps up to `d`, waking early on a stop signal.
+pub(crate) fn sleep_unless_stopped(d: Duration) {
+    let step = Duration::from_millis(50);
+    let mut left = d;
+    while !left.is_zero() && !stopped() {
+        let s = left.min(step);
+        std::thread::sleep(s);
+        left -= s;
+    }
+}
+
+fn show(segment: &str, json: bool) -> Result<(), nodestats::Error> {
+    let mut c = Collector::attach(segment, CollectorConfig::default())?;
+    let ns = c.update();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&ns).unwrap_or_default());
+    } else {
+        table::print_full(&ns);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    install_signal_handlers();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Show { segment, json } => show(&segment, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nodestats: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

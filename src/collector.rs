@@ -1,0 +1,448 @@
+//! The collector: merges shards and writer slots into [`NodeStats`], keeps a
+//! bounded history and computes rates.
+//!
+//! The collector reads the segment with relaxed loads. The result is a sum,
+//! not a snapshot: an add that races with the read is counted in this update
+//! or the next, never lost, and two counters (packets and bytes) may be a
+//! few adds apart. Rates absorb that skew.
+
+use crate::error::{Error, Result};
+use crate::node_stats::{NodeStats, NodeStatsRate};
+use crate::rate::{self, RateCounter, Sample, RATE_COUNTERS};
+use crate::segment::{Access, Segment, SegmentOptions};
+use crate::shard::{self, Counter, COUNTERS};
+use crate::slots::{self, Gauge, GaugeTotals};
+use crate::sys::{SystemConfig, SystemProbe, SystemSample};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Most samples a collector keeps.
+pub const MAX_HISTORY: usize = 1 << 16;
+
+/// How often to update and which rate windows to compute.
+#[derive(Clone, Debug)]
+pub struct CollectorConfig {
+    /// Time between updates (default 2 s). The collector does not sleep by
+    /// itself; this sizes the history and paces [`Collector::run`].
+    pub update_interval: Duration,
+    /// Rate windows, in the order they appear in `NodeStats.rates`
+    /// (default `[10 s]`).
+    pub rate_intervals: Vec<Duration>,
+    /// `NodeStats.started_at` (Unix seconds); default: when the collector
+    /// was made.
+    pub started_at: Option<i64>,
+    /// System probes; `None` leaves the system fields empty.
+    pub system: Option<SystemConfig>,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            update_interval: Duration::from_secs(2),
+            rate_intervals: vec![Duration::from_secs(10)],
+            started_at: None,
+            system: Some(SystemConfig::default()),
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// Checks the configuration and returns the history capacity it needs:
+    /// enough samples to span the longest interval twice over at the update
+    /// interval, so that updates that come early still leave a full window.
+    pub fn validate(&self) -> Result<usize> {
+        if self.update_interval.is_zero() {
+            return Err(Error::Config(
+                "update interval must be greater than zero".into(),
+            ));
+        }
+        if self.rate_intervals.is_empty() {
+            return Err(Error::Config(
+                "at least one rate interval is needed (LiveKit's default is 10 s)".into(),
+            ));
+        }
+        if let Some(i) = self.rate_intervals.iter().position(|d| d.is_zero()) {
+            return Err(Error::Config(format!("rate interval #{i} is zero")));
+        }
+        let longest = self
+            .rate_intervals
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default();
+        let per = longest.as_nanos().div_ceil(self.update_interval.as_nanos());
+        let cap = per.saturating_mul(2).saturating_add(2);
+        if cap > MAX_HISTORY as u128 {
+            return Err(Error::Config(format!(
+                "a {:?} rate interval at a {:?} update interval needs {cap} samples of history; at most {MAX_HISTORY} are kept",
+                longest, self.update_interval
+            )));
+        }
+        Ok(cap as usize)
+    }
+}
+
+/// A point in time on both clocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp {
+    /// Monotonic time since some fixed epoch (used for all arithmetic).
+    pub monotonic: Duration,
+    /// Wall-clock time since the Unix epoch (reported only).
+    pub unix: Duration,
+}
+
+/// Things the collector noticed that a dashboard should see.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anomalies {
+    /// Updates where a counter went down or the segment changed.
+    pub resets: u64,
+    /// Writer slots found active whose writer was dead, summed over updates.
+    pub dead_writer_slots: u64,
+    /// Failed system probe reads (cumulative).
+    pub probe_errors: u64,
+}
+
+/// The merged counters of a segment, by meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    /// Raw shard sums, indexed by [`Counter`].
+    pub counters: [u64; COUNTERS],
+    /// Live writers' gauges.
+    pub gauges: GaugeTotals,
+}
+
+impl Totals {
+    /// Reads the segment now.
+    pub fn read(segment: &Segment) -> Totals {
+        Totals {
+            counters: shard::sum_all(segment.shards()),
+            gauges: slots::merge(segment.slots(), |i| segment.slot_alive(i)),
+        }
+    }
+
+    /// One counter.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c as usize]
+    }
+
+    fn sum(&self, cs: &[Counter]) -> u64 {
+        cs.iter().fold(0u64, |a, &c| a.wrapping_add(self.get(c)))
+    }
+
+    /// One gauge (sum over live writers, never below zero).
+    pub fn gauge(&self, g: Gauge) -> u64 {
+        self.gauges.values[g as usize]
+    }
+
+    /// The NodeStats counters, indexed by [`RateCounter`] (system counters
+    /// excluded: they come from the probes).
+    fn rate_counters(&self) -> [Option<u64>; RATE_COUNTERS] {
+        use Counter as C;
+        use RateCounter as R;
+        let mut r = [None; RATE_COUNTERS];
+        let mut put = |k: R, v: u64| r[k as usize] = Some(v);
+        put(
+            R::TrackPublishAttempts,
+            self.sum(&[
+                C::TrackPublishAttemptsAudio,
+                C::TrackPublishAttemptsVideo,
+                C::TrackPublishAttemptsData,
+            ]),
+        );
+        put(
+            R::TrackPublishSuccess,
+            self.sum(&[
+                C::TrackPublishSuccessAudio,
+                C::TrackPublishSuccessVideo,
+                C::TrackPublishSuccessData,
+            ]),
+        );
+        put(
+            R::TrackPublishCancels,
+            self.sum(&[
+                C::TrackPublishCancelsAudio,
+                C::TrackPublishCancelsVideo,
+                C::TrackPublishCancelsData,
+            ]),
+        );
+        put(
+            R::TrackSubscribeAttempts,
+            self.get(C::TrackSubscribeAttempts),
+        );
+        put(R::TrackSubscribeSuccess, self.get(C::TrackSubscribeSuccess));
+        put(R::TrackSubscribeCancels, self.get(C::TrackSubscribeCancels));
+        put(
+            R::BytesIn,
+            self.sum(&[C::BytesInInitial, C::BytesInRetransmit]),
+        );
+        put(
+            R::BytesOut,
+            self.sum(&[C::BytesOutInitial, C::BytesOutRetransmit]),
+        );
+        put(
+            R::PacketsIn,
+            self.sum(&[C::PacketsInInitial, C::PacketsInRetransmit]),
+        );
+        put(
+            R::PacketsOut,
+            self.sum(&[C::PacketsOutInitial, C::PacketsOutRetransmit]),
+        );
+        put(R::NackTotal, self.sum(&[C::NackIn, C::NackOut]));
+        put(R::RetransmitBytesOut, self.get(C::BytesOutRetransmit));
+        put(R::RetransmitPacketsOut, self.get(C::PacketsOutRetransmit));
+        put(
+            R::ParticipantSignalConnected,
+            self.get(C::ParticipantSignalConnected),
+        );
+        put(
+            R::ParticipantRtcConnected,
+            self.get(C::ParticipantRtcConnected),
+        );
+        put(R::ParticipantRtcInit, self.get(C::ParticipantRtcInit));
+        put(
+            R::ParticipantRtcCanceled,
+            self.sum(&[C::ParticipantRtcCanceled, C::ParticipantRtcCanceledWarp]),
+        );
+        put(
+            R::ParticipantRtcActive,
+            self.sum(&[C::ParticipantRtcActive, C::ParticipantRtcActiveWarp]),
+        );
+        r
+    }
+}
+
+/// Reads a segment into [`NodeStats`] with rates.
+#[derive(Debug)]
+pub struct Collector {
+    segment: Arc<Segment>,
+    config: CollectorConfig,
+    history: VecDeque<Sample>,
+    capacity: usize,
+    system: Option<SystemProbe>,
+    epoch: Instant,
+    started_at: i64,
+    anomalies: Anomalies,
+    last_system: SystemSample,
+}
+
+impl Collector {
+    /// A collector over `segment`. Fails only on a bad configuration.
+    pub fn new(segment: Arc<Segment>, config: CollectorConfig) -> Result<Self> {
+        let capacity = config.validate()?;
+        let started_at = config
+            .started_at
+            .unwrap_or_else(|| unix_now().as_secs() as i64);
+        Ok(Collector {
+            segment,
+            system: config.system.clone().map(SystemProbe::new),
+            config,
+            history: VecDeque::with_capacity(capacity),
+            capacity,
+            epoch: Instant::now(),
+            started_at,
+            anomalies: Anomalies::default(),
+            last_system: SystemSample::default(),
+        })
+    }
+
+    /// Attaches read-only to the named segment and collects from it.
+    pub fn attach(name: &str, config: CollectorConfig) -> Result<Self> {
+        let seg = Segment::attach_with(name, Access::ReadOnly, &SegmentOptions::default())?;
+        Self::new(Arc::new(seg), config)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CollectorConfig {
+        &self.config
+    }
+
+    /// The segment read.
+    pub fn segment(&self) -> &Arc<Segment> {
+        &self.segment
+    }
+
+    /// Switches to another segment (e.g. one recreated after a restart).
+    /// The next rates treat the change as a counter reset.
+    pub fn set_segment(&mut self, segment: Arc<Segment>) {
+        self.segment = segment;
+    }
+
+    /// What the collector has noticed so far.
+    pub fn anomalies(&self) -> Anomalies {
+        self.anomalies
+    }
+
+    /// The latest system reading.
+    pub fn last_system(&self) -> &SystemSample {
+        &self.last_system
+    }
+
+    /// Samples kept, oldest first.
+    pub fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Takes an update now.
+    pub fn update(&mut self) -> NodeStats {
+        let now = Timestamp {
+            monotonic: self.epoch.elapsed(),
+            unix: unix_now(),
+        };
+        self.update_at(now)
+    }
+
+    /// Takes an update at `now` (an injectable clock for tests and replays).
+    pub fn update_at(&mut self, now: Timestamp) -> NodeStats {
+        let totals = Totals::read(&self.segment);
+        let sys = match &mut self.system {
+            Some(p) => p.sample(),
+            None => SystemSample::default(),
+        };
+        self.update_with(now, &totals, sys)
+    }
+
+    /// Builds the update from readings already taken.
+    pub fn update_with(&mut self, now: Timestamp, totals: &Totals, sys: SystemSample) -> NodeStats {
+        self.last_system = sys;
+        self.anomalies.probe_errors = sys.probe_errors;
+        self.anomalies.dead_writer_slots += totals.gauges.dead_writers as u64;
+        let mut counters = totals.rate_counters();
+        counters[RateCounter::SysPacketsOut as usize] = sys.sys_packets_out;
+        counters[RateCounter::SysPacketsDropped as usize] = sys.sys_packets_dropped;
+        let sample = Sample {
+            mono_ns: u64::try_from(now.monotonic.as_nanos()).unwrap_or(u64::MAX),
+            unix_secs: now.unix.as_secs() as i64,
+            segment_id: self.segment.id(),
+            counters,
+            cpu_load: sys.cpu_load,
+            memory_used: sys.memory_used,
+            memory_total: sys.memory_total,
+        };
+        if let Some(prev) = self.history.back() {
+            if rate::compute(&[*prev, sample]).is_some_and(|r| r.resets > 0) {
+                self.anomalies.resets += 1;
+            }
+        }
+        if self.history.len() == self.capacity {
+            self.history.pop_front();
+        }
+        self.history.push_back(sample);
+
+        let mut ns = self.node_stats(&sample, totals, &sys);
+        let history = self.history.make_contiguous();
+        ns.rates = self
+            .config
+            .rate_intervals
+            .iter()
+            .filter_map(|&interval| {
+                let (window, complete) = rate::select_window(history, interval);
+                rate::compute(window).map(|r| to_rate(&r, interval, complete))
+            })
+            .collect();
+        ns
+    }
+
+    fn node_stats(&self, s: &Sample, t: &Totals, sys: &SystemSample) -> NodeStats {
+        let c = |k: RateCounter| s.counters[k as usize].unwrap_or(0);
+        let g = |k: Gauge| t.gauge(k);
+        let i32s = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+        let [l1, l5, l15] = sys.load_avg.unwrap_or_default();
+        let cpus = sys.num_cpus.unwrap_or(0.0);
+        NodeStats {
+            started_at: self.started_at,
+            updated_at: s.unix_secs,
+            num_rooms: i32s(g(Gauge::Rooms)),
+            num_clients: i32s(g(Gauge::Participants)),
+            num_tracks_in: i32s(
+                g(Gauge::TracksPublishedAudio)
+                    + g(Gauge::TracksPublishedVideo)
+                    + g(Gauge::TracksPublishedData),
+            ),
+            num_tracks_out: i32s(
+                g(Gauge::TracksSubscribedAudio)
+                    + g(Gauge::TracksSubscribedVideo)
+                    + g(Gauge::TracksSubscribedData),
+            ),
+            num_track_publish_attempts: i32s(c(RateCounter::TrackPublishAttempts)),
+            num_track_publish_success: i32s(c(RateCounter::TrackPublishSuccess)),
+            num_track_publish_cancels: i32s(c(RateCounter::TrackPublishCancels)),
+            num_track_subscribe_attempts: i32s(c(RateCounter::TrackSubscribeAttempts)),
+            num_track_subscribe_success: i32s(c(RateCounter::TrackSubscribeSuccess)),
+            num_track_subscribe_cancels: i32s(c(RateCounter::TrackSubscribeCancels)),
+            bytes_in: c(RateCounter::BytesIn),
+            bytes_out: c(RateCounter::BytesOut),
+            packets_in: c(RateCounter::PacketsIn),
+            packets_out: c(RateCounter::PacketsOut),
+            nack_total: c(RateCounter::NackTotal),
+            num_cpus: cpus.ceil() as u32,
+            load_avg_last1min: l1,
+            load_avg_last5min: l5,
+            load_avg_last15min: l15,
+            cpu_load: sys.cpu_load.unwrap_or(0.0),
+            memory_total: sys.memory_total.unwrap_or(0),
+            memory_used: sys.memory_used.unwrap_or(0),
+            sys_packets_out: c(RateCounter::SysPacketsOut),
+            sys_packets_dropped: c(RateCounter::SysPacketsDropped),
+            retransmit_bytes_out: c(RateCounter::RetransmitBytesOut),
+            retransmit_packets_out: c(RateCounter::RetransmitPacketsOut),
+            participant_signal_connected: c(RateCounter::ParticipantSignalConnected),
+            participant_rtc_connected: c(RateCounter::ParticipantRtcConnected),
+            participant_rtc_init: c(RateCounter::ParticipantRtcInit),
+            participant_rtc_canceled: c(RateCounter::ParticipantRtcCanceled),
+            participant_rtc_active: c(RateCounter::ParticipantRtcActive),
+            forward_latency: u32::try_from(t.gauges.forward_latency_ns).unwrap_or(u32::MAX),
+            forward_jitter: u32::try_from(t.gauges.forward_jitter_ns).unwrap_or(u32::MAX),
+            rates: Vec::new(),
+            num_cpus_exact: cpus,
+            udp_rcvbuf_errors: sys.udp_rcvbuf_errors,
+            udp_in_errors: sys.udp_in_errors,
+            rx_dropped: sys.rx_dropped,
+            segment_id: format!("{:032x}", s.segment_id),
+            live_writers: t.gauges.live_writers,
+        }
+    }
+}
+
+fn to_rate(r: &rate::Rates, interval: Duration, complete: bool) -> NodeStatsRate {
+    let p = |k: RateCounter| r.per_sec[k as usize];
+    NodeStatsRate {
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        duration: r.window_secs.round() as i64,
+        track_publish_attempts: p(RateCounter::TrackPublishAttempts),
+        track_publish_success: p(RateCounter::TrackPublishSuccess),
+        track_publish_cancels: p(RateCounter::TrackPublishCancels),
+        track_subscribe_attempts: p(RateCounter::TrackSubscribeAttempts),
+        track_subscribe_success: p(RateCounter::TrackSubscribeSuccess),
+        track_subscribe_cancels: p(RateCounter::TrackSubscribeCancels),
+        bytes_in: p(RateCounter::BytesIn),
+        bytes_out: p(RateCounter::BytesOut),
+        packets_in: p(RateCounter::PacketsIn),
+        packets_out: p(RateCounter::PacketsOut),
+        nack_total: p(RateCounter::NackTotal),
+        sys_packets_out: p(RateCounter::SysPacketsOut),
+        sys_packets_dropped: p(RateCounter::SysPacketsDropped),
+        retransmit_bytes_out: p(RateCounter::RetransmitBytesOut),
+        retransmit_packets_out: p(RateCounter::RetransmitPacketsOut),
+        participant_signal_connected: p(RateCounter::ParticipantSignalConnected),
+        participant_rtc_connected: p(RateCounter::ParticipantRtcConnected),
+        participant_rtc_init: p(RateCounter::ParticipantRtcInit),
+        participant_rtc_canceled: p(RateCounter::ParticipantRtcCanceled),
+        participant_rtc_active: p(RateCounter::ParticipantRtcActive),
+        cpu_load: r.cpu_load,
+        memory_load: r.memory_load,
+        memory_used: r.memory_used,
+        memory_total: r.memory_total,
+        interval_seconds: interval.as_secs_f64(),
+        window_seconds: r.window_secs,
+        complete,
+        resets: r.resets,
+    }
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}

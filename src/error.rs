@@ -1,0 +1,154 @@
+//! The one error type of every setup path (open, attach, configure).
+//!
+//! The hot path has no error type: recording cannot fail.
+
+use std::fmt;
+use std::io;
+
+/// Why a segment could not be created or attached, or a collector configured.
+///
+/// Every message says what was found and what to do about it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed.
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The segment name is not usable.
+    InvalidName(String),
+    /// The named segment does not exist.
+    NotFound(String),
+    /// A segment of that name already exists (on create-only).
+    AlreadyExists(String),
+    /// The file is smaller than a header, or smaller than its header says.
+    Truncated {
+        /// Bytes found.
+        size: u64,
+        /// Bytes needed.
+        needed: u64,
+    },
+    /// The file does not start with the nodestats magic.
+    BadMagic {
+        /// The first eight bytes found.
+        found: u64,
+    },
+    /// The header's layout major version is not the one this library reads.
+    UnsupportedVersion {
+        /// Major version found in the segment.
+        found: u64,
+        /// Major version this library reads.
+        supported: u64,
+    },
+    /// The creator never finished initialising the segment (it may have died).
+    NotInitialized,
+    /// The header's segment size differs from the file's size.
+    SizeMismatch {
+        /// Size recorded in the header.
+        header: u64,
+        /// Size of the file.
+        file: u64,
+    },
+    /// A header field is out of range, misaligned or overlaps another region.
+    BadLayout(&'static str),
+    /// The segment is written in a mode this writer cannot use.
+    UnsupportedWriteMode(u64),
+    /// The segment is owned by another user and that was not allowed.
+    ForeignOwner {
+        /// Owner of the segment.
+        owner: u32,
+        /// Our effective uid.
+        us: u32,
+    },
+    /// Every writer slot of the segment is held by a live writer.
+    NoWriterSlot {
+        /// Number of slots in the segment.
+        slots: u32,
+    },
+    /// The segment was attached read-only and cannot be written.
+    ReadOnly,
+    /// A configuration value is not usable.
+    Config(String),
+}
+
+impl Error {
+    pub(crate) fn io(context: &'static str, source: io::Error) -> Self {
+        Error::Io { context, source }
+    }
+
+    pub(crate) fn last_os(context: &'static str) -> Self {
+        Error::io(context, io::Error::last_os_error())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::InvalidName(n) => write!(
+                f,
+                "invalid segment name {n:?}: use \"/name\" for /dev/shm or a file path containing '/'"
+            ),
+            Error::NotFound(n) => write!(f, "segment {n:?} does not exist: start a writer first"),
+            Error::AlreadyExists(n) => {
+                write!(f, "segment {n:?} already exists: attach to it or remove it")
+            }
+            Error::Truncated { size, needed } => write!(
+                f,
+                "segment is truncated: {size} bytes, at least {needed} needed (remove it and let a writer recreate it)"
+            ),
+            Error::BadMagic { found } => write!(
+                f,
+                "not a nodestats segment (magic {found:#018x}); check the name"
+            ),
+            Error::UnsupportedVersion { found, supported } => write!(
+                f,
+                "segment layout version {found} is not supported (this library reads version {supported}); use a matching nodestats build"
+            ),
+            Error::NotInitialized => write!(
+                f,
+                "segment was never fully initialised (its creator may have died); remove it and let a writer recreate it"
+            ),
+            Error::SizeMismatch { header, file } => write!(
+                f,
+                "segment header says {header} bytes but the file has {file}; it was resized or corrupted"
+            ),
+            Error::BadLayout(what) => write!(f, "corrupt segment header: {what}"),
+            Error::UnsupportedWriteMode(m) => write!(
+                f,
+                "segment write mode {m} is not supported by this writer; recreate the segment in atomic mode"
+            ),
+            Error::ForeignOwner { owner, us } => write!(
+                f,
+                "segment is owned by uid {owner}, not by us (uid {us}); allow foreign owners explicitly if this is intended"
+            ),
+            Error::NoWriterSlot { slots } => write!(
+                f,
+                "all {slots} writer slots are held by live writers; create the segment with more slots"
+            ),
+            Error::ReadOnly => write!(f, "segment is attached read-only"),
+            Error::Config(msg) => write!(f, "invalid configuration: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Self {
+        Error::io("i/o", source)
+    }
+}
+
+/// Shorthand for results of setup paths.
+pub type Result<T> = std::result::Result<T, Error>;

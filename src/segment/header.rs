@@ -1,0 +1,303 @@
+//! The segment header: 32 little-endian `u64` words at offset 0.
+//!
+//! The header is read and written only through atomic word loads and
+//! stores, so a header that another process scribbles on while we read it
+//! is a wrong value, never undefined behaviour. Readers copy the words once
+//! ([`HeaderFields::load`]), validate the copy, and use only the copy.
+
+use crate::error::{Error, Result};
+use crate::shard::{Shard, COUNTERS};
+use crate::slots::{WriterSlot, SLOT_WORDS};
+use crate::sync::{AtomicU64, Ordering};
+
+/// First word of every segment: `"NODESTAT"` in little-endian byte order.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"NODESTAT");
+/// Layout major version: readers refuse any other major.
+pub const LAYOUT_MAJOR: u64 = 1;
+/// Layout minor version: additive changes only; readers accept any minor.
+pub const LAYOUT_MINOR: u64 = 0;
+/// Words in the header.
+pub const HEADER_WORDS: usize = 32;
+/// Bytes in the header; the first region starts here.
+pub const HEADER_SIZE: usize = HEADER_WORDS * 8;
+/// Value of the init word once the creator has written everything else.
+pub const INIT_READY: u64 = u64::from_le_bytes(*b"READY\0\0\x01");
+/// Most shards a segment may declare.
+pub const MAX_SHARDS: u64 = 4096;
+/// Most writer slots a segment may declare.
+pub const MAX_SLOTS: u64 = 4096;
+/// Alignment of every region.
+pub const REGION_ALIGN: u64 = 128;
+
+/// How writers add to shards. Fixed at creation: mixing modes on one shard
+/// loses updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum WriteMode {
+    /// `fetch_add(Relaxed)`: correct under migration, preemption and across
+    /// processes, on every platform.
+    Atomic = 0,
+}
+
+impl WriteMode {
+    fn from_word(w: u64) -> Option<Self> {
+        match w {
+            0 => Some(WriteMode::Atomic),
+            _ => None,
+        }
+    }
+}
+
+/// Word indices of the header fields. Pinned by a test: changing any of
+/// them is a major layout change.
+pub(crate) mod word {
+    pub(crate) const MAGIC: usize = 0;
+    pub(crate) const LAYOUT_MAJOR: usize = 1;
+    pub(crate) const LAYOUT_MINOR: usize = 2;
+    pub(crate) const HEADER_SIZE: usize = 3;
+    pub(crate) const SEGMENT_SIZE: usize = 4;
+    pub(crate) const SEGMENT_ID_LO: usize = 5;
+    pub(crate) const SEGMENT_ID_HI: usize = 6;
+    pub(crate) const CREATED_UNIX_NS: usize = 7;
+    pub(crate) const WRITE_MODE: usize = 8;
+    pub(crate) const SHARD_COUNT: usize = 9;
+    pub(crate) const SHARD_STRIDE: usize = 10;
+    pub(crate) const COUNTERS_PER_SHARD: usize = 11;
+    pub(crate) const SHARDS_OFFSET: usize = 12;
+    pub(crate) const SLOT_COUNT: usize = 13;
+    pub(crate) const SLOT_STRIDE: usize = 14;
+    pub(crate) const SLOTS_OFFSET: usize = 15;
+    pub(crate) const INIT_STATE: usize = 31;
+}
+
+/// A private copy of the header words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderFields {
+    pub(crate) words: [u64; HEADER_WORDS],
+}
+
+/// The validated geometry of a segment, derived only from a checked copy of
+/// its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Random id chosen at creation; a new id means every counter restarted.
+    pub segment_id: u128,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub created_unix_ns: u64,
+    /// Layout minor version of the creator.
+    pub layout_minor: u64,
+    /// How writers add.
+    pub write_mode: WriteMode,
+    /// Total bytes.
+    pub segment_size: usize,
+    /// Number of per-CPU shards (a power of two).
+    pub shard_count: usize,
+    /// Byte offset of the first shard.
+    pub shards_offset: usize,
+    /// Number of writer slots.
+    pub slot_count: usize,
+    /// Byte offset of the first writer slot.
+    pub slots_offset: usize,
+}
+
+impl Layout {
+    /// The geometry of a new segment with `shard_count` shards and
+    /// `slot_count` writer slots.
+    pub(crate) fn new(
+        shard_count: usize,
+        slot_count: usize,
+        segment_id: u128,
+        created_unix_ns: u64,
+        write_mode: WriteMode,
+    ) -> Result<Self> {
+        if !shard_count.is_power_of_two() || shard_count as u64 > MAX_SHARDS {
+            return Err(Error::Config(format!(
+                "shard count {shard_count} must be a power of two between 1 and {MAX_SHARDS}"
+            )));
+        }
+        if slot_count == 0 || slot_count as u64 > MAX_SLOTS {
+            return Err(Error::Config(format!(
+                "writer slot count {slot_count} must be between 1 and {MAX_SLOTS}"
+            )));
+        }
+        let shards_offset = HEADER_SIZE;
+        let slots_offset = shards_offset + shard_count * size_of::<Shard>();
+        let segment_size = slots_offset + slot_count * size_of::<WriterSlot>();
+        Ok(Layout {
+            segment_id,
+            created_unix_ns,
+            layout_minor: LAYOUT_MINOR,
+            write_mode,
+            segment_size,
+            shard_count,
+            shards_offset,
+            slot_count,
+            slots_offset,
+        })
+    }
+
+    /// The header words describing this layout (init word not yet ready).
+    pub(crate) fn to_fields(self) -> HeaderFields {
+        let mut w = [0u64; HEADER_WORDS];
+        w[word::MAGIC] = MAGIC;
+        w[word::LAYOUT_MAJOR] = LAYOUT_MAJOR;
+        w[word::LAYOUT_MINOR] = self.layout_minor;
+        w[word::HEADER_SIZE] = HEADER_SIZE as u64;
+        w[word::SEGMENT_SIZE] = self.segment_size as u64;
+        w[word::SEGMENT_ID_LO] = self.segment_id as u64;
+        w[word::SEGMENT_ID_HI] = (self.segment_id >> 64) as u64;
+        w[word::CREATED_UNIX_NS] = self.created_unix_ns;
+        w[word::WRITE_MODE] = self.write_mode as u64;
+        w[word::SHARD_COUNT] = self.shard_count as u64;
+        w[word::SHARD_STRIDE] = size_of::<Shard>() as u64;
+        w[word::COUNTERS_PER_SHARD] = COUNTERS as u64;
+        w[word::SHARDS_OFFSET] = self.shards_offset as u64;
+        w[word::SLOT_COUNT] = self.slot_count as u64;
+        w[word::SLOT_STRIDE] = size_of::<WriterSlot>() as u64;
+        w[word::SLOTS_OFFSET] = self.slots_offset as u64;
+        HeaderFields { words: w }
+    }
+}
+
+impl HeaderFields {
+    /// Copies the header words out of shared memory, init word first with
+    /// Acquire so that everything the creator wrote before it is visible.
+    pub(crate) fn load(words: &[AtomicU64; HEADER_WORDS]) -> Self {
+        let mut w = [0u64; HEADER_WORDS];
+        w[word::INIT_STATE] = words[word::INIT_STATE].load(Ordering::Acquire);
+        for (i, slot) in w.iter_mut().enumerate() {
+            if i != word::INIT_STATE {
+                *slot = words[i].load(Ordering::Relaxed);
+            }
+        }
+        HeaderFields { words: w }
+    }
+
+    /// Writes every word but the init word, then publishes the init word with
+    /// Release: an attacher that sees it ready sees the whole header.
+    pub(crate) fn publish(&self, words: &[AtomicU64; HEADER_WORDS]) {
+        for (i, w) in self.words.iter().enumerate() {
+            if i != word::INIT_STATE {
+                words[i].store(*w, Ordering::Relaxed);
+            }
+        }
+        words[word::INIT_STATE].store(INIT_READY, Ordering::Release);
+    }
+
+    /// Checks the copy against the file size and the compiled-in layout.
+    /// Each kind of damage gives its own error.
+    pub(crate) fn validate(&self, file_size: u64) -> Result<Layout> {
+        let w = &self.words;
+        let magic = w[word::MAGIC];
+        let init = w[word::INIT_STATE];
+        if magic != MAGIC {
+            // A creator writes the magic before the init word; an all-zero
+            // header is one whose creator has not got that far.
+            if magic == 0 && init == 0 {
+                return Err(Error::NotInitialized);
+            }
+            return Err(Error::BadMagic { found: magic });
+        }
+        if init != INIT_READY {
+            return Err(Error::NotInitialized);
+        }
+        if w[word::LAYOUT_MAJOR] != LAYOUT_MAJOR {
+            return Err(Error::UnsupportedVersion {
+                found: w[word::LAYOUT_MAJOR],
+                supported: LAYOUT_MAJOR,
+            });
+        }
+        if w[word::HEADER_SIZE] < HEADER_SIZE as u64 || w[word::HEADER_SIZE] % REGION_ALIGN != 0 {
+            return Err(Error::BadLayout(
+                "header size is smaller than the header or misaligned",
+            ));
+        }
+        let segment_size = w[word::SEGMENT_SIZE];
+        if segment_size != file_size {
+            return Err(Error::SizeMismatch {
+                header: segment_size,
+                file: file_size,
+            });
+        }
+        let write_mode = WriteMode::from_word(w[word::WRITE_MODE])
+            .ok_or(Error::UnsupportedWriteMode(w[word::WRITE_MODE]))?;
+        if w[word::SHARD_STRIDE] != size_of::<Shard>() as u64 {
+            return Err(Error::BadLayout(
+                "shard stride differs from this library's shard",
+            ));
+        }
+        if w[word::COUNTERS_PER_SHARD] != COUNTERS as u64 {
+            return Err(Error::BadLayout(
+                "counters per shard differ from this library's",
+            ));
+        }
+        if w[word::SLOT_STRIDE] != size_of::<WriterSlot>() as u64 {
+            return Err(Error::BadLayout(
+                "writer slot stride differs from this library's",
+            ));
+        }
+        let shard_count = w[word::SHARD_COUNT];
+        if shard_count == 0 || shard_count > MAX_SHARDS || !shard_count.is_power_of_two() {
+            return Err(Error::BadLayout(
+                "shard count is not a power of two in range",
+            ));
+        }
+        let slot_count = w[word::SLOT_COUNT];
+        if slot_count == 0 || slot_count > MAX_SLOTS {
+            return Err(Error::BadLayout("writer slot count out of range"));
+        }
+        let header_end = w[word::HEADER_SIZE];
+        let shards = region(
+            w[word::SHARDS_OFFSET],
+            shard_count,
+            w[word::SHARD_STRIDE],
+            header_end,
+            segment_size,
+        )
+        .ok_or(Error::BadLayout(
+            "shard region is misaligned or outside the segment",
+        ))?;
+        let slots = region(
+            w[word::SLOTS_OFFSET],
+            slot_count,
+            w[word::SLOT_STRIDE],
+            header_end,
+            segment_size,
+        )
+        .ok_or(Error::BadLayout(
+            "writer slot region is misaligned or outside the segment",
+        ))?;
+        if shards.0 < slots.1 && slots.0 < shards.1 {
+            return Err(Error::BadLayout("shard and writer slot regions overlap"));
+        }
+        let segment_size = usize::try_from(segment_size)
+            .map_err(|_| Error::BadLayout("segment size does not fit in memory"))?;
+        Ok(Layout {
+            segment_id: (w[word::SEGMENT_ID_HI] as u128) << 64 | w[word::SEGMENT_ID_LO] as u128,
+            created_unix_ns: w[word::CREATED_UNIX_NS],
+            layout_minor: w[word::LAYOUT_MINOR],
+            write_mode,
+            segment_size,
+            shard_count: shard_count as usize,
+            shards_offset: shards.0 as usize,
+            slot_count: slot_count as usize,
+            slots_offset: slots.0 as usize,
+        })
+    }
+}
+
+/// `[offset, offset + count * stride)` if it is aligned, after the header and
+/// inside the segment, with every step checked for overflow.
+fn region(offset: u64, count: u64, stride: u64, header_end: u64, size: u64) -> Option<(u64, u64)> {
+    if offset % REGION_ALIGN != 0 || offset < header_end {
+        return None;
+    }
+    let end = count.checked_mul(stride)?.checked_add(offset)?;
+    (end <= size).then_some((offset, end))
+}
+
+// The header is exactly its words, and the regions it describes are made of
+// whole 128-byte lines.
+const _: () = assert!(HEADER_SIZE == 256);
+const _: () = assert!(size_of::<Shard>() % REGION_ALIGN as usize == 0);
+const _: () = assert!(size_of::<WriterSlot>() == SLOT_WORDS * 8);

@@ -1,0 +1,578 @@
+//! The shared-memory segment: creation, attachment, validation.
+//!
+//! A segment is one mapping: a [header](header) of 32 words at offset 0,
+//! then the per-CPU [`Shard`]s, then the [`WriterSlot`]s, all addressed by
+//! offsets recorded in the header. It is backed by
+//!
+//! * a named POSIX shared-memory object (`"/name"`, i.e. `/dev/shm/name`),
+//! * a file (any name containing a `/` after the first character, e.g.
+//!   `./stats.seg` or `/run/sfu/stats.seg`), or
+//! * anonymous shared memory, visible to this process only (no name).
+//!
+//! Named segments are created with `O_CREAT|O_EXCL|O_NOFOLLOW` and mode 0600
+//! unless told otherwise; their size is fixed at creation. Attaching treats
+//! the file as untrusted input: the header is copied once, checked with
+//! checked arithmetic against the file size and this library's layout, and
+//! only the checked copy is used. Every kind of damage has its own
+//! [`Error`]. Collectors attach read-only (`PROT_READ`) and never write.
+//!
+//! What validation cannot prevent: a process with write access that
+//! truncates the file after we mapped it makes later reads fault (SIGBUS).
+//! Give write access only to the writers you trust.
+
+pub mod header;
+mod map;
+
+use crate::error::{Error, Result};
+use crate::shard::{possible_cpus, Shard};
+use crate::slots::{WriterSlot, ACTIVE};
+use crate::sync::AtomicU64;
+use header::{HeaderFields, Layout, WriteMode, HEADER_SIZE, HEADER_WORDS};
+use map::Mapping;
+use std::ffi::CString;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Byte offset, far past any segment's end, of writer slot 0's lock byte.
+const LOCK_BASE: i64 = 1 << 40;
+/// Largest file we are willing to map as a segment.
+const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default number of writer slots (writer handles alive at once).
+pub const DEFAULT_WRITER_SLOTS: usize = 128;
+/// Default permission bits of a named segment.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// How to create a segment (and, with [`Segment::open`], how to attach if it
+/// already exists).
+#[derive(Clone, Debug)]
+pub struct SegmentOptions {
+    name: Option<String>,
+    mode: u32,
+    shards: Option<usize>,
+    writer_slots: usize,
+    allow_foreign_owner: bool,
+    init_wait: Duration,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            name: None,
+            mode: DEFAULT_MODE,
+            shards: None,
+            writer_slots: DEFAULT_WRITER_SLOTS,
+            allow_foreign_owner: false,
+            init_wait: Duration::from_millis(200),
+        }
+    }
+}
+
+impl SegmentOptions {
+    /// Anonymous, 0600, one shard per possible CPU, 128 writer slots.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the segment: `"/name"` (or `"name"`) for `/dev/shm/name`, or a
+    /// file path containing `/`. No name means anonymous.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Permission bits for a new named segment (default 0600).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Number of shards, a power of two (default: the next power of two ≥
+    /// the CPUs this machine can ever have).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Number of writer slots (default 128).
+    pub fn writer_slots(mut self, slots: usize) -> Self {
+        self.writer_slots = slots;
+        self
+    }
+
+    /// Accept an existing segment owned by another user (refused by default).
+    pub fn allow_foreign_owner(mut self, allow: bool) -> Self {
+        self.allow_foreign_owner = allow;
+        self
+    }
+
+    /// How long attaching waits for a concurrent creator to finish.
+    pub fn init_wait(mut self, wait: Duration) -> Self {
+        self.init_wait = wait;
+        self
+    }
+
+    /// The segment name, if any.
+    pub fn name_ref(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// Read-write access for writers, read-only for collectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Map read-write; needed to record.
+    ReadWrite,
+    /// Map `PROT_READ`; enough to collect.
+    ReadOnly,
+}
+
+/// Where a named segment lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Backing {
+    /// POSIX shared memory, `/dev/shm/<name>` on Linux.
+    Shm(CString),
+    /// A regular file.
+    Path(CString),
+}
+
+impl Backing {
+    fn parse(name: &str) -> Result<Self> {
+        let bad = || Error::InvalidName(name.to_string());
+        if name.is_empty() || name.contains('\0') {
+            return Err(bad());
+        }
+        let rest = name.strip_prefix('/').unwrap_or(name);
+        if !rest.contains('/') {
+            if rest.is_empty() || rest == "." || rest == ".." || rest.len() > 250 {
+                return Err(bad());
+            }
+            return CString::new(format!("/{rest}"))
+                .map(Backing::Shm)
+                .map_err(|_| bad());
+        }
+        CString::new(name).map(Backing::Path).map_err(|_| bad())
+    }
+
+    fn open(&self, flags: libc::c_int, mode: u32) -> std::io::Result<OwnedFd> {
+        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: the names are NUL-terminated CStrings that outlive the call.
+        let fd = unsafe {
+            match self {
+                Backing::Shm(n) => libc::shm_open(n.as_ptr(), flags, mode as libc::mode_t),
+                Backing::Path(p) => libc::open(p.as_ptr(), flags, mode as libc::c_uint),
+            }
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by the kernel and is owned by no one else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn unlink(&self) -> std::io::Result<()> {
+        // SAFETY: NUL-terminated names that outlive the call.
+        let r = unsafe {
+            match self {
+                Backing::Shm(n) => libc::shm_unlink(n.as_ptr()),
+                Backing::Path(p) => libc::unlink(p.as_ptr()),
+            }
+        };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A mapped, validated segment.
+///
+/// Writers record through a [`Stats`](crate::Stats) handle on a read-write
+/// segment; collectors read any segment. All access to the mapping is
+/// atomic, so any number of threads and processes may share it.
+#[derive(Debug)]
+pub struct Segment {
+    map: Mapping,
+    layout: Layout,
+    name: Option<String>,
+    /// The descriptor the mapping came from; writers' slot locks live on it.
+    file: Option<File>,
+    /// A separate read-only open file description for asking whether slot
+    /// locks are held (a description never conflicts with its own locks).
+    probe: Option<File>,
+    writable: bool,
+}
+
+impl Segment {
+    /// Creates a new segment. A named one must not exist yet.
+    pub fn create(opts: &SegmentOptions) -> Result<Segment> {
+        let shards = match opts.shards {
+            Some(n) => n,
+            None => possible_cpus().next_power_of_two(),
+        };
+        let layout = Layout::new(
+            shards,
+            opts.writer_slots,
+            random_id(),
+            unix_ns(),
+            WriteMode::Atomic,
+        )?;
+        let Some(name) = &opts.name else {
+            let map = Mapping::anonymous(layout.segment_size)?;
+            let seg = Segment {
+                map,
+                layout,
+                name: None,
+                file: None,
+                probe: None,
+                writable: true,
+            };
+            layout.to_fields().publish(seg.header_words());
+            return Ok(seg);
+        };
+        let backing = Backing::parse(name)?;
+        let fd = backing
+            .open(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, opts.mode)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EEXIST) => Error::AlreadyExists(name.clone()),
+                _ => Error::io("create segment", e),
+            })?;
+        let made = (|| {
+            // The umask may have cleared bits that were asked for.
+            // SAFETY: fd is open; fchmod/ftruncate take no pointers.
+            if unsafe { libc::fchmod(fd.as_raw_fd(), opts.mode as libc::mode_t) } < 0 {
+                return Err(Error::last_os("set segment mode"));
+            }
+            // SAFETY: as above.
+            if unsafe { libc::ftruncate(fd.as_raw_fd(), layout.segment_size as libc::off_t) } < 0 {
+                return Err(Error::last_os("size segment"));
+            }
+            let map = Mapping::file(fd.as_fd(), layout.segment_size, true)?;
+            let probe = backing
+                .open(libc::O_RDONLY, 0)
+                .map_err(|e| Error::io("open segment for liveness checks", e))?;
+            let seg = Segment {
+                map,
+                layout,
+                name: Some(name.clone()),
+                file: Some(File::from(fd)),
+                probe: Some(File::from(probe)),
+                writable: true,
+            };
+            layout.to_fields().publish(seg.header_words());
+            Ok(seg)
+        })();
+        if made.is_err() {
+            let _ = backing.unlink();
+        }
+        made
+    }
+
+    /// Creates the named segment, or attaches read-write if it exists.
+    /// Without a name, creates an anonymous segment.
+    pub fn open(opts: &SegmentOptions) -> Result<Segment> {
+        match Self::create(opts) {
+            Err(Error::AlreadyExists(name)) => {
+                let wait = opts.init_wait.max(Duration::from_secs(1));
+                Self::attach_with(&name, Access::ReadWrite, &opts.clone().init_wait(wait))
+            }
+            other => other,
+        }
+    }
+
+    /// Attaches to an existing named segment.
+    pub fn attach(name: &str, access: Access) -> Result<Segment> {
+        Self::attach_with(name, access, &SegmentOptions::default())
+    }
+
+    /// Attaches with options (`allow_foreign_owner`, `init_wait`).
+    ///
+    /// A segment that is still being created is waited for up to
+    /// `init_wait`; after that its state is reported as an error.
+    pub fn attach_with(name: &str, access: Access, opts: &SegmentOptions) -> Result<Segment> {
+        let backing = Backing::parse(name)?;
+        let deadline = Instant::now() + opts.init_wait;
+        loop {
+            match Self::attach_once(name, &backing, access, opts) {
+                Err(e @ (Error::NotInitialized | Error::Truncated { .. })) => {
+                    if Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn attach_once(
+        name: &str,
+        backing: &Backing,
+        access: Access,
+        opts: &SegmentOptions,
+    ) -> Result<Segment> {
+        let writable = access == Access::ReadWrite;
+        let flags = if writable {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        let fd = backing.open(flags, 0).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound(name.to_string()),
+            _ => Error::io("open segment", e),
+        })?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| Error::io("stat segment", e))?;
+        if !meta.file_type().is_file() {
+            return Err(Error::BadLayout("segment is not a regular file"));
+        }
+        {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: geteuid has no preconditions.
+            let us = unsafe { libc::geteuid() };
+            if meta.uid() != us && !opts.allow_foreign_owner {
+                return Err(Error::ForeignOwner {
+                    owner: meta.uid(),
+                    us,
+                });
+            }
+        }
+        let size = meta.len();
+        if size < HEADER_SIZE as u64 {
+            return Err(Error::Truncated {
+                size,
+                needed: HEADER_SIZE as u64,
+            });
+        }
+        if size > MAX_SEGMENT_BYTES {
+            return Err(Error::BadLayout("file is larger than any valid segment"));
+        }
+        let map = Mapping::file(file.as_fd(), size as usize, writable)?;
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and
+        // only accessed atomically.
+        let words = unsafe { &*(map.as_ptr() as *const [AtomicU64; HEADER_WORDS]) };
+        let layout = HeaderFields::load(words).validate(size)?;
+        let probe = backing
+            .open(libc::O_RDONLY, 0)
+            .map_err(|e| Error::io("open segment for liveness checks", e))?;
+        Ok(Segment {
+            map,
+            layout,
+            name: Some(name.to_string()),
+            file: Some(file),
+            probe: Some(File::from(probe)),
+            writable,
+        })
+    }
+
+    /// Removes a named segment. Attached handles keep working; new attaches
+    /// fail with [`Error::NotFound`].
+    pub fn unlink(name: &str) -> Result<()> {
+        Backing::parse(name)?
+            .unlink()
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => Error::NotFound(name.to_string()),
+                _ => Error::io("unlink segment", e),
+            })
+    }
+
+    /// The validated geometry.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The random id chosen at creation.
+    pub fn id(&self) -> u128 {
+        self.layout.segment_id
+    }
+
+    /// The name, for named segments.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Whether the mapping is writable.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    pub(crate) fn header_words(&self) -> &[AtomicU64; HEADER_WORDS] {
+        // SAFETY: every mapping is at least HEADER_SIZE bytes (checked before
+        // mapping, or sized by us), page-aligned, and accessed only atomically.
+        unsafe { &*(self.map.as_ptr() as *const [AtomicU64; HEADER_WORDS]) }
+    }
+
+    /// The per-CPU shards.
+    pub(crate) fn shards(&self) -> &[Shard] {
+        // SAFETY: validate() checked that shards_offset is 128-aligned and
+        // that shard_count * size_of::<Shard>() bytes from it lie inside the
+        // mapping (len == segment_size); the memory is only accessed through
+        // the atomics inside Shard, which accept any bit pattern.
+        unsafe {
+            debug_assert!(
+                self.layout.shards_offset + self.layout.shard_count * size_of::<Shard>()
+                    <= self.map.len()
+            );
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(self.layout.shards_offset) as *const Shard,
+                self.layout.shard_count,
+            )
+        }
+    }
+
+    /// The writer slots.
+    pub(crate) fn slots(&self) -> &[WriterSlot] {
+        // SAFETY: as for shards(), for the slot region.
+        unsafe {
+            debug_assert!(
+                self.layout.slots_offset + self.layout.slot_count * size_of::<WriterSlot>()
+                    <= self.map.len()
+            );
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(self.layout.slots_offset) as *const WriterSlot,
+                self.layout.slot_count,
+            )
+        }
+    }
+
+    /// Claims a writer slot for this handle and activates it.
+    pub(crate) fn claim_slot(&self) -> Result<usize> {
+        if !self.writable {
+            return Err(Error::ReadOnly);
+        }
+        let pid = std::process::id() as u64;
+        let slots = self.slots();
+        for (i, slot) in slots.iter().enumerate() {
+            let claimed = match &self.file {
+                None => slot.try_claim_free(),
+                Some(f) => lock(f, i, LockOp::TryLock)?,
+            };
+            if claimed {
+                slot.activate(pid, unix_ns());
+                return Ok(i);
+            }
+        }
+        Err(Error::NoWriterSlot {
+            slots: slots.len() as u32,
+        })
+    }
+
+    /// Releases a slot claimed by [`claim_slot`](Self::claim_slot).
+    pub(crate) fn release_slot(&self, i: usize) {
+        if let Some(slot) = self.slots().get(i) {
+            slot.release();
+            if let Some(f) = &self.file {
+                let _ = lock(f, i, LockOp::Unlock);
+            }
+        }
+    }
+
+    /// Whether the writer holding slot `i` is alive. Only meaningful for a
+    /// slot whose state is active.
+    pub(crate) fn slot_alive(&self, i: usize) -> bool {
+        match &self.probe {
+            None => true,
+            // An error asking is not evidence of death: keep the gauges.
+            Some(p) => lock(p, i, LockOp::IsHeld).unwrap_or(true),
+        }
+    }
+
+    /// Number of slots whose state is active (live or dead).
+    pub fn active_slots(&self) -> usize {
+        self.slots().iter().filter(|s| s.state() == ACTIVE).count()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum LockOp {
+    TryLock,
+    Unlock,
+    IsHeld,
+}
+
+/// Takes, drops or tests the lock byte of writer slot `i`.
+fn lock(f: &File, i: usize, op: LockOp) -> Result<bool> {
+    // SAFETY: flock is plain old data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = match op {
+        LockOp::Unlock => libc::F_UNLCK,
+        _ => libc::F_WRLCK,
+    } as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = (LOCK_BASE + i as i64) as libc::off_t;
+    fl.l_len = 1;
+    #[cfg(target_os = "linux")]
+    let (set, get) = (libc::F_OFD_SETLK, libc::F_OFD_GETLK);
+    #[cfg(not(target_os = "linux"))]
+    let (set, get) = (libc::F_SETLK, libc::F_GETLK);
+    let cmd = match op {
+        LockOp::IsHeld => get,
+        _ => set,
+    };
+    // SAFETY: fd is open for the life of `f`; `fl` is a valid flock that
+    // outlives the call.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), cmd, &mut fl as *mut libc::flock) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return match (op, e.raw_os_error()) {
+            (LockOp::TryLock, Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
+            _ => Err(Error::io("segment slot lock", e)),
+        };
+    }
+    Ok(match op {
+        LockOp::IsHeld => fl.l_type != libc::F_UNLCK as _,
+        _ => true,
+    })
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// 128 random bits from the standard library's OS-seeded hasher keys.
+fn random_id() -> u128 {
+    let word = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u64(unix_ns());
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    (word(1) as u128) << 64 | word(2) as u128
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse() {
+        assert_eq!(
+            Backing::parse("/x").unwrap(),
+            Backing::Shm(CString::new("/x").unwrap())
+        );
+        assert_eq!(
+            Backing::parse("x").unwrap(),
+            Backing::Shm(CString::new("/x").unwrap())
+        );
+        assert_eq!(
+            Backing::parse("./a/b").unwrap(),
+            Backing::Path(CString::new("./a/b").unwrap())
+        );
+        for bad in ["", "/", "a\0b", "/..", "."] {
+            assert!(
+                matches!(Backing::parse(bad), Err(Error::InvalidName(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        assert_ne!(random_id(), random_id());
+    }
+}

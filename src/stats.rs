@@ -1,0 +1,424 @@
+//! The recording API: what a media server calls per packet and per event.
+//!
+//! Every method here is infallible, allocation-free, lock-free and makes no
+//! system call: counters add to the current CPU's shard, gauges add to this
+//! writer's slot. Clone a [`Stats`] freely; clones share the writer slot.
+
+use crate::collector::{Collector, CollectorConfig};
+use crate::error::{Error, Result};
+use crate::segment::{Segment, SegmentOptions};
+use crate::shard::{Counter, CpuSource, Shard};
+use crate::slots::{Gauge, WriterSlot};
+use crate::sync::Ordering;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// Direction of a packet or RTCP message, as seen from the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Direction {
+    /// Received by the server.
+    Incoming = 0,
+    /// Sent by the server.
+    Outgoing = 1,
+}
+
+/// Kind of a media track (LiveKit's `TrackType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum TrackKind {
+    /// Audio track.
+    Audio = 0,
+    /// Video track.
+    Video = 1,
+    /// Data track.
+    Data = 2,
+}
+
+/// Owns the writer slot; released when the last clone of a [`Stats`] drops.
+#[derive(Debug)]
+struct Writer {
+    segment: Arc<Segment>,
+    slot: usize,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.segment.release_slot(self.slot);
+    }
+}
+
+/// A writer handle on a segment: the hot-path recording API.
+///
+/// ```
+/// use nodestats::{Direction, Stats};
+/// let stats = Stats::anonymous().unwrap();
+/// // One recvmmsg batch: 32 packets, 38 400 bytes.
+/// stats.record_packets(Direction::Incoming, 32, 38_400, false);
+/// stats.record_rtcp(Direction::Outgoing, 1, 0, 0);
+/// stats.room_started();
+/// let ns = stats.collector(Default::default()).unwrap().update();
+/// assert_eq!((ns.packets_in, ns.bytes_in, ns.nack_total, ns.num_rooms), (32, 38_400, 1, 1));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Stats {
+    shards: NonNull<Shard>,
+    mask: usize,
+    slot: NonNull<WriterSlot>,
+    cpu: CpuSource,
+    writer: Arc<Writer>,
+}
+
+// SAFETY: the pointers point into the mapping owned (through `writer`) by an
+// Arc<Segment> that lives as long as any clone; it is only accessed through
+// atomics, so sharing and sending handles is sound.
+unsafe impl Send for Stats {}
+// SAFETY: as above.
+unsafe impl Sync for Stats {}
+
+impl Stats {
+    /// A writer on a new anonymous segment (this process only).
+    pub fn anonymous() -> Result<Stats> {
+        Self::open(&SegmentOptions::new())
+    }
+
+    /// Creates the named segment or attaches to it read-write, then claims a
+    /// writer slot. Without a name, creates an anonymous segment.
+    pub fn open(opts: &SegmentOptions) -> Result<Stats> {
+        Self::from_segment(Arc::new(Segment::open(opts)?))
+    }
+
+    /// A writer on an already mapped segment (it must be writable).
+    pub fn from_segment(segment: Arc<Segment>) -> Result<Stats> {
+        if !segment.is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        let slot = segment.claim_slot()?;
+        let shards = NonNull::from(&segment.shards()[0]);
+        let slot_ptr = NonNull::from(&segment.slots()[slot]);
+        let mask = segment.layout().shard_count - 1;
+        Ok(Stats {
+            shards,
+            mask,
+            slot: slot_ptr,
+            cpu: CpuSource::detect(),
+            writer: Arc::new(Writer { segment, slot }),
+        })
+    }
+
+    /// The segment this handle writes to.
+    pub fn segment(&self) -> &Arc<Segment> {
+        &self.writer.segment
+    }
+
+    /// The writer slot this handle's gauges live in.
+    pub fn writer_slot(&self) -> usize {
+        self.writer.slot
+    }
+
+    /// A collector reading this handle's segment.
+    pub fn collector(&self, config: CollectorConfig) -> Result<Collector> {
+        Collector::new(self.writer.segment.clone(), config)
+    }
+
+    #[inline(always)]
+    fn shard(&self) -> &Shard {
+        let i = self.cpu.current() & self.mask;
+        // SAFETY: mask = shard_count - 1 with shard_count a power of two, so
+        // i < shard_count, and the shard array lives as long as `writer`.
+        unsafe { &*self.shards.as_ptr().add(i) }
+    }
+
+    #[inline(always)]
+    fn gauges(&self) -> &WriterSlot {
+        // SAFETY: the slot lives as long as `writer`, which we hold.
+        unsafe { self.slot.as_ref() }
+    }
+
+    #[inline(always)]
+    fn add(&self, c: Counter, n: u64) {
+        self.shard().add(c, n);
+    }
+
+    /// Adds to the `kind` member of a per-kind counter triple (audio, video,
+    /// data are adjacent in the shard).
+    #[inline(always)]
+    fn add_kind(&self, audio: Counter, kind: TrackKind, n: u64) {
+        self.shard().counters[audio as usize + kind as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds to the `kind` member of a per-kind gauge triple.
+    #[inline(always)]
+    fn gauge_kind(&self, audio: Gauge, kind: TrackKind, delta: i64) {
+        self.gauges()
+            .add_index(audio as usize + kind as usize, delta);
+    }
+
+    // ----- media (per packet or per batch) -----
+
+    /// Records `packets` packets totalling `bytes` bytes in one call — a
+    /// whole `recvmmsg`/`sendmmsg` batch at once.
+    ///
+    /// Retransmits count in the direction's totals (`packets_out`,
+    /// `bytes_out`) and also in `retransmit_*`. Hot path: two relaxed
+    /// atomic adds on one cache line of the current CPU's shard.
+    #[inline]
+    pub fn record_packets(&self, dir: Direction, packets: u64, bytes: u64, retransmit: bool) {
+        let base = (dir as usize) * 4 + (retransmit as usize) * 2;
+        let shard = self.shard();
+        shard.counters[base].fetch_add(packets, Ordering::Relaxed);
+        shard.counters[base + 1].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records one packet of `bytes` bytes.
+    #[inline]
+    pub fn record_packet(&self, dir: Direction, bytes: u64, retransmit: bool) {
+        self.record_packets(dir, 1, bytes, retransmit);
+    }
+
+    /// Records RTCP feedback: NACKs, PLIs and FIRs. NACKs of both directions
+    /// feed `nack_total`.
+    #[inline]
+    pub fn record_rtcp(&self, dir: Direction, nack: u32, pli: u32, fir: u32) {
+        let shard = self.shard();
+        let d = dir as usize;
+        if nack > 0 {
+            shard.counters[Counter::NackIn as usize + d].fetch_add(nack as u64, Ordering::Relaxed);
+        }
+        if pli > 0 {
+            shard.counters[Counter::PliIn as usize + d].fetch_add(pli as u64, Ordering::Relaxed);
+        }
+        if fir > 0 {
+            shard.counters[Counter::FirIn as usize + d].fetch_add(fir as u64, Ordering::Relaxed);
+        }
+    }
+
+    // ----- participant join funnel -----
+
+    /// Participants whose signal connection was established
+    /// (`participant_signal_connected`).
+    #[inline]
+    pub fn participant_signal_connected(&self, n: u32) {
+        self.add(Counter::ParticipantSignalConnected, n as u64);
+    }
+
+    /// Joins that failed at signalling.
+    #[inline]
+    pub fn participant_join_failed(&self, n: u32) {
+        self.add(Counter::ParticipantJoinFailed, n as u64);
+    }
+
+    /// Joins rejected by validation.
+    #[inline]
+    pub fn participant_join_validation_failed(&self, n: u32) {
+        self.add(Counter::ParticipantJoinValidationFailed, n as u64);
+    }
+
+    /// Joins whose websocket upgrade failed.
+    #[inline]
+    pub fn participant_join_upgrade_failed(&self, n: u32) {
+        self.add(Counter::ParticipantJoinUpgradeFailed, n as u64);
+    }
+
+    /// Joins whose initial response could not be written.
+    #[inline]
+    pub fn participant_join_write_initial_response_failed(&self, n: u32) {
+        self.add(Counter::ParticipantJoinWriteInitialResponseFailed, n as u64);
+    }
+
+    /// Participants whose RTC session was initialised (`participant_rtc_init`).
+    #[inline]
+    pub fn participant_rtc_init(&self, n: u32) {
+        self.add(Counter::ParticipantRtcInit, n as u64);
+    }
+
+    /// Participants whose RTC session connected (`participant_rtc_connected`).
+    #[inline]
+    pub fn participant_rtc_connected(&self, n: u32) {
+        self.add(Counter::ParticipantRtcConnected, n as u64);
+    }
+
+    /// Participants that became active (`participant_rtc_active`).
+    #[inline]
+    pub fn participant_rtc_active(&self, n: u32, warp: bool) {
+        let c = if warp {
+            Counter::ParticipantRtcActiveWarp
+        } else {
+            Counter::ParticipantRtcActive
+        };
+        self.add(c, n as u64);
+    }
+
+    /// Participants that left before becoming active (`participant_rtc_canceled`).
+    #[inline]
+    pub fn participant_rtc_canceled(&self, n: u64, warp: bool) {
+        let c = if warp {
+            Counter::ParticipantRtcCanceledWarp
+        } else {
+            Counter::ParticipantRtcCanceled
+        };
+        self.add(c, n);
+    }
+
+    /// RTC sessions that succeeded.
+    #[inline]
+    pub fn participant_rtc_success(&self, n: u64, warp: bool) {
+        let c = if warp {
+            Counter::ParticipantRtcSuccessWarp
+        } else {
+            Counter::ParticipantRtcSuccess
+        };
+        self.add(c, n);
+    }
+
+    /// RTC sessions that failed.
+    #[inline]
+    pub fn participant_rtc_failure(&self, n: u64, warp: bool) {
+        let c = if warp {
+            Counter::ParticipantRtcFailureWarp
+        } else {
+            Counter::ParticipantRtcFailure
+        };
+        self.add(c, n);
+    }
+
+    // ----- tracks -----
+
+    /// A client tried to publish a track.
+    #[inline]
+    pub fn track_publish_attempt(&self, kind: TrackKind) {
+        self.add_kind(Counter::TrackPublishAttemptsAudio, kind, 1);
+    }
+
+    /// A track was published successfully.
+    #[inline]
+    pub fn track_publish_success(&self, kind: TrackKind) {
+        self.add_kind(Counter::TrackPublishSuccessAudio, kind, 1);
+    }
+
+    /// Publications canceled. Takes an unsigned count: a negative cancel
+    /// count cannot be expressed (LiveKit panics on one).
+    #[inline]
+    pub fn track_publish_cancels(&self, kind: TrackKind, n: u32) {
+        self.add_kind(Counter::TrackPublishCancelsAudio, kind, n as u64);
+    }
+
+    /// A published track is now live: raises `num_tracks_in`.
+    #[inline]
+    pub fn track_published(&self, kind: TrackKind) {
+        self.add(Counter::TracksPublished, 1);
+        self.gauge_kind(Gauge::TracksPublishedAudio, kind, 1);
+    }
+
+    /// A published track ended: lowers `num_tracks_in`.
+    #[inline]
+    pub fn track_unpublished(&self, kind: TrackKind) {
+        self.add(Counter::TracksUnpublished, 1);
+        self.gauge_kind(Gauge::TracksPublishedAudio, kind, -1);
+    }
+
+    /// A client tried to subscribe to a track.
+    #[inline]
+    pub fn track_subscribe_attempt(&self) {
+        self.add(Counter::TrackSubscribeAttempts, 1);
+    }
+
+    /// A subscription succeeded: counts a success and raises `num_tracks_out`.
+    #[inline]
+    pub fn track_subscribe_success(&self, kind: TrackKind) {
+        self.add(Counter::TrackSubscribeSuccess, 1);
+        self.add(Counter::TracksSubscribed, 1);
+        self.gauge_kind(Gauge::TracksSubscribedAudio, kind, 1);
+    }
+
+    /// A subscription ended: lowers `num_tracks_out`.
+    #[inline]
+    pub fn track_unsubscribed(&self, kind: TrackKind) {
+        self.add(Counter::TracksUnsubscribed, 1);
+        self.gauge_kind(Gauge::TracksSubscribedAudio, kind, -1);
+    }
+
+    /// A subscription failed. A user error (e.g. no permission) also counts
+    /// as a cancel, as in LiveKit.
+    #[inline]
+    pub fn track_subscribe_failure(&self, user_error: bool) {
+        self.add(Counter::TrackSubscribeFailures, 1);
+        if user_error {
+            self.add(Counter::TrackSubscribeUserErrors, 1);
+            self.add(Counter::TrackSubscribeCancels, 1);
+        }
+    }
+
+    /// Subscriptions canceled.
+    #[inline]
+    pub fn track_subscribe_cancels(&self, n: u32) {
+        self.add(Counter::TrackSubscribeCancels, n as u64);
+    }
+
+    // ----- rooms and participants -----
+
+    /// A room started on this node: raises `num_rooms`.
+    #[inline]
+    pub fn room_started(&self) {
+        self.add(Counter::RoomsStarted, 1);
+        self.gauges().add(Gauge::Rooms, 1);
+    }
+
+    /// A room ended: lowers `num_rooms`.
+    #[inline]
+    pub fn room_ended(&self) {
+        self.add(Counter::RoomsEnded, 1);
+        self.gauges().add(Gauge::Rooms, -1);
+    }
+
+    /// A participant joined a room on this node: raises `num_clients`.
+    #[inline]
+    pub fn participant_added(&self) {
+        self.add(Counter::ParticipantsAdded, 1);
+        self.gauges().add(Gauge::Participants, 1);
+    }
+
+    /// A participant left: lowers `num_clients`.
+    #[inline]
+    pub fn participant_removed(&self) {
+        self.add(Counter::ParticipantsRemoved, 1);
+        self.gauges().add(Gauge::Participants, -1);
+    }
+
+    /// A transport connection opened.
+    #[inline]
+    pub fn connection_added(&self, dir: Direction) {
+        self.gauges().add(connection_gauge(dir), 1);
+    }
+
+    /// A transport connection closed.
+    #[inline]
+    pub fn connection_removed(&self, dir: Direction) {
+        self.gauges().add(connection_gauge(dir), -1);
+    }
+
+    // ----- forwarding -----
+
+    /// Mean forwarding latency over the last report window, in ns
+    /// (`forward_latency`; LiveKit's `RecordForwardLatency`).
+    #[inline]
+    pub fn forward_latency(&self, ns: u32) {
+        self.gauges().set(Gauge::ForwardLatencyNs, ns as u64);
+        self.gauges().or(Gauge::ForwardSet, 1);
+    }
+
+    /// Standard deviation of forwarding latency, in ns (`forward_jitter`).
+    #[inline]
+    pub fn forward_jitter(&self, ns: u32) {
+        self.gauges().set(Gauge::ForwardJitterNs, ns as u64);
+        self.gauges().or(Gauge::ForwardSet, 2);
+    }
+}
+
+#[inline(always)]
+fn connection_gauge(dir: Direction) -> Gauge {
+    match dir {
+        Direction::Incoming => Gauge::ConnectionsIncoming,
+        Direction::Outgoing => Gauge::ConnectionsOutgoing,
+    }
+}

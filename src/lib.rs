@@ -54,6 +54,7 @@
 
 pub mod collector;
 pub mod error;
+pub mod ffi;
 pub mod node_stats;
 pub mod rate;
 pub mod segment;

@@ -123,10 +123,9 @@ pub fn compute(window: &[Sample]) -> Option<Rates> {
     let (mut used, mut total, mut load, mut mem_w) = (0.0f64, 0.0f64, 0.0f64, 0u64);
     for pair in window.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
+        // A zero span still carries its counters' growth; it only has no
+        // weight in the means.
         let span = b.mono_ns.saturating_sub(a.mono_ns);
-        if span == 0 {
-            continue;
-        }
         let same_segment = a.segment_id == b.segment_id;
         let mut reset = !same_segment;
         for i in 0..RATE_COUNTERS {

@@ -1,1 +1,75 @@
-//! The C ABI (`include/nodestats.h`).
+//! The C ABI (`include/nodestats.h`, generated from this module by cbindgen).
+//!
+//! ```c
+//! nodestats_t *s;
+//! if (nodestats_open("/sfu-stats", &s) != NODESTATS_STATUS_OK) { /* ... */ }
+//! nodestats_record_packets(s, NODESTATS_DIRECTION_INCOMING, 32, 38400, false);
+//! nodestats_close(s);
+//! ```
+//!
+//! Conventions (the README's "C API conventions" is the contract):
+//!
+//! * Every symbol starts with `nodestats_`; handles are opaque and come in
+//!   `_open`/`_close` pairs ([`nodestats_t`], [`nodestats_collector_t`]).
+//! * Setup functions return a [`nodestats_status`] with fixed values, mapped
+//!   from [`Error`](crate::Error) in one `match`. Out-parameters are written
+//!   only on success. Every pointer is NULL-checked (`NULL_ARGUMENT`), and
+//!   every such function runs inside one boundary ([`boundary!`]) that turns
+//!   a panic into `NODESTATS_STATUS_PANIC`: no unwinding crosses into C.
+//! * Hot-path functions (`nodestats_record_*`, `nodestats_room_started`, …)
+//!   return nothing and cannot fail: a NULL handle or an out-of-range enum
+//!   value makes them do nothing. They neither allocate nor lock: a call is
+//!   a NULL check, a dereference and the inlined [`Stats`](crate::Stats)
+//!   method.
+//! * Enum parameters and fields are read as raw `uint32_t` and validated
+//!   ([`DirectionArg`] and friends), because a C enum can hold any integer
+//!   and an invalid Rust enum value would be undefined behaviour.
+//!
+//! Layout: [`status`](nodestats_status) and the boundary here in `boundary`,
+//! enum and option types in `types`, the writer handle in `writer`, the
+//! merged statistics structs in `node_stats`, the collector in `collector`.
+
+#![allow(non_camel_case_types)]
+
+/// Runs a setup export's body behind the C boundary.
+///
+/// `boundary!([p, q] { body })` returns `NODESTATS_STATUS_NULL_ARGUMENT`
+/// from the enclosing function if any listed pointer is NULL; otherwise it
+/// runs `body` (a block evaluating to `Result<(), nodestats_status>`, where
+/// `?` converts a [`crate::Error`]) under `catch_unwind` and yields its
+/// status, `NODESTATS_STATUS_PANIC` if it panicked.
+macro_rules! boundary {
+    ([$($ptr:ident),* $(,)?] $body:block) => {{
+        $(
+            if $ptr.is_null() {
+                return $crate::ffi::nodestats_status::NullArgument;
+            }
+        )*
+        $crate::ffi::boundary::catch(
+            move || -> ::core::result::Result<(), $crate::ffi::nodestats_status> { $body },
+        )
+    }};
+}
+
+mod boundary;
+mod collector;
+mod node_stats;
+mod types;
+mod writer;
+
+pub use boundary::{nodestats_status, nodestats_status_str, nodestats_version, StatusArg};
+pub use collector::{
+    nodestats_collector_close, nodestats_collector_from, nodestats_collector_json,
+    nodestats_collector_open, nodestats_collector_options_init, nodestats_collector_t,
+    nodestats_collector_update,
+};
+pub use node_stats::{
+    nodestats_node_stats, nodestats_node_stats_rate, NODESTATS_SEGMENT_ID_SIZE,
+    NODESTATS_UNAVAILABLE,
+};
+pub use types::{
+    nodestats_collector_options, nodestats_direction, nodestats_disposition, nodestats_options,
+    nodestats_track_kind, DirectionArg, DispositionArg, TrackKindArg,
+    NODESTATS_MAX_RATE_INTERVALS,
+};
+pub use writer::*;

@@ -301,3 +301,106 @@ fn region(offset: u64, count: u64, stride: u64, header_end: u64, size: u64) -> O
 const _: () = assert!(HEADER_SIZE == 256);
 const _: () = assert!(size_of::<Shard>() % REGION_ALIGN as usize == 0);
 const _: () = assert!(size_of::<WriterSlot>() == SLOT_WORDS * 8);
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The layout is an ABI: this test fails on any change to it, as a
+    /// reminder to bump LAYOUT_MAJOR (or MINOR for additive changes).
+    #[test]
+    fn layout_is_pinned() {
+        assert_eq!(LAYOUT_MAJOR, 1);
+        assert_eq!(LAYOUT_MINOR, 0);
+        assert_eq!(MAGIC.to_le_bytes(), *b"NODESTAT");
+        assert_eq!(HEADER_SIZE, 256);
+        assert_eq!(size_of::<Shard>(), 512);
+        assert_eq!(align_of::<Shard>(), 128);
+        assert_eq!(size_of::<WriterSlot>(), 256);
+        assert_eq!(align_of::<WriterSlot>(), 128);
+        let words = [
+            word::MAGIC,
+            word::LAYOUT_MAJOR,
+            word::LAYOUT_MINOR,
+            word::HEADER_SIZE,
+            word::SEGMENT_SIZE,
+            word::SEGMENT_ID_LO,
+            word::SEGMENT_ID_HI,
+            word::CREATED_UNIX_NS,
+            word::WRITE_MODE,
+            word::SHARD_COUNT,
+            word::SHARD_STRIDE,
+            word::COUNTERS_PER_SHARD,
+            word::SHARDS_OFFSET,
+            word::SLOT_COUNT,
+            word::SLOT_STRIDE,
+            word::SLOTS_OFFSET,
+            word::INIT_STATE,
+        ];
+        assert_eq!(words, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 31]);
+        let l = Layout::new(64, 128, 1, 2, WriteMode::Atomic).unwrap();
+        assert_eq!(l.shards_offset, 256);
+        assert_eq!(l.slots_offset, 256 + 64 * 512);
+        assert_eq!(l.segment_size, 256 + 64 * 512 + 128 * 256);
+    }
+
+    fn valid() -> (HeaderFields, u64) {
+        let l = Layout::new(4, 8, 0xabc, 5, WriteMode::Atomic).unwrap();
+        let mut f = l.to_fields();
+        f.words[word::INIT_STATE] = INIT_READY;
+        (f, l.segment_size as u64)
+    }
+
+    #[test]
+    fn a_valid_header_round_trips() {
+        let (f, size) = valid();
+        let l = f.validate(size).unwrap();
+        assert_eq!((l.shard_count, l.slot_count, l.segment_id), (4, 8, 0xabc));
+    }
+
+    #[test]
+    fn every_kind_of_damage_has_its_error() {
+        let (f, size) = valid();
+        let bad = |w: usize, v: u64| {
+            let mut g = f;
+            g.words[w] = v;
+            g.validate(size)
+        };
+        assert!(matches!(bad(word::MAGIC, 0x1234), Err(Error::BadMagic { found: 0x1234 })));
+        assert!(matches!(bad(word::INIT_STATE, 0), Err(Error::NotInitialized)));
+        assert!(matches!(
+            bad(word::LAYOUT_MAJOR, 2),
+            Err(Error::UnsupportedVersion { found: 2, supported: 1 })
+        ));
+        assert!(matches!(bad(word::SEGMENT_SIZE, size + 1), Err(Error::SizeMismatch { .. })));
+        assert!(matches!(bad(word::WRITE_MODE, 9), Err(Error::UnsupportedWriteMode(9))));
+        for (w, v) in [
+            (word::HEADER_SIZE, 8),
+            (word::SHARD_STRIDE, 64),
+            (word::COUNTERS_PER_SHARD, 7),
+            (word::SLOT_STRIDE, 8),
+            (word::SHARD_COUNT, 3),
+            (word::SHARD_COUNT, 0),
+            (word::SHARD_COUNT, 1 << 40),
+            (word::SLOT_COUNT, 0),
+            (word::SLOT_COUNT, u64::MAX),
+            (word::SHARDS_OFFSET, 0),
+            (word::SHARDS_OFFSET, 300),
+            (word::SHARDS_OFFSET, u64::MAX - 127),
+            (word::SLOTS_OFFSET, size),
+            (word::SLOTS_OFFSET, 256),
+        ] {
+            assert!(matches!(bad(w, v), Err(Error::BadLayout(_))), "word {w} = {v}: {:?}", bad(w, v));
+        }
+        // A zeroed header is a creator that has not written it yet.
+        let zero = HeaderFields { words: [0; HEADER_WORDS] };
+        assert!(matches!(zero.validate(size), Err(Error::NotInitialized)));
+    }
+
+    #[test]
+    fn odd_geometries_are_config_errors() {
+        assert!(matches!(Layout::new(3, 8, 0, 0, WriteMode::Atomic), Err(Error::Config(_))));
+        assert!(matches!(Layout::new(8192, 8, 0, 0, WriteMode::Atomic), Err(Error::Config(_))));
+        assert!(matches!(Layout::new(8, 0, 0, 0, WriteMode::Atomic), Err(Error::Config(_))));
+    }
+}

@@ -1,0 +1,147 @@
+//! Several processes on one named segment: exact totals, concurrent
+//! creation, and the gauges of a SIGKILLed writer disappearing.
+//!
+//! `harness = false`: the same binary is the parent (running the checks)
+//! and, with `child ...` arguments, the writer processes it spawns.
+
+use nodestats::{Collector, CollectorConfig, Direction, Segment, SegmentOptions, Stats};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const THREADS: u64 = 2;
+
+fn child_main(args: &[String]) {
+    let name = &args[1];
+    let opts = SegmentOptions::new().name(name.clone());
+    match args[0].as_str() {
+        // Record `n` packets of `id + 1` bytes from THREADS threads.
+        "writer" => {
+            let id: u64 = args[2].parse().unwrap();
+            let n: u64 = args[3].parse().unwrap();
+            let stats = Stats::open(&opts).unwrap();
+            std::thread::scope(|s| {
+                for _ in 0..THREADS {
+                    s.spawn(|| {
+                        for _ in 0..n / THREADS {
+                            stats.record_packets(Direction::Incoming, 1, id + 1, false);
+                        }
+                    });
+                }
+            });
+            stats.room_started();
+            stats.room_ended();
+        }
+        // Record, raise gauges, say so, then wait to be killed.
+        "holder" => {
+            let n: u64 = args[2].parse().unwrap();
+            let stats = Stats::open(&opts).unwrap();
+            stats.record_packets(Direction::Outgoing, n, n * 10, false);
+            for _ in 0..3 {
+                stats.room_started();
+            }
+            stats.participant_added();
+            println!("ready");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .arg("child")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn seg_name(tag: &str) -> String {
+    format!("/nodestats-mp-{}-{tag}", std::process::id())
+}
+
+fn collector(name: &str) -> Collector {
+    let cfg = CollectorConfig {
+        system: None,
+        ..CollectorConfig::default()
+    };
+    Collector::attach(name, cfg).unwrap()
+}
+
+fn exact_totals_from_several_processes() {
+    let name = seg_name("totals");
+    let _ = Segment::unlink(&name);
+    let procs: u64 = 4;
+    let n: u64 = 100_000;
+    // Every child races to create the segment: one creates, the rest attach.
+    let children: Vec<Child> = (0..procs)
+        .map(|id| spawn(&["writer", &name, &id.to_string(), &n.to_string()]))
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "a writer failed");
+    }
+    let ns = collector(&name).update();
+    assert_eq!(ns.packets_in, procs * n);
+    assert_eq!(ns.bytes_in, (1..=procs).map(|i| i * n).sum::<u64>());
+    assert_eq!(ns.num_rooms, 0);
+    Segment::unlink(&name).unwrap();
+}
+
+fn gauges_of_a_killed_writer_disappear() {
+    let name = seg_name("kill");
+    let _ = Segment::unlink(&name);
+    let survivor = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
+    survivor.room_started();
+    let mut child = spawn(&["holder", &name, "5000"]);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let mut c = collector(&name);
+    let ns = c.update();
+    assert_eq!((ns.num_rooms, ns.num_clients, ns.live_writers), (4, 1, 2));
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    child.wait().unwrap();
+    let ns = c.update();
+    assert_eq!(ns.num_rooms, 1, "only the survivor's room is left");
+    assert_eq!(ns.num_clients, 0);
+    assert_eq!(ns.live_writers, 1);
+    assert_eq!(ns.packets_out, 5000, "the dead writer's counters stay");
+    assert_eq!(ns.bytes_out, 50_000);
+    // A new writer takes the dead writer's slot over and starts from zero.
+    let again = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
+    again.participant_added();
+    let ns = c.update();
+    assert_eq!((ns.num_rooms, ns.num_clients, ns.live_writers), (1, 1, 2));
+    Segment::unlink(&name).unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("child") {
+        child_main(&args[1..]);
+        return;
+    }
+    // Under `cargo test`, the harness passes filters and flags; run all.
+    let tests: [(&str, fn()); 2] = [
+        ("exact_totals_from_several_processes", exact_totals_from_several_processes),
+        ("gauges_of_a_killed_writer_disappear", gauges_of_a_killed_writer_disappear),
+    ];
+    let mut failed = 0;
+    for (name, f) in tests {
+        match std::panic::catch_unwind(f) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", tests.len() - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

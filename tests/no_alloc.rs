@@ -1,0 +1,77 @@
+//! The record path never allocates: a counting global allocator watches a
+//! million records of every hot-path call.
+
+use nodestats::{Direction, SegmentOptions, Stats, TrackKind};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only adds a thread-local count.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|a| a.get())
+}
+
+#[test]
+fn recording_allocates_nothing() {
+    let name = std::env::temp_dir().join(format!("nodestats-noalloc-{}", std::process::id()));
+    let _ = std::fs::remove_file(&name);
+    for opts in [
+        SegmentOptions::new(),
+        SegmentOptions::new().name(name.to_str().unwrap().to_string()),
+    ] {
+        let stats = Stats::open(&opts).unwrap();
+        // Warm up: first use of a thread-local or lazy path may allocate.
+        stats.record_packets(Direction::Incoming, 1, 1, false);
+        let before = allocs();
+        for i in 0..1_000_000u64 {
+            stats.record_packets(Direction::Incoming, 32, 38_400, false);
+            stats.record_packet(Direction::Outgoing, 1200, i % 16 == 0);
+            stats.record_rtcp(Direction::Incoming, 1, 1, 1);
+        }
+        for _ in 0..10_000 {
+            stats.room_started();
+            stats.participant_added();
+            stats.participant_signal_connected(1);
+            stats.participant_rtc_active(1, true);
+            stats.track_publish_attempt(TrackKind::Video);
+            stats.track_published(TrackKind::Audio);
+            stats.track_subscribe_success(TrackKind::Data);
+            stats.track_unsubscribed(TrackKind::Data);
+            stats.forward_latency(1000);
+            stats.connection_added(Direction::Incoming);
+            stats.room_ended();
+        }
+        let during = allocs() - before;
+        assert_eq!(during, 0, "{during} allocations on the record path");
+        // The counter works: the collector allocates (it builds a NodeStats).
+        let ns = stats.collector(Default::default()).unwrap().update();
+        assert!(allocs() > before);
+        assert_eq!(ns.packets_in, 1 + 32_000_000);
+    }
+    let _ = std::fs::remove_file(&name);
+}

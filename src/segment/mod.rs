@@ -522,7 +522,7 @@ fn lock(f: &File, i: usize, op: LockOp) -> Result<bool> {
         };
     }
     Ok(match op {
-        LockOp::IsHeld => fl.l_type != libc::F_UNLCK as _,
+        LockOp::IsHeld => i32::from(fl.l_type) != libc::F_UNLCK,
         _ => true,
     })
 }

@@ -23,7 +23,9 @@ fn update(c: &mut Criterion) {
     // Named segment with 4 live writers: one lock probe per active slot.
     let path = std::env::temp_dir().join(format!("nodestats-bench-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let opts = SegmentOptions::new().name(path.to_str().unwrap()).shards(64);
+    let opts = SegmentOptions::new()
+        .name(path.to_str().unwrap())
+        .shards(64);
     let writers: Vec<Stats> = (0..4).map(|_| Stats::open(&opts).unwrap()).collect();
     writers[0].room_started();
     let mut col = writers[0].collector(config).unwrap();

@@ -40,7 +40,10 @@ fn parallel<F: Fn(u64) + Sync>(threads: usize, iters: u64, f: F) -> Duration {
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).max().unwrap_or_default()
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .max()
+            .unwrap_or_default()
     })
 }
 
@@ -61,32 +64,45 @@ fn record_packets(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 parallel(t, iters, |n| {
                     for _ in 0..n {
-                        stats.record_packets(Direction::Incoming, black_box(1), black_box(1200), false);
+                        stats.record_packets(
+                            Direction::Incoming,
+                            black_box(1),
+                            black_box(1200),
+                            false,
+                        );
                     }
                 })
             })
         });
-        g.bench_with_input(BenchmarkId::new("shared_atomic", threads), &threads, |b, &t| {
-            b.iter_custom(|iters| {
-                parallel(t, iters, |n| {
-                    for _ in 0..n {
-                        shared.packets.fetch_add(black_box(1), Ordering::Relaxed);
-                        shared.bytes.fetch_add(black_box(1200), Ordering::Relaxed);
-                    }
+        g.bench_with_input(
+            BenchmarkId::new("shared_atomic", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    parallel(t, iters, |n| {
+                        for _ in 0..n {
+                            shared.packets.fetch_add(black_box(1), Ordering::Relaxed);
+                            shared.bytes.fetch_add(black_box(1200), Ordering::Relaxed);
+                        }
+                    })
                 })
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("prometheus_vec", threads), &threads, |b, &t| {
-            b.iter_custom(|iters| {
-                parallel(t, iters, |n| {
-                    for _ in 0..n {
-                        let l = black_box(["incoming", "initial", ""]);
-                        pkts.with_label_values(&l).inc_by(1);
-                        bytes.with_label_values(&l).inc_by(1200);
-                    }
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("prometheus_vec", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    parallel(t, iters, |n| {
+                        for _ in 0..n {
+                            let l = black_box(["incoming", "initial", ""]);
+                            pkts.with_label_values(&l).inc_by(1);
+                            bytes.with_label_values(&l).inc_by(1200);
+                        }
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     g.finish();
 }

@@ -26,14 +26,23 @@ fn odd_configs_are_clear_errors_not_panics() {
     let stats = Stats::anonymous().unwrap();
     let mk = |c: CollectorConfig| stats.collector(c);
     let e = mk(config(0, &[10])).unwrap_err();
-    assert!(matches!(&e, Error::Config(m) if m.contains("update interval")), "{e}");
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("update interval")),
+        "{e}"
+    );
     let e = mk(config(2000, &[])).unwrap_err();
-    assert!(matches!(&e, Error::Config(m) if m.contains("rate interval")), "{e}");
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("rate interval")),
+        "{e}"
+    );
     let mut c = config(2000, &[10]);
     c.rate_intervals.push(Duration::ZERO);
     assert!(matches!(mk(c), Err(Error::Config(_))));
     let e = mk(config(1, &[86_400 * 7])).unwrap_err();
-    assert!(matches!(&e, Error::Config(m) if m.contains("history")), "{e}");
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("history")),
+        "{e}"
+    );
     // Sub-second intervals are fine (LiveKit truncates them to 0 s).
     let mut c = config(100, &[]);
     c.rate_intervals = vec![Duration::from_millis(500)];
@@ -58,11 +67,17 @@ fn rates_follow_livekit_windows_on_the_monotonic_clock() {
     assert_eq!(ns.updated_at, 1_700_000_014);
     assert_eq!(ns.rates.len(), 2, "one rate per interval, in config order");
     let (r10, r4) = (&ns.rates[0], &ns.rates[1]);
-    assert_eq!((r10.interval_seconds, r10.window_seconds, r10.duration), (10.0, 10.0, 10));
+    assert_eq!(
+        (r10.interval_seconds, r10.window_seconds, r10.duration),
+        (10.0, 10.0, 10)
+    );
     assert!(r10.complete);
     assert_eq!(r10.packets_in, 500.0);
     assert_eq!(r10.bytes_in, 50_000.0);
-    assert_eq!((r10.started_at, r10.ended_at), (1_700_000_004, 1_700_000_014));
+    assert_eq!(
+        (r10.started_at, r10.ended_at),
+        (1_700_000_004, 1_700_000_014)
+    );
     assert_eq!((r4.window_seconds, r4.packets_in), (4.0, 500.0));
 }
 
@@ -70,7 +85,10 @@ fn rates_follow_livekit_windows_on_the_monotonic_clock() {
 fn early_rates_are_partial_and_say_so() {
     let stats = Stats::anonymous().unwrap();
     let mut c = stats.collector(config(2000, &[10])).unwrap();
-    assert!(c.update_at(at(0)).rates.is_empty(), "one sample spans no time");
+    assert!(
+        c.update_at(at(0)).rates.is_empty(),
+        "one sample spans no time"
+    );
     stats.record_packets(Direction::Outgoing, 300, 3000, false);
     let ns = c.update_at(at(3000));
     assert_eq!(ns.rates.len(), 1);
@@ -119,7 +137,15 @@ fn gauges_track_lifecycles_and_never_go_negative() {
     stats.track_published(TrackKind::Video);
     stats.track_subscribe_success(TrackKind::Video);
     let ns = c.update_at(at(0));
-    assert_eq!((ns.num_rooms, ns.num_clients, ns.num_tracks_in, ns.num_tracks_out), (2, 1, 2, 1));
+    assert_eq!(
+        (
+            ns.num_rooms,
+            ns.num_clients,
+            ns.num_tracks_in,
+            ns.num_tracks_out
+        ),
+        (2, 1, 2, 1)
+    );
     assert_eq!(ns.num_track_subscribe_success, 1);
     // Unbalanced calls (LiveKit #2333/#2649) clamp at zero.
     for _ in 0..3 {
@@ -161,7 +187,10 @@ fn every_nodestats_counter_is_fed() {
     let ns = c.update_at(at(0));
     assert_eq!((ns.packets_in, ns.bytes_in), (11, 1100));
     assert_eq!((ns.packets_out, ns.bytes_out), (22, 2200));
-    assert_eq!((ns.retransmit_packets_out, ns.retransmit_bytes_out), (2, 200));
+    assert_eq!(
+        (ns.retransmit_packets_out, ns.retransmit_bytes_out),
+        (2, 200)
+    );
     assert_eq!(ns.nack_total, 7, "NACKs of both directions");
     assert_eq!(ns.participant_signal_connected, 5);
     assert_eq!(ns.participant_rtc_init, 6);
@@ -172,7 +201,10 @@ fn every_nodestats_counter_is_fed() {
     assert_eq!(ns.num_track_publish_success, 1);
     assert_eq!(ns.num_track_publish_cancels, 4);
     assert_eq!(ns.num_track_subscribe_attempts, 1);
-    assert_eq!(ns.num_track_subscribe_cancels, 3, "2 cancels + 1 user-error failure");
+    assert_eq!(
+        ns.num_track_subscribe_cancels, 3,
+        "2 cancels + 1 user-error failure"
+    );
     assert_eq!((ns.forward_latency, ns.forward_jitter), (1234, 56));
     assert_eq!(ns.live_writers, 1);
 }
@@ -225,7 +257,11 @@ fn a_read_only_collector_in_the_same_process_sees_the_writer() {
     assert_eq!((ns.num_rooms, ns.packets_in, ns.live_writers), (1, 4, 1));
     drop(stats);
     let ns = c.update_at(at(1000));
-    assert_eq!((ns.num_rooms, ns.packets_in, ns.live_writers), (0, 4, 0), "counters stay, gauges go");
+    assert_eq!(
+        (ns.num_rooms, ns.packets_in, ns.live_writers),
+        (0, 4, 0),
+        "counters stay, gauges go"
+    );
     let _ = Arc::clone(c.segment());
     nodestats::Segment::unlink(&name).unwrap();
 }

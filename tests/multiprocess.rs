@@ -97,7 +97,9 @@ fn gauges_of_a_killed_writer_disappear() {
     survivor.room_started();
     let mut child = spawn(&["holder", &name, "5000"]);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "ready");
     let mut c = collector(&name);
     let ns = c.update();
@@ -127,8 +129,14 @@ fn main() {
     }
     // Under `cargo test`, the harness passes filters and flags; run all.
     let tests: [(&str, fn()); 2] = [
-        ("exact_totals_from_several_processes", exact_totals_from_several_processes),
-        ("gauges_of_a_killed_writer_disappear", gauges_of_a_killed_writer_disappear),
+        (
+            "exact_totals_from_several_processes",
+            exact_totals_from_several_processes,
+        ),
+        (
+            "gauges_of_a_killed_writer_disappear",
+            gauges_of_a_killed_writer_disappear,
+        ),
     ];
     let mut failed = 0;
     for (name, f) in tests {

@@ -18,7 +18,10 @@ fn path_str(p: &std::path::Path) -> String {
 
 fn valid_bytes(name: &str) -> Vec<u8> {
     let p = tmp(name);
-    let opts = SegmentOptions::new().name(path_str(&p)).shards(2).writer_slots(2);
+    let opts = SegmentOptions::new()
+        .name(path_str(&p))
+        .shards(2)
+        .writer_slots(2);
     drop(Segment::create(&opts).unwrap());
     std::fs::read(&p).unwrap()
 }
@@ -46,20 +49,32 @@ fn created_0600_exclusive_and_attachable() {
     let seg = Segment::create(&opts).unwrap();
     let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert!(matches!(Segment::create(&opts), Err(Error::AlreadyExists(_))));
+    assert!(matches!(
+        Segment::create(&opts),
+        Err(Error::AlreadyExists(_))
+    ));
     let ro = Segment::attach(&name, Access::ReadOnly).unwrap();
     assert_eq!(ro.id(), seg.id());
     assert!(!ro.is_writable());
-    assert!(matches!(Stats::from_segment(std::sync::Arc::new(ro)), Err(Error::ReadOnly)));
+    assert!(matches!(
+        Stats::from_segment(std::sync::Arc::new(ro)),
+        Err(Error::ReadOnly)
+    ));
     Segment::unlink(&name).unwrap();
-    assert!(matches!(Segment::attach(&name, Access::ReadOnly), Err(Error::NotFound(_))));
+    assert!(matches!(
+        Segment::attach(&name, Access::ReadOnly),
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[test]
 fn an_explicit_mode_is_applied_despite_the_umask() {
     let p = tmp("mode");
     let _seg = Segment::create(&SegmentOptions::new().name(path_str(&p)).mode(0o660)).unwrap();
-    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o660);
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o660
+    );
 }
 
 #[test]
@@ -91,7 +106,10 @@ fn truncated_files_are_refused() {
     let good = valid_bytes("trunc-src");
     for len in [0, 7, HEADER_SIZE - 1] {
         let r = attach_bytes("trunc", &good[..len]);
-        assert!(matches!(r, Err(Error::Truncated { .. })), "len {len}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::Truncated { .. })),
+            "len {len}: {r:?}"
+        );
     }
     // A whole header but a cut-off body: the header's size disagrees.
     let r = attach_bytes("trunc-body", &good[..good.len() - 512]);
@@ -100,8 +118,13 @@ fn truncated_files_are_refused() {
 
 #[test]
 fn garbage_is_bad_magic() {
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    assert!(matches!(attach_bytes("garbage", &garbage), Err(Error::BadMagic { .. })));
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    assert!(matches!(
+        attach_bytes("garbage", &garbage),
+        Err(Error::BadMagic { .. })
+    ));
 }
 
 #[test]
@@ -109,28 +132,52 @@ fn another_major_version_is_refused() {
     let mut b = valid_bytes("ver-src");
     set_word(&mut b, 1, LAYOUT_MAJOR + 1);
     let r = attach_bytes("ver", &b);
-    assert!(matches!(r, Err(Error::UnsupportedVersion { found: 2, supported: 1 })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(Error::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            })
+        ),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn an_unfinished_initialisation_is_reported() {
     let mut b = valid_bytes("init-src");
     set_word(&mut b, 31, 0);
-    assert!(matches!(attach_bytes("init", &b), Err(Error::NotInitialized)));
+    assert!(matches!(
+        attach_bytes("init", &b),
+        Err(Error::NotInitialized)
+    ));
     // Sized but never written (creator died right after ftruncate).
     let zeros = vec![0u8; b.len()];
-    assert!(matches!(attach_bytes("init-zero", &zeros), Err(Error::NotInitialized)));
+    assert!(matches!(
+        attach_bytes("init-zero", &zeros),
+        Err(Error::NotInitialized)
+    ));
 }
 
 #[test]
 fn hostile_offsets_are_refused() {
     let good = valid_bytes("hostile-src");
     assert_eq!(u64::from_le_bytes(good[..8].try_into().unwrap()), MAGIC);
-    for (w, v) in [(12, 0u64), (12, u64::MAX - 127), (15, 128), (9, 1 << 20), (13, 1 << 30)] {
+    for (w, v) in [
+        (12, 0u64),
+        (12, u64::MAX - 127),
+        (15, 128),
+        (9, 1 << 20),
+        (13, 1 << 30),
+    ] {
         let mut b = good.clone();
         set_word(&mut b, w, v);
         let r = attach_bytes("hostile", &b);
-        assert!(matches!(r, Err(Error::BadLayout(_))), "word {w} = {v:#x}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::BadLayout(_))),
+            "word {w} = {v:#x}: {r:?}"
+        );
     }
 }
 
@@ -140,7 +187,10 @@ fn a_directory_or_bad_name_is_an_error() {
     let dir = p.parent().unwrap();
     let r = Segment::attach(&format!("{}/", dir.display()), Access::ReadOnly);
     assert!(r.is_err());
-    assert!(matches!(Segment::attach("", Access::ReadOnly), Err(Error::InvalidName(_))));
+    assert!(matches!(
+        Segment::attach("", Access::ReadOnly),
+        Err(Error::InvalidName(_))
+    ));
 }
 
 #[test]
@@ -150,7 +200,11 @@ fn open_attaches_to_an_existing_segment() {
     let a = Stats::open(&opts).unwrap();
     let b = Stats::open(&opts).unwrap();
     assert_eq!(a.segment().id(), b.segment().id());
-    assert_ne!(a.writer_slot(), b.writer_slot(), "each handle claims its own slot");
+    assert_ne!(
+        a.writer_slot(),
+        b.writer_slot(),
+        "each handle claims its own slot"
+    );
     a.record_packets(Direction::Outgoing, 1, 10, false);
     b.record_packets(Direction::Outgoing, 2, 20, false);
     let ns = a.collector(Default::default()).unwrap().update();
@@ -163,7 +217,10 @@ fn writer_slots_run_out_with_a_clear_error() {
     let opts = SegmentOptions::new().name(path_str(&p)).writer_slots(2);
     let _a = Stats::open(&opts).unwrap();
     let b = Stats::open(&opts).unwrap();
-    assert!(matches!(Stats::open(&opts), Err(Error::NoWriterSlot { slots: 2 })));
+    assert!(matches!(
+        Stats::open(&opts),
+        Err(Error::NoWriterSlot { slots: 2 })
+    ));
     drop(b);
     assert!(Stats::open(&opts).is_ok(), "a released slot is reused");
 }

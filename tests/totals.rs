@@ -69,6 +69,12 @@ fn concurrent_sums_never_decrease() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let written: u64 = writers.into_iter().map(|h| h.join().unwrap()).sum();
     let fin = Totals::read(stats.segment());
-    assert_eq!(fin.get(nodestats::shard::Counter::PacketsOutInitial), written);
-    assert_eq!(fin.get(nodestats::shard::Counter::BytesOutInitial), written * 100);
+    assert_eq!(
+        fin.get(nodestats::shard::Counter::PacketsOutInitial),
+        written
+    );
+    assert_eq!(
+        fin.get(nodestats::shard::Counter::BytesOutInitial),
+        written * 100
+    );
 }

@@ -337,7 +337,10 @@ mod tests {
             word::SLOTS_OFFSET,
             word::INIT_STATE,
         ];
-        assert_eq!(words, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 31]);
+        assert_eq!(
+            words,
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 31]
+        );
         let l = Layout::new(64, 128, 1, 2, WriteMode::Atomic).unwrap();
         assert_eq!(l.shards_offset, 256);
         assert_eq!(l.slots_offset, 256 + 64 * 512);
@@ -366,14 +369,29 @@ mod tests {
             g.words[w] = v;
             g.validate(size)
         };
-        assert!(matches!(bad(word::MAGIC, 0x1234), Err(Error::BadMagic { found: 0x1234 })));
-        assert!(matches!(bad(word::INIT_STATE, 0), Err(Error::NotInitialized)));
+        assert!(matches!(
+            bad(word::MAGIC, 0x1234),
+            Err(Error::BadMagic { found: 0x1234 })
+        ));
+        assert!(matches!(
+            bad(word::INIT_STATE, 0),
+            Err(Error::NotInitialized)
+        ));
         assert!(matches!(
             bad(word::LAYOUT_MAJOR, 2),
-            Err(Error::UnsupportedVersion { found: 2, supported: 1 })
+            Err(Error::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            })
         ));
-        assert!(matches!(bad(word::SEGMENT_SIZE, size + 1), Err(Error::SizeMismatch { .. })));
-        assert!(matches!(bad(word::WRITE_MODE, 9), Err(Error::UnsupportedWriteMode(9))));
+        assert!(matches!(
+            bad(word::SEGMENT_SIZE, size + 1),
+            Err(Error::SizeMismatch { .. })
+        ));
+        assert!(matches!(
+            bad(word::WRITE_MODE, 9),
+            Err(Error::UnsupportedWriteMode(9))
+        ));
         for (w, v) in [
             (word::HEADER_SIZE, 8),
             (word::SHARD_STRIDE, 64),
@@ -390,17 +408,32 @@ mod tests {
             (word::SLOTS_OFFSET, size),
             (word::SLOTS_OFFSET, 256),
         ] {
-            assert!(matches!(bad(w, v), Err(Error::BadLayout(_))), "word {w} = {v}: {:?}", bad(w, v));
+            assert!(
+                matches!(bad(w, v), Err(Error::BadLayout(_))),
+                "word {w} = {v}: {:?}",
+                bad(w, v)
+            );
         }
         // A zeroed header is a creator that has not written it yet.
-        let zero = HeaderFields { words: [0; HEADER_WORDS] };
+        let zero = HeaderFields {
+            words: [0; HEADER_WORDS],
+        };
         assert!(matches!(zero.validate(size), Err(Error::NotInitialized)));
     }
 
     #[test]
     fn odd_geometries_are_config_errors() {
-        assert!(matches!(Layout::new(3, 8, 0, 0, WriteMode::Atomic), Err(Error::Config(_))));
-        assert!(matches!(Layout::new(8192, 8, 0, 0, WriteMode::Atomic), Err(Error::Config(_))));
-        assert!(matches!(Layout::new(8, 0, 0, 0, WriteMode::Atomic), Err(Error::Config(_))));
+        assert!(matches!(
+            Layout::new(3, 8, 0, 0, WriteMode::Atomic),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            Layout::new(8192, 8, 0, 0, WriteMode::Atomic),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            Layout::new(8, 0, 0, 0, WriteMode::Atomic),
+            Err(Error::Config(_))
+        ));
     }
 }

@@ -115,8 +115,10 @@ pub struct Totals {
 impl Totals {
     /// Reads the segment now.
     pub fn read(segment: &Segment) -> Totals {
+        let mut counters = shard::sum_all(segment.shards());
+        crate::series::fold_media(segment, &mut counters);
         Totals {
-            counters: shard::sum_all(segment.shards()),
+            counters,
             gauges: slots::merge(segment.slots(), |i| segment.slot_alive(i)),
         }
     }

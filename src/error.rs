@@ -117,9 +117,13 @@ impl fmt::Display for Error {
                 "segment header says {header} bytes but the file has {file}; it was resized or corrupted"
             ),
             Error::BadLayout(what) => write!(f, "corrupt segment header: {what}"),
+            Error::UnsupportedWriteMode(1) => write!(
+                f,
+                "segment write mode 1 (rseq) cannot be written by this process: it needs Linux x86-64, glibc >= 2.35, rseq registration for the writing thread and a shard for every possible CPU id; attach read-only, or recreate the segment in atomic mode (SegmentOptions::write_mode or NODESTATS_WRITE_MODE=atomic)"
+            ),
             Error::UnsupportedWriteMode(m) => write!(
                 f,
-                "segment write mode {m} is not supported by this writer; recreate the segment in atomic mode"
+                "segment write mode {m} is not supported by this library version; use a matching nodestats build"
             ),
             Error::ForeignOwner { owner, us } => write!(
                 f,

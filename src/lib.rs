@@ -44,6 +44,7 @@
 //! ## Modules
 //! * [`segment`] — mapping, header, validation, writer slots' locks.
 //! * [`shard`] — per-CPU storage and the hot path's CPU lookup.
+//! * [`rseq`] — the restartable-sequence write path (Linux x86-64).
 //! * [`slots`] — per-writer gauges and dead-writer handling.
 //! * [`stats`] — the recording API ([`Stats`]).
 //! * [`collector`] and [`rate`] — [`NodeStats`] and its math.
@@ -56,8 +57,11 @@ pub mod collector;
 pub mod error;
 pub mod ffi;
 pub mod node_stats;
+pub mod prom;
 pub mod rate;
+pub mod rseq;
 pub mod segment;
+pub mod series;
 pub mod shard;
 pub mod slots;
 pub mod stats;
@@ -67,5 +71,7 @@ pub mod sys;
 pub use collector::{Collector, CollectorConfig, Timestamp, Totals};
 pub use error::{Error, Result};
 pub use node_stats::{NodeStats, NodeStatsRate};
-pub use segment::{Access, Segment, SegmentOptions};
+pub use prom::families::Family;
+pub use segment::{Access, Segment, SegmentOptions, WriteMode};
+pub use series::SeriesHandle;
 pub use stats::{Direction, Stats, TrackKind};

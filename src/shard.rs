@@ -1,11 +1,19 @@
 //! Per-CPU shards and the hot path.
 //!
 //! A shard is one CPU's row of counters. Every writer, in any thread of any
-//! process, adds to the shard of the CPU it runs on with
-//! `fetch_add(Relaxed)`. Threads migrate between reading the CPU number and
-//! the add, so two CPUs' writers can meet on one shard: the locked add keeps
-//! that correct, it only costs a shared cache line for a moment. Counters
-//! are ownerless: when a writer dies, what it added stays in the sum.
+//! process, adds to the shard of the CPU it runs on, in the segment's
+//! [`WriteMode`](crate::segment::WriteMode):
+//!
+//! * **atomic**: `fetch_add(Relaxed)`. Threads migrate between reading the
+//!   CPU number and the add, so two CPUs' writers can meet on one shard: the
+//!   locked add keeps that correct, it only costs a shared cache line for a
+//!   moment.
+//! * **rseq** (Linux x86-64): a plain add inside a restartable sequence
+//!   that the kernel aborts on preemption, migration or signal, so only the
+//!   thread running on CPU `i` ever writes shard `i` (see [`crate::rseq`]).
+//!
+//! Counters are ownerless: when a writer dies, what it added stays in the
+//! sum.
 //!
 //! # Why 128-byte alignment
 //!
@@ -44,8 +52,9 @@ impl Shard {
         }
     }
 
-    /// Adds `n` to counter `c`.
-    #[inline(always)]
+    /// Adds `n` to counter `c` with `fetch_add` (heap storage for tests;
+    /// `Stats` picks the add of the segment's write mode).
+    #[cfg(any(test, loom))]
     pub(crate) fn add(&self, c: Counter, n: u64) {
         self.counters[c as usize].fetch_add(n, Ordering::Relaxed);
     }

@@ -3,10 +3,17 @@
 //! Every method here is infallible, allocation-free, lock-free and makes no
 //! system call: counters add to the current CPU's shard, gauges add to this
 //! writer's slot. Clone a [`Stats`] freely; clones share the writer slot.
+//!
+//! How a counter add is done depends on the segment's
+//! [`WriteMode`](crate::segment::WriteMode), read once when the handle is
+//! made: in rseq mode a non-locked add inside a restartable sequence
+//! ([`rseq`](crate::rseq); packets and bytes commit with one 16-byte
+//! store), in atomic mode `fetch_add(Relaxed)`. Each call takes one
+//! predictable branch on it.
 
 use crate::collector::{Collector, CollectorConfig};
 use crate::error::{Error, Result};
-use crate::segment::{Segment, SegmentOptions};
+use crate::segment::{Segment, SegmentOptions, WriteMode};
 use crate::shard::{Counter, CpuSource, Shard};
 use crate::slots::{Gauge, WriterSlot};
 use crate::sync::Ordering;
@@ -66,6 +73,10 @@ pub struct Stats {
     mask: usize,
     slot: NonNull<WriterSlot>,
     cpu: CpuSource,
+    /// This thread's rseq area on an rseq-mode segment; `None` in atomic
+    /// mode.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    rseq: Option<crate::rseq::Area>,
     writer: Arc<Writer>,
 }
 
@@ -89,10 +100,25 @@ impl Stats {
     }
 
     /// A writer on an already mapped segment (it must be writable).
+    ///
+    /// On an rseq-mode segment this fails with
+    /// [`Error::UnsupportedWriteMode`] unless this process can write it with
+    /// rseq (see [`rseq`](crate::rseq)); it registers the calling thread
+    /// for rseq if glibc did not.
     pub fn from_segment(segment: Arc<Segment>) -> Result<Stats> {
         if !segment.is_writable() {
             return Err(Error::ReadOnly);
         }
+        let mode = segment.layout().write_mode;
+        crate::rseq::check_writer(mode, segment.layout().shard_count)?;
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        let rseq = match mode {
+            WriteMode::Atomic => None,
+            WriteMode::Rseq => Some(
+                crate::rseq::Area::for_writer()
+                    .map_err(|_| Error::UnsupportedWriteMode(mode as u64))?,
+            ),
+        };
         let slot = segment.claim_slot()?;
         let shards = NonNull::from(&segment.shards()[0]);
         let slot_ptr = NonNull::from(&segment.slots()[slot]);
@@ -102,6 +128,8 @@ impl Stats {
             mask,
             slot: slot_ptr,
             cpu: CpuSource::detect(),
+            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+            rseq,
             writer: Arc::new(Writer { segment, slot }),
         })
     }
@@ -135,16 +163,67 @@ impl Stats {
         unsafe { self.slot.as_ref() }
     }
 
+    /// Adds `n` to counter index `i` of the current CPU's shard.
+    #[inline(always)]
+    fn add_at(&self, i: usize, n: u64) {
+        debug_assert!(i < crate::shard::COUNTERS);
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        if let Some(area) = self.rseq {
+            // SAFETY: `i` < COUNTERS, so the counter lies in shard 0 of the
+            // segment's shard array, which lives as long as `writer`; it
+            // has `mask + 1` shards, every one covered by `(cpu & mask) <<
+            // SHARD_SHIFT`. The segment is in rseq mode, so every writer of
+            // its shards uses rseq, and `check_writer` saw a shard for every
+            // possible CPU. `area` came from `Area::for_writer`.
+            unsafe { area.add(self.counter_ptr(i), self.mask, n) };
+            return;
+        }
+        self.shard().counters[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds `a` to counter index `i` and `b` to `i + 1`; `i` is even.
+    #[inline(always)]
+    fn add_pair_at(&self, i: usize, a: u64, b: u64) {
+        debug_assert!(i % 2 == 0 && i + 1 < crate::shard::COUNTERS);
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        if let Some(area) = self.rseq {
+            // SAFETY: as in `add_at`, for the pair `i, i + 1`: `i` is even
+            // and shards are 128-byte aligned, so the pair is 16-byte
+            // aligned.
+            unsafe { area.add_pair(self.counter_ptr(i), self.mask, a, b) };
+            return;
+        }
+        let shard = self.shard();
+        shard.counters[i].fetch_add(a, Ordering::Relaxed);
+        shard.counters[i + 1].fetch_add(b, Ordering::Relaxed);
+    }
+
+    /// Address of counter `i` in shard 0, as the rseq sections want it.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[inline(always)]
+    fn counter_ptr(&self, i: usize) -> *mut u64 {
+        // SAFETY: callers pass i < COUNTERS, inside shard 0. The counters
+        // are atomics (UnsafeCell), so writing through the pointer is
+        // allowed.
+        unsafe { self.shards.as_ptr().cast::<u64>().add(i) }
+    }
+
+    /// The rseq area, shard base and mask, for the test hooks.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    pub(crate) fn rseq_parts(&self) -> Option<(crate::rseq::Area, *mut u64, usize)> {
+        Some((self.rseq?, self.counter_ptr(0), self.mask))
+    }
+
     #[inline(always)]
     fn add(&self, c: Counter, n: u64) {
-        self.shard().add(c, n);
+        self.add_at(c as usize, n);
     }
 
     /// Adds to the `kind` member of a per-kind counter triple (audio, video,
     /// data are adjacent in the shard).
     #[inline(always)]
     fn add_kind(&self, audio: Counter, kind: TrackKind, n: u64) {
-        self.shard().counters[audio as usize + kind as usize].fetch_add(n, Ordering::Relaxed);
+        self.add_at(audio as usize + kind as usize, n);
     }
 
     /// Adds to the `kind` member of a per-kind gauge triple.
@@ -160,14 +239,14 @@ impl Stats {
     /// whole `recvmmsg`/`sendmmsg` batch at once.
     ///
     /// Retransmits count in the direction's totals (`packets_out`,
-    /// `bytes_out`) and also in `retransmit_*`. Hot path: two relaxed
-    /// atomic adds on one cache line of the current CPU's shard.
+    /// `bytes_out`) and also in `retransmit_*`. Hot path, on one cache line
+    /// of the current CPU's shard: in rseq mode one restartable sequence
+    /// that commits packets and bytes with a single 16-byte store (≈ 2 ns),
+    /// in atomic mode two relaxed `fetch_add`s (≈ 9 ns).
     #[inline]
     pub fn record_packets(&self, dir: Direction, packets: u64, bytes: u64, retransmit: bool) {
         let base = (dir as usize) * 4 + (retransmit as usize) * 2;
-        let shard = self.shard();
-        shard.counters[base].fetch_add(packets, Ordering::Relaxed);
-        shard.counters[base + 1].fetch_add(bytes, Ordering::Relaxed);
+        self.add_pair_at(base, packets, bytes);
     }
 
     /// Records one packet of `bytes` bytes.
@@ -180,16 +259,15 @@ impl Stats {
     /// feed `nack_total`.
     #[inline]
     pub fn record_rtcp(&self, dir: Direction, nack: u32, pli: u32, fir: u32) {
-        let shard = self.shard();
         let d = dir as usize;
         if nack > 0 {
-            shard.counters[Counter::NackIn as usize + d].fetch_add(nack as u64, Ordering::Relaxed);
+            self.add_at(Counter::NackIn as usize + d, nack as u64);
         }
         if pli > 0 {
-            shard.counters[Counter::PliIn as usize + d].fetch_add(pli as u64, Ordering::Relaxed);
+            self.add_at(Counter::PliIn as usize + d, pli as u64);
         }
         if fir > 0 {
-            shard.counters[Counter::FirIn as usize + d].fetch_add(fir as u64, Ordering::Relaxed);
+            self.add_at(Counter::FirIn as usize + d, fir as u64);
         }
     }
 
@@ -420,5 +498,28 @@ fn connection_gauge(dir: Direction) -> Gauge {
     match dir {
         Direction::Incoming => Gauge::ConnectionsIncoming,
         Direction::Outgoing => Gauge::ConnectionsOutgoing,
+    }
+}
+
+impl Stats {
+    /// Resolves a labeled series of `family` to a handle (slow path:
+    /// interns the label values and registers the series once; later calls
+    /// with the same labels hit a per-process cache). Recording through the
+    /// handle is lock-free and allocation-free.
+    pub fn series(&self, family: crate::Family, labels: &[&str]) -> Result<crate::SeriesHandle> {
+        let seg = self.segment();
+        let base = seg.series_cache().resolve(seg, family, labels)?;
+        Ok(crate::SeriesHandle::new(
+            seg.clone(),
+            self.cpu,
+            family,
+            base,
+        ))
+    }
+
+    /// The shard index for the calling thread.
+    #[inline]
+    pub(crate) fn shard_index(&self) -> usize {
+        self.cpu.current() & self.mask
     }
 }

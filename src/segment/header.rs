@@ -6,6 +6,7 @@
 //! ([`HeaderFields::load`]), validate the copy, and use only the copy.
 
 use crate::error::{Error, Result};
+use crate::series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
 use crate::shard::{Shard, COUNTERS};
 use crate::slots::{WriterSlot, SLOT_WORDS};
 use crate::sync::{AtomicU64, Ordering};
@@ -28,21 +29,40 @@ pub const MAX_SHARDS: u64 = 4096;
 pub const MAX_SLOTS: u64 = 4096;
 /// Alignment of every region.
 pub const REGION_ALIGN: u64 = 128;
+/// Most labeled series a segment may declare.
+pub const MAX_SERIES: u64 = 1 << 16;
+/// Most interned label strings a segment may declare.
+pub const MAX_STRINGS: u64 = 1 << 16;
+/// Most series values per shard a segment may declare.
+pub const MAX_VALUES_PER_SHARD: u64 = 1 << 20;
+/// Default labeled-series capacity.
+pub const DEFAULT_SERIES: usize = 4096;
+/// Default interned-string capacity.
+pub const DEFAULT_STRINGS: usize = 1024;
+/// Default series values per shard.
+pub const DEFAULT_VALUES_PER_SHARD: usize = 16384;
 
-/// How writers add to shards. Fixed at creation: mixing modes on one shard
-/// loses updates.
+/// How writers add to shards. Fixed at creation and stored in the header:
+/// a plain add and a locked add on one shard lose updates, so every writer
+/// of a segment, in every process, adds the same way (or refuses to write).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
 pub enum WriteMode {
     /// `fetch_add(Relaxed)`: correct under migration, preemption and across
     /// processes, on every platform.
     Atomic = 0,
+    /// A non-locked add inside a restartable sequence (Linux x86-64 only;
+    /// see [`crate::rseq`]): ≈ 4× cheaper. Needs a shard for every possible
+    /// CPU id. Readers older than this mode reject it with
+    /// [`Error::UnsupportedWriteMode`].
+    Rseq = 1,
 }
 
 impl WriteMode {
     fn from_word(w: u64) -> Option<Self> {
         match w {
             0 => Some(WriteMode::Atomic),
+            1 => Some(WriteMode::Rseq),
             _ => None,
         }
     }
@@ -67,6 +87,11 @@ pub(crate) mod word {
     pub(crate) const SLOT_COUNT: usize = 13;
     pub(crate) const SLOT_STRIDE: usize = 14;
     pub(crate) const SLOTS_OFFSET: usize = 15;
+    pub(crate) const SERIES_OFFSET: usize = 16;
+    pub(crate) const SERIES_CAPACITY: usize = 17;
+    pub(crate) const STRINGS_CAPACITY: usize = 18;
+    pub(crate) const VALUES_OFFSET: usize = 19;
+    pub(crate) const VALUES_PER_SHARD: usize = 20;
     pub(crate) const INIT_STATE: usize = 31;
 }
 
@@ -98,6 +123,27 @@ pub struct Layout {
     pub slot_count: usize,
     /// Byte offset of the first writer slot.
     pub slots_offset: usize,
+    /// Byte offset of the labeled-series region (allocation line,
+    /// directory, interned strings).
+    pub series_offset: usize,
+    /// Labeled series the directory holds.
+    pub series_capacity: usize,
+    /// Label strings the intern table holds.
+    pub strings_capacity: usize,
+    /// Byte offset of the per-shard series values.
+    pub values_offset: usize,
+    /// Series values (u64 words) per shard.
+    pub values_per_shard: usize,
+}
+
+/// Bytes of the labeled-series region for the given capacities.
+pub(crate) fn series_region_bytes(series: u64, strings: u64) -> Option<u64> {
+    let dir = series.checked_mul(size_of::<SeriesEntry>() as u64)?;
+    let str_ = strings.checked_mul(size_of::<StringEntry>() as u64)?;
+    let n = (ALLOC_LINE_BYTES as u64)
+        .checked_add(dir)?
+        .checked_add(str_)?;
+    Some(n.div_ceil(REGION_ALIGN) * REGION_ALIGN)
 }
 
 impl Layout {
@@ -122,7 +168,13 @@ impl Layout {
         }
         let shards_offset = HEADER_SIZE;
         let slots_offset = shards_offset + shard_count * size_of::<Shard>();
-        let segment_size = slots_offset + slot_count * size_of::<WriterSlot>();
+        let series_offset = slots_offset + slot_count * size_of::<WriterSlot>();
+        let (series_capacity, strings_capacity, values_per_shard) =
+            (DEFAULT_SERIES, DEFAULT_STRINGS, DEFAULT_VALUES_PER_SHARD);
+        let values_offset = series_offset
+            + series_region_bytes(series_capacity as u64, strings_capacity as u64)
+                .ok_or(Error::BadLayout("series region overflows"))? as usize;
+        let segment_size = values_offset + shard_count * values_per_shard * 8;
         Ok(Layout {
             segment_id,
             created_unix_ns,
@@ -133,6 +185,11 @@ impl Layout {
             shards_offset,
             slot_count,
             slots_offset,
+            series_offset,
+            series_capacity,
+            strings_capacity,
+            values_offset,
+            values_per_shard,
         })
     }
 
@@ -155,6 +212,11 @@ impl Layout {
         w[word::SLOT_COUNT] = self.slot_count as u64;
         w[word::SLOT_STRIDE] = size_of::<WriterSlot>() as u64;
         w[word::SLOTS_OFFSET] = self.slots_offset as u64;
+        w[word::SERIES_OFFSET] = self.series_offset as u64;
+        w[word::SERIES_CAPACITY] = self.series_capacity as u64;
+        w[word::STRINGS_CAPACITY] = self.strings_capacity as u64;
+        w[word::VALUES_OFFSET] = self.values_offset as u64;
+        w[word::VALUES_PER_SHARD] = self.values_per_shard as u64;
         HeaderFields { words: w }
     }
 }
@@ -267,8 +329,50 @@ impl HeaderFields {
         .ok_or(Error::BadLayout(
             "writer slot region is misaligned or outside the segment",
         ))?;
-        if shards.0 < slots.1 && slots.0 < shards.1 {
-            return Err(Error::BadLayout("shard and writer slot regions overlap"));
+        let series_cap = w[word::SERIES_CAPACITY];
+        let strings_cap = w[word::STRINGS_CAPACITY];
+        if series_cap == 0
+            || series_cap > MAX_SERIES
+            || strings_cap == 0
+            || strings_cap > MAX_STRINGS
+        {
+            return Err(Error::BadLayout("series or string capacity out of range"));
+        }
+        let vps = w[word::VALUES_PER_SHARD];
+        if vps == 0 || vps > MAX_VALUES_PER_SHARD || vps % 16 != 0 {
+            return Err(Error::BadLayout(
+                "series values per shard out of range or not whole lines",
+            ));
+        }
+        let series_bytes = series_region_bytes(series_cap, strings_cap)
+            .ok_or(Error::BadLayout("series region overflows"))?;
+        let series = region(
+            w[word::SERIES_OFFSET],
+            1,
+            series_bytes,
+            header_end,
+            segment_size,
+        )
+        .ok_or(Error::BadLayout(
+            "series region is misaligned or outside the segment",
+        ))?;
+        let values = region(
+            w[word::VALUES_OFFSET],
+            shard_count,
+            vps * 8,
+            header_end,
+            segment_size,
+        )
+        .ok_or(Error::BadLayout(
+            "series values region is misaligned or outside the segment",
+        ))?;
+        let regions = [shards, slots, series, values];
+        for (i, a) in regions.iter().enumerate() {
+            for b in &regions[i + 1..] {
+                if a.0 < b.1 && b.0 < a.1 {
+                    return Err(Error::BadLayout("segment regions overlap"));
+                }
+            }
         }
         let segment_size = usize::try_from(segment_size)
             .map_err(|_| Error::BadLayout("segment size does not fit in memory"))?;
@@ -282,6 +386,11 @@ impl HeaderFields {
             shards_offset: shards.0 as usize,
             slot_count: slot_count as usize,
             slots_offset: slots.0 as usize,
+            series_offset: series.0 as usize,
+            series_capacity: series_cap as usize,
+            strings_capacity: strings_cap as usize,
+            values_offset: values.0 as usize,
+            values_per_shard: vps as usize,
         })
     }
 }
@@ -335,16 +444,29 @@ mod tests {
             word::SLOT_COUNT,
             word::SLOT_STRIDE,
             word::SLOTS_OFFSET,
+            word::SERIES_OFFSET,
+            word::SERIES_CAPACITY,
+            word::STRINGS_CAPACITY,
+            word::VALUES_OFFSET,
+            word::VALUES_PER_SHARD,
             word::INIT_STATE,
         ];
         assert_eq!(
             words,
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 31]
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 31]
         );
         let l = Layout::new(64, 128, 1, 2, WriteMode::Atomic).unwrap();
         assert_eq!(l.shards_offset, 256);
         assert_eq!(l.slots_offset, 256 + 64 * 512);
-        assert_eq!(l.segment_size, 256 + 64 * 512 + 128 * 256);
+        assert_eq!(l.series_offset, 256 + 64 * 512 + 128 * 256);
+        assert_eq!(size_of::<SeriesEntry>(), 64);
+        assert_eq!(size_of::<StringEntry>(), 72);
+        assert_eq!(ALLOC_LINE_BYTES, 128);
+        assert_eq!(
+            l.values_offset,
+            l.series_offset + 128 + 4096 * 64 + 1024 * 72
+        );
+        assert_eq!(l.segment_size, l.values_offset + 64 * 16384 * 8);
     }
 
     fn valid() -> (HeaderFields, u64) {
@@ -359,6 +481,15 @@ mod tests {
         let (f, size) = valid();
         let l = f.validate(size).unwrap();
         assert_eq!((l.shard_count, l.slot_count, l.segment_id), (4, 8, 0xabc));
+    }
+
+    #[test]
+    fn write_modes_round_trip() {
+        assert_eq!((WriteMode::Atomic as u64, WriteMode::Rseq as u64), (0, 1));
+        let (mut f, size) = valid();
+        assert_eq!(f.validate(size).unwrap().write_mode, WriteMode::Atomic);
+        f.words[word::WRITE_MODE] = 1;
+        assert_eq!(f.validate(size).unwrap().write_mode, WriteMode::Rseq);
     }
 
     #[test]
@@ -407,6 +538,13 @@ mod tests {
             (word::SHARDS_OFFSET, u64::MAX - 127),
             (word::SLOTS_OFFSET, size),
             (word::SLOTS_OFFSET, 256),
+            (word::SERIES_CAPACITY, 0),
+            (word::STRINGS_CAPACITY, 1 << 40),
+            (word::VALUES_PER_SHARD, 17),
+            (word::VALUES_PER_SHARD, 0),
+            (word::SERIES_OFFSET, 256),
+            (word::VALUES_OFFSET, size - 8),
+            (word::VALUES_OFFSET, u64::MAX - 127),
         ] {
             assert!(
                 matches!(bad(w, v), Err(Error::BadLayout(_))),

@@ -27,7 +27,8 @@ use crate::error::{Error, Result};
 use crate::shard::{possible_cpus, Shard};
 use crate::slots::{WriterSlot, ACTIVE};
 use crate::sync::AtomicU64;
-use header::{HeaderFields, Layout, WriteMode, HEADER_SIZE, HEADER_WORDS};
+pub use header::WriteMode;
+use header::{HeaderFields, Layout, HEADER_SIZE, HEADER_WORDS};
 use map::Mapping;
 use std::ffi::CString;
 use std::fs::File;
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Byte offset, far past any segment's end, of writer slot 0's lock byte.
 const LOCK_BASE: i64 = 1 << 40;
 /// Largest file we are willing to map as a segment.
-const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 /// Default number of writer slots (writer handles alive at once).
 pub const DEFAULT_WRITER_SLOTS: usize = 128;
 /// Default permission bits of a named segment.
@@ -54,6 +55,7 @@ pub struct SegmentOptions {
     writer_slots: usize,
     allow_foreign_owner: bool,
     init_wait: Duration,
+    write_mode: Option<WriteMode>,
 }
 
 impl Default for SegmentOptions {
@@ -65,6 +67,7 @@ impl Default for SegmentOptions {
             writer_slots: DEFAULT_WRITER_SLOTS,
             allow_foreign_owner: false,
             init_wait: Duration::from_millis(200),
+            write_mode: None,
         }
     }
 }
@@ -110,6 +113,18 @@ impl SegmentOptions {
     /// How long attaching waits for a concurrent creator to finish.
     pub fn init_wait(mut self, wait: Duration) -> Self {
         self.init_wait = wait;
+        self
+    }
+
+    /// How writers of a new segment add (attaching uses the segment's own
+    /// mode). Default: the environment variable `NODESTATS_WRITE_MODE`
+    /// (`atomic` or `rseq`) if set; else [`WriteMode::Rseq`] where glibc
+    /// registers rseq for its threads (Linux x86-64, glibc ≥ 2.35) and the
+    /// segment has a shard for every possible CPU, [`WriteMode::Atomic`]
+    /// otherwise. An explicit rseq request (here or in the environment)
+    /// that cannot be met is an error, never a silent downgrade.
+    pub fn write_mode(mut self, mode: WriteMode) -> Self {
+        self.write_mode = Some(mode);
         self
     }
 
@@ -203,6 +218,8 @@ pub struct Segment {
     /// locks are held (a description never conflicts with its own locks).
     probe: Option<File>,
     writable: bool,
+    /// This process's resolved label strings and series.
+    cache: crate::series::Cache,
 }
 
 impl Segment {
@@ -217,7 +234,7 @@ impl Segment {
             opts.writer_slots,
             random_id(),
             unix_ns(),
-            WriteMode::Atomic,
+            resolve_write_mode(opts.write_mode, shards)?,
         )?;
         let Some(name) = &opts.name else {
             let map = Mapping::anonymous(layout.segment_size)?;
@@ -228,7 +245,9 @@ impl Segment {
                 file: None,
                 probe: None,
                 writable: true,
+                cache: Default::default(),
             };
+            crate::series::init_region(&seg.series_region())?;
             layout.to_fields().publish(seg.header_words());
             return Ok(seg);
         };
@@ -260,7 +279,9 @@ impl Segment {
                 file: Some(File::from(fd)),
                 probe: Some(File::from(probe)),
                 writable: true,
+                cache: Default::default(),
             };
+            crate::series::init_region(&seg.series_region())?;
             layout.to_fields().publish(seg.header_words());
             Ok(seg)
         })();
@@ -354,6 +375,9 @@ impl Segment {
         // only accessed atomically.
         let words = unsafe { &*(map.as_ptr() as *const [AtomicU64; HEADER_WORDS]) };
         let layout = HeaderFields::load(words).validate(size)?;
+        if writable {
+            crate::rseq::check_writer(layout.write_mode, layout.shard_count)?;
+        }
         let probe = backing
             .open(libc::O_RDONLY, 0)
             .map_err(|e| Error::io("open segment for liveness checks", e))?;
@@ -364,6 +388,7 @@ impl Segment {
             file: Some(file),
             probe: Some(File::from(probe)),
             writable,
+            cache: Default::default(),
         })
     }
 
@@ -435,6 +460,42 @@ impl Segment {
                 self.layout.slot_count,
             )
         }
+    }
+
+    /// The labeled-series region.
+    pub(crate) fn series_region(&self) -> crate::series::Region<'_> {
+        use crate::series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
+        let l = &self.layout;
+        let base = self.map.as_ptr();
+        debug_assert!(l.values_offset + l.shard_count * l.values_per_shard * 8 <= self.map.len());
+        // SAFETY: validate() (or Layout::new for our own segments) checked
+        // that the series region [series_offset, + series_region_bytes) and
+        // the values region [values_offset, + shard_count * values_per_shard
+        // * 8) are 128-aligned and inside the mapping; the alloc line,
+        // directory and string table are laid out in that order inside the
+        // series region. All of it is accessed only through atomics.
+        unsafe {
+            let series = base.add(l.series_offset);
+            let dir = series.add(ALLOC_LINE_BYTES);
+            let strings = dir.add(l.series_capacity * size_of::<SeriesEntry>());
+            crate::series::Region {
+                alloc: &*(series as *const [AtomicU64; 16]),
+                dir: std::slice::from_raw_parts(dir as *const SeriesEntry, l.series_capacity),
+                strings: std::slice::from_raw_parts(
+                    strings as *const StringEntry,
+                    l.strings_capacity,
+                ),
+                values: std::slice::from_raw_parts(
+                    base.add(l.values_offset) as *const AtomicU64,
+                    l.shard_count * l.values_per_shard,
+                ),
+                values_per_shard: l.values_per_shard,
+            }
+        }
+    }
+
+    pub(crate) fn series_cache(&self) -> &crate::series::Cache {
+        &self.cache
     }
 
     /// Claims a writer slot for this handle and activates it.
@@ -525,6 +586,49 @@ fn lock(f: &File, i: usize, op: LockOp) -> Result<bool> {
         LockOp::IsHeld => i32::from(fl.l_type) != libc::F_UNLCK,
         _ => true,
     })
+}
+
+/// The write mode of a new segment with `shards` shards: the explicit
+/// choice, else `NODESTATS_WRITE_MODE`, else rseq where it is free to set up
+/// and the shards cover every possible CPU.
+fn resolve_write_mode(explicit: Option<WriteMode>, shards: usize) -> Result<WriteMode> {
+    let chosen = match explicit {
+        Some(m) => Some(m),
+        None => match std::env::var("NODESTATS_WRITE_MODE") {
+            Ok(v) => Some(match v.trim().to_ascii_lowercase().as_str() {
+                "atomic" => WriteMode::Atomic,
+                "rseq" => WriteMode::Rseq,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "NODESTATS_WRITE_MODE={v:?}: use \"atomic\" or \"rseq\""
+                    )))
+                }
+            }),
+            Err(_) => None,
+        },
+    };
+    match chosen {
+        Some(WriteMode::Rseq) => {
+            let possible = possible_cpus();
+            if shards < possible {
+                return Err(Error::Config(format!(
+                    "rseq write mode needs a shard for every possible CPU id: {shards} shards < {possible} CPUs; use more shards or atomic mode"
+                )));
+            }
+            if !crate::rseq::supported() {
+                return Err(Error::Config(
+                    "rseq write mode needs Linux x86-64 with glibc >= 2.35; use atomic mode"
+                        .to_string(),
+                ));
+            }
+            Ok(WriteMode::Rseq)
+        }
+        Some(WriteMode::Atomic) => Ok(WriteMode::Atomic),
+        None if crate::rseq::registered_by_glibc() && shards >= possible_cpus() => {
+            Ok(WriteMode::Rseq)
+        }
+        None => Ok(WriteMode::Atomic),
+    }
 }
 
 fn unix_ns() -> u64 {

@@ -1,0 +1,552 @@
+//! The restartable-sequences (rseq) write path: per-CPU adds without the
+//! lock prefix, on Linux x86-64.
+//!
+//! # What rseq gives us
+//!
+//! A thread registers a `struct rseq` area with the kernel (glibc ≥ 2.35
+//! does it for every thread and publishes where: `__rseq_offset` from the
+//! thread pointer). The kernel keeps `cpu_id` in it current, and before it
+//! returns to user space after **preempting, migrating or signalling** the
+//! thread it looks at `rseq_cs`: if that points to a descriptor whose
+//! `[start_ip, start_ip + post_commit_offset)` contains the interrupted
+//! instruction pointer, the thread resumes at the descriptor's `abort_ip`
+//! instead. A critical section is therefore either run from its start to
+//! its last instruction (the *commit*) on one CPU without any other thread
+//! running on that CPU in between, or abandoned before the commit retired.
+//!
+//! # Why a plain add is correct here
+//!
+//! In a segment created in [`WriteMode::Rseq`](crate::segment::WriteMode),
+//! shard `i` is written only by threads running on CPU `i`, and only from
+//! inside such a section that loads `cpu_id`, reads the old value and
+//! stores the new one, the store being the commit:
+//!
+//! * **Threads of this process.** Only one thread runs on a CPU at a time.
+//!   Another thread can touch shard `i` between our load and our store only
+//!   by running on CPU `i` in between, which needs ours to be preempted (or
+//!   migrated) first — and that aborts our section, so our store never
+//!   happens with a stale value; we retry from the top and read `cpu_id`
+//!   again. A signal handler that records is the same case: the kernel
+//!   aborts the section before it delivers the signal.
+//! * **Other processes.** The argument never used "same address space":
+//!   preemption is per CPU, whatever process the next thread belongs to,
+//!   and a shared mapping is the same physical memory in every process.
+//! * **Readers.** Collectors load each counter with an 8-byte atomic load.
+//!   Our stores are naturally aligned 8-byte (or 16-byte, below) stores,
+//!   which x86-64 performs as single-copy-atomic 8-byte accesses, so a
+//!   reader sees each counter either before or after an add — exactly what
+//!   a relaxed `fetch_add` would give it.
+//! * **Memory ordering.** None is needed between CPUs: no two CPUs write
+//!   one shard, and a reader's sum makes no snapshot promise. Program order
+//!   on one CPU (x86 is TSO) keeps a thread's own adds in order.
+//!
+//! What would break it, and is refused at creation and attach: a writer
+//! that adds with `lock add` (or any non-rseq store) to a shard that rseq
+//! writers use — its add can land between an rseq writer's load and store
+//! and be overwritten — and two CPUs mapping to one shard. Hence the write
+//! mode is a property of the segment ([`WriteMode`](crate::segment::WriteMode)),
+//! and an rseq segment has a shard for every possible CPU id.
+//!
+//! # Two counters, one commit
+//!
+//! `record_packets` adds to packets *and* bytes. rseq makes only the last
+//! instruction of a section the commit: with two `add [mem], reg`
+//! instructions an abort between them would leave packets added, and the
+//! retry would add them again. (An abort handler cannot tell how far the
+//! section got: the kernel always resumes at the one `abort_ip`.)
+//!
+//! The pair therefore commits with **one** instruction: packets and bytes
+//! are adjacent and 16-byte aligned in the shard (`Counter` indices 0/1,
+//! 2/3, 4/5, 6/7 of a 128-byte-aligned shard), so the section loads both
+//! with one `movdqa`, adds `(packets, bytes)` with `paddq`, and stores both
+//! with one `movdqa`. An abort anywhere before that store has written
+//! nothing; once it retired both halves are written, and the section is
+//! over. Interrupts, and so aborts, only happen at instruction boundaries.
+//! Whether the 16-byte store is one access or two 8-byte accesses to other
+//! CPUs does not matter: the counters are independent, collectors read
+//! them with separate 8-byte loads, and each 8-byte half is single-copy
+//! atomic on its own. SSE2 is part of the x86-64 baseline.
+//!
+//! Single counters commit with `add qword ptr [shard + off], n`, one
+//! read-modify-write instruction (not `lock`ed: no other CPU writes there).
+//!
+//! # Registration
+//!
+//! glibc registers every thread it creates and records the area's offset
+//! from the thread pointer in `__rseq_offset`; we use its area and its
+//! signature (x86: `0x53053053`, which must precede every abort handler).
+//! If registration is disabled (`GLIBC_TUNABLES=glibc.pthread.rseq=0`,
+//! `__rseq_size == 0`) glibc still reserves the area and leaves a negative
+//! `cpu_id` in it. The section checks for that before touching memory and
+//! leaves; a cold path then registers the area itself with the `rseq`
+//! system call and retries — once per thread, never on the steady-state
+//! hot path, and with no `thread_local!` lookup. If that registration is
+//! refused (another library registered a different area for the thread, or
+//! a seccomp filter forbids the call) the process aborts with a message, as
+//! glibc does when its own registration fails; a writer must not fall back
+//! to a locked add on an rseq segment. Creating a [`Stats`](crate::Stats)
+//! handle on an rseq segment registers the creating thread, so an
+//! environment that refuses rseq is an error at setup, not an abort later.
+//!
+//! # Gauges
+//!
+//! Writer-slot gauges (rooms, participants, tracks) are not per CPU: each
+//! slot belongs to one writer process and every change to it is a locked
+//! `fetch_add` in both modes, so they need no rseq.
+
+use crate::error::{Error, Result};
+use crate::segment::WriteMode;
+use crate::shard::possible_cpus;
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub(crate) use imp::Area;
+
+/// Refuses to write a segment in `mode` with `shard_count` shards unless
+/// every add of this process would be correct: rseq needs rseq support and
+/// a shard for every possible CPU id (a CPU id masked onto another CPU's
+/// shard would race with it).
+pub(crate) fn check_writer(mode: WriteMode, shard_count: usize) -> Result<()> {
+    match mode {
+        WriteMode::Atomic => Ok(()),
+        WriteMode::Rseq if supported() && shard_count >= possible_cpus() => Ok(()),
+        WriteMode::Rseq => Err(Error::UnsupportedWriteMode(WriteMode::Rseq as u64)),
+    }
+}
+
+/// Whether this process can write an rseq segment: Linux x86-64 with glibc
+/// ≥ 2.35, whether or not glibc registered its threads (we register them
+/// ourselves if it did not).
+pub fn supported() -> bool {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    return imp::glibc_area().is_some();
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    return false;
+}
+
+/// Whether glibc registered rseq for this process's threads, so that rseq
+/// costs nothing to set up: the condition for rseq being the default mode.
+pub fn registered_by_glibc() -> bool {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    return imp::glibc_area().is_some_and(|(_, size)| size >= 16);
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    return false;
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod imp {
+    use crate::shard::Shard;
+    use core::arch::asm;
+    use core::arch::x86_64::{__m128i, _mm_set_epi64x};
+
+    /// glibc's rseq signature on x86: the kernel was given it at
+    /// registration and checks it in the four bytes before every abort
+    /// handler.
+    pub(crate) const RSEQ_SIG: u32 = 0x5305_3053;
+    /// Size of the original `struct rseq` (the registration length glibc
+    /// reserves room for).
+    const RSEQ_AREA_LEN: u32 = 32;
+    /// `cpu_id` holds this (or another negative value) until the kernel has
+    /// filled it in for a registered thread.
+    const CPU_ID_NEGATIVE_BIT: usize = 1 << 31;
+    /// log2 of the shard stride: `cpu << SHARD_SHIFT` is a shard's offset.
+    pub(crate) const SHARD_SHIFT: u32 = size_of::<Shard>().trailing_zeros();
+    const _: () = assert!(1 << SHARD_SHIFT == size_of::<Shard>());
+
+    /// `(__rseq_offset, __rseq_size)` if this glibc has rseq support.
+    pub(crate) fn glibc_area() -> Option<(isize, u32)> {
+        // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names has no
+        // preconditions; null means the symbol is absent (glibc < 2.35,
+        // another libc, or a static binary).
+        let (size, offset) = unsafe {
+            (
+                libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()),
+                libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()),
+            )
+        };
+        if size.is_null() || offset.is_null() {
+            return None;
+        }
+        // SAFETY: glibc defines `__rseq_size` as `const unsigned int` and
+        // `__rseq_offset` as `const ptrdiff_t`, both set before main and
+        // never changed after. The offset is set whether or not glibc
+        // registered the area.
+        Some(unsafe { (*(offset as *const isize), *(size as *const u32)) })
+    }
+
+    /// This thread's rseq area: where the kernel finds it, and where our
+    /// sections read `cpu_id` and write `rseq_cs` (`%fs`-relative).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) struct Area {
+        /// `__rseq_offset`: the area of *every* thread is at this offset
+        /// from that thread's pointer.
+        offset: isize,
+    }
+
+    impl Area {
+        /// glibc's area, with the calling thread registered (by glibc, or
+        /// now by us). Setup path: may make one system call.
+        pub(crate) fn for_writer() -> Result<Area, &'static str> {
+            let Some((offset, _)) = glibc_area() else {
+                return Err("this libc publishes no rseq area (glibc >= 2.35 is needed)");
+            };
+            let area = Area { offset };
+            if area.cpu_id() < 0 {
+                area.register_current_thread()?;
+                if area.cpu_id() < 0 {
+                    return Err("the kernel accepted rseq registration but set no cpu_id");
+                }
+            }
+            Ok(area)
+        }
+
+        fn ptr(self) -> *mut u8 {
+            let tp: usize;
+            // SAFETY: on x86-64 Linux the first word of the thread control
+            // block, addressed by %fs, holds the thread pointer itself (the
+            // TLS ABI). Reading it has no side effects.
+            unsafe {
+                asm!("mov {}, qword ptr fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure));
+            }
+            tp.wrapping_add_signed(self.offset) as *mut u8
+        }
+
+        /// `cpu_id` of the calling thread: negative if it is not registered.
+        fn cpu_id(self) -> i32 {
+            // SAFETY: `ptr()` is this thread's `struct rseq`, which glibc
+            // keeps in the thread's static TLS block for the thread's whole
+            // life, 32-byte aligned; `cpu_id` is the u32 at byte 4. The
+            // kernel writes it asynchronously, so it is read atomically.
+            unsafe {
+                (*(self.ptr().add(4) as *const core::sync::atomic::AtomicU32))
+                    .load(core::sync::atomic::Ordering::Relaxed) as i32
+            }
+        }
+
+        /// Registers glibc's area for the calling thread with glibc's
+        /// signature. Cold: once per thread, only when glibc did not.
+        fn register_current_thread(self) -> Result<(), &'static str> {
+            // SAFETY: the area is this thread's `struct rseq` (see `cpu_id`),
+            // 32 bytes, 32-byte aligned, and lives until the thread exits,
+            // which is when the kernel stops using it. Registration only
+            // makes the kernel write `cpu_id_start`/`cpu_id` (and later
+            // clear `rseq_cs`), which is what the area is for.
+            let r =
+                unsafe { libc::syscall(libc::SYS_rseq, self.ptr(), RSEQ_AREA_LEN, 0, RSEQ_SIG) };
+            if r == 0 {
+                return Ok(());
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                // Already registered with this very area and signature.
+                Some(libc::EBUSY) => Ok(()),
+                Some(libc::EINVAL) => Err("this thread is already registered for rseq with another area (another library registered it); use atomic mode"),
+                Some(libc::EPERM) => Err("this thread is registered for rseq with another signature; use atomic mode"),
+                Some(libc::ENOSYS) => Err("the kernel has no rseq (Linux >= 4.18 is needed); use atomic mode"),
+                _ => Err("the rseq system call failed (is it blocked by seccomp?); use atomic mode"),
+            }
+        }
+
+        /// Cold path of every section: the thread read a negative `cpu_id`.
+        #[cold]
+        #[inline(never)]
+        fn register_or_abort(self) {
+            if let Err(why) = self.register_current_thread() {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "nodestats: fatal: cannot register rseq for a writer thread on an rseq segment: {why}"
+                );
+                std::process::abort();
+            }
+        }
+
+        /// Adds `(a, b)` to the 16-byte-aligned counter pair at `pair` in
+        /// the shard of the current CPU, committing both with one store.
+        ///
+        /// # Safety
+        ///
+        /// * `pair` points to a counter pair in shard 0 of a live shard
+        ///   array of `mask + 1` shards, 16-byte aligned, and every shard
+        ///   `pair + (i << SHARD_SHIFT)` for `i <= mask` is inside it.
+        /// * Every writer of those counters uses these rseq sections, and
+        ///   `mask + 1` covers every possible CPU id (no two CPUs share a
+        ///   shard).
+        /// * `self` came from [`Area::for_writer`].
+        #[inline(always)]
+        pub(crate) unsafe fn add_pair(self, pair: *mut u64, mask: usize, a: u64, b: u64) {
+            // Low lane: the first counter (packets); high lane: bytes.
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            let v: __m128i = unsafe { _mm_set_epi64x(b as i64, a as i64) };
+            loop {
+                let cpu: usize;
+                // SAFETY: see the module docs for why the section is atomic
+                // with respect to every other writer; memory safety: the
+                // address is `pair + ((cpu_id & mask) << SHARD_SHIFT)`, a
+                // pair inside the shard array by the caller's contract,
+                // 16-byte aligned as `movdqa` needs (shards are a multiple
+                // of 128 bytes). `fs:[offset + 4]` and `fs:[offset + 8]` are
+                // `cpu_id` and `rseq_cs` of this thread's area (glibc's
+                // TLS, live as long as the thread). The descriptor and the
+                // abort handler follow the kernel's ABI: `struct rseq_cs`
+                // version 0, flags 0, 32-byte aligned; the signature in the
+                // 4 bytes before `abort_ip`; `abort_ip` outside the
+                // section. No stack is used, inputs are never written.
+                unsafe {
+                    asm!(
+                        "2:",
+                        "lea {cpu}, [rip + 5f]",
+                        "mov qword ptr fs:[{area} + 8], {cpu}",
+                        "3:",
+                        "mov {cpu:e}, dword ptr fs:[{area} + 4]",
+                        "test {cpu:e}, {cpu:e}",
+                        "js 4f",
+                        "and {cpu:e}, {mask:e}",
+                        "shl {cpu}, {shift}",
+                        "movdqa {t}, xmmword ptr [{pair} + {cpu}]",
+                        "paddq {t}, {v}",
+                        // The commit: one store writes both counters.
+                        "movdqa xmmword ptr [{pair} + {cpu}], {t}",
+                        "4:",
+                        ".pushsection __rseq_cs, \"aw\"",
+                        ".balign 32",
+                        "5:",
+                        ".long 0, 0",
+                        ".quad 3b, 4b - 3b, 6f",
+                        ".popsection",
+                        ".pushsection __rseq_failure, \"ax\"",
+                        // `ud1 0x53053053(%rip), %edi`: the signature, in a
+                        // form disassemblers decode.
+                        ".byte 0x0f, 0xb9, 0x3d",
+                        ".long {sig}",
+                        "6:",
+                        "jmp 2b",
+                        ".popsection",
+                        area = in(reg) self.offset,
+                        pair = in(reg) pair,
+                        mask = in(reg) mask,
+                        v = in(xmm_reg) v,
+                        t = out(xmm_reg) _,
+                        cpu = out(reg) cpu,
+                        shift = const SHARD_SHIFT,
+                        sig = const RSEQ_SIG,
+                        options(nostack),
+                    );
+                }
+                if cpu & CPU_ID_NEGATIVE_BIT == 0 {
+                    return;
+                }
+                self.register_or_abort();
+            }
+        }
+
+        /// Adds `n` to the counter at `counter` in the shard of the current
+        /// CPU, committing with one non-locked `add`.
+        ///
+        /// # Safety
+        ///
+        /// As for [`add_pair`](Self::add_pair), for one 8-byte-aligned
+        /// counter.
+        #[inline(always)]
+        pub(crate) unsafe fn add(self, counter: *mut u64, mask: usize, n: u64) {
+            loop {
+                let cpu: usize;
+                // SAFETY: as in `add_pair`; the commit is a single
+                // read-modify-write instruction on an aligned u64 inside
+                // the shard array.
+                unsafe {
+                    asm!(
+                        "2:",
+                        "lea {cpu}, [rip + 5f]",
+                        "mov qword ptr fs:[{area} + 8], {cpu}",
+                        "3:",
+                        "mov {cpu:e}, dword ptr fs:[{area} + 4]",
+                        "test {cpu:e}, {cpu:e}",
+                        "js 4f",
+                        "and {cpu:e}, {mask:e}",
+                        "shl {cpu}, {shift}",
+                        // The commit.
+                        "add qword ptr [{counter} + {cpu}], {n}",
+                        "4:",
+                        ".pushsection __rseq_cs, \"aw\"",
+                        ".balign 32",
+                        "5:",
+                        ".long 0, 0",
+                        ".quad 3b, 4b - 3b, 6f",
+                        ".popsection",
+                        ".pushsection __rseq_failure, \"ax\"",
+                        ".byte 0x0f, 0xb9, 0x3d",
+                        ".long {sig}",
+                        "6:",
+                        "jmp 2b",
+                        ".popsection",
+                        area = in(reg) self.offset,
+                        counter = in(reg) counter,
+                        mask = in(reg) mask,
+                        n = in(reg) n,
+                        cpu = out(reg) cpu,
+                        shift = const SHARD_SHIFT,
+                        sig = const RSEQ_SIG,
+                        options(nostack),
+                    );
+                }
+                if cpu & CPU_ID_NEGATIVE_BIT == 0 {
+                    return;
+                }
+                self.register_or_abort();
+            }
+        }
+
+        /// [`add_pair`](Self::add_pair) with a busy loop of `spins`
+        /// iterations between computing the new values and the commit, and
+        /// a count of the aborts taken. Test support: the window is wide
+        /// enough for preemption and signals to land in it.
+        ///
+        /// # Safety
+        ///
+        /// As for [`add_pair`](Self::add_pair).
+        pub(crate) unsafe fn add_pair_stalled(
+            self,
+            pair: *mut u64,
+            mask: usize,
+            a: u64,
+            b: u64,
+            spins: u64,
+        ) -> u64 {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            let v: __m128i = unsafe { _mm_set_epi64x(b as i64, a as i64) };
+            let mut aborts = 0u64;
+            loop {
+                let cpu: usize;
+                // SAFETY: as in `add_pair`; the spin loop only uses the
+                // `i` register and flags.
+                unsafe {
+                    asm!(
+                        "2:",
+                        "lea {cpu}, [rip + 5f]",
+                        "mov qword ptr fs:[{area} + 8], {cpu}",
+                        "3:",
+                        "mov {cpu:e}, dword ptr fs:[{area} + 4]",
+                        "test {cpu:e}, {cpu:e}",
+                        "js 4f",
+                        "and {cpu:e}, {mask:e}",
+                        "shl {cpu}, {shift}",
+                        "movdqa {t}, xmmword ptr [{pair} + {cpu}]",
+                        "paddq {t}, {v}",
+                        "mov {i}, {spins}",
+                        "7:",
+                        "dec {i}",
+                        "jnz 7b",
+                        "movdqa xmmword ptr [{pair} + {cpu}], {t}",
+                        "4:",
+                        ".pushsection __rseq_cs, \"aw\"",
+                        ".balign 32",
+                        "5:",
+                        ".long 0, 0",
+                        ".quad 3b, 4b - 3b, 6f",
+                        ".popsection",
+                        ".pushsection __rseq_failure, \"ax\"",
+                        ".byte 0x0f, 0xb9, 0x3d",
+                        ".long {sig}",
+                        "6:",
+                        "inc {aborts}",
+                        "jmp 2b",
+                        ".popsection",
+                        area = in(reg) self.offset,
+                        pair = in(reg) pair,
+                        mask = in(reg) mask,
+                        spins = in(reg) spins.max(1),
+                        v = in(xmm_reg) v,
+                        t = out(xmm_reg) _,
+                        i = out(reg) _,
+                        cpu = out(reg) cpu,
+                        aborts = inout(reg) aborts,
+                        shift = const SHARD_SHIFT,
+                        sig = const RSEQ_SIG,
+                        options(nostack),
+                    );
+                }
+                if cpu & CPU_ID_NEGATIVE_BIT == 0 {
+                    return aborts;
+                }
+                self.register_or_abort();
+            }
+        }
+
+        /// The current CPU's shard index, or `None` if the thread is not
+        /// registered. Test support (the control that adds without rseq).
+        pub(crate) fn current_cpu(self) -> Option<usize> {
+            let c = self.cpu_id();
+            (c >= 0).then_some(c as usize)
+        }
+    }
+}
+
+/// Test support: the rseq section with a stall inside it, and the same
+/// per-CPU add without rseq (the control that must lose updates). Not part
+/// of the API.
+#[doc(hidden)]
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub mod test_hooks {
+    use crate::stats::{Direction, Stats};
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    fn pair_index(dir: Direction, retransmit: bool) -> usize {
+        (dir as usize) * 4 + (retransmit as usize) * 2
+    }
+
+    /// `record_packets` through an rseq section that spins `spins`
+    /// iterations between reading the old values and the commit. Returns
+    /// the aborts taken, or `None` if the segment is not in rseq mode.
+    pub fn record_packets_stalled(
+        stats: &Stats,
+        dir: Direction,
+        packets: u64,
+        bytes: u64,
+        retransmit: bool,
+        spins: u64,
+    ) -> Option<u64> {
+        let (area, base, mask) = stats.rseq_parts()?;
+        // SAFETY: `rseq_parts` gives the rseq-mode handle's own area, shard
+        // 0's counter 0 and mask, exactly what `Stats::record_packets`
+        // passes to `add_pair`; the pair index is even and < COUNTERS.
+        Some(unsafe {
+            area.add_pair_stalled(
+                base.add(pair_index(dir, retransmit)),
+                mask,
+                packets,
+                bytes,
+                spins,
+            )
+        })
+    }
+
+    /// The control: reads the CPU, then adds to that CPU's shard with a
+    /// separate load and store (no lock, no rseq), spinning `spins`
+    /// iterations in between. Loses updates when a thread is preempted or
+    /// migrated in the window. `None` if the segment is not in rseq mode.
+    pub fn record_packets_unprotected(
+        stats: &Stats,
+        dir: Direction,
+        packets: u64,
+        bytes: u64,
+        retransmit: bool,
+        spins: u64,
+    ) -> Option<()> {
+        let (area, base, mask) = stats.rseq_parts()?;
+        let cpu = area.current_cpu()? & mask;
+        let words = cpu * (size_of::<crate::shard::Shard>() / 8) + pair_index(dir, retransmit);
+        // SAFETY: cpu <= mask, so the pair lies in shard `cpu` of the live
+        // shard array; counters are AtomicU64, which any u64 pointer into
+        // them may be viewed as.
+        let (p, b) = unsafe {
+            let w = base.add(words);
+            (&*(w as *const AtomicU64), &*(w.add(1) as *const AtomicU64))
+        };
+        let (old_p, old_b) = (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+        for i in 0..spins {
+            std::hint::black_box(i);
+        }
+        p.store(old_p.wrapping_add(packets), Ordering::Relaxed);
+        b.store(old_b.wrapping_add(bytes), Ordering::Relaxed);
+        Some(())
+    }
+}

@@ -14,7 +14,7 @@
 //! * Setup functions return a [`nodestats_status`] with fixed values, mapped
 //!   from [`Error`](crate::Error) in one `match`. Out-parameters are written
 //!   only on success. Every pointer is NULL-checked (`NULL_ARGUMENT`), and
-//!   every such function runs inside one boundary ([`boundary!`]) that turns
+//!   every such function runs inside one boundary (the `boundary!` macro) that turns
 //!   a panic into `NODESTATS_STATUS_PANIC`: no unwinding crosses into C.
 //! * Hot-path functions (`nodestats_record_*`, `nodestats_room_started`, …)
 //!   return nothing and cannot fail: a NULL handle or an out-of-range enum
@@ -51,6 +51,7 @@ macro_rules! boundary {
     }};
 }
 
+// Declared in the order the header presents them (cbindgen keeps it).
 mod boundary;
 mod collector;
 mod node_stats;
@@ -69,7 +70,6 @@ pub use node_stats::{
 };
 pub use types::{
     nodestats_collector_options, nodestats_direction, nodestats_disposition, nodestats_options,
-    nodestats_track_kind, DirectionArg, DispositionArg, TrackKindArg,
-    NODESTATS_MAX_RATE_INTERVALS,
+    nodestats_track_kind, DirectionArg, DispositionArg, TrackKindArg, NODESTATS_MAX_RATE_INTERVALS,
 };
 pub use writer::*;

@@ -1,0 +1,149 @@
+//! The C hot path never allocates: a counting global allocator watches a
+//! million `nodestats_record_packets` calls, and every other hot-path
+//! export, made through the C ABI.
+
+use nodestats::ffi::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::ptr;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only adds a thread-local count.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|a| a.get())
+}
+
+const IN: DirectionArg = DirectionArg(nodestats_direction::Incoming as u32);
+const OUT: DirectionArg = DirectionArg(nodestats_direction::Outgoing as u32);
+const VIDEO: TrackKindArg = TrackKindArg(nodestats_track_kind::Video as u32);
+
+/// Opens a writer on `name` (NULL: anonymous) through the C ABI.
+fn open(name: *const std::ffi::c_char) -> *mut nodestats_t {
+    let mut s = ptr::null_mut();
+    // SAFETY: `name` is NULL or a NUL-terminated literal; `s` is writable.
+    let st = unsafe { nodestats_open(name, &mut s) };
+    assert_eq!(st, nodestats_status::Ok);
+    s
+}
+
+fn read(s: *mut nodestats_t) -> nodestats_node_stats {
+    let mut ns = std::mem::MaybeUninit::uninit();
+    // SAFETY: `s` is a live handle; `ns` is writable.
+    assert_eq!(
+        unsafe { nodestats_read(s, ns.as_mut_ptr()) },
+        nodestats_status::Ok
+    );
+    // SAFETY: nodestats_read returned OK, so it wrote `ns`.
+    unsafe { ns.assume_init() }
+}
+
+#[test]
+fn a_million_c_record_packets_allocate_nothing() {
+    let path = std::env::temp_dir().join(format!("nodestats-ffi-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let named = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    for name in [ptr::null(), named.as_ptr()] {
+        let s = open(name);
+        // Warm up: the first call on a thread may initialise lazy state.
+        // SAFETY: `s` is a live handle.
+        unsafe { nodestats_record_packets(s, IN, 1, 1, false) };
+        let before = allocs();
+        for i in 0..1_000_000u64 {
+            // SAFETY: `s` is a live handle.
+            unsafe { nodestats_record_packets(s, IN, 1, 1200 + (i & 7), i % 16 == 0) };
+        }
+        assert_eq!(allocs() - before, 0, "nodestats_record_packets allocated");
+        assert_eq!(read(s).packets_in, 1_000_001);
+        // SAFETY: `s` is live and not used afterwards.
+        unsafe { nodestats_close(s) };
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn every_c_hot_path_call_allocates_nothing() {
+    let s = open(ptr::null());
+    let round = || {
+        // SAFETY: `s` is a live handle for the whole closure's use; NULL
+        // handles are allowed and ignored.
+        unsafe {
+            nodestats_record_packets(s, OUT, 2, 2400, true);
+            nodestats_record_packet(s, IN, 1200, false);
+            nodestats_record_rtcp(s, OUT, 1, 1, 1);
+            nodestats_participant_signal_connected(s, 1);
+            nodestats_participant_join_failed(s, 1);
+            nodestats_participant_join_validation_failed(s, 1);
+            nodestats_participant_join_upgrade_failed(s, 1);
+            nodestats_participant_join_write_initial_response_failed(s, 1);
+            nodestats_participant_rtc_init(s, 1);
+            nodestats_participant_rtc_connected(s, 1);
+            nodestats_participant_rtc_active(s, 1, true);
+            nodestats_participant_rtc_canceled(s, 1, false);
+            nodestats_participant_rtc_success(s, 1, false);
+            nodestats_participant_rtc_failure(s, 1, true);
+            nodestats_track_publish_attempt(s, VIDEO);
+            nodestats_track_publish_success(s, VIDEO);
+            nodestats_track_publish_cancels(s, VIDEO, 1);
+            nodestats_track_published(s, VIDEO);
+            nodestats_track_unpublished(s, VIDEO);
+            nodestats_track_subscribe_attempt(s);
+            nodestats_track_subscribe_success(s, VIDEO);
+            nodestats_track_unsubscribed(s, VIDEO);
+            nodestats_track_subscribe_failure(s, true);
+            nodestats_track_subscribe_cancels(s, 1);
+            nodestats_room_started(s);
+            nodestats_room_ended(s);
+            nodestats_participant_added(s);
+            nodestats_participant_removed(s);
+            nodestats_connection_added(s, IN);
+            nodestats_connection_removed(s, IN);
+            nodestats_forward_latency(s, 1000);
+            nodestats_forward_jitter(s, 100);
+            nodestats_record_packets(s, DirectionArg(7), 1, 1, false);
+            nodestats_track_published(s, TrackKindArg(7));
+            nodestats_record_packets(ptr::null_mut(), IN, 1, 1, false);
+        }
+    };
+    round();
+    let before = allocs();
+    for _ in 0..10_000 {
+        round();
+    }
+    assert_eq!(allocs() - before, 0, "a hot-path export allocated");
+    let ns = read(s);
+    assert_eq!(
+        (ns.packets_out, ns.retransmit_packets_out),
+        (20_002, 20_002)
+    );
+    assert_eq!(
+        (ns.num_rooms, ns.num_tracks_in, ns.num_tracks_out),
+        (0, 0, 0)
+    );
+    // SAFETY: `s` is live and not used afterwards.
+    unsafe { nodestats_close(s) };
+}

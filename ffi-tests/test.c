@@ -391,6 +391,7 @@ static void test_open_with(void) {
   CHECK(o.disposition == NODESTATS_DISPOSITION_CREATE_OR_ATTACH);
   CHECK(o.mode == 0600 && o.shards == 0 && o.writer_slots == 128);
   CHECK(!o.allow_foreign_owner);
+  CHECK(o.write_mode == NODESTATS_WRITE_MODE_AUTO);
 
   nodestats_t *s = NULL;
   CHECK_STATUS(nodestats_open_with(&o, &s), NODESTATS_STATUS_OK);
@@ -405,6 +406,15 @@ static void test_open_with(void) {
   bad = o;
   bad.disposition = (nodestats_disposition)9;
   CHECK_STATUS(nodestats_open_with(&bad, &s), NODESTATS_STATUS_INVALID_ARGUMENT);
+  bad = o;
+  bad.write_mode = (nodestats_write_mode)3;
+  CHECK_STATUS(nodestats_open_with(&bad, &s), NODESTATS_STATUS_INVALID_ARGUMENT);
+  bad = o;
+  bad.write_mode = NODESTATS_WRITE_MODE_ATOMIC;
+  CHECK_STATUS(nodestats_open_with(&bad, &s), NODESTATS_STATUS_OK);
+  nodestats_record_packets(s, NODESTATS_DIRECTION_INCOMING, 2, 20, false);
+  CHECK_EQ_U64(read_stats(s).packets_in, 2);
+  nodestats_close(s);
   bad = o;
   bad.disposition = NODESTATS_DISPOSITION_ATTACH; /* attach needs a name */
   CHECK_STATUS(nodestats_open_with(&bad, &s), NODESTATS_STATUS_INVALID_ARGUMENT);

@@ -198,6 +198,34 @@ typedef uint32_t nodestats_disposition;
 #endif // __cplusplus
 
 /**
+ * How writers of a new segment add to its shards (attaching always uses
+ * the segment's own mode).
+ */
+enum nodestats_write_mode
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * `NODESTATS_WRITE_MODE` from the environment if set, else rseq where
+   * the platform supports it, else atomic (the default).
+   */
+  NODESTATS_WRITE_MODE_AUTO = 0,
+  /**
+   * Locked `fetch_add`: works everywhere.
+   */
+  NODESTATS_WRITE_MODE_ATOMIC = 1,
+  /**
+   * Non-locked adds in a restartable sequence (Linux x86-64, glibc ≥
+   * 2.35); opening fails if it cannot be had.
+   */
+  NODESTATS_WRITE_MODE_RSEQ = 2,
+};
+#ifndef __cplusplus
+typedef uint32_t nodestats_write_mode;
+#endif // __cplusplus
+
+/**
  * A collector handle: reads a segment into NodeStats with rates. Opaque
  * to C.
  *
@@ -595,6 +623,10 @@ typedef struct nodestats_options {
    * Accept an existing segment owned by another user (default false).
    */
   bool allow_foreign_owner;
+  /**
+   * How writers of a new segment add (default `NODESTATS_WRITE_MODE_AUTO`).
+   */
+  nodestats_write_mode write_mode;
 } nodestats_options;
 
 #ifdef __cplusplus
@@ -722,7 +754,7 @@ nodestats_status nodestats_open(const char *name,
 /**
  * Fills `*opts` with the defaults: anonymous, create-or-attach, mode 0600,
  * one shard per possible CPU, 128 writer slots, 200 ms init wait, own
- * segments only. A NULL `opts` is ignored.
+ * segments only, automatic write mode. A NULL `opts` is ignored.
  *
  * # Safety
  * `opts` is NULL or valid for writing a `nodestats_options`.

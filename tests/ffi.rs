@@ -52,6 +52,8 @@ fn make(target: &str) {
         .arg(target)
         .arg(format!("LIBDIR={}", lib_dir().display()))
         .arg(format!("BUILDDIR={}", build.display()))
+        // cargo points this at its own (possibly stale) libnodestats.so.
+        .env_remove("LD_LIBRARY_PATH")
         .output()
         .expect("run make (is it installed?)");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -70,6 +70,7 @@ pub use node_stats::{
 };
 pub use types::{
     nodestats_collector_options, nodestats_direction, nodestats_disposition, nodestats_options,
-    nodestats_track_kind, DirectionArg, DispositionArg, TrackKindArg, NODESTATS_MAX_RATE_INTERVALS,
+    nodestats_track_kind, nodestats_write_mode, DirectionArg, DispositionArg, TrackKindArg,
+    WriteModeArg, NODESTATS_MAX_RATE_INTERVALS,
 };
 pub use writer::*;

@@ -3,7 +3,7 @@
 
 use super::boundary::nodestats_status;
 use crate::collector::CollectorConfig;
-use crate::segment::{SegmentOptions, DEFAULT_MODE, DEFAULT_WRITER_SLOTS};
+use crate::segment::{SegmentOptions, WriteMode, DEFAULT_MODE, DEFAULT_WRITER_SLOTS};
 use crate::stats::{Direction, TrackKind};
 use crate::sys::SystemConfig;
 use std::ffi::{c_char, CStr};
@@ -46,6 +46,39 @@ pub enum nodestats_disposition {
     /// Attach read-write to an existing segment; `NODESTATS_STATUS_NOT_FOUND`
     /// if there is none.
     Attach = 2,
+}
+
+/// How writers of a new segment add to its shards (attaching always uses
+/// the segment's own mode).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum nodestats_write_mode {
+    /// `NODESTATS_WRITE_MODE` from the environment if set, else rseq where
+    /// the platform supports it, else atomic (the default).
+    Auto = 0,
+    /// Locked `fetch_add`: works everywhere.
+    Atomic = 1,
+    /// Non-locked adds in a restartable sequence (Linux x86-64, glibc ≥
+    /// 2.35); opening fails if it cannot be had.
+    Rseq = 2,
+}
+
+/// A `nodestats_write_mode` as C stores it: any 32-bit value. The header
+/// declares it as `nodestats_write_mode`; unknown values are rejected with
+/// `NODESTATS_STATUS_INVALID_ARGUMENT`.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteModeArg(pub u32);
+
+impl WriteModeArg {
+    pub(crate) fn get(self) -> Result<Option<WriteMode>, nodestats_status> {
+        match self.0 {
+            0 => Ok(None),
+            1 => Ok(Some(WriteMode::Atomic)),
+            2 => Ok(Some(WriteMode::Rseq)),
+            _ => Err(nodestats_status::InvalidArgument),
+        }
+    }
 }
 
 /// A `nodestats_direction` as C passes it: any 32-bit value. The header
@@ -127,6 +160,8 @@ pub struct nodestats_options {
     pub init_wait_ms: u32,
     /// Accept an existing segment owned by another user (default false).
     pub allow_foreign_owner: bool,
+    /// How writers of a new segment add (default `NODESTATS_WRITE_MODE_AUTO`).
+    pub write_mode: WriteModeArg,
 }
 
 impl Default for nodestats_options {
@@ -139,6 +174,7 @@ impl Default for nodestats_options {
             writer_slots: DEFAULT_WRITER_SLOTS as u32,
             init_wait_ms: 200,
             allow_foreign_owner: false,
+            write_mode: WriteModeArg(nodestats_write_mode::Auto as u32),
         }
     }
 }
@@ -177,6 +213,9 @@ impl nodestats_options {
             .allow_foreign_owner(self.allow_foreign_owner);
         if self.shards != 0 {
             o = o.shards(self.shards as usize);
+        }
+        if let Some(mode) = self.write_mode.get()? {
+            o = o.write_mode(mode);
         }
         // SAFETY: forwarded from this function's contract.
         if let Some(name) = unsafe { name_arg(self.name) }? {

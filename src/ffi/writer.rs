@@ -76,7 +76,7 @@ pub unsafe extern "C" fn nodestats_open(
 
 /// Fills `*opts` with the defaults: anonymous, create-or-attach, mode 0600,
 /// one shard per possible CPU, 128 writer slots, 200 ms init wait, own
-/// segments only. A NULL `opts` is ignored.
+/// segments only, automatic write mode. A NULL `opts` is ignored.
 ///
 /// # Safety
 /// `opts` is NULL or valid for writing a `nodestats_options`.

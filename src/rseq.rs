@@ -44,8 +44,8 @@
 //! that adds with `lock add` (or any non-rseq store) to a shard that rseq
 //! writers use — its add can land between an rseq writer's load and store
 //! and be overwritten — and two CPUs mapping to one shard. Hence the write
-//! mode is a property of the segment ([`WriteMode`](crate::segment::WriteMode)),
-//! and an rseq segment has a shard for every possible CPU id.
+//! mode is a property of the segment ([`WriteMode`]), and an rseq segment
+//! has a shard for every possible CPU id.
 //!
 //! # Two counters, one commit
 //!

@@ -4,9 +4,8 @@
 //! system call: counters add to the current CPU's shard, gauges add to this
 //! writer's slot. Clone a [`Stats`] freely; clones share the writer slot.
 //!
-//! How a counter add is done depends on the segment's
-//! [`WriteMode`](crate::segment::WriteMode), read once when the handle is
-//! made: in rseq mode a non-locked add inside a restartable sequence
+//! How a counter add is done depends on the segment's [`WriteMode`], read
+//! once when the handle is made: in rseq mode a non-locked add inside a restartable sequence
 //! ([`rseq`](crate::rseq); packets and bytes commit with one 16-byte
 //! store), in atomic mode `fetch_add(Relaxed)`. Each call takes one
 //! predictable branch on it.

@@ -1,7 +1,7 @@
 //! The record path never allocates: a counting global allocator watches a
 //! million records of every hot-path call.
 
-use nodestats::{Direction, SegmentOptions, Stats, TrackKind};
+use nodestats::{Direction, SegmentOptions, Stats, TrackKind, WriteMode};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -40,9 +40,11 @@ fn allocs() -> u64 {
 fn recording_allocates_nothing() {
     let name = std::env::temp_dir().join(format!("nodestats-noalloc-{}", std::process::id()));
     let _ = std::fs::remove_file(&name);
+    // The default mode (rseq where available) and atomic mode.
     for opts in [
         SegmentOptions::new(),
         SegmentOptions::new().name(name.to_str().unwrap().to_string()),
+        SegmentOptions::new().write_mode(WriteMode::Atomic),
     ] {
         let stats = Stats::open(&opts).unwrap();
         // Warm up: first use of a thread-local or lazy path may allocate.

@@ -1,6 +1,6 @@
 //! Exact totals with more writer threads than CPUs.
 
-use nodestats::{Direction, SegmentOptions, Stats, Totals};
+use nodestats::{Direction, SegmentOptions, Stats, Totals, WriteMode};
 use std::sync::{Arc, Barrier};
 
 #[test]
@@ -8,9 +8,20 @@ fn more_threads_than_cpus_lose_nothing() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = (4 * cpus).max(8);
     let per_thread: u64 = 200_000;
-    // Fewer shards than CPUs forces threads on different CPUs onto one shard.
-    for shards in [1usize, 64] {
-        let stats = Stats::open(&SegmentOptions::new().shards(shards)).unwrap();
+    // Fewer shards than CPUs forces threads on different CPUs onto one shard:
+    // only atomic mode allows that. The default is rseq where available.
+    let atomic = |n| {
+        SegmentOptions::new()
+            .shards(n)
+            .write_mode(WriteMode::Atomic)
+    };
+    for (shards, opts) in [
+        (1usize, atomic(1)),
+        (64, atomic(64)),
+        (64, SegmentOptions::new().shards(64)),
+    ] {
+        let stats = Stats::open(&opts).unwrap();
+        let shards = format!("{shards}, {:?}", stats.segment().layout().write_mode);
         let barrier = Arc::new(Barrier::new(threads));
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {

@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# Every test: unit, integration (multi-process, C ABI under sanitizers),
-# doc tests, benches in test mode, and a demo run whose totals must be exact.
+# Every test: unit, integration (multi-process, corrupt segments, C ABI
+# under sanitizers, Prometheus end to end), doc tests, benches in test
+# mode, and a demo run whose totals must be exact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The end-to-end test runs a real Prometheus server and promtool.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  else
+    echo "scripts/test.sh: install the Debian package 'prometheus' (needs root)" >&2
+    exit 1
+  fi
+fi
+
 cargo test --all-targets
 cargo test --doc
-cargo run --release -- demo --duration 3 --interval 1 --workers 3 --rate 30000
+cargo run --release -- demo --duration 3 --interval 1 --workers 3 --rate 30000 --listen ""

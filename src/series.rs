@@ -144,13 +144,16 @@ fn write_entry(e: &SeriesEntry, f: Family, n: usize, base: u64, ids: &[u32]) {
     e.w[0].store(PUBLISHED, Ordering::Release);
 }
 
+/// A resolved series: family, label values, value base.
+type CachedSeries = (Family, Vec<String>, u32);
+
 /// A process's cache of resolved strings and series, so each is looked up
 /// in the segment once.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     strings: Mutex<HashMap<String, u32>>,
     /// Keyed by a hash of (family, labels); collisions resolved by compare.
-    series: RwLock<HashMap<u64, Vec<(Family, Vec<String>, u32)>>>,
+    series: RwLock<HashMap<u64, Vec<CachedSeries>>>,
 }
 
 fn key_hash(family: Family, labels: &[&str]) -> u64 {

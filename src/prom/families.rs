@@ -287,7 +287,7 @@ pub static FAMILIES: [FamilyDef; LIVEKIT_FAMILIES] = [
         name: "livekit_node_packet_total",
         help: HELP[Family::NodePacketTotal as usize],
         kind: Kind::Gauge,
-        labels: &["type", "dropped)"],
+        labels: &["type"],
         buckets: Buckets::List(&[]),
     },
     FamilyDef {
@@ -436,7 +436,7 @@ pub static FAMILIES: [FamilyDef; LIVEKIT_FAMILIES] = [
         name: "livekit_track_published_total",
         help: HELP[Family::TrackPublishedTotal as usize],
         kind: Kind::Gauge,
-        labels: &["kind", "i.e."],
+        labels: &["kind"],
         buckets: Buckets::List(&[]),
     },
     FamilyDef {

@@ -3,6 +3,7 @@
 
 use crate::{sleep_unless_stopped, stopped, table};
 use clap::Args;
+use nodestats::prom::{ConnectionQuality, Exporter, TrackSource};
 use nodestats::{CollectorConfig, Direction, Error, Segment, SegmentOptions, Stats, TrackKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,9 @@ pub(crate) struct DemoArgs {
     /// Keep a named segment after exit (it is removed by default if the demo created it).
     #[arg(long)]
     keep: bool,
+    /// Serve /metrics, /stats and /healthz here while running ("" to turn off).
+    #[arg(long, default_value = "127.0.0.1:9898")]
+    listen: String,
 }
 
 /// What one worker recorded, counted privately to check the segment's totals.
@@ -60,6 +64,7 @@ impl Rng {
 
 struct Room {
     participants: u32,
+    started: Instant,
     ends_at: Instant,
 }
 
@@ -117,6 +122,26 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
     if let Some(name) = &args.segment {
         println!("  read it from another shell: nodestats show --segment {name}");
     }
+    let app = if args.listen.is_empty() {
+        None
+    } else {
+        let exporter = Exporter::new(
+            stats.segment().clone(),
+            &crate::serve::default_node_id(),
+            "SERVER",
+        )?;
+        let app = crate::serve::app(exporter, config.update_interval);
+        match crate::http::start(&args.listen, app.clone()) {
+            Ok((addr, _)) => {
+                println!("  metrics: http://{addr}/metrics   NodeStats: http://{addr}/stats");
+                Some(app)
+            }
+            Err(e) => {
+                eprintln!("  not serving HTTP: cannot listen on {}: {e}", args.listen);
+                None
+            }
+        }
+    };
     let stats = Arc::new(stats);
     let per_worker = args.rate / args.workers as u64;
     let deadline = (args.duration > 0).then(|| Instant::now() + Duration::from_secs(args.duration));
@@ -141,6 +166,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
             break;
         }
         last = collector.update();
+        if let Some(app) = &app {
+            app.state.publish(&last, collector.anomalies());
+            app.updated();
+        }
         println!("{}", table::row(start.elapsed().as_secs_f64(), &last));
     }
     let mut recorded = Recorded::default();
@@ -234,6 +263,10 @@ fn worker(stats: &Stats, id: u64, pps: u64, deadline: Option<Instant>) -> Record
                 stats.record_rtcp(Direction::Outgoing, 0, 1, 0);
             }
         }
+        // Once a second: the slower signals every labeled family gets.
+        if rng.below(100) == 0 {
+            exercise_families(stats, &mut rng, &mut rec);
+        }
         // Rooms: start one now and then, end those whose time is up.
         if rng.below(100) == 0 && rooms.len() < 20 {
             rooms.push(open_room(stats, &mut rng));
@@ -260,6 +293,132 @@ fn worker(stats: &Stats, id: u64, pps: u64, deadline: Option<Instant>) -> Record
     rec
 }
 
+/// Records into every labeled family LiveKit has, with plausible values.
+fn exercise_families(s: &Stats, rng: &mut Rng, rec: &mut Recorded) {
+    const COUNTRIES: [&str; 4] = ["US", "DE", "IN", "BR"];
+    const SOURCES: [TrackSource; 3] = [
+        TrackSource::Camera,
+        TrackSource::Microphone,
+        TrackSource::ScreenShare,
+    ];
+    let country = COUNTRIES[rng.below(4) as usize];
+    let source = SOURCES[rng.below(3) as usize];
+    let kind = if source == TrackSource::Microphone {
+        TrackKind::Audio
+    } else {
+        TrackKind::Video
+    };
+    let dir = if rng.below(2) == 0 {
+        Direction::Incoming
+    } else {
+        Direction::Outgoing
+    };
+    let ms = |r: &mut Rng, max: u64| Duration::from_millis(1 + r.below(max));
+    s.record_signal_request_success();
+    s.record_signal_response_success();
+    if rng.below(20) == 0 {
+        s.record_signal_request_failure();
+        s.record_signal_response_failure();
+        s.record_service_operation_error("offer", "remote_description");
+    }
+    s.record_service_operation_success("participant_join");
+    s.record_twirp_request_status("RoomService", "ListRooms", "200", "");
+    s.record_twirp_request_latency("RoomService", "ListRooms", ms(rng, 40), "200");
+    s.record_packets_country(country, dir, 10, 12_000, false);
+    s.record_rtcp_country(country, dir, 1, u32::from(rng.below(5) == 0), 0);
+    rec.nacks += 1;
+    match dir {
+        Direction::Incoming => {
+            rec.packets_in += 10;
+            rec.bytes_in += 12_000;
+        }
+        Direction::Outgoing => {
+            rec.packets_out += 10;
+            rec.bytes_out += 12_000;
+        }
+    }
+    let total = 500 + rng.below(500) as u32;
+    s.record_packet_loss(country, dir, source, kind, rng.below(10) as u32, total);
+    s.record_packet_out_of_order(country, dir, source, kind, rng.below(3) as u32, total);
+    s.record_jitter(country, dir, source, kind, 1000 + rng.below(40_000) as u32);
+    s.record_rtt(country, dir, source, kind, 20 + rng.below(200) as u32);
+    s.participant_join_failed(u32::from(rng.below(50) == 0));
+    s.participant_rtc_success(1, rng.below(2) == 0);
+    s.connection_added(dir);
+    s.connection_removed(dir);
+    s.record_forward_latency_sample(50_000 + rng.below(2_000_000) as i64);
+    s.forward_latency(100_000 + rng.below(50_000) as u32);
+    s.forward_jitter(10_000 + rng.below(5_000) as u32);
+    s.record_session_join_latency(16, ms(rng, 500));
+    s.record_session_start_time(16, false, ms(rng, 2000));
+    s.record_session_duration(16, Duration::from_secs(1 + rng.below(3600)));
+    s.record_publish_time(country, source, kind, ms(rng, 900), "JS", "STANDARD");
+    s.record_subscribe_time(
+        country,
+        source,
+        kind,
+        ms(rng, 900),
+        "SWIFT",
+        "STANDARD",
+        1 + rng.below(3) as u32,
+    );
+    s.record_subscribe_stream_start_time(
+        country,
+        source,
+        kind,
+        ms(rng, 900),
+        "ANDROID",
+        "STANDARD",
+    );
+    s.record_peer_connection_state("PUBLISHER", "connected");
+    s.record_peer_connection_state("SUBSCRIBER", "fully_established");
+    let rating = [
+        ConnectionQuality::Excellent,
+        ConnectionQuality::Good,
+        ConnectionQuality::Poor,
+    ][rng.below(3) as usize];
+    s.record_quality(rating, 3.0 + rng.below(15) as f32 / 10.0);
+    s.record_data_packet_stream(
+        "text",
+        "text/plain",
+        1 + rng.below(10) as u32,
+        Some(100 + rng.below(10_000)),
+    );
+    s.add_ref("demo", 1);
+    s.add_ref("demo", -1);
+    s.webhook_dispatch_success();
+    if rng.below(30) == 0 {
+        s.webhook_dispatch_drop("queue is full");
+        s.track_subscribe_failure_error("track not found", false);
+    }
+    s.webhook_queue_length(rng.below(5) as u32);
+    s.psrpc_request_time(
+        "client",
+        "rpc",
+        "SignalService",
+        "RelaySignal",
+        ms(rng, 100),
+    );
+    s.psrpc_stream_send_time("server", "SignalService", "RelaySignal", ms(rng, 20));
+    s.psrpc_stream_received("server", "SignalService", "RelaySignal");
+    s.psrpc_stream_opened("server", "SignalService", "RelaySignal");
+    s.psrpc_stream_closed("server", "SignalService", "RelaySignal");
+    if rng.below(40) == 0 {
+        s.psrpc_error("client", "rpc", "RoomService", "DeleteRoom", "unavailable");
+    }
+    s.psrpc_bytes(
+        "client",
+        "rpc",
+        "SignalService",
+        "RelaySignal",
+        "tx",
+        200 + rng.below(800),
+    );
+    s.psrpc_request_received("RoomService", "ListRooms");
+    s.psrpc_request_expired("RoomService", "DeleteRoom");
+    s.psrpc_claim_wait_time("RoomService", "ListRooms", "claimed", ms(rng, 30));
+}
+
 fn open_room(stats: &Stats, rng: &mut Rng) -> Room {
     stats.room_started();
     let participants = 2 + rng.below(5) as u32;
@@ -284,7 +443,8 @@ fn open_room(stats: &Stats, rng: &mut Rng) -> Room {
     }
     Room {
         participants,
-        ends_at: Instant::now() + Duration::from_secs(5 + rng.below(20)),
+        started: Instant::now(),
+        ends_at: Instant::now() + Duration::from_secs(2 + rng.below(20)),
     }
 }
 
@@ -298,5 +458,5 @@ fn close_room(stats: &Stats, r: &Room) {
         stats.track_unpublished(TrackKind::Video);
         stats.participant_removed();
     }
-    stats.room_ended();
+    stats.room_ended_after(r.started.elapsed());
 }

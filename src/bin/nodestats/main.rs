@@ -2,6 +2,8 @@
 //! table) and `show` (read a segment read-only).
 
 mod demo;
+mod http;
+mod serve;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,8 @@ struct Cli {
 enum Command {
     /// Simulated SFU workers record traffic into a segment; a collector prints live NodeStats.
     Demo(demo::DemoArgs),
+    /// Attach read-only to a segment and serve /metrics (Prometheus), /stats (NodeStats JSON) and /healthz.
+    Serve(serve::ServeArgs),
     /// Attach read-only to a segment and print its current NodeStats.
     Show {
         /// Segment name ("/name" under /dev/shm, or a file path).
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
     install_signal_handlers();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Show { segment, json } => show(&segment, json),
     };
     match result {

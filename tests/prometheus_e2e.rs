@@ -1,0 +1,262 @@
+//! End to end with the real thing: `nodestats serve` in front of a named
+//! segment, `promtool check metrics` on its page, and a Prometheus server
+//! on loopback scraping it; Prometheus' HTTP API must return exactly what
+//! was recorded. Needs `prometheus` and `promtool` (Debian package
+//! `prometheus`; `scripts/test.sh` installs it) and fails without them.
+
+use nodestats::prom::TrackSource;
+use nodestats::{Direction, Segment, SegmentOptions, Stats, TrackKind};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Metric names whose promtool lint warnings come from LiveKit's own names
+/// (kept for parity: `_total` gauges, counters without `_total`, `_count`
+/// gauges, `_ms`/`_us`/`_ns` units, `counter` in a name).
+const INHERITED: &[&str] = &[
+    "livekit_connection_total",
+    "livekit_debug_ref_count",
+    "livekit_forward_latency_ns",
+    "livekit_jitter_us",
+    "livekit_node_messages",
+    "livekit_node_packet_total",
+    "livekit_node_service_operation",
+    "livekit_node_twirp_request_latency_ms",
+    "livekit_node_twirp_request_status",
+    "livekit_packet_bytes",
+    "livekit_participant_total",
+    "livekit_peer_connection_state",
+    "livekit_psrpc_claim_wait_time_ms",
+    "livekit_psrpc_request_time_ms",
+    "livekit_psrpc_stream_count",
+    "livekit_psrpc_stream_send_time_ms",
+    "livekit_pubsubtime_ms",
+    "livekit_room_total",
+    "livekit_rtt_ms",
+    "livekit_session_duration_ms",
+    "livekit_session_join_latency_ms",
+    "livekit_session_start_time_ms",
+    "livekit_track_publish_counter",
+    "livekit_track_published_total",
+    "livekit_track_subscribe_counter",
+    "livekit_track_subscribed_total",
+];
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn tool(name: &str) -> String {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    assert!(
+        !found.is_empty(),
+        "{name} not found: install the Debian package `prometheus` (scripts/test.sh does)"
+    );
+    found
+}
+
+/// The single value Prometheus returns for `query`, if any.
+fn query(prom: &str, q: &str) -> Option<String> {
+    let body = http_get(prom, &format!("/api/v1/query?query={}", encode(q)))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let r = v["data"]["result"].as_array()?;
+    (r.len() == 1).then(|| r[0]["value"][1].as_str().unwrap_or("").to_string())
+}
+
+#[test]
+fn prometheus_scrapes_exact_values() {
+    let (prometheus, promtool) = (tool("prometheus"), tool("promtool"));
+    let name = format!("/nodestats-e2e-{}", std::process::id());
+    let _ = Segment::unlink(&name);
+    let stats = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
+    stats.record_packets(Direction::Incoming, 12_345, 12_345 * 1000, false);
+    for rtt in [10, 60, 60, 999] {
+        stats.record_rtt(
+            "DE",
+            Direction::Outgoing,
+            TrackSource::Camera,
+            TrackKind::Video,
+            rtt,
+        );
+    }
+    stats.room_started();
+
+    let mut serve = Kill(
+        Command::new(env!("CARGO_BIN_EXE_nodestats"))
+            .args([
+                "serve",
+                "--segment",
+                &name,
+                "--listen",
+                "127.0.0.1:0",
+                "--interval",
+                "1",
+                "--node-id",
+                "ND_e2e",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+
+    // promtool: no errors, and lint warnings only for LiveKit's own names.
+    let page = http_get(&addr, "/metrics").expect("GET /metrics");
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = out.status.code();
+    assert!(
+        code == Some(0) || code == Some(3),
+        "promtool failed ({code:?}): {report}"
+    );
+    for l in report.lines().filter(|l| !l.trim().is_empty()) {
+        let metric = l.split_whitespace().next().unwrap_or("");
+        assert!(
+            INHERITED.contains(&metric),
+            "promtool complains about our own naming: {l}"
+        );
+    }
+    assert!(http_get(&addr, "/healthz").is_some());
+    let stats_json: serde_json::Value =
+        serde_json::from_str(&http_get(&addr, "/stats").unwrap()).unwrap();
+    assert_eq!(stats_json["packets_in"], 12_345);
+    assert_eq!(stats_json["num_rooms"], 1);
+
+    // A real Prometheus server scraping every second.
+    let dir = std::env::temp_dir().join(format!("nodestats-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: nodestats\n    static_configs:\n      - targets: ['{addr}']\n"),
+    )
+    .unwrap();
+    let prom_addr = format!("127.0.0.1:{}", free_port());
+    let _prom = Kill(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let checks = [
+        (
+            r#"livekit_packet_total{direction="incoming",transmission="initial",country="",node_id="ND_e2e"}"#,
+            "12345",
+        ),
+        (
+            r#"livekit_packet_bytes{direction="incoming",transmission="initial",country=""}"#,
+            "12345000",
+        ),
+        (
+            r#"livekit_rtt_ms_count{country="DE",direction="outgoing"}"#,
+            "4",
+        ),
+        (
+            r#"livekit_rtt_ms_sum{country="DE",direction="outgoing"}"#,
+            "1129",
+        ),
+        (
+            r#"livekit_rtt_ms_bucket{country="DE",direction="outgoing",le="100"}"#,
+            "3",
+        ),
+        (r#"livekit_room_total{node_type="SERVER"}"#, "1"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let last: Vec<Option<String>> = checks.iter().map(|(q, _)| query(&prom_addr, q)).collect();
+        if checks
+            .iter()
+            .zip(&last)
+            .all(|((_, want), got)| got.as_deref() == Some(*want))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never returned the recorded values: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(_prom);
+    drop(serve);
+    let _ = std::fs::remove_dir_all(&dir);
+    Segment::unlink(&name).unwrap();
+}

@@ -58,6 +58,7 @@ pub mod error;
 pub mod ffi;
 pub mod node_stats;
 pub mod prom;
+mod proto;
 pub mod rate;
 pub mod rseq;
 pub mod segment;

@@ -24,7 +24,7 @@ pub const MAX_HISTORY: usize = 1 << 16;
 #[derive(Clone, Debug)]
 pub struct CollectorConfig {
     /// Time between updates (default 2 s). The collector does not sleep by
-    /// itself; this sizes the history and paces [`Collector::run`].
+    /// itself; this sizes the history (call [`Collector::update`] at this pace).
     pub update_interval: Duration,
     /// Rate windows, in the order they appear in `NodeStats.rates`
     /// (default `[10 s]`).

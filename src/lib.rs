@@ -12,10 +12,10 @@
 //! ```
 //!
 //! * **Counters** live in per-CPU, 128-byte-aligned [shards](shard) of a
-//!   [segment](segment): each add is one relaxed atomic add on the current
+//!   [segment]: each add is one relaxed atomic add on the current
 //!   CPU's cache line, so writers on different CPUs never contend. Counters
 //!   are ownerless — what a writer added stays after it dies.
-//! * **Gauges** (rooms, clients, tracks) live in per-writer [slots](slots)
+//! * **Gauges** (rooms, clients, tracks) live in per-writer [slots]
 //!   and vanish with the writer process, and never report below zero.
 //! * The **[collector]** sums shards, reads the system, keeps a bounded
 //!   history and computes [rates](rate) on the monotonic clock, treating a

@@ -244,6 +244,11 @@ impl Family {
         &FAMILIES[self as usize]
     }
 
+    /// The family with the given metric name (e.g. `livekit_rtt_ms`).
+    pub fn from_name(name: &str) -> Option<Family> {
+        Self::ALL.into_iter().find(|f| f.def().name == name)
+    }
+
     /// The family with index `i`, if any.
     pub fn from_index(i: usize) -> Option<Family> {
         Self::ALL.get(i).copied()
@@ -692,6 +697,12 @@ mod tests {
         let (b, _) = Family::SessionDurationMs.def().buckets.bounds();
         assert!((b[14] - 14_400_000.0).abs() < 1e-3);
         assert!((b[5] - 6954.6).abs() < 0.1, "{}", b[5]);
+    }
+
+    #[test]
+    fn families_are_found_by_name() {
+        assert_eq!(Family::from_name("livekit_rtt_ms"), Some(Family::RttMs));
+        assert_eq!(Family::from_name("livekit_rtt"), None);
     }
 
     #[test]

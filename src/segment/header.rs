@@ -3,7 +3,7 @@
 //! The header is read and written only through atomic word loads and
 //! stores, so a header that another process scribbles on while we read it
 //! is a wrong value, never undefined behaviour. Readers copy the words once
-//! ([`HeaderFields::load`]), validate the copy, and use only the copy.
+//! (`HeaderFields::load`), validate the copy, and use only the copy.
 
 use crate::error::{Error, Result};
 use crate::series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};

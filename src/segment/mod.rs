@@ -1,6 +1,6 @@
 //! The shared-memory segment: creation, attachment, validation.
 //!
-//! A segment is one mapping: a [header](header) of 32 words at offset 0,
+//! A segment is one mapping: a [header] of 32 words at offset 0,
 //! then the per-CPU [`Shard`]s, then the [`WriterSlot`]s, all addressed by
 //! offsets recorded in the header. It is backed by
 //!

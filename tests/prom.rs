@@ -305,3 +305,22 @@ fn a_read_only_exporter_sees_another_handles_series() {
     );
     nodestats::Segment::unlink(&name).unwrap();
 }
+
+#[test]
+fn direct_text_equals_the_prometheus_crates_encoder() {
+    let stats = Stats::anonymous().unwrap();
+    record_everything(&stats);
+    stats.record_twirp_request_status("Svc", "Method", "5xx", "quote\"back\\slash\nnewline");
+    let exporter = Exporter::new(stats.segment().clone(), "ND_x", "SERVER").unwrap();
+    let mut families = exporter.families();
+    families.retain(|f| !f.get_metric().is_empty());
+    let mut want = String::new();
+    prometheus::TextEncoder::new()
+        .encode_utf8(&families, &mut want)
+        .unwrap();
+    let got = exporter.text();
+    assert_eq!(got.lines().count(), want.lines().count());
+    for (a, b) in got.lines().zip(want.lines()) {
+        assert_eq!(a, b);
+    }
+}

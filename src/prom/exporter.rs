@@ -3,9 +3,9 @@
 
 use crate::collector::Anomalies;
 use crate::node_stats::NodeStats;
-use crate::prom::families::{Family, FamilyDef, Kind, FAMILIES};
+use crate::prom::families::{Family, Kind, FAMILIES, MAX_BUCKETS};
 use crate::segment::Segment;
-use crate::series::{self, SeriesValue};
+use crate::series;
 use crate::shard::{self, Counter, COUNTERS};
 use crate::slots::{self, Gauge, GaugeTotals};
 use prometheus::core::{Collector as PromCollector, Desc};
@@ -190,78 +190,31 @@ impl Exporter {
         &self.segment
     }
 
-    /// Every family in the Prometheus text format (a registry of its own).
+    /// Every family in the Prometheus text format (version 0.0.4), written
+    /// directly from one read of the segment. Families with no series yet
+    /// are left out, as a registry does.
     pub fn text(&self) -> String {
-        let mut out = String::new();
-        let mut families = self.families();
-        // Families with no series yet are left out, as a registry does.
-        families.retain(|f| !f.get_metric().is_empty());
-        let enc = prometheus::TextEncoder::new();
-        if let Err(e) = enc.encode_utf8(&families, &mut out) {
-            out = format!("# encoding failed: {e}\n");
+        let fams = self.snapshot();
+        let points: usize = fams.iter().map(|f| f.points.len() * (f.bounds.1 + 3)).sum();
+        let mut out = String::with_capacity(4096 + points * 160);
+        for f in fams.iter().filter(|f| !f.points.is_empty()) {
+            f.write_text(&self.const_labels, &mut out);
         }
         out
     }
 
-    fn labels(&self, names: &[&str], values: &[&str]) -> Vec<proto::LabelPair> {
-        let mut v: Vec<proto::LabelPair> = self
-            .const_labels
-            .iter()
-            .map(|(n, val)| (n.as_str(), val.as_str()))
-            .chain(names.iter().copied().zip(values.iter().copied()))
-            .map(|(n, val)| {
-                let mut p = proto::LabelPair::default();
-                p.set_name(n.to_string());
-                p.set_value(val.to_string());
-                p
-            })
-            .collect();
-        v.sort_by(|a, b| a.name().cmp(b.name()));
-        v
-    }
-
-    fn scalar(&self, kind: Kind, names: &[&str], values: &[&str], v: f64) -> proto::Metric {
-        let mut m = proto::Metric::from_label(self.labels(names, values));
-        match kind {
-            Kind::Counter => {
-                let mut c = proto::Counter::default();
-                c.set_value(v);
-                m.set_counter(c);
-            }
-            _ => {
-                let mut g = proto::Gauge::default();
-                g.set_value(v);
-                m.set_gauge(g);
-            }
-        }
-        m
-    }
-
-    fn histogram(&self, def: &FamilyDef, s: &SeriesValue) -> proto::Metric {
-        let names = def.labels;
-        let values: Vec<&str> = s.labels.iter().map(String::as_str).collect();
-        let mut m = proto::Metric::from_label(self.labels(names, &values));
-        let (bounds, nb) = def.buckets.bounds();
-        let mut h = proto::Histogram::default();
-        let mut cum = 0u64;
-        let mut buckets = Vec::with_capacity(nb);
-        for (ub, c) in bounds[..nb].iter().zip(&s.buckets) {
-            cum += c;
-            let mut b = proto::Bucket::default();
-            b.set_upper_bound(*ub);
-            b.set_cumulative_count(cum);
-            buckets.push(b);
-        }
-        cum += s.buckets.get(nb).copied().unwrap_or(0);
-        h.set_bucket(buckets);
-        h.set_sample_count(cum);
-        h.set_sample_sum(s.sum);
-        m.set_histogram(h);
-        m
-    }
-
-    /// Builds every family from one read of the segment.
+    /// Every family as protobuf structs (what `prometheus::Registry`
+    /// gathers).
     pub fn families(&self) -> Vec<MetricFamily> {
+        self.snapshot()
+            .into_iter()
+            .map(|f| f.to_proto(&self.const_labels))
+            .collect()
+    }
+
+    /// One read of the segment (and of the latest collector update) as
+    /// families of points.
+    fn snapshot(&self) -> Vec<Fam> {
         let counters = shard::sum_all(self.segment.shards());
         let gauges = slots::merge(self.segment.slots(), |i| self.segment.slot_alive(i));
         let (series, sstats) = series::read_all(&self.segment);
@@ -277,229 +230,414 @@ impl Exporter {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
 
-        let mut out = Vec::with_capacity(FAMILIES.len() + OWN.len());
-        for f in Family::ALL {
-            let def = f.def();
-            let mut metrics = self.fixed(
-                f,
+        let mut out: Vec<Fam> = FAMILIES
+            .iter()
+            .map(|d| Fam::new(d.name, d.help, d.kind, d.labels, d.buckets.bounds()))
+            .collect();
+        for (f, fam) in Family::ALL.iter().zip(out.iter_mut()) {
+            fam.points = fixed(
+                *f,
                 &counters,
                 &gauges,
                 latest.as_ref().map(|l| &l.0),
                 sys_start,
             );
-            for s in series.iter().filter(|s| s.family == f) {
-                let is_overflow = s.labels.iter().all(|l| l == series::OVERFLOW_LABEL);
-                let empty = s.value == 0 && s.buckets.iter().all(|&b| b == 0);
-                if is_overflow && empty {
-                    continue;
-                }
-                let values: Vec<&str> = s.labels.iter().map(String::as_str).collect();
-                metrics.push(match def.kind {
-                    Kind::Histogram => self.histogram(def, s),
-                    Kind::Gauge => self.scalar(
-                        Kind::Gauge,
-                        def.labels,
-                        &values,
-                        (s.value as i64).max(0) as f64,
-                    ),
-                    Kind::Counter => {
-                        self.scalar(Kind::Counter, def.labels, &values, s.value as f64)
-                    }
-                });
+        }
+        for s in series {
+            let empty = s.value == 0 && s.buckets.iter().all(|&b| b == 0);
+            if empty && s.labels.iter().all(|l| l == series::OVERFLOW_LABEL) {
+                continue;
             }
-            out.push(family(def.name, def.help, def.kind, metrics));
+            let fam = &mut out[s.family as usize];
+            let val = match fam.kind {
+                Kind::Histogram => Val::Hist(s.buckets, s.sum),
+                Kind::Gauge => Val::Scalar((s.value as i64).max(0) as f64),
+                Kind::Counter => Val::Scalar(s.value as f64),
+            };
+            fam.points.push(Point {
+                values: s.labels,
+                val,
+            });
         }
 
         let (ns, anomalies) = latest.unwrap_or_default();
         let l = self.segment.layout();
-        let own_values: [Vec<(Vec<String>, f64)>; 15] = [
-            vec![(vec![format!("{:032x}", l.segment_id)], 1.0)],
-            vec![(vec![], l.created_unix_ns as f64 / 1e9)],
-            vec![(vec![], l.shard_count as f64)],
-            vec![(vec![], gauges.live_writers as f64)],
-            vec![(vec![], gauges.dead_writers as f64)],
-            vec![(vec![], sstats.registered as f64)],
-            vec![(vec![], sstats.series_overflowed as f64)],
-            vec![(vec![], sstats.strings_overflowed as f64)],
-            vec![(vec![], sstats.corrupt_entries as f64)],
-            vec![(vec![], anomalies.resets as f64)],
-            vec![(vec![], anomalies.probe_errors as f64)],
-            vec![(vec![], ns.num_cpus_exact)],
-            ns.udp_rcvbuf_errors
-                .map(|v| (vec![], v as f64))
-                .into_iter()
-                .collect(),
-            ns.udp_in_errors
-                .map(|v| (vec![], v as f64))
-                .into_iter()
-                .collect(),
-            ns.rx_dropped
-                .map(|v| (vec![], v as f64))
-                .into_iter()
-                .collect(),
+        let scalar = |v: f64| {
+            vec![Point {
+                values: Vec::new(),
+                val: Val::Scalar(v),
+            }]
+        };
+        let optional = |v: Option<u64>| v.map(|v| scalar(v as f64)).unwrap_or_default();
+        let own_points: [Vec<Point>; 15] = [
+            vec![Point {
+                values: vec![format!("{:032x}", l.segment_id)],
+                val: Val::Scalar(1.0),
+            }],
+            scalar(l.created_unix_ns as f64 / 1e9),
+            scalar(l.shard_count as f64),
+            scalar(gauges.live_writers as f64),
+            scalar(gauges.dead_writers as f64),
+            scalar(sstats.registered as f64),
+            scalar(sstats.series_overflowed as f64),
+            scalar(sstats.strings_overflowed as f64),
+            scalar(sstats.corrupt_entries as f64),
+            scalar(anomalies.resets as f64),
+            scalar(anomalies.probe_errors as f64),
+            scalar(ns.num_cpus_exact),
+            optional(ns.udp_rcvbuf_errors),
+            optional(ns.udp_in_errors),
+            optional(ns.rx_dropped),
         ];
-        for ((name, help, kind, labels), vals) in OWN.iter().zip(own_values) {
-            let metrics = vals
-                .iter()
-                .map(|(lv, v)| {
-                    let lv: Vec<&str> = lv.iter().map(String::as_str).collect();
-                    self.scalar(*kind, labels, &lv, *v)
-                })
-                .collect();
-            out.push(family(name, help, *kind, metrics));
+        for ((name, help, kind, labels), points) in OWN.iter().zip(own_points) {
+            let mut fam = Fam::new(name, help, *kind, labels, ([0.0; MAX_BUCKETS], 0));
+            fam.points = points;
+            out.push(fam);
         }
         out
     }
+}
 
-    /// Series of `f` that come from the fixed counters and gauges.
-    fn fixed(
-        &self,
-        f: Family,
-        c: &[u64; COUNTERS],
-        g: &GaugeTotals,
-        ns: Option<&NodeStats>,
-        sys_start: Option<(u64, u64)>,
-    ) -> Vec<proto::Metric> {
-        use Counter as C;
-        let def = f.def();
-        let v = |k: C| c[k as usize] as f64;
-        let gv = |k: Gauge| g.values[k as usize] as f64;
-        let m = |vals: &[&str], x: f64| self.scalar(def.kind, def.labels, vals, x);
-        match f {
-            Family::PacketTotal | Family::PacketBytes => {
-                let o = (f == Family::PacketBytes) as usize;
-                let at = |i: usize| c[i + o] as f64;
-                vec![
-                    m(
-                        &["incoming", "initial", ""],
-                        at(C::PacketsInInitial as usize),
-                    ),
-                    m(
-                        &["incoming", "retransmit", ""],
-                        at(C::PacketsInRetransmit as usize),
-                    ),
-                    m(
-                        &["outgoing", "initial", ""],
-                        at(C::PacketsOutInitial as usize),
-                    ),
-                    m(
-                        &["outgoing", "retransmit", ""],
-                        at(C::PacketsOutRetransmit as usize),
-                    ),
-                ]
-            }
-            Family::NackTotal => vec![
-                m(&["incoming", ""], v(C::NackIn)),
-                m(&["outgoing", ""], v(C::NackOut)),
-            ],
-            Family::PliTotal => vec![
-                m(&["incoming", ""], v(C::PliIn)),
-                m(&["outgoing", ""], v(C::PliOut)),
-            ],
-            Family::FirTotal => vec![
-                m(&["incoming", ""], v(C::FirIn)),
-                m(&["outgoing", ""], v(C::FirOut)),
-            ],
-            Family::ParticipantJoinTotal => {
-                let mut out = vec![
-                    m(&["signal_connected", ""], v(C::ParticipantSignalConnected)),
-                    m(&["signal_failed", ""], v(C::ParticipantJoinFailed)),
-                    m(
-                        &["signal_validation_failed", ""],
-                        v(C::ParticipantJoinValidationFailed),
-                    ),
-                    m(
-                        &["signal_upgrade_failed", ""],
-                        v(C::ParticipantJoinUpgradeFailed),
-                    ),
-                    m(
-                        &["signal_write_initial_response_failed", ""],
-                        v(C::ParticipantJoinWriteInitialResponseFailed),
-                    ),
-                    m(&["rtc_init", ""], v(C::ParticipantRtcInit)),
-                    m(&["rtc_connected", ""], v(C::ParticipantRtcConnected)),
-                ];
-                for (state, plain, warp) in [
-                    (
-                        "rtc_active",
-                        C::ParticipantRtcActive,
-                        C::ParticipantRtcActiveWarp,
-                    ),
-                    (
-                        "rtc_canceled",
-                        C::ParticipantRtcCanceled,
-                        C::ParticipantRtcCanceledWarp,
-                    ),
-                    (
-                        "rtc_success",
-                        C::ParticipantRtcSuccess,
-                        C::ParticipantRtcSuccessWarp,
-                    ),
-                    (
-                        "rtc_failure",
-                        C::ParticipantRtcFailure,
-                        C::ParticipantRtcFailureWarp,
-                    ),
-                ] {
-                    out.push(m(&[state, "false"], v(plain)));
-                    out.push(m(&[state, "true"], v(warp)));
-                }
-                out
-            }
-            Family::ConnectionTotal => vec![
-                m(&["incoming"], gv(Gauge::ConnectionsIncoming)),
-                m(&["outgoing"], gv(Gauge::ConnectionsOutgoing)),
-            ],
-            Family::ForwardLatency => vec![m(&[], g.forward_latency_ns as f64)],
-            Family::ForwardJitter => vec![m(&[], g.forward_jitter_ns as f64)],
-            Family::RoomTotal => vec![m(&[], gv(Gauge::Rooms))],
-            Family::ParticipantTotal => vec![m(&[], gv(Gauge::Participants))],
-            Family::TrackPublishedTotal => vec![
-                m(&["AUDIO"], gv(Gauge::TracksPublishedAudio)),
-                m(&["VIDEO"], gv(Gauge::TracksPublishedVideo)),
-                m(&["DATA"], gv(Gauge::TracksPublishedData)),
-            ],
-            Family::TrackSubscribedTotal => vec![
-                m(&["AUDIO"], gv(Gauge::TracksSubscribedAudio)),
-                m(&["VIDEO"], gv(Gauge::TracksSubscribedVideo)),
-                m(&["DATA"], gv(Gauge::TracksSubscribedData)),
-            ],
-            Family::TrackPublishCounter => {
-                let mut out = Vec::new();
-                for (i, kind) in ["AUDIO", "VIDEO", "DATA"].iter().enumerate() {
-                    out.push(m(
-                        &[kind, "attempt"],
-                        c[C::TrackPublishAttemptsAudio as usize + i] as f64,
-                    ));
-                    out.push(m(
-                        &[kind, "success"],
-                        c[C::TrackPublishSuccessAudio as usize + i] as f64,
-                    ));
-                    out.push(m(
-                        &[kind, "cancel"],
-                        c[C::TrackPublishCancelsAudio as usize + i] as f64,
-                    ));
-                }
-                out
-            }
-            Family::TrackSubscribeCounter => vec![
-                m(&["attempt", ""], v(C::TrackSubscribeAttempts)),
-                m(&["success", ""], v(C::TrackSubscribeSuccess)),
-                m(&["failure", ""], v(C::TrackSubscribeFailures)),
-                m(&["cancel", ""], v(C::TrackSubscribeCancels)),
-            ],
-            Family::NodePacketTotal => match (ns, sys_start) {
-                (Some(ns), Some((out0, drop0))) => vec![
-                    m(&["out"], ns.sys_packets_out.saturating_sub(out0) as f64),
-                    m(
-                        &["dropped"],
-                        ns.sys_packets_dropped.saturating_sub(drop0) as f64,
-                    ),
-                ],
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
+/// A value of one series.
+enum Val {
+    Scalar(f64),
+    /// Non-cumulative bucket counts (+Inf last) and the sum.
+    Hist(Vec<u64>, f64),
+}
+
+/// One series: its variable label values and value.
+struct Point {
+    values: Vec<String>,
+    val: Val,
+}
+
+/// One family ready to export.
+struct Fam {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    bounds: ([f64; MAX_BUCKETS], usize),
+    points: Vec<Point>,
+}
+
+impl Fam {
+    fn new(
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+        labels: &'static [&'static str],
+        bounds: ([f64; MAX_BUCKETS], usize),
+    ) -> Self {
+        Fam {
+            name,
+            help,
+            kind,
+            labels,
+            bounds,
+            points: Vec::new(),
         }
+    }
+
+    /// Label pairs of `p`, const labels included, sorted by name.
+    fn pairs<'a>(
+        &'a self,
+        consts: &'a [(String, String)],
+        p: &'a Point,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut v: Vec<(&str, &str)> = consts
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain(
+                self.labels
+                    .iter()
+                    .copied()
+                    .zip(p.values.iter().map(String::as_str)),
+            )
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+
+    fn write_text(&self, consts: &[(String, String)], out: &mut String) {
+        use std::fmt::Write;
+        let kind = match self.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        out.push_str("# HELP ");
+        out.push_str(self.name);
+        out.push(' ');
+        escape(out, self.help, false);
+        out.push_str("\n# TYPE ");
+        out.push_str(self.name);
+        out.push(' ');
+        out.push_str(kind);
+        out.push('\n');
+        let line =
+            |out: &mut String, suffix: &str, pairs: &[(&str, &str)], le: Option<&str>, v: f64| {
+                out.push_str(self.name);
+                out.push_str(suffix);
+                if !pairs.is_empty() || le.is_some() {
+                    out.push('{');
+                    let mut first = true;
+                    for (n, val) in pairs.iter().copied().chain(le.map(|l| ("le", l))) {
+                        if !first {
+                            out.push(',');
+                        }
+                        first = false;
+                        out.push_str(n);
+                        out.push_str("=\"");
+                        escape(out, val, true);
+                        out.push('"');
+                    }
+                    out.push('}');
+                }
+                let _ = writeln!(out, " {}", Display(v));
+            };
+        for p in &self.points {
+            let pairs = self.pairs(consts, p);
+            match &p.val {
+                Val::Scalar(v) => line(out, "", &pairs, None, *v),
+                Val::Hist(buckets, sum) => {
+                    let (bounds, nb) = &self.bounds;
+                    let mut cum = 0u64;
+                    let mut le = String::new();
+                    for (ub, c) in bounds[..*nb].iter().zip(buckets) {
+                        cum += c;
+                        le.clear();
+                        let _ = write!(le, "{}", Display(*ub));
+                        line(out, "_bucket", &pairs, Some(&le), cum as f64);
+                    }
+                    cum += buckets.get(*nb).copied().unwrap_or(0);
+                    line(out, "_bucket", &pairs, Some("+Inf"), cum as f64);
+                    line(out, "_sum", &pairs, None, *sum);
+                    line(out, "_count", &pairs, None, cum as f64);
+                }
+            }
+        }
+    }
+
+    fn to_proto(&self, consts: &[(String, String)]) -> MetricFamily {
+        let metrics = self
+            .points
+            .iter()
+            .map(|p| {
+                let labels = self
+                    .pairs(consts, p)
+                    .into_iter()
+                    .map(|(n, v)| {
+                        let mut lp = proto::LabelPair::default();
+                        lp.set_name(n.to_string());
+                        lp.set_value(v.to_string());
+                        lp
+                    })
+                    .collect();
+                let mut m = proto::Metric::from_label(labels);
+                match (&p.val, self.kind) {
+                    (Val::Scalar(v), Kind::Counter) => {
+                        let mut c = proto::Counter::default();
+                        c.set_value(*v);
+                        m.set_counter(c);
+                    }
+                    (Val::Scalar(v), _) => {
+                        let mut g = proto::Gauge::default();
+                        g.set_value(*v);
+                        m.set_gauge(g);
+                    }
+                    (Val::Hist(buckets, sum), _) => {
+                        let (bounds, nb) = &self.bounds;
+                        let mut h = proto::Histogram::default();
+                        let mut cum = 0u64;
+                        let mut bs = Vec::with_capacity(*nb);
+                        for (ub, c) in bounds[..*nb].iter().zip(buckets) {
+                            cum += c;
+                            let mut b = proto::Bucket::default();
+                            b.set_upper_bound(*ub);
+                            b.set_cumulative_count(cum);
+                            bs.push(b);
+                        }
+                        cum += buckets.get(*nb).copied().unwrap_or(0);
+                        h.set_bucket(bs);
+                        h.set_sample_count(cum);
+                        h.set_sample_sum(*sum);
+                        m.set_histogram(h);
+                    }
+                }
+                m
+            })
+            .collect();
+        family(self.name, self.help, self.kind, metrics)
+    }
+}
+
+/// Prometheus' rendering of a sample value.
+struct Display(f64);
+
+impl std::fmt::Display for Display {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            f.write_str("NaN")
+        } else if v.is_infinite() {
+            f.write_str(if v > 0.0 { "+Inf" } else { "-Inf" })
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
+/// Escapes help text (`\` and newline) or a label value (also `"`).
+fn escape(out: &mut String, s: &str, quote: bool) {
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Series of `f` that come from the fixed counters, the writer gauges and
+/// the collector's system reading.
+fn fixed(
+    f: Family,
+    c: &[u64; COUNTERS],
+    g: &GaugeTotals,
+    ns: Option<&NodeStats>,
+    sys_start: Option<(u64, u64)>,
+) -> Vec<Point> {
+    use Counter as C;
+    let v = |k: C| c[k as usize] as f64;
+    let gv = |k: Gauge| g.values[k as usize] as f64;
+    let m = |vals: &[&str], x: f64| Point {
+        values: vals.iter().map(|s| s.to_string()).collect(),
+        val: Val::Scalar(x),
+    };
+    match f {
+        Family::PacketTotal | Family::PacketBytes => {
+            let o = (f == Family::PacketBytes) as usize;
+            let at = |k: C| c[k as usize + o] as f64;
+            vec![
+                m(&["incoming", "initial", ""], at(C::PacketsInInitial)),
+                m(&["incoming", "retransmit", ""], at(C::PacketsInRetransmit)),
+                m(&["outgoing", "initial", ""], at(C::PacketsOutInitial)),
+                m(&["outgoing", "retransmit", ""], at(C::PacketsOutRetransmit)),
+            ]
+        }
+        Family::NackTotal => vec![
+            m(&["incoming", ""], v(C::NackIn)),
+            m(&["outgoing", ""], v(C::NackOut)),
+        ],
+        Family::PliTotal => vec![
+            m(&["incoming", ""], v(C::PliIn)),
+            m(&["outgoing", ""], v(C::PliOut)),
+        ],
+        Family::FirTotal => vec![
+            m(&["incoming", ""], v(C::FirIn)),
+            m(&["outgoing", ""], v(C::FirOut)),
+        ],
+        Family::ParticipantJoinTotal => {
+            let mut out = vec![
+                m(&["signal_connected", ""], v(C::ParticipantSignalConnected)),
+                m(&["signal_failed", ""], v(C::ParticipantJoinFailed)),
+                m(
+                    &["signal_validation_failed", ""],
+                    v(C::ParticipantJoinValidationFailed),
+                ),
+                m(
+                    &["signal_upgrade_failed", ""],
+                    v(C::ParticipantJoinUpgradeFailed),
+                ),
+                m(
+                    &["signal_write_initial_response_failed", ""],
+                    v(C::ParticipantJoinWriteInitialResponseFailed),
+                ),
+                m(&["rtc_init", ""], v(C::ParticipantRtcInit)),
+                m(&["rtc_connected", ""], v(C::ParticipantRtcConnected)),
+            ];
+            for (state, plain, warp) in [
+                (
+                    "rtc_active",
+                    C::ParticipantRtcActive,
+                    C::ParticipantRtcActiveWarp,
+                ),
+                (
+                    "rtc_canceled",
+                    C::ParticipantRtcCanceled,
+                    C::ParticipantRtcCanceledWarp,
+                ),
+                (
+                    "rtc_success",
+                    C::ParticipantRtcSuccess,
+                    C::ParticipantRtcSuccessWarp,
+                ),
+                (
+                    "rtc_failure",
+                    C::ParticipantRtcFailure,
+                    C::ParticipantRtcFailureWarp,
+                ),
+            ] {
+                out.push(m(&[state, "false"], v(plain)));
+                out.push(m(&[state, "true"], v(warp)));
+            }
+            out
+        }
+        Family::ConnectionTotal => vec![
+            m(&["incoming"], gv(Gauge::ConnectionsIncoming)),
+            m(&["outgoing"], gv(Gauge::ConnectionsOutgoing)),
+        ],
+        Family::ForwardLatency => vec![m(&[], g.forward_latency_ns as f64)],
+        Family::ForwardJitter => vec![m(&[], g.forward_jitter_ns as f64)],
+        Family::RoomTotal => vec![m(&[], gv(Gauge::Rooms))],
+        Family::ParticipantTotal => vec![m(&[], gv(Gauge::Participants))],
+        Family::TrackPublishedTotal => vec![
+            m(&["AUDIO"], gv(Gauge::TracksPublishedAudio)),
+            m(&["VIDEO"], gv(Gauge::TracksPublishedVideo)),
+            m(&["DATA"], gv(Gauge::TracksPublishedData)),
+        ],
+        Family::TrackSubscribedTotal => vec![
+            m(&["AUDIO"], gv(Gauge::TracksSubscribedAudio)),
+            m(&["VIDEO"], gv(Gauge::TracksSubscribedVideo)),
+            m(&["DATA"], gv(Gauge::TracksSubscribedData)),
+        ],
+        Family::TrackPublishCounter => {
+            let mut out = Vec::new();
+            for (i, kind) in ["AUDIO", "VIDEO", "DATA"].iter().enumerate() {
+                out.push(m(
+                    &[kind, "attempt"],
+                    c[C::TrackPublishAttemptsAudio as usize + i] as f64,
+                ));
+                out.push(m(
+                    &[kind, "success"],
+                    c[C::TrackPublishSuccessAudio as usize + i] as f64,
+                ));
+                out.push(m(
+                    &[kind, "cancel"],
+                    c[C::TrackPublishCancelsAudio as usize + i] as f64,
+                ));
+            }
+            out
+        }
+        Family::TrackSubscribeCounter => vec![
+            m(&["attempt", ""], v(C::TrackSubscribeAttempts)),
+            m(&["success", ""], v(C::TrackSubscribeSuccess)),
+            m(&["failure", ""], v(C::TrackSubscribeFailures)),
+            m(&["cancel", ""], v(C::TrackSubscribeCancels)),
+        ],
+        Family::NodePacketTotal => match (ns, sys_start) {
+            (Some(ns), Some((out0, drop0))) => vec![
+                m(&["out"], ns.sys_packets_out.saturating_sub(out0) as f64),
+                m(
+                    &["dropped"],
+                    ns.sys_packets_dropped.saturating_sub(drop0) as f64,
+                ),
+            ],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
     }
 }
 

@@ -1,0 +1,49 @@
+//! One Prometheus scrape (`Exporter::text`) of every family with 1000 live
+//! labeled series (800 counters, 200 histograms) on top of the fixed ones.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use nodestats::prom::{Exporter, TrackSource};
+use nodestats::{Direction, Family, Stats, TrackKind};
+use std::time::Duration;
+
+fn scrape(c: &mut Criterion) {
+    let stats = Stats::anonymous().unwrap();
+    for i in 0..800 {
+        let country = format!("C{i}");
+        stats
+            .series(
+                Family::PacketLossTotal,
+                &["incoming", "CAMERA", "VIDEO", &country],
+            )
+            .unwrap()
+            .inc_by(i);
+    }
+    for i in 0..200 {
+        let country = format!("C{i}");
+        stats.record_rtt(
+            &country,
+            Direction::Outgoing,
+            TrackSource::Camera,
+            TrackKind::Video,
+            10 + i,
+        );
+    }
+    let exporter = Exporter::new(stats.segment().clone(), "ND_bench", "SERVER").unwrap();
+    let text = exporter.text();
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("livekit_packet_loss_total{"))
+            .count()
+            >= 800
+    );
+    let mut g = c.benchmark_group("scrape");
+    g.bench_function("text_1000_series", |b| b.iter(|| exporter.text()));
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = scrape
+}
+criterion_main!(benches);

@@ -8,9 +8,11 @@ use nodestats::prom::{Exporter, ExporterState};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A rendered /metrics page is shared by scrapes arriving within this time.
+const PAGE_TTL: Duration = Duration::from_millis(100);
 /// Connections handled at once; more get a 503 straight away.
 const MAX_IN_FLIGHT: usize = 128;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,9 +27,25 @@ pub(crate) struct App {
     /// Milliseconds since `epoch` of the last collector update.
     pub(crate) last_update_ms: AtomicU64,
     pub(crate) epoch: Instant,
+    /// The last rendered /metrics page. Rendering happens under this lock,
+    /// so concurrent scrapes wait for one render instead of each building
+    /// its own page: memory stays at one page however many scrapers come.
+    pub(crate) page: Mutex<Option<(Instant, Arc<String>)>>,
 }
 
 impl App {
+    fn metrics_page(&self) -> Arc<String> {
+        let mut page = self.page.lock().unwrap_or_else(|e| e.into_inner());
+        match &*page {
+            Some((at, text)) if at.elapsed() < PAGE_TTL => text.clone(),
+            _ => {
+                let text = Arc::new(self.exporter.text());
+                *page = Some((Instant::now(), text.clone()));
+                text
+            }
+        }
+    }
+
     pub(crate) fn updated(&self) {
         self.last_update_ms
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -91,7 +109,7 @@ fn handle(mut stream: TcpStream, app: &App) {
     let path = target.split('?').next().unwrap_or("");
     let _ = match (method, path) {
         ("GET", "/metrics") => {
-            let body = app.exporter.text();
+            let body = app.metrics_page();
             respond(stream, 200, "text/plain; version=0.0.4; charset=utf-8", body.as_bytes())
         }
         ("GET", "/stats") => match app.state.latest() {

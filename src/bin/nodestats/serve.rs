@@ -52,6 +52,7 @@ pub(crate) fn app(exporter: Exporter, interval: Duration) -> Arc<App> {
         interval,
         last_update_ms: AtomicU64::new(0),
         epoch: Instant::now(),
+        page: Default::default(),
     })
 }
 

@@ -44,6 +44,8 @@ const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 pub const DEFAULT_WRITER_SLOTS: usize = 128;
 /// Default permission bits of a named segment.
 pub const DEFAULT_MODE: u32 = 0o600;
+/// Default time an attach waits for a concurrent creator to finish.
+pub const DEFAULT_INIT_WAIT: Duration = Duration::from_millis(200);
 
 /// How to create a segment (and, with [`Segment::open`], how to attach if it
 /// already exists).
@@ -66,7 +68,7 @@ impl Default for SegmentOptions {
             shards: None,
             writer_slots: DEFAULT_WRITER_SLOTS,
             allow_foreign_owner: false,
-            init_wait: Duration::from_millis(200),
+            init_wait: DEFAULT_INIT_WAIT,
             write_mode: None,
         }
     }

@@ -46,11 +46,18 @@ pub enum TrackKind {
 struct Writer {
     segment: Arc<Segment>,
     slot: usize,
+    /// The process that claimed the slot. A forked child inherits the
+    /// handle and the slot's lock; dropping the handle there must not
+    /// release the parent's slot (its gauges would vanish while the parent
+    /// still runs).
+    pid: u32,
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        self.segment.release_slot(self.slot);
+        if std::process::id() == self.pid {
+            self.segment.release_slot(self.slot);
+        }
     }
 }
 
@@ -129,7 +136,11 @@ impl Stats {
             cpu: CpuSource::detect(),
             #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
             rseq,
-            writer: Arc::new(Writer { segment, slot }),
+            writer: Arc::new(Writer {
+                segment,
+                slot,
+                pid: std::process::id(),
+            }),
         })
     }
 

@@ -121,6 +121,36 @@ fn gauges_of_a_killed_writer_disappear() {
     Segment::unlink(&name).unwrap();
 }
 
+fn a_forked_child_dropping_its_copy_keeps_the_parents_gauges() {
+    let name = seg_name("fork");
+    let _ = Segment::unlink(&name);
+    let stats = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
+    stats.room_started();
+    stats.participant_added();
+    // SAFETY: this test binary runs its checks on the main thread with no
+    // other threads alive; the child only drops the handle and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        drop(stats);
+        // SAFETY: ends the child without running the parent's atexit work.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let ns = collector(&name).update();
+    assert_eq!((ns.num_rooms, ns.num_clients, ns.live_writers), (1, 1, 1));
+    stats.room_ended();
+    assert_eq!(
+        collector(&name).update().num_rooms,
+        0,
+        "the parent still owns its slot"
+    );
+    drop(stats);
+    Segment::unlink(&name).unwrap();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("child") {
@@ -128,7 +158,11 @@ fn main() {
         return;
     }
     // Under `cargo test`, the harness passes filters and flags; run all.
-    let tests: [(&str, fn()); 2] = [
+    let tests: [(&str, fn()); 3] = [
+        (
+            "a_forked_child_dropping_its_copy_keeps_the_parents_gauges",
+            a_forked_child_dropping_its_copy_keeps_the_parents_gauges,
+        ),
         (
             "exact_totals_from_several_processes",
             exact_totals_from_several_processes,

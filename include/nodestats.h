@@ -125,6 +125,70 @@ typedef uint32_t nodestats_status;
 #endif // __cplusplus
 
 /**
+ * Source of a track (LiveKit's `TrackSource`): the `source` label.
+ * Unknown values make a recording call a no-op.
+ */
+enum nodestats_track_source
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * `UNKNOWN`.
+   */
+  NODESTATS_TRACK_SOURCE_UNKNOWN = 0,
+  /**
+   * `CAMERA`.
+   */
+  NODESTATS_TRACK_SOURCE_CAMERA = 1,
+  /**
+   * `MICROPHONE`.
+   */
+  NODESTATS_TRACK_SOURCE_MICROPHONE = 2,
+  /**
+   * `SCREEN_SHARE`.
+   */
+  NODESTATS_TRACK_SOURCE_SCREEN_SHARE = 3,
+  /**
+   * `SCREEN_SHARE_AUDIO`.
+   */
+  NODESTATS_TRACK_SOURCE_SCREEN_SHARE_AUDIO = 4,
+};
+#ifndef __cplusplus
+typedef uint32_t nodestats_track_source;
+#endif // __cplusplus
+
+/**
+ * Connection quality rating (LiveKit's `ConnectionQuality`), observed in
+ * `livekit_quality_rating`. Unknown values make a recording call a no-op.
+ */
+enum nodestats_connection_quality
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * Poor (observed as 0).
+   */
+  NODESTATS_CONNECTION_QUALITY_POOR = 0,
+  /**
+   * Good (1).
+   */
+  NODESTATS_CONNECTION_QUALITY_GOOD = 1,
+  /**
+   * Excellent (2).
+   */
+  NODESTATS_CONNECTION_QUALITY_EXCELLENT = 2,
+  /**
+   * Lost (3: only the +Inf bucket holds it, as in LiveKit).
+   */
+  NODESTATS_CONNECTION_QUALITY_LOST = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t nodestats_connection_quality;
+#endif // __cplusplus
+
+/**
  * Direction of a packet, RTCP message or connection, as seen from the server.
  */
 enum nodestats_direction
@@ -233,6 +297,27 @@ typedef uint32_t nodestats_write_mode;
  * by `nodestats_collector_close`. Use it from one thread at a time.
  */
 typedef struct nodestats_collector_t nodestats_collector_t;
+
+/**
+ * An exporter handle: a segment's metric families as Prometheus text
+ * (an [`Exporter`]). Opaque to C.
+ *
+ * Made by `nodestats_exporter_open` or `nodestats_exporter_open_collector`,
+ * freed by `nodestats_exporter_close`. Any number of threads may call
+ * `nodestats_exporter_text` at once. It keeps the segment mapped, so it
+ * may outlive the handle it was opened from.
+ */
+typedef struct nodestats_exporter_t nodestats_exporter_t;
+
+/**
+ * A series handle: one series of one family (a [`SeriesHandle`]). Opaque
+ * to C.
+ *
+ * Made by `nodestats_series_open`, freed by `nodestats_series_close`. Any
+ * number of threads may record through one handle at once. It keeps the
+ * segment mapped, so it may outlive the writer handle it was opened from.
+ */
+typedef struct nodestats_series_t nodestats_series_t;
 
 /**
  * A writer handle: the C face of a [`Stats`]. Opaque to C.
@@ -1114,6 +1199,709 @@ void nodestats_forward_latency(struct nodestats_t *s,
  */
 void nodestats_forward_jitter(struct nodestats_t *s,
                               uint32_t ns);
+
+/**
+ * Resolves the series of `family` (its Prometheus name, e.g.
+ * `"livekit_rtt_ms"`) with label values `labels[0..n_labels]`, in the
+ * family's label order, registering it in the segment if needed, and
+ * stores a new handle in `*out`.
+ *
+ * `NODESTATS_STATUS_INVALID_ARGUMENT` for an unknown family, a label count
+ * other than the family's, a family name or label value that is not
+ * UTF-8, or a series the fixed counters and gauges already export (which
+ * would be a duplicate sample): every series of `livekit_room_total`,
+ * `livekit_participant_total`, `livekit_connection_total`,
+ * `livekit_participant_join_total`, `livekit_track_published_total`,
+ * `livekit_track_subscribed_total`, `livekit_track_publish_counter`,
+ * `livekit_node_packet_total`, `livekit_forward_latency` and
+ * `livekit_forward_jitter`; an empty `country` in `livekit_packet_total`,
+ * `livekit_packet_bytes`, `livekit_nack_total`, `livekit_pli_total` and
+ * `livekit_fir_total`; an empty `error` in
+ * `livekit_track_subscribe_counter` (use the fixed calls for those).
+ * `NODESTATS_STATUS_NULL_ARGUMENT` for a NULL `s`, `family`, `out`,
+ * label value, or a NULL `labels` with `n_labels` > 0. Label values are
+ * copied. A label value longer than 64 bytes, or one that does not fit in
+ * the segment's intern table, is recorded as `__overflow__`; a series that
+ * does not fit lands in its family's overflow series: opening never fails
+ * for lack of room. `*out` is untouched on error.
+ *
+ * This is the slow path (it may lock, hash and allocate): open a handle
+ * once, then record through it with `nodestats_series_inc_by`,
+ * `nodestats_series_add` or `nodestats_series_observe`.
+ *
+ * # Safety
+ * `s` is a live writer handle; `family` is a NUL-terminated string;
+ * `labels` is NULL or points to `n_labels` pointers, each NULL or a
+ * NUL-terminated string; `out` is valid for writing a pointer.
+ */
+nodestats_status nodestats_series_open(const struct nodestats_t *s,
+                                       const char *family,
+                                       const char *const *labels,
+                                       size_t n_labels,
+                                       struct nodestats_series_t **out);
+
+/**
+ * Adds `n` to a counter series. Hot path: no lock, no allocation, no
+ * system call, cannot fail. A NULL handle or a series that is not a
+ * counter makes it a no-op.
+ *
+ * # Safety
+ * `h` is NULL (no-op) or a live handle from `nodestats_series_open`.
+ */
+void nodestats_series_inc_by(const struct nodestats_series_t *h,
+                             uint64_t n);
+
+/**
+ * Adds `delta` (may be negative) to a gauge series; the exported value
+ * is the sum over every writer, clamped at 0. Hot path. A NULL handle or a
+ * series that is not a gauge makes it a no-op.
+ *
+ * # Safety
+ * `h` is NULL (no-op) or a live handle from `nodestats_series_open`.
+ */
+void nodestats_series_add(const struct nodestats_series_t *h,
+                          int64_t delta);
+
+/**
+ * Observes `value` in a histogram series (in the family's unit: `_ms`
+ * families take milliseconds, …). Hot path. A NULL handle or a series
+ * that is not a histogram makes it a no-op.
+ *
+ * # Safety
+ * `h` is NULL (no-op) or a live handle from `nodestats_series_open`.
+ */
+void nodestats_series_observe(const struct nodestats_series_t *h,
+                              double value);
+
+/**
+ * Frees a series handle. What it recorded stays in the segment. NULL is a
+ * no-op.
+ *
+ * # Safety
+ * `h` is NULL or a live handle from `nodestats_series_open` that no other
+ * thread is using; it is invalid afterwards.
+ */
+void nodestats_series_close(struct nodestats_series_t *h);
+
+/**
+ * A signal request was handled:
+ * `livekit_node_messages{type="signal",status="success",direction="request"}`.
+ * Labeled call: hashes its labels and takes a read lock; not for
+ * per-packet paths.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_signal_request_success(struct nodestats_t *s);
+
+/**
+ * A signal request failed (`livekit_node_messages`). Labeled call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_signal_request_failure(struct nodestats_t *s);
+
+/**
+ * A signal response was sent (`livekit_node_messages`). Labeled call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_signal_response_success(struct nodestats_t *s);
+
+/**
+ * A signal response failed (`livekit_node_messages`). Labeled call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_signal_response_failure(struct nodestats_t *s);
+
+/**
+ * A service operation `op` (`participant_join`, `offer`, …) succeeded
+ * (`livekit_node_service_operation`). Labeled call: a NULL or non-UTF-8
+ * string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_service_operation_success(struct nodestats_t *s,
+                                                const char *op);
+
+/**
+ * A service operation `op` failed with `error` (`send_response`,
+ * `create`, …). Labeled call: a NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_service_operation_error(struct nodestats_t *s,
+                                              const char *op,
+                                              const char *error);
+
+/**
+ * A twirp request finished with HTTP status family `status` (`"200"`,
+ * `"4xx"`, `"5xx"`) and twirp error `code` (`""` on success)
+ * (`livekit_node_twirp_request_status`). Labeled call: a NULL or
+ * non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_twirp_request_status(struct nodestats_t *s,
+                                           const char *service,
+                                           const char *method,
+                                           const char *status,
+                                           const char *code);
+
+/**
+ * A twirp request took `duration_us` microseconds
+ * (`livekit_node_twirp_request_latency_ms`, observed in fractional ms).
+ * Labeled call: a NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_twirp_request_latency(struct nodestats_t *s,
+                                            const char *service,
+                                            const char *method,
+                                            uint64_t duration_us,
+                                            const char *status);
+
+/**
+ * `nodestats_record_packets` with LiveKit's `country` label
+ * (`livekit_packet_total`, `livekit_packet_bytes`). An empty country is
+ * the fixed, lock-free path; any other is a labeled series, counted in
+ * NodeStats all the same. Labeled call (for a non-empty country): a NULL
+ * or non-UTF-8 country or an unknown `dir` makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `country`
+ * is NULL or NUL-terminated.
+ */
+void nodestats_record_packets_country(struct nodestats_t *s,
+                                      const char *country,
+                                      nodestats_direction dir,
+                                      uint64_t packets,
+                                      uint64_t bytes,
+                                      bool retransmit);
+
+/**
+ * `nodestats_record_rtcp` with LiveKit's `country` label
+ * (`livekit_nack_total`, `livekit_pli_total`, `livekit_fir_total`). An
+ * empty country is the fixed path. Labeled call: a NULL or non-UTF-8
+ * country or an unknown `dir` makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `country`
+ * is NULL or NUL-terminated.
+ */
+void nodestats_record_rtcp_country(struct nodestats_t *s,
+                                   const char *country,
+                                   nodestats_direction dir,
+                                   uint32_t nack,
+                                   uint32_t pli,
+                                   uint32_t fir);
+
+/**
+ * Packet loss of one stream report: counts `lost`
+ * (`livekit_packet_loss_total`, when > 0) and observes `lost / total` in
+ * percent (`livekit_packet_loss_percent`, when `total` > 0). Labeled call:
+ * a NULL or non-UTF-8 string or an unknown enum value makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `country`
+ * is NULL or NUL-terminated.
+ */
+void nodestats_record_packet_loss(struct nodestats_t *s,
+                                  const char *country,
+                                  nodestats_direction dir,
+                                  nodestats_track_source source,
+                                  nodestats_track_kind kind,
+                                  uint32_t lost,
+                                  uint32_t total);
+
+/**
+ * Out-of-order packets of one stream report
+ * (`livekit_packet_out_of_order_total` when > 0,
+ * `livekit_packet_out_of_order_percent` when `total` > 0). Labeled call:
+ * a NULL or non-UTF-8 string or an unknown enum value makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `country`
+ * is NULL or NUL-terminated.
+ */
+void nodestats_record_packet_out_of_order(struct nodestats_t *s,
+                                          const char *country,
+                                          nodestats_direction dir,
+                                          nodestats_track_source source,
+                                          nodestats_track_kind kind,
+                                          uint32_t out_of_order,
+                                          uint32_t total);
+
+/**
+ * Interarrival jitter of one stream report, µs (`livekit_jitter_us`;
+ * 0 is ignored). Labeled call: a NULL or non-UTF-8 string or an unknown
+ * enum value makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `country`
+ * is NULL or NUL-terminated.
+ */
+void nodestats_record_jitter(struct nodestats_t *s,
+                             const char *country,
+                             nodestats_direction dir,
+                             nodestats_track_source source,
+                             nodestats_track_kind kind,
+                             uint32_t jitter_us);
+
+/**
+ * Round-trip time of one stream report, ms (`livekit_rtt_ms`; 0 is
+ * ignored). Labeled call: a NULL or non-UTF-8 string or an unknown enum
+ * value makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `country`
+ * is NULL or NUL-terminated.
+ */
+void nodestats_record_rtt(struct nodestats_t *s,
+                          const char *country,
+                          nodestats_direction dir,
+                          nodestats_track_source source,
+                          nodestats_track_kind kind,
+                          uint32_t rtt_ms);
+
+/**
+ * One forwarding latency sample, ns (`livekit_forward_latency_ns`).
+ * Labeled call (no labels: a cache lookup and a read lock).
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_forward_latency_sample(struct nodestats_t *s,
+                                             int64_t ns);
+
+/**
+ * A room ended after `lifetime_seconds`: lowers `num_rooms` (as
+ * `nodestats_room_ended`) and observes `livekit_room_duration_seconds`.
+ * A negative or NaN lifetime is observed as 0, an infinite one as the
+ * largest duration. Labeled call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_room_ended_after(struct nodestats_t *s,
+                                double lifetime_seconds);
+
+/**
+ * A subscription failed with `error` (`livekit_track_subscribe_counter`
+ * `{state="failure",error=...}`); a user error also counts as a cancel.
+ * An empty `error` is the fixed series: the same as
+ * `nodestats_track_subscribe_failure`. Labeled call: a NULL or non-UTF-8
+ * string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `error` is
+ * NULL or NUL-terminated.
+ */
+void nodestats_track_subscribe_failure_error(struct nodestats_t *s,
+                                             const char *error,
+                                             bool user_error);
+
+/**
+ * Time to join a session, µs (`livekit_session_join_latency_ms`).
+ * Labeled call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_session_join_latency(struct nodestats_t *s,
+                                           int32_t protocol_version,
+                                           uint64_t duration_us);
+
+/**
+ * Time to start a session, µs (`livekit_session_start_time_ms`). Labeled
+ * call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_session_start_time(struct nodestats_t *s,
+                                         int32_t protocol_version,
+                                         bool warp,
+                                         uint64_t duration_us);
+
+/**
+ * A session's duration, µs (`livekit_session_duration_ms`). Labeled call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_session_duration(struct nodestats_t *s,
+                                       int32_t protocol_version,
+                                       uint64_t duration_us);
+
+/**
+ * Time to publish a track, µs (`livekit_pubsubtime_ms{kind="publish"}`).
+ * `sdk` and `participant_kind` are LiveKit's enum names (`JS`, `SWIFT`, …;
+ * `STANDARD`, `AGENT`, …). Labeled call: a NULL or non-UTF-8 string or an
+ * unknown enum value makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_publish_time(struct nodestats_t *s,
+                                   const char *country,
+                                   nodestats_track_source source,
+                                   nodestats_track_kind kind,
+                                   uint64_t duration_us,
+                                   const char *sdk,
+                                   const char *participant_kind);
+
+/**
+ * Time to subscribe to `count` tracks, µs
+ * (`livekit_pubsubtime_ms{kind="subscribe"}`). Labeled call: a NULL or
+ * non-UTF-8 string or an unknown enum value makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_subscribe_time(struct nodestats_t *s,
+                                     const char *country,
+                                     nodestats_track_source source,
+                                     nodestats_track_kind kind,
+                                     uint64_t duration_us,
+                                     const char *sdk,
+                                     const char *participant_kind,
+                                     uint32_t count);
+
+/**
+ * Time until a subscribed stream started, µs
+ * (`livekit_pubsubtime_ms{kind="subscribe-stream-start"}`). Labeled call:
+ * a NULL or non-UTF-8 string or an unknown enum value makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_subscribe_stream_start_time(struct nodestats_t *s,
+                                                  const char *country,
+                                                  nodestats_track_source source,
+                                                  nodestats_track_kind kind,
+                                                  uint64_t duration_us,
+                                                  const char *sdk,
+                                                  const char *participant_kind);
+
+/**
+ * A peer connection reached `state` (`started`, `ice_connected`,
+ * `connected`, `fully_established`) on `transport` (`PUBLISHER`,
+ * `SUBSCRIBER`) (`livekit_peer_connection_state`). Labeled call: a NULL
+ * or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_peer_connection_state(struct nodestats_t *s,
+                                            const char *transport,
+                                            const char *state);
+
+/**
+ * A connection quality report (`livekit_quality_rating`,
+ * `livekit_quality_score`). Labeled call: an unknown `rating` makes it a
+ * no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_record_quality(struct nodestats_t *s,
+                              nodestats_connection_quality rating,
+                              float score);
+
+/**
+ * A data packet stream (`livekit_datapacket_stream_dest_count`, and
+ * `livekit_datapacket_stream_bytes` unless `total_length` is
+ * `NODESTATS_UNAVAILABLE`, which means absent). `stream_type` is `text`,
+ * `bytes` or anything else for `unknown`; `mime_type` is reduced to its
+ * major type. Labeled call: a NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_record_data_packet_stream(struct nodestats_t *s,
+                                         const char *stream_type,
+                                         const char *mime_type,
+                                         uint32_t dest_count,
+                                         uint64_t total_length);
+
+/**
+ * Adds `n` (may be negative) to the debug reference count of `referrer`
+ * (`livekit_debug_ref_count`, a gauge) — not a reference count of the
+ * handle. Labeled call: a NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `referrer`
+ * is NULL or NUL-terminated.
+ */
+void nodestats_add_ref(struct nodestats_t *s,
+                       const char *referrer,
+                       int64_t n);
+
+/**
+ * A webhook was delivered (`livekit_webhook_dispatch_total`). Labeled call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_webhook_dispatch_success(struct nodestats_t *s);
+
+/**
+ * A webhook delivery failed (`livekit_webhook_dispatch_total`). Labeled
+ * call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_webhook_dispatch_failure(struct nodestats_t *s);
+
+/**
+ * A webhook was dropped for `reason` (`overflow`, `age`, `queue is full`,
+ * …). Labeled call: a NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; `reason` is
+ * NULL or NUL-terminated.
+ */
+void nodestats_webhook_dispatch_drop(struct nodestats_t *s,
+                                     const char *reason);
+
+/**
+ * Webhook queue length after an enqueue (`livekit_webhook_queue_length`).
+ * Labeled call.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
+ */
+void nodestats_webhook_queue_length(struct nodestats_t *s,
+                                    uint32_t n);
+
+/**
+ * A unary (`kind` `rpc`) or multi (`multirpc`) request completed after
+ * `duration_us` µs (`livekit_psrpc_request_time_ms`). Labeled call: a
+ * NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_request_time(struct nodestats_t *s,
+                                  const char *role,
+                                  const char *kind,
+                                  const char *service,
+                                  const char *method,
+                                  uint64_t duration_us);
+
+/**
+ * A stream message was sent in `duration_us` µs
+ * (`livekit_psrpc_stream_send_time_ms`). Labeled call: a NULL or
+ * non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_stream_send_time(struct nodestats_t *s,
+                                      const char *role,
+                                      const char *service,
+                                      const char *method,
+                                      uint64_t duration_us);
+
+/**
+ * A stream message was received (`livekit_psrpc_stream_receive_total`).
+ * Labeled call: a NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_stream_received(struct nodestats_t *s,
+                                     const char *role,
+                                     const char *service,
+                                     const char *method);
+
+/**
+ * A stream opened: raises `livekit_psrpc_stream_count`. Labeled call: a
+ * NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_stream_opened(struct nodestats_t *s,
+                                   const char *role,
+                                   const char *service,
+                                   const char *method);
+
+/**
+ * A stream closed: lowers `livekit_psrpc_stream_count`. Labeled call: a
+ * NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_stream_closed(struct nodestats_t *s,
+                                   const char *role,
+                                   const char *service,
+                                   const char *method);
+
+/**
+ * An RPC error (`livekit_psrpc_error_total`). Labeled call: a NULL or
+ * non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_error(struct nodestats_t *s,
+                           const char *role,
+                           const char *kind,
+                           const char *service,
+                           const char *method,
+                           const char *error_code);
+
+/**
+ * `n` RPC payload bytes; `direction` is `rx` or `tx`
+ * (`livekit_psrpc_bytes_total`). Labeled call: a NULL or non-UTF-8 string
+ * makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_bytes(struct nodestats_t *s,
+                           const char *role,
+                           const char *kind,
+                           const char *service,
+                           const char *method,
+                           const char *direction,
+                           uint64_t n);
+
+/**
+ * A request reached a server (`livekit_psrpc_requests_received_total`).
+ * Labeled call: a NULL or non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_request_received(struct nodestats_t *s,
+                                      const char *service,
+                                      const char *method);
+
+/**
+ * A request expired before a server claimed it
+ * (`livekit_psrpc_requests_expired_total`). Labeled call: a NULL or
+ * non-UTF-8 string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_request_expired(struct nodestats_t *s,
+                                     const char *service,
+                                     const char *method);
+
+/**
+ * A request waited `duration_us` µs to be claimed, with `outcome`
+ * (`livekit_psrpc_claim_wait_time_ms`). Labeled call: a NULL or non-UTF-8
+ * string makes it a no-op.
+ *
+ * # Safety
+ * `s` is NULL (no-op) or a live handle from `nodestats_open*`; every
+ * string is NULL or NUL-terminated.
+ */
+void nodestats_psrpc_claim_wait_time(struct nodestats_t *s,
+                                     const char *service,
+                                     const char *method,
+                                     const char *outcome,
+                                     uint64_t duration_us);
+
+/**
+ * Stores in `*out` an exporter of the segment of writer `s`, with
+ * LiveKit's const labels `node_id` and `node_type` on every series.
+ *
+ * It exports every family fed by the segment (counters, gauges, labeled
+ * series, from every process writing it); the system families
+ * (`livekit_node_packet_total`, `nodestats_cpus`, …) need a collector: use
+ * `nodestats_exporter_open_collector` for those. `node_id` and `node_type`
+ * are copied; not UTF-8 gives `NODESTATS_STATUS_INVALID_ARGUMENT`. `*out`
+ * is untouched on error.
+ *
+ * # Safety
+ * `s` is a live writer handle; `node_id` and `node_type` are
+ * NUL-terminated strings; `out` is valid for writing a pointer.
+ */
+nodestats_status nodestats_exporter_open(const struct nodestats_t *s,
+                                         const char *node_id,
+                                         const char *node_type,
+                                         struct nodestats_exporter_t **out);
+
+/**
+ * Stores in `*out` an exporter of the segment collector `c` reads
+ * (read-only: a collector process needs no writer), like
+ * `nodestats_exporter_open`. Every later `nodestats_collector_update` of
+ * `c` (and the latest one, if any) also feeds the exporter's system and
+ * collector families; closing either handle first is fine.
+ *
+ * # Safety
+ * `c` is a live collector not used by another thread during the call;
+ * `node_id` and `node_type` are NUL-terminated strings; `out` is valid for
+ * writing a pointer.
+ */
+nodestats_status nodestats_exporter_open_collector(const struct nodestats_collector_t *c,
+                                                   const char *node_id,
+                                                   const char *node_type,
+                                                   struct nodestats_exporter_t **out);
+
+/**
+ * Writes every metric family in the Prometheus text exposition format
+ * (version 0.0.4), NUL-terminated, into `buf`, and its length without the
+ * NUL into `*len`. Families with no series yet are left out.
+ *
+ * If `cap` is smaller than the text plus its NUL, returns
+ * `NODESTATS_STATUS_BUFFER_TOO_SMALL` and stores the needed capacity (NUL
+ * included) in `*len`; `buf` is untouched. The next call whose buffer
+ * holds that capacity returns that same text; other calls read the
+ * segment afresh. `buf` may be NULL when `cap` is 0, to ask for the size.
+ * Reading the segment allocates: this is for a scrape, not a hot path.
+ *
+ * # Safety
+ * `e` is a live exporter; `buf` is valid for writing `cap` bytes (or NULL
+ * with `cap` 0); `len` is valid for writing a `size_t`.
+ */
+nodestats_status nodestats_exporter_text(const struct nodestats_exporter_t *e,
+                                         char *buf,
+                                         size_t cap,
+                                         size_t *len);
+
+/**
+ * Frees an exporter (unmapping its segment if it was the last user). NULL
+ * is a no-op.
+ *
+ * # Safety
+ * `e` is NULL or a live exporter no other thread is using; it is invalid
+ * afterwards.
+ */
+void nodestats_exporter_close(struct nodestats_exporter_t *e);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,9 +6,10 @@ use super::types::{name_arg, nodestats_collector_options};
 use super::writer::nodestats_t;
 use crate::collector::{Collector, CollectorConfig};
 use crate::node_stats::NodeStats;
+use crate::prom::ExporterState;
 use crate::segment::{Access, Segment, SegmentOptions};
 use std::ffi::c_char;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 /// A collector handle: reads a segment into NodeStats with rates. Opaque
 /// to C.
@@ -17,9 +18,40 @@ use std::sync::Arc;
 /// by `nodestats_collector_close`. Use it from one thread at a time.
 #[derive(Debug)]
 pub struct nodestats_collector_t {
-    collector: Collector,
+    pub(crate) collector: Collector,
     /// The latest update, what `nodestats_collector_json` serialises.
     last: Option<NodeStats>,
+    /// Exporters opened on this collector (`nodestats_exporter_open_collector`):
+    /// each update is published to those still open.
+    exporters: Mutex<Vec<Weak<ExporterState>>>,
+}
+
+impl nodestats_collector_t {
+    /// Takes an update and publishes it to the linked exporters.
+    fn update(&mut self) -> NodeStats {
+        let ns = self.collector.update();
+        let anomalies = self.collector.anomalies();
+        let mut exporters = self.exporters.lock().unwrap_or_else(|e| e.into_inner());
+        exporters.retain(|w| match w.upgrade() {
+            Some(state) => {
+                state.publish(&ns, anomalies);
+                true
+            }
+            None => false,
+        });
+        ns
+    }
+
+    /// Feeds `state` with this collector's updates, starting with the
+    /// latest one if any.
+    pub(crate) fn link(&self, state: &Arc<ExporterState>) {
+        if let Some(ns) = &self.last {
+            state.publish(ns, self.collector.anomalies());
+        }
+        let mut exporters = self.exporters.lock().unwrap_or_else(|e| e.into_inner());
+        exporters.retain(|w| w.strong_count() > 0);
+        exporters.push(Arc::downgrade(state));
+    }
 }
 
 /// The configuration `opts` stands for; NULL means the defaults.
@@ -44,6 +76,7 @@ unsafe fn publish(collector: Collector, out: *mut *mut nodestats_collector_t) {
     let handle = Box::into_raw(Box::new(nodestats_collector_t {
         collector,
         last: None,
+        exporters: Mutex::new(Vec::new()),
     }));
     // SAFETY: per the contract; `write` does not read the old value.
     unsafe { out.write(handle) };
@@ -148,7 +181,7 @@ pub unsafe extern "C" fn nodestats_collector_update(
             }
             return Err(nodestats_status::BufferTooSmall);
         }
-        let ns = c.collector.update();
+        let ns = c.update();
         // SAFETY: `out` is non-NULL (checked) and writable per the contract.
         unsafe { out.write(nodestats_node_stats::from(&ns)) };
         let mut written = 0;
@@ -197,10 +230,11 @@ pub unsafe extern "C" fn nodestats_collector_json(
         // SAFETY: `c` is non-NULL (checked), live and ours alone for the
         // call, per the contract.
         let c = unsafe { &mut *c };
-        let ns = match &c.last {
+        let ns = match c.last.take() {
             Some(ns) => ns,
-            None => c.last.insert(c.collector.update()),
+            None => c.update(),
         };
+        let ns = &*c.last.insert(ns);
         let json = serde_json::to_string(ns)
             .map_err(|e| crate::Error::from(std::io::Error::from(e)))?;
         if cap < json.len() + 1 {

@@ -10,7 +10,8 @@
 //! Conventions (the README's "C API conventions" is the contract):
 //!
 //! * Every symbol starts with `nodestats_`; handles are opaque and come in
-//!   `_open`/`_close` pairs ([`nodestats_t`], [`nodestats_collector_t`]).
+//!   `_open`/`_close` pairs ([`nodestats_t`], [`nodestats_collector_t`],
+//!   [`nodestats_series_t`], [`nodestats_exporter_t`]).
 //! * Setup functions return a [`nodestats_status`] with fixed values, mapped
 //!   from [`Error`](crate::Error) in one `match`. Out-parameters are written
 //!   only on success. Every pointer is NULL-checked (`NULL_ARGUMENT`), and
@@ -21,13 +22,25 @@
 //!   value makes them do nothing. They neither allocate nor lock: a call is
 //!   a NULL check, a dereference and the inlined [`Stats`](crate::Stats)
 //!   method.
+//!   Series handles ([`nodestats_series_t`]) are hot-path handles too:
+//!   `nodestats_series_inc_by`, `_add` and `_observe` are an atomic add on
+//!   the current CPU's shard.
+//! * LiveKit's labeled recording calls (`nodestats_record_rtt`,
+//!   `nodestats_psrpc_error`, …) also return nothing and cannot fail (a
+//!   NULL or non-UTF-8 string is a no-op too), but they hash their labels
+//!   and take a read lock to find the series (registering it, which
+//!   allocates, on first use), and run behind a panic guard: per-request
+//!   paths, not per-packet ones.
 //! * Enum parameters and fields are read as raw `uint32_t` and validated
-//!   ([`DirectionArg`] and friends), because a C enum can hold any integer
-//!   and an invalid Rust enum value would be undefined behaviour.
+//!   ([`DirectionArg`] and friends; `MaybeUninit<E>` for the newer enums),
+//!   because a C enum can hold any integer and an invalid Rust enum value
+//!   would be undefined behaviour.
 //!
 //! Layout: [`status`](nodestats_status) and the boundary here in `boundary`,
 //! enum and option types in `types`, the writer handle in `writer`, the
-//! merged statistics structs in `node_stats`, the collector in `collector`.
+//! merged statistics structs in `node_stats`, the collector in `collector`,
+//! series handles in `series`, the labeled recording calls in `labeled`,
+//! the Prometheus exporter handle in `exporter`.
 
 #![allow(non_camel_case_types)]
 
@@ -58,6 +71,13 @@ mod node_stats;
 mod types;
 mod writer;
 
+// Labeled series, LiveKit's labeled recording calls, Prometheus text.
+mod series;
+
+mod labeled;
+
+mod exporter;
+
 pub use boundary::{nodestats_status, nodestats_status_str, nodestats_version, StatusArg};
 pub use collector::{
     nodestats_collector_close, nodestats_collector_from, nodestats_collector_json,
@@ -69,8 +89,19 @@ pub use node_stats::{
     NODESTATS_UNAVAILABLE,
 };
 pub use types::{
-    nodestats_collector_options, nodestats_direction, nodestats_disposition, nodestats_options,
-    nodestats_track_kind, nodestats_write_mode, DirectionArg, DispositionArg, TrackKindArg,
-    WriteModeArg, NODESTATS_MAX_RATE_INTERVALS,
+    nodestats_collector_options, nodestats_connection_quality, nodestats_direction,
+    nodestats_disposition, nodestats_options, nodestats_track_kind, nodestats_track_source,
+    nodestats_write_mode, DirectionArg, DispositionArg, TrackKindArg, WriteModeArg,
+    NODESTATS_MAX_RATE_INTERVALS,
 };
 pub use writer::*;
+
+pub use exporter::{
+    nodestats_exporter_close, nodestats_exporter_open, nodestats_exporter_open_collector,
+    nodestats_exporter_t, nodestats_exporter_text,
+};
+pub use labeled::*;
+pub use series::{
+    nodestats_series_add, nodestats_series_close, nodestats_series_inc_by,
+    nodestats_series_observe, nodestats_series_open, nodestats_series_t,
+};

@@ -3,10 +3,12 @@
 
 use super::boundary::nodestats_status;
 use crate::collector::CollectorConfig;
+use crate::prom::{ConnectionQuality, TrackSource};
 use crate::segment::{SegmentOptions, WriteMode, DEFAULT_MODE, DEFAULT_WRITER_SLOTS};
 use crate::stats::{Direction, TrackKind};
 use crate::sys::SystemConfig;
 use std::ffi::{c_char, CStr};
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 /// Most rate intervals a `nodestats_collector_options` can hold.
@@ -32,6 +34,88 @@ pub enum nodestats_track_kind {
     Video = 1,
     /// Data track.
     Data = 2,
+}
+
+// Functions take the two enums below as `MaybeUninit<E>`: the header
+// shows the enum type (cbindgen unwraps `MaybeUninit`, so no rename is
+// needed in cbindgen.toml), while Rust reads the raw `uint32_t` and
+// validates it (`track_source`, `connection_quality`), because a C enum can
+// hold any integer and an invalid Rust enum value would be undefined
+// behaviour. Same ABI as the `*Arg` wrappers: `MaybeUninit<E>` is
+// `repr(transparent)` over a `repr(u32)` enum.
+
+/// Source of a track (LiveKit's `TrackSource`): the `source` label.
+/// Unknown values make a recording call a no-op.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum nodestats_track_source {
+    /// `UNKNOWN`.
+    Unknown = 0,
+    /// `CAMERA`.
+    Camera = 1,
+    /// `MICROPHONE`.
+    Microphone = 2,
+    /// `SCREEN_SHARE`.
+    ScreenShare = 3,
+    /// `SCREEN_SHARE_AUDIO`.
+    ScreenShareAudio = 4,
+}
+
+/// Connection quality rating (LiveKit's `ConnectionQuality`), observed in
+/// `livekit_quality_rating`. Unknown values make a recording call a no-op.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum nodestats_connection_quality {
+    /// Poor (observed as 0).
+    Poor = 0,
+    /// Good (1).
+    Good = 1,
+    /// Excellent (2).
+    Excellent = 2,
+    /// Lost (3: only the +Inf bucket holds it, as in LiveKit).
+    Lost = 3,
+}
+
+/// The raw value C passed for a `uint32_t`-based enum parameter.
+///
+/// # Safety
+/// `E` is a `#[repr(u32)]` enum and `v` was passed from C as a `uint32_t`
+/// (so its four bytes are initialised, whatever their value).
+#[inline(always)]
+unsafe fn raw_u32<E>(v: MaybeUninit<E>) -> u32 {
+    const { assert!(size_of::<E>() == size_of::<u32>()) };
+    // SAFETY: same size (checked at compile time) and initialised bytes,
+    // per the contract; any bit pattern is a valid u32.
+    unsafe { v.as_ptr().cast::<u32>().read_unaligned() }
+}
+
+/// The track source C passed, or `None` for a value it made up.
+#[inline(always)]
+pub(crate) fn track_source(v: MaybeUninit<nodestats_track_source>) -> Option<TrackSource> {
+    // SAFETY: nodestats_track_source is repr(u32); C passes a uint32_t.
+    match unsafe { raw_u32(v) } {
+        0 => Some(TrackSource::Unknown),
+        1 => Some(TrackSource::Camera),
+        2 => Some(TrackSource::Microphone),
+        3 => Some(TrackSource::ScreenShare),
+        4 => Some(TrackSource::ScreenShareAudio),
+        _ => None,
+    }
+}
+
+/// The quality rating C passed, or `None` for a value it made up.
+#[inline(always)]
+pub(crate) fn connection_quality(
+    v: MaybeUninit<nodestats_connection_quality>,
+) -> Option<ConnectionQuality> {
+    // SAFETY: nodestats_connection_quality is repr(u32); C passes a uint32_t.
+    match unsafe { raw_u32(v) } {
+        0 => Some(ConnectionQuality::Poor),
+        1 => Some(ConnectionQuality::Good),
+        2 => Some(ConnectionQuality::Excellent),
+        3 => Some(ConnectionQuality::Lost),
+        _ => None,
+    }
 }
 
 /// What `nodestats_open_with` does when the named segment does or does not
@@ -197,6 +281,21 @@ pub(crate) unsafe fn name_arg<'a>(
         .map_err(|_| nodestats_status::InvalidArgument)
 }
 
+/// Reads a label value from C for a void recording function: `None` for
+/// NULL or anything but UTF-8 (the call is then a no-op). Does not
+/// allocate.
+///
+/// # Safety
+/// `s` is NULL or a NUL-terminated string valid for the call.
+#[inline]
+pub(crate) unsafe fn label_arg<'a>(s: *const c_char) -> Option<&'a str> {
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL, and NUL-terminated and live per the contract.
+    unsafe { CStr::from_ptr(s) }.to_str().ok()
+}
+
 impl nodestats_options {
     /// The Rust options and disposition these stand for.
     ///
@@ -307,6 +406,49 @@ mod tests {
         assert_eq!(
             DispositionArg(3).get(),
             Err(nodestats_status::InvalidArgument)
+        );
+    }
+
+    /// What C passing `v` for the enum parameter looks like to Rust.
+    fn raw<E>(v: u32) -> MaybeUninit<E> {
+        let mut m = MaybeUninit::<E>::uninit();
+        // SAFETY: E is a repr(u32) enum (callers), so the write fits.
+        unsafe { m.as_mut_ptr().cast::<u32>().write(v) };
+        m
+    }
+
+    #[test]
+    fn raw_source_and_quality_values_are_checked() {
+        for (v, want) in [
+            (0, TrackSource::Unknown),
+            (1, TrackSource::Camera),
+            (2, TrackSource::Microphone),
+            (3, TrackSource::ScreenShare),
+            (4, TrackSource::ScreenShareAudio),
+        ] {
+            assert_eq!(track_source(raw(v)), Some(want));
+            assert_eq!(want as u32, v);
+        }
+        for v in [5, 99, u32::MAX] {
+            assert_eq!(track_source(raw(v)), None);
+            assert_eq!(connection_quality(raw(v)), None);
+        }
+        for (v, want) in [
+            (0, ConnectionQuality::Poor),
+            (1, ConnectionQuality::Good),
+            (2, ConnectionQuality::Excellent),
+            (3, ConnectionQuality::Lost),
+        ] {
+            assert_eq!(connection_quality(raw(v)), Some(want));
+            assert_eq!(want as u32, v);
+        }
+        assert_eq!(
+            nodestats_track_source::ScreenShareAudio as u32,
+            TrackSource::ScreenShareAudio as u32
+        );
+        assert_eq!(
+            nodestats_connection_quality::Lost as u32,
+            ConnectionQuality::Lost as u32
         );
     }
 

@@ -27,7 +27,7 @@ pub struct nodestats_t {
 /// # Safety
 /// `s` is NULL or a live handle from `nodestats_open*`.
 #[inline(always)]
-unsafe fn stats<'a>(s: *const nodestats_t) -> Option<&'a Stats> {
+pub(crate) unsafe fn stats<'a>(s: *const nodestats_t) -> Option<&'a Stats> {
     // SAFETY: per the contract, `s` is NULL or points to a live
     // `nodestats_t` that nobody frees during the caller's call.
     unsafe { s.as_ref() }.map(|h| &h.stats)

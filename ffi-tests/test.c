@@ -2,7 +2,9 @@
  * C11 tests of the nodestats C API: every function, NULL and bad
  * arguments, damaged segment files, threads sharing a handle, and several
  * processes writing one named segment while the parent reads (one of them
- * killed with SIGKILL mid-run).
+ * killed with SIGKILL mid-run). Labeled series, LiveKit's labeled
+ * recording calls and the Prometheus exporter are checked line by line in
+ * the exporter's text, also across a fork.
  *
  * Built with -std=c11 -Wall -Wextra -Wpedantic -Werror, run under
  * ASan+UBSan and valgrind by tests/ffi.rs (see Makefile).
@@ -14,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -59,6 +62,7 @@
  * multi-process test, both removed at exit (also when a check fails). */
 static char scratch[64];
 static char shm_name[96];
+static char shm_name2[96];
 
 static void path_in_scratch(char *buf, size_t cap, const char *leaf) {
   int n = snprintf(buf, cap, "%s/%s", scratch, leaf);
@@ -84,6 +88,65 @@ static nodestats_node_stats read_stats(const nodestats_t *s) {
   nodestats_node_stats ns;
   CHECK_STATUS(nodestats_read(s, &ns), NODESTATS_STATUS_OK);
   return ns;
+}
+
+/* The exporter's whole text (free it), read with the size protocol: ask
+ * with no buffer, then fill one of exactly the reported size. */
+static char *exporter_text(const nodestats_exporter_t *e) {
+  size_t len = 0;
+  CHECK_STATUS(nodestats_exporter_text(e, NULL, 0, &len),
+               NODESTATS_STATUS_BUFFER_TOO_SMALL);
+  const size_t need = len;
+  CHECK(need > 1);
+  char *buf = malloc(need);
+  CHECK(buf != NULL);
+  CHECK_STATUS(nodestats_exporter_text(e, buf, need, &len), NODESTATS_STATUS_OK);
+  CHECK(len == need - 1 && strlen(buf) == len);
+  return buf;
+}
+
+/* How many whole lines of `text` are exactly `line`. */
+static int count_lines(const char *text, const char *line) {
+  const size_t n = strlen(line);
+  int count = 0;
+  for (const char *p = text; (p = strstr(p, line)) != NULL; p++)
+    if ((p == text || p[-1] == '\n') && (p[n] == '\n' || p[n] == '\0'))
+      count++;
+  return count;
+}
+
+/* How many lines of `text` start with `prefix`. */
+static int count_prefixed(const char *text, const char *prefix) {
+  const size_t n = strlen(prefix);
+  int count = 0;
+  for (const char *p = text; p != NULL && *p != '\0';) {
+    if (strncmp(p, prefix, n) == 0)
+      count++;
+    p = strchr(p, '\n');
+    if (p != NULL)
+      p++;
+  }
+  return count;
+}
+
+#define CHECK_LINE(text, line)                                                 \
+  do {                                                                         \
+    if (count_lines((text), (line)) != 1) {                                    \
+      fprintf(stderr, "%s:%d: want the line once:\n%s\nin:\n%s\n", __FILE__,  \
+              __LINE__, (line), (text));                                       \
+      exit(1);                                                                 \
+    }                                                                          \
+  } while (0)
+
+/* Const labels of the exporters below, as they print (labels are sorted). */
+#define NODE "node_id=\"n1\",node_type=\"SERVER\""
+
+static nodestats_exporter_t *open_exporter(const nodestats_t *s) {
+  nodestats_exporter_t *e = NULL;
+  CHECK_STATUS(nodestats_exporter_open(s, "n1", "SERVER", &e),
+               NODESTATS_STATUS_OK);
+  CHECK(e != NULL);
+  return e;
 }
 
 static void test_version(void) {
@@ -697,6 +760,547 @@ static void test_multiprocess(void) {
   nodestats_close(parent);
 }
 
+static void test_series_handles(void) {
+  nodestats_t *s = open_anonymous();
+  nodestats_series_t *const sentinel = (nodestats_series_t *)(uintptr_t)0x1;
+  nodestats_series_t *h = sentinel;
+  const char *const loss[5] = {"incoming", "CAMERA", "VIDEO", "US", "extra"};
+  const char *const LOSS = "livekit_packet_loss_total";
+
+  /* NULL arguments. */
+  CHECK_STATUS(nodestats_series_open(NULL, LOSS, loss, 4, &h),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_series_open(s, NULL, loss, 4, &h),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_series_open(s, LOSS, loss, 4, NULL),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_series_open(s, LOSS, NULL, 4, &h),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  const char *const with_null[4] = {"incoming", NULL, "VIDEO", "US"};
+  CHECK_STATUS(nodestats_series_open(s, LOSS, with_null, 4, &h),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  /* Unknown or non-UTF-8 family names. */
+  CHECK_STATUS(nodestats_series_open(s, "livekit_packet_loss", loss, 4, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_series_open(s, "", loss, 4, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_series_open(s, "livekit_rtt_ms\xff", loss, 4, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  /* Wrong label counts. */
+  CHECK_STATUS(nodestats_series_open(s, LOSS, loss, 3, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_series_open(s, LOSS, loss, 5, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_series_open(s, LOSS, NULL, 0, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_series_open(s, "livekit_forward_latency_ns", loss, 1, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  /* A label that is not UTF-8 (a truncated sequence, a stray byte). */
+  const char *const bad_utf8[4] = {"incoming", "CAMERA", "VIDEO", "\xc3("};
+  CHECK_STATUS(nodestats_series_open(s, LOSS, bad_utf8, 4, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  const char *const bad_byte[4] = {"incoming", "CAMERA", "\x80", "US"};
+  CHECK_STATUS(nodestats_series_open(s, LOSS, bad_byte, 4, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  /* Series the fixed counters and gauges already export. */
+  CHECK_STATUS(nodestats_series_open(s, "livekit_room_total", NULL, 0, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  const char *const fixed_packets[3] = {"incoming", "initial", ""};
+  CHECK_STATUS(nodestats_series_open(s, "livekit_packet_total", fixed_packets, 3, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  const char *const fixed_failure[2] = {"failure", ""};
+  CHECK_STATUS(nodestats_series_open(s, "livekit_track_subscribe_counter",
+                                     fixed_failure, 2, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK(h == sentinel); /* out untouched on error */
+
+  /* NULL handles are no-ops. */
+  nodestats_series_inc_by(NULL, 1);
+  nodestats_series_add(NULL, 1);
+  nodestats_series_observe(NULL, 1.0);
+  nodestats_series_close(NULL);
+
+  /* A counter, through two handles on the same series: 41 + 1. Calls of
+   * another kind are ignored. */
+  nodestats_series_t *counter = NULL, *again = NULL;
+  CHECK_STATUS(nodestats_series_open(s, LOSS, loss, 4, &counter),
+               NODESTATS_STATUS_OK);
+  CHECK_STATUS(nodestats_series_open(s, LOSS, loss, 4, &again),
+               NODESTATS_STATUS_OK);
+  nodestats_series_inc_by(counter, 41);
+  nodestats_series_inc_by(again, 1);
+  nodestats_series_observe(counter, 5.0);
+  nodestats_series_add(counter, 100);
+  nodestats_series_close(again);
+
+  /* A gauge: +5 -2. */
+  nodestats_series_t *gauge = NULL;
+  const char *const stream[3] = {"server", "Svc", "Stream"};
+  CHECK_STATUS(nodestats_series_open(s, "livekit_psrpc_stream_count", stream,
+                                     3, &gauge),
+               NODESTATS_STATUS_OK);
+  nodestats_series_add(gauge, 5);
+  nodestats_series_add(gauge, -2);
+  nodestats_series_inc_by(gauge, 100);
+  nodestats_series_observe(gauge, 100.0);
+
+  /* A histogram: 10 and 60 and 20000 ms. */
+  nodestats_series_t *rtt = NULL;
+  const char *const rtt_labels[4] = {"outgoing", "MICROPHONE", "AUDIO", "DE"};
+  CHECK_STATUS(nodestats_series_open(s, "livekit_rtt_ms", rtt_labels, 4, &rtt),
+               NODESTATS_STATUS_OK);
+  nodestats_series_observe(rtt, 10.0);
+  nodestats_series_observe(rtt, 60.0);
+  nodestats_series_observe(rtt, 20000.0);
+  nodestats_series_inc_by(rtt, 100);
+  nodestats_series_add(rtt, 100);
+
+  /* A family without labels: labels may be NULL. */
+  nodestats_series_t *fwd = NULL;
+  CHECK_STATUS(nodestats_series_open(s, "livekit_forward_latency_ns", NULL, 0, &fwd),
+               NODESTATS_STATUS_OK);
+  nodestats_series_observe(fwd, 1500.0);
+
+  /* Exporter arguments. */
+  nodestats_exporter_t *e = (nodestats_exporter_t *)(uintptr_t)0x1;
+  CHECK_STATUS(nodestats_exporter_open(NULL, "n1", "SERVER", &e),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_open(s, NULL, "SERVER", &e),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_open(s, "n1", NULL, &e),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_open(s, "n1", "SERVER", NULL),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_open(s, "n\xff", "SERVER", &e),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK(e == (nodestats_exporter_t *)(uintptr_t)0x1);
+  nodestats_exporter_close(NULL);
+  e = open_exporter(s);
+  size_t len = 0;
+  char small[8];
+  CHECK_STATUS(nodestats_exporter_text(NULL, small, sizeof small, &len),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_text(e, NULL, 8, &len),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_text(e, small, sizeof small, NULL),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+
+  /* Too small a buffer: untouched, the size reported; then that size. */
+  len = 0;
+  memset(small, 'x', sizeof small);
+  CHECK_STATUS(nodestats_exporter_text(e, small, sizeof small, &len),
+               NODESTATS_STATUS_BUFFER_TOO_SMALL);
+  CHECK(len > sizeof small && small[0] == 'x');
+  const size_t need = len;
+  char *text = malloc(need);
+  CHECK(text != NULL);
+  memset(text, 'x', need);
+  CHECK_STATUS(nodestats_exporter_text(e, text, need - 1, &len),
+               NODESTATS_STATUS_BUFFER_TOO_SMALL);
+  CHECK(len == need && text[0] == 'x');
+  CHECK_STATUS(nodestats_exporter_text(e, text, need, &len), NODESTATS_STATUS_OK);
+  CHECK(len == need - 1 && strlen(text) == len && text[len - 1] == '\n');
+
+  CHECK_LINE(text, "livekit_packet_loss_total{country=\"US\",direction=\"incoming\"," NODE
+                   ",source=\"CAMERA\",type=\"VIDEO\"} 42");
+  CHECK_LINE(text, "livekit_psrpc_stream_count{method=\"Stream\"," NODE
+                   ",role=\"server\",service=\"Svc\"} 3");
+#define RTT "livekit_rtt_ms_bucket{country=\"DE\",direction=\"outgoing\"," NODE \
+            ",source=\"MICROPHONE\",type=\"AUDIO\","
+  CHECK_LINE(text, RTT "le=\"50\"} 1");
+  CHECK_LINE(text, RTT "le=\"100\"} 2");
+  CHECK_LINE(text, RTT "le=\"5000\"} 2");
+  CHECK_LINE(text, RTT "le=\"10000\"} 2");
+  CHECK_LINE(text, RTT "le=\"+Inf\"} 3");
+#undef RTT
+  CHECK_LINE(text, "livekit_rtt_ms_sum{country=\"DE\",direction=\"outgoing\"," NODE
+                   ",source=\"MICROPHONE\",type=\"AUDIO\"} 20070");
+  CHECK_LINE(text, "livekit_rtt_ms_count{country=\"DE\",direction=\"outgoing\"," NODE
+                   ",source=\"MICROPHONE\",type=\"AUDIO\"} 3");
+  CHECK_LINE(text, "livekit_forward_latency_ns_count{" NODE "} 1");
+  CHECK_LINE(text, "livekit_forward_latency_ns_sum{" NODE "} 1500");
+  CHECK_LINE(text, "nodestats_series_registered{" NODE "} 4");
+  /* Labeled media series count in NodeStats too. */
+  CHECK_EQ_U64(read_stats(s).packets_in, 0);
+  free(text);
+
+  /* Handles keep the segment: they outlive the writer. */
+  nodestats_close(s);
+  nodestats_series_inc_by(counter, 8);
+  text = exporter_text(e);
+  CHECK_LINE(text, "livekit_packet_loss_total{country=\"US\",direction=\"incoming\"," NODE
+                   ",source=\"CAMERA\",type=\"VIDEO\"} 50");
+  CHECK_LINE(text, "nodestats_live_writers{" NODE "} 0");
+  free(text);
+  nodestats_series_close(counter);
+  nodestats_series_close(gauge);
+  nodestats_series_close(rtt);
+  nodestats_series_close(fwd);
+  nodestats_exporter_close(e);
+}
+
+/* Every labeled recording call, and what the exporter prints for it. */
+static void test_labeled_recording(void) {
+  nodestats_t *s = open_anonymous();
+  const nodestats_direction IN = NODESTATS_DIRECTION_INCOMING;
+  const nodestats_direction OUT = NODESTATS_DIRECTION_OUTGOING;
+  const nodestats_track_kind VIDEO = NODESTATS_TRACK_KIND_VIDEO;
+  const nodestats_track_kind AUDIO = NODESTATS_TRACK_KIND_AUDIO;
+
+  nodestats_record_signal_request_success(s);
+  nodestats_record_signal_request_success(s);
+  nodestats_record_signal_request_failure(s);
+  nodestats_record_signal_response_success(s);
+  nodestats_record_signal_response_failure(s);
+  nodestats_record_service_operation_success(s, "participant_join");
+  nodestats_record_service_operation_error(s, "offer", "send_response");
+  nodestats_record_twirp_request_status(s, "RoomService", "ListRooms", "200", "");
+  nodestats_record_twirp_request_latency(s, "RoomService", "ListRooms", 1500, "200");
+  nodestats_record_packets_country(s, "US", IN, 3, 300, false);
+  nodestats_record_packets_country(s, "US", OUT, 1, 50, true);
+  nodestats_record_packets_country(s, "", IN, 2, 200, false);
+  nodestats_record_rtcp_country(s, "US", OUT, 1, 2, 3);
+  nodestats_record_rtcp_country(s, "", IN, 4, 0, 0);
+  nodestats_record_packet_loss(s, "US", IN, NODESTATS_TRACK_SOURCE_CAMERA, VIDEO, 5, 100);
+  nodestats_record_packet_out_of_order(s, "US", IN, NODESTATS_TRACK_SOURCE_CAMERA,
+                                       VIDEO, 2, 50);
+  nodestats_record_jitter(s, "US", IN, NODESTATS_TRACK_SOURCE_MICROPHONE, AUDIO, 2000);
+  nodestats_record_rtt(s, "US", IN, NODESTATS_TRACK_SOURCE_CAMERA, VIDEO, 60);
+  nodestats_record_rtt(s, "US", IN, NODESTATS_TRACK_SOURCE_CAMERA, VIDEO, 60);
+  nodestats_record_rtt(s, "US", IN, NODESTATS_TRACK_SOURCE_CAMERA, VIDEO, 600);
+  nodestats_record_forward_latency_sample(s, 1000);
+  nodestats_room_started(s);
+  nodestats_room_started(s);
+  nodestats_room_started(s);
+  nodestats_room_ended_after(s, 90.5);
+  nodestats_room_ended_after(s, -1.0);
+  nodestats_room_ended_after(s, NAN);
+  nodestats_track_subscribe_failure_error(s, "not found", false);
+  nodestats_track_subscribe_failure_error(s, "", true);
+  nodestats_record_session_join_latency(s, 15, 250000);
+  nodestats_record_session_start_time(s, 16, true, 1000000);
+  nodestats_record_session_duration(s, -1, 60000000);
+  nodestats_record_publish_time(s, "US", NODESTATS_TRACK_SOURCE_CAMERA, VIDEO, 120000,
+                                "JS", "STANDARD");
+  nodestats_record_subscribe_time(s, "US", NODESTATS_TRACK_SOURCE_MICROPHONE, AUDIO,
+                                  80000, "SWIFT", "AGENT", 3);
+  nodestats_record_subscribe_stream_start_time(s, "US", NODESTATS_TRACK_SOURCE_SCREEN_SHARE,
+                                               VIDEO, 40000, "GO", "STANDARD");
+  nodestats_record_peer_connection_state(s, "PUBLISHER", "connected");
+  nodestats_record_quality(s, NODESTATS_CONNECTION_QUALITY_GOOD, 4.5f);
+  nodestats_record_quality(s, NODESTATS_CONNECTION_QUALITY_LOST, 1.0f);
+  nodestats_record_data_packet_stream(s, "text", "text/plain", 3, 1024);
+  nodestats_record_data_packet_stream(s, "bytes", "image/png", 2, NODESTATS_UNAVAILABLE);
+  nodestats_add_ref(s, "room", 3);
+  nodestats_add_ref(s, "room", -1);
+  nodestats_webhook_dispatch_success(s);
+  nodestats_webhook_dispatch_failure(s);
+  nodestats_webhook_dispatch_drop(s, "overflow");
+  nodestats_webhook_queue_length(s, 7);
+  nodestats_psrpc_request_time(s, "client", "rpc", "Svc", "Call", 2500);
+  nodestats_psrpc_stream_send_time(s, "server", "Svc", "Stream", 500);
+  nodestats_psrpc_stream_received(s, "server", "Svc", "Stream");
+  nodestats_psrpc_stream_opened(s, "server", "Svc", "Stream");
+  nodestats_psrpc_stream_opened(s, "server", "Svc", "Stream");
+  nodestats_psrpc_stream_closed(s, "server", "Svc", "Stream");
+  nodestats_psrpc_error(s, "client", "rpc", "Svc", "Call", "unavailable");
+  nodestats_psrpc_bytes(s, "client", "rpc", "Svc", "Call", "tx", 4096);
+  nodestats_psrpc_request_received(s, "Svc", "Call");
+  nodestats_psrpc_request_expired(s, "Svc", "Call");
+  nodestats_psrpc_claim_wait_time(s, "Svc", "Call", "claimed", 3000);
+
+  /* No-ops: NULL handles, NULL or non-UTF-8 strings, unknown enums. */
+  nodestats_record_signal_request_success(NULL);
+  nodestats_record_rtt(NULL, "US", IN, NODESTATS_TRACK_SOURCE_CAMERA, VIDEO, 60);
+  nodestats_psrpc_error(NULL, "client", "rpc", "Svc", "Call", "x");
+  nodestats_room_ended_after(NULL, 1.0);
+  nodestats_record_service_operation_success(s, NULL);
+  nodestats_record_service_operation_success(s, "bad\xff");
+  nodestats_record_service_operation_error(s, "offer", NULL);
+  nodestats_psrpc_error(s, "client", "rpc", "Svc", "Call", "\xc3(");
+  nodestats_record_packets_country(s, NULL, IN, 1000, 1000, false);
+  nodestats_record_packets_country(s, "US", (nodestats_direction)7, 1000, 1000, false);
+  nodestats_record_rtt(s, "US", IN, (nodestats_track_source)5, VIDEO, 60);
+  nodestats_record_rtt(s, "US", IN, NODESTATS_TRACK_SOURCE_CAMERA,
+                       (nodestats_track_kind)3, 60);
+  nodestats_record_rtt(s, "\x80", IN, NODESTATS_TRACK_SOURCE_CAMERA, VIDEO, 60);
+  nodestats_record_publish_time(s, "US", (nodestats_track_source)0xffffffffu, VIDEO, 1,
+                                "JS", "STANDARD");
+  nodestats_record_publish_time(s, "US", NODESTATS_TRACK_SOURCE_CAMERA, VIDEO, 1, "JS",
+                                NULL);
+  nodestats_record_quality(s, (nodestats_connection_quality)4, 1.0f);
+  nodestats_record_data_packet_stream(s, NULL, "text/plain", 1, 1);
+  nodestats_add_ref(s, NULL, 100);
+  nodestats_webhook_dispatch_drop(s, NULL);
+  nodestats_track_subscribe_failure_error(s, NULL, true);
+
+  /* NodeStats counts the labeled media series and the fixed path alike. */
+  nodestats_node_stats ns = read_stats(s);
+  CHECK_EQ_U64(ns.packets_in, 5);
+  CHECK_EQ_U64(ns.bytes_in, 500);
+  CHECK_EQ_U64(ns.packets_out, 1);
+  CHECK_EQ_U64(ns.retransmit_packets_out, 1);
+  CHECK_EQ_U64(ns.nack_total, 5);
+  CHECK_EQ_U64(ns.num_rooms, 0);
+  CHECK_EQ_U64(ns.num_track_subscribe_cancels, 1);
+
+  nodestats_exporter_t *e = open_exporter(s);
+  char *t = exporter_text(e);
+  CHECK_LINE(t, "livekit_node_messages{direction=\"request\"," NODE
+                ",status=\"success\",type=\"signal\"} 2");
+  CHECK_LINE(t, "livekit_node_messages{direction=\"request\"," NODE
+                ",status=\"failure\",type=\"signal\"} 1");
+  CHECK_LINE(t, "livekit_node_messages{direction=\"response\"," NODE
+                ",status=\"success\",type=\"signal\"} 1");
+  CHECK_LINE(t, "livekit_node_messages{direction=\"response\"," NODE
+                ",status=\"failure\",type=\"signal\"} 1");
+  CHECK(count_prefixed(t, "livekit_node_service_operation{") == 2);
+  CHECK_LINE(t, "livekit_node_service_operation{error_type=\"\"," NODE
+                ",status=\"success\",type=\"participant_join\"} 1");
+  CHECK_LINE(t, "livekit_node_service_operation{error_type=\"send_response\"," NODE
+                ",status=\"error\",type=\"offer\"} 1");
+  CHECK_LINE(t, "livekit_node_twirp_request_status{code=\"\",method=\"ListRooms\"," NODE
+                ",service=\"RoomService\",status=\"200\"} 1");
+  CHECK_LINE(t, "livekit_node_twirp_request_latency_ms_sum{method=\"ListRooms\"," NODE
+                ",service=\"RoomService\",status=\"200\"} 1.5");
+  CHECK_LINE(t, "livekit_packet_total{country=\"US\",direction=\"incoming\"," NODE
+                ",transmission=\"initial\"} 3");
+  CHECK_LINE(t, "livekit_packet_bytes{country=\"US\",direction=\"outgoing\"," NODE
+                ",transmission=\"retransmit\"} 50");
+  CHECK_LINE(t, "livekit_packet_total{country=\"\",direction=\"incoming\"," NODE
+                ",transmission=\"initial\"} 2");
+  CHECK_LINE(t, "livekit_nack_total{country=\"US\",direction=\"outgoing\"," NODE "} 1");
+  CHECK_LINE(t, "livekit_nack_total{country=\"\",direction=\"incoming\"," NODE "} 4");
+  CHECK_LINE(t, "livekit_pli_total{country=\"US\",direction=\"outgoing\"," NODE "} 2");
+  CHECK_LINE(t, "livekit_fir_total{country=\"US\",direction=\"outgoing\"," NODE "} 3");
+#define STREAM(src, kind) \
+  "{country=\"US\",direction=\"incoming\"," NODE ",source=\"" src "\",type=\"" kind "\"}"
+  CHECK_LINE(t, "livekit_packet_loss_total" STREAM("CAMERA", "VIDEO") " 5");
+  CHECK_LINE(t, "livekit_packet_loss_percent_sum" STREAM("CAMERA", "VIDEO") " 5");
+  CHECK_LINE(t, "livekit_packet_out_of_order_total" STREAM("CAMERA", "VIDEO") " 2");
+  CHECK_LINE(t, "livekit_packet_out_of_order_percent_sum" STREAM("CAMERA", "VIDEO") " 4");
+  CHECK_LINE(t, "livekit_jitter_us_sum" STREAM("MICROPHONE", "AUDIO") " 2000");
+  CHECK_LINE(t, "livekit_rtt_ms_count" STREAM("CAMERA", "VIDEO") " 3");
+  CHECK_LINE(t, "livekit_rtt_ms_sum" STREAM("CAMERA", "VIDEO") " 720");
+#undef STREAM
+#define RTT_BUCKET(le)                                                         \
+  "livekit_rtt_ms_bucket{country=\"US\",direction=\"incoming\"," NODE          \
+  ",source=\"CAMERA\",type=\"VIDEO\",le=\"" le "\"}"
+  CHECK_LINE(t, RTT_BUCKET("50") " 0");
+  CHECK_LINE(t, RTT_BUCKET("100") " 2");
+  CHECK_LINE(t, RTT_BUCKET("500") " 2");
+  CHECK_LINE(t, RTT_BUCKET("750") " 3");
+  CHECK_LINE(t, RTT_BUCKET("+Inf") " 3");
+#undef RTT_BUCKET
+  CHECK(count_prefixed(t, "livekit_rtt_ms_count{") == 1);
+  CHECK_LINE(t, "livekit_forward_latency_ns_sum{" NODE "} 1000");
+  CHECK_LINE(t, "livekit_room_total{" NODE "} 0");
+  CHECK_LINE(t, "livekit_room_duration_seconds_count{" NODE "} 3");
+  CHECK_LINE(t, "livekit_room_duration_seconds_sum{" NODE "} 90.5");
+  CHECK_LINE(t, "livekit_room_duration_seconds_bucket{" NODE ",le=\"5\"} 2");
+  /* The empty error is the fixed series: one sample, not two. */
+  CHECK(count_prefixed(t, "livekit_track_subscribe_counter{error=\"\"," NODE
+                          ",state=\"failure\"}") == 1);
+  CHECK_LINE(t, "livekit_track_subscribe_counter{error=\"\"," NODE ",state=\"failure\"} 1");
+  CHECK_LINE(t, "livekit_track_subscribe_counter{error=\"not found\"," NODE
+                ",state=\"failure\"} 1");
+  CHECK_LINE(t, "livekit_track_subscribe_counter{error=\"\"," NODE ",state=\"cancel\"} 1");
+  CHECK_LINE(t, "livekit_session_join_latency_ms_sum{" NODE ",protocol_version=\"15\"} 250");
+  CHECK_LINE(t, "livekit_session_start_time_ms_sum{" NODE
+                ",protocol_version=\"16\",warp=\"true\"} 1000");
+  CHECK_LINE(t, "livekit_session_duration_ms_sum{" NODE ",protocol_version=\"-1\"} 60000");
+  CHECK(count_prefixed(t, "livekit_pubsubtime_ms_count{") == 3);
+  CHECK_LINE(t, "livekit_pubsubtime_ms_sum{count=\"1\",country=\"US\",direction=\"publish\","
+                "kind=\"STANDARD\"," NODE ",sdk=\"JS\",source=\"CAMERA\",type=\"VIDEO\"} 120");
+  CHECK_LINE(t, "livekit_pubsubtime_ms_sum{count=\"3\",country=\"US\",direction=\"subscribe\","
+                "kind=\"AGENT\"," NODE ",sdk=\"SWIFT\",source=\"MICROPHONE\",type=\"AUDIO\"} 80");
+  CHECK_LINE(t, "livekit_pubsubtime_ms_sum{count=\"1\",country=\"US\","
+                "direction=\"subscribe-stream-start\",kind=\"STANDARD\"," NODE
+                ",sdk=\"GO\",source=\"SCREEN_SHARE\",type=\"VIDEO\"} 40");
+  CHECK_LINE(t, "livekit_peer_connection_state{" NODE
+                ",state=\"connected\",transport=\"PUBLISHER\"} 1");
+  CHECK_LINE(t, "livekit_quality_rating_count{" NODE "} 2");
+  CHECK_LINE(t, "livekit_quality_rating_sum{" NODE "} 4");
+  CHECK_LINE(t, "livekit_quality_score_sum{" NODE "} 5.5");
+  CHECK_LINE(t, "livekit_datapacket_stream_dest_count_sum{mime_type=\"text\"," NODE
+                ",type=\"text\"} 3");
+  CHECK_LINE(t, "livekit_datapacket_stream_dest_count_sum{mime_type=\"image\"," NODE
+                ",type=\"bytes\"} 2");
+  CHECK_LINE(t, "livekit_datapacket_stream_bytes_sum{mime_type=\"text\"," NODE
+                ",type=\"text\"} 1024");
+  CHECK(count_prefixed(t, "livekit_datapacket_stream_bytes_count{") == 1);
+  CHECK_LINE(t, "livekit_debug_ref_count{" NODE ",referrer=\"room\"} 2");
+  CHECK(count_prefixed(t, "livekit_debug_ref_count{") == 1);
+  CHECK_LINE(t, "livekit_webhook_dispatch_total{" NODE ",reason=\"\",status=\"success\"} 1");
+  CHECK_LINE(t, "livekit_webhook_dispatch_total{" NODE ",reason=\"\",status=\"failure\"} 1");
+  CHECK_LINE(t, "livekit_webhook_dispatch_total{" NODE
+                ",reason=\"overflow\",status=\"drop\"} 1");
+  CHECK(count_prefixed(t, "livekit_webhook_dispatch_total{") == 3);
+  CHECK_LINE(t, "livekit_webhook_queue_length_sum{" NODE "} 7");
+  CHECK_LINE(t, "livekit_psrpc_request_time_ms_sum{kind=\"rpc\",method=\"Call\"," NODE
+                ",role=\"client\",service=\"Svc\"} 2.5");
+  CHECK_LINE(t, "livekit_psrpc_stream_send_time_ms_sum{method=\"Stream\"," NODE
+                ",role=\"server\",service=\"Svc\"} 0.5");
+  CHECK_LINE(t, "livekit_psrpc_stream_receive_total{method=\"Stream\"," NODE
+                ",role=\"server\",service=\"Svc\"} 1");
+  CHECK_LINE(t, "livekit_psrpc_stream_count{method=\"Stream\"," NODE
+                ",role=\"server\",service=\"Svc\"} 1");
+  CHECK_LINE(t, "livekit_psrpc_error_total{error_code=\"unavailable\",kind=\"rpc\","
+                "method=\"Call\"," NODE ",role=\"client\",service=\"Svc\"} 1");
+  CHECK(count_prefixed(t, "livekit_psrpc_error_total{") == 1);
+  CHECK_LINE(t, "livekit_psrpc_bytes_total{direction=\"tx\",kind=\"rpc\",method=\"Call\","
+                NODE ",role=\"client\",service=\"Svc\"} 4096");
+  CHECK_LINE(t, "livekit_psrpc_requests_received_total{method=\"Call\"," NODE
+                ",service=\"Svc\"} 1");
+  CHECK_LINE(t, "livekit_psrpc_requests_expired_total{method=\"Call\"," NODE
+                ",service=\"Svc\"} 1");
+  CHECK_LINE(t, "livekit_psrpc_claim_wait_time_ms_sum{method=\"Call\"," NODE
+                ",outcome=\"claimed\",service=\"Svc\"} 3");
+  /* Nothing went to the overflow series. */
+  CHECK_LINE(t, "nodestats_series_overflowed_total{" NODE "} 0");
+  CHECK_LINE(t, "nodestats_label_values_overflowed_total{" NODE "} 0");
+  CHECK(strstr(t, "=\"__overflow__\"") == NULL);
+  free(t);
+  nodestats_exporter_close(e);
+  nodestats_close(s);
+}
+
+/* An exporter on a read-only collector: fed by the collector's updates. */
+static void test_exporter_on_a_collector(void) {
+  nodestats_t *s = open_anonymous();
+  nodestats_webhook_dispatch_success(s);
+  nodestats_collector_options o;
+  nodestats_collector_options_init(&o);
+  o.cpu_count_override = 3.0;
+  nodestats_collector_t *c = NULL;
+  CHECK_STATUS(nodestats_collector_from(s, &o, &c), NODESTATS_STATUS_OK);
+
+  nodestats_exporter_t *e = (nodestats_exporter_t *)(uintptr_t)0x1;
+  CHECK_STATUS(nodestats_exporter_open_collector(NULL, "n1", "SERVER", &e),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_open_collector(c, NULL, "SERVER", &e),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_open_collector(c, "n1", "SERVER\xfe", &e),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK(e == (nodestats_exporter_t *)(uintptr_t)0x1);
+  CHECK_STATUS(nodestats_exporter_open_collector(c, "n1", "SERVER", &e),
+               NODESTATS_STATUS_OK);
+  /* Before any update: the segment's families, no system ones. */
+  char *t = exporter_text(e);
+  CHECK_LINE(t, "livekit_webhook_dispatch_total{" NODE ",reason=\"\",status=\"success\"} 1");
+  CHECK_LINE(t, "nodestats_cpus{" NODE "} 0");
+  CHECK(count_prefixed(t, "livekit_node_packet_total{") == 0);
+  free(t);
+
+  nodestats_node_stats ns;
+  CHECK_STATUS(nodestats_collector_update(c, &ns, NULL, 0, NULL), NODESTATS_STATUS_OK);
+  t = exporter_text(e);
+  CHECK_LINE(t, "nodestats_cpus{" NODE "} 3");
+  CHECK(count_prefixed(t, "livekit_node_packet_total{") == 2);
+  free(t);
+
+  /* A second exporter gets the latest update at once. */
+  nodestats_exporter_t *e2 = NULL;
+  CHECK_STATUS(nodestats_exporter_open_collector(c, "n2", "SERVER", &e2),
+               NODESTATS_STATUS_OK);
+  t = exporter_text(e2);
+  CHECK_LINE(t, "nodestats_cpus{node_id=\"n2\",node_type=\"SERVER\"} 3");
+  free(t);
+  /* Closing an exporter, then the collector, then the writer: the other
+   * exporter keeps working. */
+  nodestats_exporter_close(e2);
+  CHECK_STATUS(nodestats_collector_update(c, &ns, NULL, 0, NULL), NODESTATS_STATUS_OK);
+  nodestats_collector_close(c);
+  nodestats_webhook_dispatch_success(s);
+  nodestats_close(s);
+  t = exporter_text(e);
+  CHECK_LINE(t, "livekit_webhook_dispatch_total{" NODE ",reason=\"\",status=\"success\"} 2");
+  CHECK_LINE(t, "nodestats_cpus{" NODE "} 3");
+  free(t);
+  nodestats_exporter_close(e);
+}
+
+/* A forked child records through series handles and labeled calls on a
+ * named segment; the parent's exporters (writer and read-only collector)
+ * see it. */
+static void test_series_across_processes(void) {
+  char *name = shm_name2;
+  snprintf(shm_name2, sizeof shm_name2, "/nodestats-ffi-series-%ld-%ld",
+           (long)getpid(), (long)time(NULL));
+  nodestats_options o;
+  nodestats_options_init(&o);
+  o.name = name;
+  o.disposition = NODESTATS_DISPOSITION_CREATE;
+  nodestats_t *parent = NULL;
+  CHECK_STATUS(nodestats_open_with(&o, &parent), NODESTATS_STATUS_OK);
+  const char *const labels[4] = {"incoming", "CAMERA", "VIDEO", "FR"};
+  nodestats_series_t *mine = NULL;
+  CHECK_STATUS(nodestats_series_open(parent, "livekit_packet_loss_total", labels, 4,
+                                     &mine),
+               NODESTATS_STATUS_OK);
+  nodestats_series_inc_by(mine, 1);
+
+  fflush(NULL);
+  pid_t kid = fork();
+  CHECK(kid >= 0);
+  if (kid == 0) {
+    nodestats_t *s = NULL;
+    if (nodestats_open(name, &s) != NODESTATS_STATUS_OK)
+      _exit(30);
+    nodestats_series_t *h = NULL, *r = NULL;
+    if (nodestats_series_open(s, "livekit_packet_loss_total", labels, 4, &h) !=
+        NODESTATS_STATUS_OK)
+      _exit(31);
+    const char *const rtt[4] = {"outgoing", "CAMERA", "VIDEO", "FR"};
+    if (nodestats_series_open(s, "livekit_rtt_ms", rtt, 4, &r) != NODESTATS_STATUS_OK)
+      _exit(32);
+    for (int i = 0; i < 1000; i++)
+      nodestats_series_inc_by(h, 2);
+    nodestats_series_observe(r, 120.0);
+    nodestats_series_observe(r, 80.0);
+    nodestats_psrpc_request_received(s, "Child", "Call");
+    nodestats_series_close(h);
+    nodestats_series_close(r);
+    nodestats_close(s);
+    _exit(0);
+  }
+  int st = 0;
+  CHECK(waitpid(kid, &st, 0) == kid);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    fprintf(stderr, "series child: wait status %#x\n", st);
+    exit(1);
+  }
+
+  nodestats_exporter_t *e = open_exporter(parent);
+  nodestats_collector_t *c = NULL;
+  CHECK_STATUS(nodestats_collector_open(name, NULL, &c), NODESTATS_STATUS_OK);
+  nodestats_exporter_t *ro = NULL;
+  CHECK_STATUS(nodestats_exporter_open_collector(c, "n1", "SERVER", &ro),
+               NODESTATS_STATUS_OK);
+  const nodestats_exporter_t *both[2] = {e, ro};
+  for (int i = 0; i < 2; i++) {
+    char *t = exporter_text(both[i]);
+    /* Both processes registered the series: merged into one sample. */
+    CHECK_LINE(t, "livekit_packet_loss_total{country=\"FR\",direction=\"incoming\"," NODE
+                  ",source=\"CAMERA\",type=\"VIDEO\"} 2001");
+    CHECK_LINE(t, "livekit_rtt_ms_count{country=\"FR\",direction=\"outgoing\"," NODE
+                  ",source=\"CAMERA\",type=\"VIDEO\"} 2");
+    CHECK_LINE(t, "livekit_rtt_ms_bucket{country=\"FR\",direction=\"outgoing\"," NODE
+                  ",source=\"CAMERA\",type=\"VIDEO\",le=\"100\"} 1");
+    CHECK_LINE(t, "livekit_rtt_ms_sum{country=\"FR\",direction=\"outgoing\"," NODE
+                  ",source=\"CAMERA\",type=\"VIDEO\"} 200");
+    CHECK_LINE(t, "livekit_psrpc_requests_received_total{method=\"Call\"," NODE
+                  ",service=\"Child\"} 1");
+    free(t);
+  }
+  nodestats_exporter_close(ro);
+  nodestats_collector_close(c);
+  nodestats_exporter_close(e);
+  nodestats_series_close(mine);
+  CHECK_STATUS(nodestats_segment_unlink(name), NODESTATS_STATUS_OK);
+  nodestats_close(parent);
+}
+
 static void remove_scratch(void) {
   static const char *leaves[] = {"garbage.seg", "short.seg", "empty.seg",
                                  "version.seg", "uninit.seg", "resized.seg",
@@ -709,6 +1313,8 @@ static void remove_scratch(void) {
   rmdir(scratch);
   if (shm_name[0] != '\0')
     (void)nodestats_segment_unlink(shm_name);
+  if (shm_name2[0] != '\0')
+    (void)nodestats_segment_unlink(shm_name2);
 }
 
 #define RUN(test)                                                              \
@@ -734,6 +1340,10 @@ int main(void) {
   RUN(test_invalid_segments);
   RUN(test_threads_share_a_handle);
   RUN(test_multiprocess);
+  RUN(test_series_handles);
+  RUN(test_labeled_recording);
+  RUN(test_exporter_on_a_collector);
+  RUN(test_series_across_processes);
   printf("%d passed, 0 failed\n", passed);
   return 0;
 }

@@ -1,5 +1,6 @@
 // C++17 use of the nodestats C API: the header compiles as C++ (typed
-// enums with a uint32_t base), handles fit RAII, threads share a writer.
+// enums with a uint32_t base), handles fit RAII, threads share a writer,
+// a series handle and an exporter.
 //
 // Built with -std=c++17 -Wall -Wextra -Wpedantic -Werror, run under
 // ASan+UBSan by tests/ffi.rs (see Makefile).
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,7 +20,12 @@
 static_assert(std::is_same_v<std::underlying_type_t<nodestats_status>, uint32_t>);
 static_assert(std::is_same_v<std::underlying_type_t<nodestats_direction>, uint32_t>);
 static_assert(std::is_same_v<std::underlying_type_t<nodestats_track_kind>, uint32_t>);
+static_assert(std::is_same_v<std::underlying_type_t<nodestats_track_source>, uint32_t>);
+static_assert(
+    std::is_same_v<std::underlying_type_t<nodestats_connection_quality>, uint32_t>);
 static_assert(NODESTATS_STATUS_OK == 0 && NODESTATS_STATUS_PANIC == 18);
+static_assert(NODESTATS_TRACK_SOURCE_SCREEN_SHARE_AUDIO == 4);
+static_assert(NODESTATS_CONNECTION_QUALITY_LOST == 3);
 static_assert(std::is_standard_layout_v<nodestats_node_stats>);
 static_assert(std::is_trivially_copyable_v<nodestats_options>);
 
@@ -41,8 +48,18 @@ struct CollectorClose {
     nodestats_collector_close(c);
   }
 };
+struct SeriesClose {
+  void operator()(nodestats_series_t *h) const noexcept { nodestats_series_close(h); }
+};
+struct ExporterClose {
+  void operator()(nodestats_exporter_t *e) const noexcept {
+    nodestats_exporter_close(e);
+  }
+};
 using Writer = std::unique_ptr<nodestats_t, WriterClose>;
 using Collector = std::unique_ptr<nodestats_collector_t, CollectorClose>;
+using Series = std::unique_ptr<nodestats_series_t, SeriesClose>;
+using Exporter = std::unique_ptr<nodestats_exporter_t, ExporterClose>;
 
 // Throws nothing: a status other than OK ends the test with its message.
 void ok(nodestats_status st, const char *what) {
@@ -68,6 +85,89 @@ std::string json(nodestats_collector_t *c) {
      "nodestats_collector_json");
   out.resize(len);
   return out;
+}
+
+// The exporter's text; retries while it grows between calls.
+std::string prometheus(const nodestats_exporter_t *e) {
+  std::string out;
+  size_t len = 0;
+  nodestats_status st;
+  while ((st = nodestats_exporter_text(e, out.data(), out.size(), &len)) ==
+         NODESTATS_STATUS_BUFFER_TOO_SMALL)
+    out.resize(len);
+  ok(st, "nodestats_exporter_text");
+  out.resize(len);
+  return out;
+}
+
+bool has_line(const std::string &text, const std::string &line) {
+  return ("\n" + text).find("\n" + line + "\n") != std::string::npos;
+}
+
+Series open_series(nodestats_t *s, const char *family,
+                   std::initializer_list<const char *> labels) {
+  std::vector<const char *> v(labels);
+  nodestats_series_t *raw = nullptr;
+  ok(nodestats_series_open(s, family, v.data(), v.size(), &raw),
+     "nodestats_series_open");
+  return Series(raw);
+}
+
+void test_series_and_exporter() {
+  Writer w = open_writer(nullptr);
+  Series loss =
+      open_series(w.get(), "livekit_packet_loss_total", {"incoming", "CAMERA", "VIDEO", "US"});
+  Series rtt = open_series(w.get(), "livekit_rtt_ms", {"outgoing", "CAMERA", "VIDEO", "US"});
+  Series refs = open_series(w.get(), "livekit_debug_ref_count", {"cpp"});
+  constexpr int threads = 4;
+  constexpr uint64_t per_thread = 50000;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; t++) {
+    pool.emplace_back([&] {
+      for (uint64_t i = 0; i < per_thread; i++) {
+        nodestats_series_inc_by(loss.get(), 1);
+        nodestats_series_observe(rtt.get(), 40.0);
+      }
+      nodestats_series_add(refs.get(), 2);
+      nodestats_series_add(refs.get(), -1);
+      nodestats_record_peer_connection_state(w.get(), "SUBSCRIBER", "connected");
+      nodestats_record_quality(w.get(), NODESTATS_CONNECTION_QUALITY_EXCELLENT, 5.0f);
+      nodestats_record_jitter(w.get(), "US", NODESTATS_DIRECTION_INCOMING,
+                              NODESTATS_TRACK_SOURCE_SCREEN_SHARE_AUDIO,
+                              NODESTATS_TRACK_KIND_AUDIO, 500);
+    });
+  }
+  for (auto &t : pool)
+    t.join();
+  nodestats_record_quality(w.get(), static_cast<nodestats_connection_quality>(9), 1.0f);
+
+  nodestats_exporter_t *raw = nullptr;
+  ok(nodestats_exporter_open(w.get(), "cpp", "SERVER", &raw), "nodestats_exporter_open");
+  Exporter e(raw);
+  const std::string node = "node_id=\"cpp\",node_type=\"SERVER\"";
+  const std::string stream = "{country=\"US\",direction=\"outgoing\"," + node +
+                             ",source=\"CAMERA\",type=\"VIDEO\"}";
+  const std::string text = prometheus(e.get());
+  CHECK(has_line(text, "livekit_packet_loss_total{country=\"US\",direction=\"incoming\"," +
+                           node + ",source=\"CAMERA\",type=\"VIDEO\"} 200000"));
+  CHECK(has_line(text, "livekit_rtt_ms_count" + stream + " 200000"));
+  CHECK(has_line(text, "livekit_rtt_ms_sum" + stream + " 8000000"));
+  CHECK(has_line(text, "livekit_debug_ref_count{" + node + ",referrer=\"cpp\"} 4"));
+  CHECK(has_line(text, "livekit_peer_connection_state{" + node +
+                           ",state=\"connected\",transport=\"SUBSCRIBER\"} 4"));
+  CHECK(has_line(text, "livekit_quality_rating_count{" + node + "} 4"));
+  CHECK(has_line(text, "livekit_quality_rating_sum{" + node + "} 8"));
+  CHECK(has_line(text, "livekit_jitter_us_count{country=\"US\",direction=\"incoming\"," +
+                           node + ",source=\"SCREEN_SHARE_AUDIO\",type=\"AUDIO\"} 4"));
+
+  // Bad arguments come back as statuses, the out-parameter untouched.
+  nodestats_series_t *none = nullptr;
+  const char *two[] = {"a", "b"};
+  CHECK(nodestats_series_open(w.get(), "livekit_debug_ref_count", two, 2, &none) ==
+        NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK(nodestats_series_open(w.get(), "no_such_family", two, 2, &none) ==
+        NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK(none == nullptr);
 }
 
 void test_threads_and_collector() {
@@ -158,6 +258,8 @@ int main() {
   std::puts("ok test_threads_and_collector");
   test_errors_and_strings();
   std::puts("ok test_errors_and_strings");
-  std::puts("2 passed, 0 failed");
+  test_series_and_exporter();
+  std::puts("ok test_series_and_exporter");
+  std::puts("3 passed, 0 failed");
   return 0;
 }

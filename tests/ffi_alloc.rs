@@ -1,10 +1,12 @@
 //! The C hot path never allocates: a counting global allocator watches a
-//! million `nodestats_record_packets` calls, and every other hot-path
-//! export, made through the C ABI.
+//! million `nodestats_record_packets` calls, a million
+//! `nodestats_series_inc_by` and `nodestats_series_observe` calls, and every
+//! other hot-path export, made through the C ABI.
 
 use nodestats::ffi::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::ffi::CStr;
 use std::ptr;
 
 struct Counting;
@@ -146,4 +148,105 @@ fn every_c_hot_path_call_allocates_nothing() {
     );
     // SAFETY: `s` is live and not used afterwards.
     unsafe { nodestats_close(s) };
+}
+
+/// Opens a series handle through the C ABI.
+fn series(s: *mut nodestats_t, family: &CStr, labels: &[&CStr]) -> *mut nodestats_series_t {
+    let ptrs: Vec<*const std::ffi::c_char> = labels.iter().map(|l| l.as_ptr()).collect();
+    let mut h = ptr::null_mut();
+    // SAFETY: `s` is live; the strings are NUL-terminated; `h` is writable.
+    let st =
+        unsafe { nodestats_series_open(s, family.as_ptr(), ptrs.as_ptr(), ptrs.len(), &mut h) };
+    assert_eq!(st, nodestats_status::Ok);
+    h
+}
+
+/// The exporter's text of the segment of `s`.
+fn prometheus(s: *mut nodestats_t) -> String {
+    let mut e = ptr::null_mut();
+    // SAFETY: `s` is live; the strings are NUL-terminated; `e` is writable.
+    let st = unsafe { nodestats_exporter_open(s, c"n".as_ptr(), c"t".as_ptr(), &mut e) };
+    assert_eq!(st, nodestats_status::Ok);
+    let mut len = 0;
+    // SAFETY: `e` is live; a NULL buffer with cap 0 asks for the size.
+    let st = unsafe { nodestats_exporter_text(e, ptr::null_mut(), 0, &mut len) };
+    assert_eq!(st, nodestats_status::BufferTooSmall);
+    let mut buf = vec![0u8; len];
+    // SAFETY: `buf` is writable for `len` bytes.
+    let st = unsafe { nodestats_exporter_text(e, buf.as_mut_ptr().cast(), len, &mut len) };
+    assert_eq!(st, nodestats_status::Ok);
+    buf.truncate(len);
+    // SAFETY: `e` is live and not used afterwards.
+    unsafe { nodestats_exporter_close(e) };
+    String::from_utf8(buf).unwrap()
+}
+
+#[test]
+fn a_million_c_series_inc_by_and_observe_allocate_nothing() {
+    let path =
+        std::env::temp_dir().join(format!("nodestats-ffi-alloc-series-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let named = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    for name in [ptr::null(), named.as_ptr()] {
+        let s = open(name);
+        let loss = series(
+            s,
+            c"livekit_packet_loss_total",
+            &[c"incoming", c"CAMERA", c"VIDEO", c"US"],
+        );
+        let rtt = series(
+            s,
+            c"livekit_rtt_ms",
+            &[c"outgoing", c"MICROPHONE", c"AUDIO", c"US"],
+        );
+        let refs = series(s, c"livekit_debug_ref_count", &[c"alloc"]);
+        // Warm up: the first calls may initialise lazy state (bucket table).
+        // SAFETY: the handles are live.
+        unsafe {
+            nodestats_series_inc_by(loss, 1);
+            nodestats_series_observe(rtt, 1.0);
+            nodestats_series_add(refs, 1);
+        }
+        let before = allocs();
+        for i in 0..1_000_000u64 {
+            // SAFETY: the handles are live; NULL and wrong-kind calls are
+            // allowed and ignored.
+            unsafe {
+                nodestats_series_inc_by(loss, 1);
+                nodestats_series_observe(rtt, (i % 300) as f64);
+                if i % 1000 == 0 {
+                    nodestats_series_add(refs, 1);
+                    nodestats_series_inc_by(rtt, 1);
+                    nodestats_series_observe(loss, 1.0);
+                    nodestats_series_inc_by(ptr::null(), 1);
+                    nodestats_series_observe(ptr::null(), 1.0);
+                }
+            }
+        }
+        assert_eq!(
+            allocs() - before,
+            0,
+            "nodestats_series_inc_by or nodestats_series_observe allocated"
+        );
+        let text = prometheus(s);
+        let has = |line: &str| text.lines().any(|l| l == line);
+        let node = "node_id=\"n\",node_type=\"t\"";
+        assert!(has(&format!(
+            "livekit_packet_loss_total{{country=\"US\",direction=\"incoming\",{node},source=\"CAMERA\",type=\"VIDEO\"}} 1000001"
+        )));
+        assert!(has(&format!(
+            "livekit_rtt_ms_count{{country=\"US\",direction=\"outgoing\",{node},source=\"MICROPHONE\",type=\"AUDIO\"}} 1000001"
+        )));
+        assert!(has(&format!(
+            "livekit_debug_ref_count{{{node},referrer=\"alloc\"}} 1001"
+        )));
+        // SAFETY: the handles are live and not used afterwards.
+        unsafe {
+            nodestats_series_close(loss);
+            nodestats_series_close(rtt);
+            nodestats_series_close(refs);
+            nodestats_close(s);
+        }
+    }
+    let _ = std::fs::remove_file(&path);
 }

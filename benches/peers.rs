@@ -29,7 +29,8 @@
 //! with `copy_from_slice`, then record it.
 //!
 //! Multi-threaded cases report wall time per call per thread: all threads
-//! run `iters` calls at once, so aggregate throughput = threads / time.
+//! run `iters` calls at once and the clock runs until the last one is done,
+//! so aggregate throughput = threads / time.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use nodestats::ffi::{
@@ -75,25 +76,27 @@ impl Line {
     }
 }
 
-/// Runs `f(iters)` on `threads` threads started together; returns the
-/// longest thread's time.
+/// Runs `f(iters)` on `threads` threads released together; returns the
+/// wall time from the release until the last thread is done. (Timing each
+/// thread separately would hide contention whenever the scheduler happens
+/// to run the threads one after the other.)
 fn parallel<F: Fn(u64) + Sync>(threads: usize, iters: u64, f: F) -> Duration {
-    let barrier = Barrier::new(threads);
+    let barrier = Barrier::new(threads + 1);
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    let t = Instant::now();
                     f(iters);
-                    t.elapsed()
                 })
             })
             .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap())
-            .max()
-            .unwrap_or_default()
+        barrier.wait();
+        let t = Instant::now();
+        for h in hs {
+            h.join().unwrap();
+        }
+        t.elapsed()
     })
 }
 
@@ -362,7 +365,7 @@ criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2));
+        .measurement_time(Duration::from_secs(3));
     targets = peers
 }
 criterion_main!(benches);

@@ -12,9 +12,11 @@
 //! ```
 //!
 //! * **Counters** live in per-CPU, 128-byte-aligned [shards](shard) of a
-//!   [segment]: each add is one relaxed atomic add on the current
-//!   CPU's cache line, so writers on different CPUs never contend. Counters
-//!   are ownerless — what a writer added stays after it dies.
+//!   [segment]: each add goes to the current CPU's cache line, so writers
+//!   on different CPUs never contend — a non-locked add inside a
+//!   restartable sequence ([`rseq`]) on Linux x86-64, a relaxed atomic add
+//!   elsewhere; the segment's [`WriteMode`] says which. Counters are
+//!   ownerless — what a writer added stays after it dies.
 //! * **Gauges** (rooms, clients, tracks) live in per-writer [slots]
 //!   and vanish with the writer process, and never report below zero.
 //! * The **[collector]** sums shards, reads the system, keeps a bounded

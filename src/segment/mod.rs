@@ -94,7 +94,8 @@ impl SegmentOptions {
     }
 
     /// Number of shards, a power of two (default: the next power of two ≥
-    /// the CPUs this machine can ever have).
+    /// the CPUs this machine can ever have). Rseq mode needs at least one
+    /// shard per possible CPU; with fewer, the default mode is atomic.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self

@@ -55,6 +55,9 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
 
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom;
 pub mod collector;
 pub mod error;
 pub mod ffi;

@@ -66,14 +66,14 @@ mod alloc {
 #[repr(C)]
 #[derive(Debug)]
 pub struct SeriesEntry {
-    w: [AtomicU64; 8],
+    pub(crate) w: [AtomicU64; 8],
 }
 
 /// One interned label string: state and length, then up to 64 bytes.
 #[repr(C)]
 #[derive(Debug)]
 pub struct StringEntry {
-    w: [AtomicU64; 9],
+    pub(crate) w: [AtomicU64; 9],
 }
 
 #[cfg(not(loom))]
@@ -130,7 +130,7 @@ pub(crate) fn init_region(r: &Region<'_>) -> Result<()> {
     Ok(())
 }
 
-fn write_entry(e: &SeriesEntry, f: Family, n: usize, base: u64, ids: &[u32]) {
+pub(crate) fn write_entry(e: &SeriesEntry, f: Family, n: usize, base: u64, ids: &[u32]) {
     e.w[1].store(
         f as u64 | (n as u64) << 16 | (ids.len() as u64) << 32,
         Ordering::Relaxed,
@@ -230,7 +230,7 @@ fn find_string(r: &Region<'_>, s: &str) -> Option<u32> {
         .map(|i| i as u32)
 }
 
-fn add_string(r: &Region<'_>, s: &str) -> u32 {
+pub(crate) fn add_string(r: &Region<'_>, s: &str) -> u32 {
     if s.len() > MAX_LABEL_BYTES {
         r.alloc[alloc::STRINGS_OVERFLOWED].fetch_add(1, Ordering::Relaxed);
         return OVERFLOW_ID;
@@ -251,7 +251,7 @@ fn add_string(r: &Region<'_>, s: &str) -> u32 {
 }
 
 /// A published string's bytes and length.
-fn read_string(e: &StringEntry) -> Option<([u8; MAX_LABEL_BYTES], usize)> {
+pub(crate) fn read_string(e: &StringEntry) -> Option<([u8; MAX_LABEL_BYTES], usize)> {
     let st = e.w[0].load(Ordering::Acquire);
     if st & 0xff != PUBLISHED {
         return None;
@@ -269,7 +269,7 @@ fn read_string(e: &StringEntry) -> Option<([u8; MAX_LABEL_BYTES], usize)> {
 
 /// A published entry's family, value count, base and label ids, if its
 /// fields are in range for `r`.
-fn read_entry(
+pub(crate) fn read_entry(
     r: &Region<'_>,
     e: &SeriesEntry,
 ) -> Option<(Family, usize, usize, [u32; MAX_LABELS], usize)> {
@@ -308,7 +308,7 @@ fn find_entry(r: &Region<'_>, family: Family, ids: &[u32]) -> Option<u32> {
     })
 }
 
-fn register(r: &Region<'_>, family: Family, ids: &[u32]) -> u32 {
+pub(crate) fn register(r: &Region<'_>, family: Family, ids: &[u32]) -> u32 {
     let overflow = || {
         r.alloc[alloc::SERIES_OVERFLOWED].fetch_add(1, Ordering::Relaxed);
         read_entry(r, &r.dir[family as usize]).map_or(0, |e| e.2 as u32)

@@ -17,7 +17,12 @@
 use crate::sync::{AtomicU64, Ordering};
 
 /// Words in one writer slot.
+#[cfg(not(loom))]
 pub(crate) const SLOT_WORDS: usize = 32;
+/// Under loom: just enough words for every [`Gauge`], so the model explores
+/// 2^13 rather than 2^28 stale-value combinations per interleaving.
+#[cfg(loom)]
+pub(crate) const SLOT_WORDS: usize = GAUGE_BASE + 13;
 /// Words before the gauges.
 const GAUGE_BASE: usize = 4;
 /// Gauges a slot can hold.
@@ -124,6 +129,11 @@ impl WriterSlot {
     /// (the slot lock, or a successful [`try_claim_free`](Self::try_claim_free)).
     pub(crate) fn activate(&self, pid: u64, now_unix_ns: u64) {
         self.words[w::STATE].store(CLAIMING, Ordering::Relaxed);
+        // A reader that sees any of the stores below must also see CLAIMING
+        // when it re-checks the state (pairs with the Acquire fence in
+        // `read_gauges`); without it, loom finds a read of the old
+        // incarnation with half its gauges zeroed.
+        crate::sync::fence(Ordering::Release);
         for g in &self.words[GAUGE_BASE..] {
             g.store(0, Ordering::Relaxed);
         }
@@ -136,6 +146,8 @@ impl WriterSlot {
     /// Gives the slot up: its gauges stop counting at once.
     pub(crate) fn release(&self) {
         self.words[w::STATE].store(CLAIMING, Ordering::Relaxed);
+        // As in `activate`: no half-zeroed slot may pass `read_gauges`.
+        crate::sync::fence(Ordering::Release);
         for g in &self.words[GAUGE_BASE..] {
             g.store(0, Ordering::Relaxed);
         }

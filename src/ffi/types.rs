@@ -4,7 +4,9 @@
 use super::boundary::nodestats_status;
 use crate::collector::CollectorConfig;
 use crate::prom::{ConnectionQuality, TrackSource};
-use crate::segment::{SegmentOptions, WriteMode, DEFAULT_MODE, DEFAULT_WRITER_SLOTS};
+use crate::segment::{
+    SegmentOptions, WriteMode, DEFAULT_INIT_WAIT, DEFAULT_MODE, DEFAULT_WRITER_SLOTS,
+};
 use crate::stats::{Direction, TrackKind};
 use crate::sys::SystemConfig;
 use std::ffi::{c_char, CStr};
@@ -256,7 +258,7 @@ impl Default for nodestats_options {
             mode: DEFAULT_MODE,
             shards: 0,
             writer_slots: DEFAULT_WRITER_SLOTS as u32,
-            init_wait_ms: 200,
+            init_wait_ms: millis(DEFAULT_INIT_WAIT),
             allow_foreign_owner: false,
             write_mode: WriteModeArg(nodestats_write_mode::Auto as u32),
         }

@@ -154,7 +154,8 @@ mod tests {
         assert_eq!(o[0], 3 << 3);
         let mut o = Vec::new();
         float(&mut o, 21, 0.5);
-        assert_eq!(o, [21 << 3 | 5, 0, 0, 0, 0x3f]);
+        // Key 21 << 3 | 5 = 173 is a two-byte varint.
+        assert_eq!(o, [0xad, 0x01, 0, 0, 0, 0x3f]);
         assert!(
             NodeStats::default().encode_protobuf().is_empty(),
             "defaults are not written"

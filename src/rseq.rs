@@ -395,6 +395,64 @@ mod imp {
             }
         }
 
+        /// Adds `n` to the word at `counter` in the block of the current
+        /// CPU, where blocks are `1 << shift` bytes apart (the labeled
+        /// series' value blocks), committing with one non-locked `add`.
+        ///
+        /// # Safety
+        ///
+        /// As for [`add`](Self::add), with `counter + (i << shift)` inside
+        /// the value region for every `i <= mask`, and every writer of those
+        /// words using these rseq sections.
+        #[inline(always)]
+        pub(crate) unsafe fn add_strided(self, counter: *mut u64, mask: usize, shift: u32, n: u64) {
+            loop {
+                let cpu: usize;
+                // SAFETY: as in `add`, with the block offset shifted by `cl`
+                // instead of the shard stride.
+                unsafe {
+                    asm!(
+                        "2:",
+                        "lea {cpu}, [rip + 5f]",
+                        "mov qword ptr fs:[{area} + 8], {cpu}",
+                        "3:",
+                        "mov {cpu:e}, dword ptr fs:[{area} + 4]",
+                        "test {cpu:e}, {cpu:e}",
+                        "js 4f",
+                        "and {cpu:e}, {mask:e}",
+                        "shl {cpu}, cl",
+                        // The commit.
+                        "add qword ptr [{counter} + {cpu}], {n}",
+                        "4:",
+                        ".pushsection __rseq_cs, \"aw\"",
+                        ".balign 32",
+                        "5:",
+                        ".long 0, 0",
+                        ".quad 3b, 4b - 3b, 6f",
+                        ".popsection",
+                        ".pushsection __rseq_failure, \"ax\"",
+                        ".byte 0x0f, 0xb9, 0x3d",
+                        ".long {sig}",
+                        "6:",
+                        "jmp 2b",
+                        ".popsection",
+                        area = in(reg) self.offset,
+                        counter = in(reg) counter,
+                        mask = in(reg) mask,
+                        n = in(reg) n,
+                        in("ecx") shift,
+                        cpu = out(reg) cpu,
+                        sig = const RSEQ_SIG,
+                        options(nostack),
+                    );
+                }
+                if cpu & CPU_ID_NEGATIVE_BIT == 0 {
+                    return;
+                }
+                self.register_or_abort();
+            }
+        }
+
         /// [`add_pair`](Self::add_pair) with a busy loop of `spins`
         /// iterations between computing the new values and the commit, and
         /// a count of the aborts taken. Test support: the window is wide

@@ -338,23 +338,88 @@ fn bounds(family: Family) -> &'static ([f64; MAX_BUCKETS], usize) {
     })[family as usize]
 }
 
-/// Records into the series whose values start at `base`, on shard `shard`.
-#[inline]
-pub(crate) fn add_at(r: &Region<'_>, shard: usize, base: u32, delta: u64) {
-    if let Some(v) = r.values.get(shard * r.values_per_shard + base as usize) {
-        v.fetch_add(delta, Ordering::Relaxed);
-    }
+/// Where and how a writer adds to series values: the current CPU's value
+/// block, in the segment's write mode (rseq sections on an rseq segment,
+/// `fetch_add` otherwise — one mode per segment, so no word ever sees both).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Adder {
+    values: NonNull<AtomicU64>,
+    values_per_shard: usize,
+    mask: usize,
+    cpu: CpuSource,
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    rseq: Option<crate::rseq::Area>,
 }
 
-/// Observes `value` in the histogram series at `base` on shard `shard`.
-#[inline]
-pub(crate) fn observe_at(r: &Region<'_>, shard: usize, family: Family, base: u32, value: f64) {
-    let (b, nb) = bounds(family);
-    let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
-    let at = shard * r.values_per_shard + base as usize;
-    if let (Some(bk), Some(sum)) = (r.values.get(at + bucket), r.values.get(at + nb + 1)) {
-        bk.fetch_add(1, Ordering::Relaxed);
-        add_f64(sum, value);
+impl Adder {
+    /// An adder for `seg`'s value blocks. `rseq` is the writer's area when
+    /// the segment is in rseq mode.
+    pub(crate) fn new(
+        seg: &Segment,
+        cpu: CpuSource,
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))] rseq: Option<crate::rseq::Area>,
+    ) -> Self {
+        let r = seg.series_region();
+        Adder {
+            values: NonNull::from(&r.values[0]),
+            values_per_shard: r.values_per_shard,
+            mask: seg.layout().shard_count - 1,
+            cpu,
+            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+            rseq,
+        }
+    }
+
+    /// Word `index` of the current CPU's block (for the histogram sum,
+    /// which every writer updates with compare-and-swap in both modes).
+    #[inline(always)]
+    fn word(&self, index: usize) -> &AtomicU64 {
+        let shard = self.cpu.current() & self.mask;
+        // SAFETY: shard < shard_count and index < values_per_shard (callers
+        // pass a series base plus an offset below its value count, checked
+        // at registration), so the word is inside the values region, which
+        // the caller's segment keeps mapped while the adder is used.
+        unsafe {
+            &*self
+                .values
+                .as_ptr()
+                .add(shard * self.values_per_shard + index)
+        }
+    }
+
+    /// Adds `n` to word `index` of the current CPU's block.
+    #[inline(always)]
+    pub(crate) fn add(&self, index: usize, n: u64) {
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        if let Some(area) = self.rseq {
+            let shift = (self.values_per_shard * 8).trailing_zeros();
+            // SAFETY: `values + index` is word `index` of block 0; blocks are
+            // `values_per_shard * 8` bytes apart, a power of two (validated),
+            // so `(cpu & mask) << shift` reaches block `cpu & mask`, inside
+            // the region for every cpu. The segment is in rseq mode and every
+            // writer of series values adds through an adder, with shards for
+            // every possible CPU (`check_writer`).
+            unsafe {
+                area.add_strided(
+                    self.values.as_ptr().add(index) as *mut u64,
+                    self.mask,
+                    shift,
+                    n,
+                )
+            };
+            return;
+        }
+        self.word(index).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Observes `value` in the histogram of `family` whose values start at
+    /// `base`: one bucket add and the sum.
+    #[inline]
+    pub(crate) fn observe(&self, family: Family, base: usize, value: f64) {
+        let (b, nb) = bounds(family);
+        let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
+        self.add(base + bucket, 1);
+        add_f64(self.word(base + nb + 1), value);
     }
 }
 
@@ -373,36 +438,32 @@ fn add_f64(w: &AtomicU64, v: f64) {
 }
 
 /// A resolved series: record through it with no lookup, no lock and no
-/// allocation.
+/// allocation, in the segment's write mode.
 #[derive(Clone, Debug)]
 pub struct SeriesHandle {
-    values: NonNull<AtomicU64>,
-    values_per_shard: usize,
-    mask: usize,
-    cpu: CpuSource,
+    adder: Adder,
     family: Family,
-    base: u32,
+    /// Whether the family is a histogram: decides which calls may write,
+    /// so no call reaches past the series' own words.
+    histogram: bool,
+    base: usize,
     segment: Arc<Segment>,
 }
 
-// SAFETY: `values` points into the mapping owned by `segment`, which the
-// handle keeps alive; the memory is only accessed through atomics.
+// SAFETY: the adder points into the mapping owned by `segment`, which the
+// handle keeps alive; the memory is only written through atomics or rseq
+// sections, both sound from any thread.
 unsafe impl Send for SeriesHandle {}
 // SAFETY: as above.
 unsafe impl Sync for SeriesHandle {}
 
 impl SeriesHandle {
-    pub(crate) fn new(segment: Arc<Segment>, cpu: CpuSource, family: Family, base: u32) -> Self {
-        let r = segment.series_region();
-        let values = NonNull::from(&r.values[0]);
-        let values_per_shard = r.values_per_shard;
+    pub(crate) fn new(segment: Arc<Segment>, adder: Adder, family: Family, base: u32) -> Self {
         SeriesHandle {
-            values,
-            values_per_shard,
-            mask: segment.layout().shard_count - 1,
-            cpu,
+            adder,
             family,
-            base,
+            histogram: family.def().kind == Kind::Histogram,
+            base: base as usize,
             segment,
         }
     }
@@ -412,41 +473,30 @@ impl SeriesHandle {
         self.family
     }
 
-    #[inline(always)]
-    fn word(&self, offset: usize) -> &AtomicU64 {
-        let shard = self.cpu.current() & self.mask;
-        // SAFETY: shard < shard_count; base + offset < value_count <=
-        // values_per_shard - base (checked at registration, or the family's
-        // overflow series laid out at creation), so the index is inside the
-        // values region, which `segment` keeps mapped.
-        unsafe {
-            &*self
-                .values
-                .as_ptr()
-                .add(shard * self.values_per_shard + self.base as usize + offset)
+    /// Adds `n` to a counter series (does nothing on a histogram).
+    #[inline]
+    pub fn inc_by(&self, n: u64) {
+        if !self.histogram {
+            self.adder.add(self.base, n);
         }
     }
 
-    /// Adds `n` to a counter series.
-    #[inline]
-    pub fn inc_by(&self, n: u64) {
-        self.word(0).fetch_add(n, Ordering::Relaxed);
-    }
-
     /// Adds a signed delta to a gauge series (the sum is clamped at zero
-    /// when exported).
+    /// when exported; does nothing on a histogram).
     #[inline]
     pub fn add(&self, delta: i64) {
-        self.word(0).fetch_add(delta as u64, Ordering::Relaxed);
+        if !self.histogram {
+            self.adder.add(self.base, delta as u64);
+        }
     }
 
-    /// Observes a value in a histogram series.
+    /// Observes a value in a histogram series (does nothing on a counter or
+    /// gauge: they have no buckets to write).
     #[inline]
     pub fn observe(&self, value: f64) {
-        let (b, nb) = bounds(self.family);
-        let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
-        self.word(bucket).fetch_add(1, Ordering::Relaxed);
-        add_f64(self.word(nb + 1), value);
+        if self.histogram {
+            self.adder.observe(self.family, self.base, value);
+        }
     }
 
     /// The segment this handle records into.
@@ -632,7 +682,7 @@ mod tests {
             .map(|s| add_string(&r, s))
             .collect();
         let base = register(&r, Family::PacketLossTotal, &ids);
-        add_at(&r, 0, base, 10);
+        r.values[base as usize].fetch_add(10, Ordering::Relaxed);
         let (all, st) = read_all(stats.segment());
         let loss: Vec<_> = all
             .iter()
@@ -692,6 +742,33 @@ mod tests {
             .unwrap();
         assert!(over.value >= 50);
         assert!(st.strings_overflowed >= 51, "{st:?}");
+    }
+
+    #[test]
+    fn calls_of_the_wrong_kind_write_nothing() {
+        let stats = Stats::open(&SegmentOptions::new().shards(1)).unwrap();
+        let counter = stats.series(Family::FirTotal, &["incoming", "XX"]).unwrap();
+        let hist = stats.series(Family::QualityScore, &[]).unwrap();
+        let r = stats.segment().series_region();
+        let before: Vec<u64> = r.values.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+        counter.observe(3.0);
+        hist.inc_by(5);
+        hist.add(-1);
+        let after: Vec<u64> = r.values.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+        assert_eq!(before, after);
+        counter.inc_by(2);
+        hist.observe(4.0);
+        let (all, _) = read_all(stats.segment());
+        let c = all
+            .iter()
+            .find(|s| s.family == Family::FirTotal && s.labels[1] == "XX")
+            .unwrap();
+        assert_eq!(c.value, 2);
+        let h = all
+            .iter()
+            .find(|s| s.family == Family::QualityScore && s.labels.is_empty())
+            .unwrap();
+        assert_eq!((h.buckets.iter().sum::<u64>(), h.sum), (1, 4.0));
     }
 
     #[test]

@@ -521,15 +521,20 @@ impl Stats {
         let base = seg.series_cache().resolve(seg, family, labels)?;
         Ok(crate::SeriesHandle::new(
             seg.clone(),
-            self.cpu,
+            self.series_adder(),
             family,
             base,
         ))
     }
 
-    /// The shard index for the calling thread.
+    /// Adds to this handle's segment's series values in its write mode.
     #[inline]
-    pub(crate) fn shard_index(&self) -> usize {
-        self.cpu.current() & self.mask
+    pub(crate) fn series_adder(&self) -> crate::series::Adder {
+        crate::series::Adder::new(
+            self.segment(),
+            self.cpu,
+            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+            self.rseq,
+        )
     }
 }

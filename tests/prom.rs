@@ -324,3 +324,38 @@ fn direct_text_equals_the_prometheus_crates_encoder() {
         assert_eq!(a, b);
     }
 }
+
+#[test]
+fn a_series_with_a_fixed_series_labels_is_one_sample() {
+    let stats = Stats::anonymous().unwrap();
+    stats.record_packets(Direction::Incoming, 5, 500, false);
+    let h = stats
+        .series(Family::PacketTotal, &["incoming", "initial", ""])
+        .unwrap();
+    h.inc_by(2);
+    stats.track_subscribe_failure_error("", false);
+    stats.room_started();
+    stats.series(Family::RoomTotal, &[]).unwrap().add(2);
+    let text = Exporter::new(stats.segment().clone(), "n", "SERVER")
+        .unwrap()
+        .text();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let unique: BTreeSet<&str> = lines
+        .iter()
+        .map(|l| l.rsplit_once(' ').unwrap().0)
+        .collect();
+    assert_eq!(unique.len(), lines.len(), "a label set printed twice");
+    let has = |s: &str| assert!(lines.contains(&s), "missing {s}");
+    has(
+        r#"livekit_packet_total{country="",direction="incoming",node_id="n",node_type="SERVER",transmission="initial"} 7"#,
+    );
+    has(
+        r#"livekit_track_subscribe_counter{error="",node_id="n",node_type="SERVER",state="failure"} 1"#,
+    );
+    has(r#"livekit_room_total{node_id="n",node_type="SERVER"} 3"#);
+    let ns = stats.collector(Default::default()).unwrap().update();
+    assert_eq!(
+        ns.packets_in, 7,
+        "NodeStats counts the handle's packets once"
+    );
+}

@@ -243,21 +243,36 @@ impl Exporter {
                 sys_start,
             );
         }
+        // read_all already merged series among themselves; only the fixed
+        // points can share their labels.
+        let fixed_len: Vec<usize> = out.iter().map(|f| f.points.len()).collect();
         for s in series {
             let empty = s.value == 0 && s.buckets.iter().all(|&b| b == 0);
             if empty && s.labels.iter().all(|l| l == series::OVERFLOW_LABEL) {
                 continue;
             }
             let fam = &mut out[s.family as usize];
-            let val = match fam.kind {
-                Kind::Histogram => Val::Hist(s.buckets, s.sum),
-                Kind::Gauge => Val::Scalar((s.value as i64).max(0) as f64),
-                Kind::Counter => Val::Scalar(s.value as f64),
-            };
-            fam.points.push(Point {
-                values: s.labels,
-                val,
-            });
+            // A series whose labels equal a fixed series (e.g. country ""
+            // through a handle) is the same sample: add it in, never print
+            // a label set twice.
+            let n_fixed = fixed_len[s.family as usize];
+            match fam.points[..n_fixed]
+                .iter_mut()
+                .find(|p| p.values == s.labels)
+            {
+                Some(p) => p.val.merge(fam.kind, &s),
+                None => {
+                    let val = match fam.kind {
+                        Kind::Histogram => Val::Hist(s.buckets, s.sum),
+                        Kind::Gauge => Val::Scalar((s.value as i64).max(0) as f64),
+                        Kind::Counter => Val::Scalar(s.value as f64),
+                    };
+                    fam.points.push(Point {
+                        values: s.labels,
+                        val,
+                    });
+                }
+            }
         }
 
         let (ns, anomalies) = latest.unwrap_or_default();
@@ -303,6 +318,22 @@ enum Val {
     Scalar(f64),
     /// Non-cumulative bucket counts (+Inf last) and the sum.
     Hist(Vec<u64>, f64),
+}
+
+impl Val {
+    /// Adds a series with the same labels into this value.
+    fn merge(&mut self, kind: Kind, s: &series::SeriesValue) {
+        match self {
+            Val::Scalar(v) if kind == Kind::Gauge => *v = (*v + s.value as i64 as f64).max(0.0),
+            Val::Scalar(v) => *v += s.value as f64,
+            Val::Hist(buckets, sum) => {
+                for (b, x) in buckets.iter_mut().zip(&s.buckets) {
+                    *b += x;
+                }
+                *sum += s.sum;
+            }
+        }
+    }
 }
 
 /// One series: its variable label values and value.

@@ -8,7 +8,6 @@
 //! once with [`Stats::series`] instead.
 
 use crate::prom::families::Family;
-use crate::series;
 use crate::stats::{Direction, Stats, TrackKind};
 use std::time::Duration;
 
@@ -123,7 +122,7 @@ impl Stats {
 
     fn count(&self, family: Family, labels: &[&str], n: u64) {
         if let Some(b) = self.base(family, labels) {
-            series::add_at(&self.segment().series_region(), self.shard_index(), b, n);
+            self.series_adder().add(b as usize, n);
         }
     }
 
@@ -133,13 +132,7 @@ impl Stats {
 
     fn observe(&self, family: Family, labels: &[&str], value: f64) {
         if let Some(b) = self.base(family, labels) {
-            series::observe_at(
-                &self.segment().series_region(),
-                self.shard_index(),
-                family,
-                b,
-                value,
-            );
+            self.series_adder().observe(family, b as usize, value);
         }
     }
 
@@ -346,6 +339,9 @@ impl Stats {
     /// A subscription failed with an error (the `error` label); a user error
     /// also counts as a cancel, as in LiveKit.
     pub fn track_subscribe_failure_error(&self, error: &str, user_error: bool) {
+        if error.is_empty() {
+            return self.track_subscribe_failure(user_error);
+        }
         self.count(Family::TrackSubscribeCounter, &["failure", error], 1);
         if user_error {
             self.track_subscribe_cancels(1);

@@ -347,9 +347,9 @@ impl HeaderFields {
             return Err(Error::BadLayout("series or string capacity out of range"));
         }
         let vps = w[word::VALUES_PER_SHARD];
-        if vps == 0 || vps > MAX_VALUES_PER_SHARD || vps % 16 != 0 {
+        if vps < 16 || vps > MAX_VALUES_PER_SHARD || !vps.is_power_of_two() {
             return Err(Error::BadLayout(
-                "series values per shard out of range or not whole lines",
+                "series values per shard is not a power of two in range",
             ));
         }
         let series_bytes = series_region_bytes(series_cap, strings_cap)
@@ -550,6 +550,7 @@ mod tests {
             (word::SERIES_CAPACITY, 0),
             (word::STRINGS_CAPACITY, 1 << 40),
             (word::VALUES_PER_SHARD, 17),
+            (word::VALUES_PER_SHARD, 48),
             (word::VALUES_PER_SHARD, 0),
             (word::SERIES_OFFSET, 256),
             (word::VALUES_OFFSET, size - 8),

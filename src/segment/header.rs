@@ -347,7 +347,7 @@ impl HeaderFields {
             return Err(Error::BadLayout("series or string capacity out of range"));
         }
         let vps = w[word::VALUES_PER_SHARD];
-        if vps < 16 || vps > MAX_VALUES_PER_SHARD || !vps.is_power_of_two() {
+        if !(16..=MAX_VALUES_PER_SHARD).contains(&vps) || !vps.is_power_of_two() {
             return Err(Error::BadLayout(
                 "series values per shard is not a power of two in range",
             ));

@@ -328,7 +328,7 @@ impl Val {
             Val::Scalar(v) => *v += s.value as f64,
             Val::Hist(buckets, sum) => {
                 for (b, x) in buckets.iter_mut().zip(&s.buckets) {
-                    *b += x;
+                    *b = b.saturating_add(*x);
                 }
                 *sum += s.sum;
             }
@@ -436,12 +436,12 @@ impl Fam {
                     let mut cum = 0u64;
                     let mut le = String::new();
                     for (ub, c) in bounds[..*nb].iter().zip(buckets) {
-                        cum += c;
+                        cum = cum.saturating_add(*c);
                         le.clear();
                         let _ = write!(le, "{}", Display(*ub));
                         line(out, "_bucket", &pairs, Some(&le), cum as f64);
                     }
-                    cum += buckets.get(*nb).copied().unwrap_or(0);
+                    cum = cum.saturating_add(buckets.get(*nb).copied().unwrap_or(0));
                     line(out, "_bucket", &pairs, Some("+Inf"), cum as f64);
                     line(out, "_sum", &pairs, None, *sum);
                     line(out, "_count", &pairs, None, cum as f64);
@@ -483,13 +483,13 @@ impl Fam {
                         let mut cum = 0u64;
                         let mut bs = Vec::with_capacity(*nb);
                         for (ub, c) in bounds[..*nb].iter().zip(buckets) {
-                            cum += c;
+                            cum = cum.saturating_add(*c);
                             let mut b = proto::Bucket::default();
                             b.set_upper_bound(*ub);
                             b.set_cumulative_count(cum);
                             bs.push(b);
                         }
-                        cum += buckets.get(*nb).copied().unwrap_or(0);
+                        cum = cum.saturating_add(buckets.get(*nb).copied().unwrap_or(0));
                         h.set_bucket(bs);
                         h.set_sample_count(cum);
                         h.set_sample_sum(*sum);

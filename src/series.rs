@@ -658,6 +658,7 @@ mod tests {
     use crate::{SegmentOptions, Stats};
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn series_merge_across_handles_and_processes_by_label_strings() {
         let stats = Stats::anonymous().unwrap();
         let h = stats
@@ -694,6 +695,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn histograms_bucket_and_sum() {
         let stats = Stats::anonymous().unwrap();
         let h = stats
@@ -713,6 +715,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn cardinality_is_bounded_by_the_intern_table() {
         let stats = Stats::open(&SegmentOptions::new().shards(1)).unwrap();
         let cap = stats.segment().layout().strings_capacity;
@@ -745,6 +748,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn calls_of_the_wrong_kind_write_nothing() {
         let stats = Stats::open(&SegmentOptions::new().shards(1)).unwrap();
         let counter = stats.series(Family::FirTotal, &["incoming", "XX"]).unwrap();
@@ -772,6 +776,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn wrong_label_counts_are_config_errors() {
         let stats = Stats::anonymous().unwrap();
         assert!(matches!(
@@ -781,6 +786,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn corrupt_entries_are_skipped_and_counted() {
         let stats = Stats::anonymous().unwrap();
         stats

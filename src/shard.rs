@@ -320,6 +320,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn current_cpu_is_in_range() {
         let src = CpuSource::detect();
         let n = possible_cpus();
@@ -333,6 +334,7 @@ mod tests {
 
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn rseq_cpu_matches_the_kernel() {
         let src = CpuSource::detect();
         if let CpuSource::Rseq { .. } = src {

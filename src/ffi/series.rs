@@ -211,6 +211,7 @@ mod tests {
     /// No series the C API lets one open duplicates a fixed one: with every
     /// label empty or not, each accepted family exports distinct samples.
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn open_series_never_duplicate_fixed_series() {
         let s = nodestats_t {
             stats: Stats::anonymous().unwrap(),
@@ -262,6 +263,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn calls_of_the_wrong_kind_are_ignored() {
         let stats = Stats::anonymous().unwrap();
         let series = stats

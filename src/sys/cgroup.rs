@@ -261,6 +261,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn v1_maps_each_controller_through_its_mount_root() {
         let root = Path::new("/nonexistent-root");
         let cg = "4:memory:/docker/abc\n3:cpu:/docker/abc\n2:cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n0::/docker/abc\n";

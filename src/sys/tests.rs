@@ -108,6 +108,7 @@ fn assert_host_files(s: &SystemSample) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v2_quota_and_memory_limit() {
     let mut p = probe_at(&fixture("v2_quota"));
     assert_eq!(p.cgroup_version(), Some(CgroupVersion::V2));
@@ -121,6 +122,7 @@ fn v2_quota_and_memory_limit() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v2_load_over_interval() {
     let t = TempTree::new("v2_quota");
     let mut p = t.probe();
@@ -134,6 +136,7 @@ fn v2_load_over_interval() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v2_saturated_at_quota_is_full_load() {
     let t = TempTree::new("v2_quota");
     let mut p = t.probe();
@@ -152,6 +155,7 @@ fn v2_saturated_at_quota_is_full_load() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v2_quota_change_is_seen() {
     let t = TempTree::new("v2_quota");
     let mut p = t.probe();
@@ -173,6 +177,7 @@ fn v2_quota_change_is_seen() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v2_ancestor_memory_limit_and_huge_limit() {
     let t = TempTree::new("v2_quota");
     t.write(&format!("{V2_CTR}/memory.max"), "max\n");
@@ -187,6 +192,7 @@ fn v2_ancestor_memory_limit_and_huge_limit() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v2_no_limits_keeps_cgroup_usage() {
     let mut p = probe_at(&fixture("v2_nolimit"));
     assert_eq!(p.cgroup_version(), Some(CgroupVersion::V2));
@@ -201,6 +207,7 @@ fn v2_no_limits_keeps_cgroup_usage() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v2_mount_root_is_the_containers_cgroup() {
     // mountinfo's root field is the container's own cgroup path, so its
     // files are at the mount point: usage_usec 7 s is read from there.
@@ -213,6 +220,7 @@ fn v2_mount_root_is_the_containers_cgroup() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v1_separate_mounts() {
     let mut p = probe_at(&fixture("v1"));
     assert_eq!(p.cgroup_version(), Some(CgroupVersion::V1));
@@ -225,6 +233,7 @@ fn v1_separate_mounts() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn v1_load_from_cpuacct_and_huge_limit() {
     let t = TempTree::new("v1");
     let mut p = t.probe();
@@ -249,6 +258,7 @@ fn v1_load_from_cpuacct_and_huge_limit() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn no_cgroup_uses_proc_stat_and_meminfo() {
     let t = TempTree::new("nocgroup");
     let mut p = t.probe();
@@ -272,6 +282,7 @@ fn no_cgroup_uses_proc_stat_and_meminfo() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn missing_files_are_none_and_counted() {
     let mut p = probe_at(&fixture("missing"));
     let s = p.sample_at(secs(0));
@@ -291,6 +302,7 @@ fn missing_files_are_none_and_counted() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn garbage_is_none_and_counted() {
     let mut p = probe_at(&fixture("garbage"));
     let s = p.sample_at(secs(0));
@@ -305,6 +317,7 @@ fn garbage_is_none_and_counted() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn hostile_contents_never_panic() {
     let t = TempTree::new("v2_quota");
     let contents: [&[u8]; 8] = [
@@ -354,6 +367,7 @@ fn hostile_contents_never_panic() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn counter_going_backwards_is_rejected_and_baseline_reset() {
     let t = TempTree::new("v2_quota");
     let mut p = t.probe();
@@ -371,6 +385,7 @@ fn counter_going_backwards_is_rejected_and_baseline_reset() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn more_busy_than_possible_is_rejected() {
     let t = TempTree::new("v2_quota");
     let mut p = t.probe();
@@ -392,6 +407,7 @@ fn more_busy_than_possible_is_rejected() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn proc_stat_more_busy_than_online_cpus_is_rejected() {
     let t = TempTree::new("nocgroup");
     let mut p = t.probe();
@@ -412,6 +428,7 @@ fn proc_stat_more_busy_than_online_cpus_is_rejected() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn override_applies_to_count_and_load() {
     let t = TempTree::new("v2_quota");
     let mut p = SystemProbe::new(SystemConfig {
@@ -453,6 +470,7 @@ fn override_applies_to_count_and_load() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn quota_lowered_mid_interval_is_not_impossible() {
     let t = TempTree::new("v2_quota");
     let mut p = t.probe();
@@ -468,6 +486,7 @@ fn quota_lowered_mid_interval_is_not_impossible() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn same_instant_keeps_baseline() {
     let t = TempTree::new("v2_quota");
     let mut p = t.probe();
@@ -480,6 +499,7 @@ fn same_instant_keeps_baseline() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn net_totals_never_decrease() {
     let t = TempTree::new("v2_quota");
     let mut p = t.probe();
@@ -530,6 +550,7 @@ fn cpu_load_fn() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn live_values_in_range() {
     let mut p = SystemProbe::new(SystemConfig::default());
     let s = p.sample();
@@ -551,6 +572,7 @@ fn live_values_in_range() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn live_load_rises_with_a_busy_thread() {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
@@ -592,6 +614,7 @@ fn open_fds() -> usize {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn no_fd_leak_over_10000_samples() {
     let mut p = SystemProbe::new(SystemConfig::default());
     p.sample();
@@ -613,6 +636,7 @@ fn no_fd_leak_over_10000_samples() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn own_cgroup_dir_not_visible_uses_mount_point() {
     // mountinfo claims the whole hierarchy (root `/`) but only the
     // container's own cgroup is mounted: its files are at the mount point.
@@ -629,6 +653,7 @@ fn own_cgroup_dir_not_visible_uses_mount_point() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
 fn unreadable_mountinfo_means_no_cgroup_and_is_counted() {
     let t = TempTree::new("v2_quota");
     t.remove("proc/self/mountinfo");

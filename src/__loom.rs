@@ -156,7 +156,7 @@ impl HeapRegion {
     /// `series::register`: claims an entry and a value range, writes and
     /// publishes the entry; returns the value base.
     pub fn register(&self, family: Family, ids: &[u32]) -> u32 {
-        series::register(&self.region(), family, ids)
+        series::register(&self.region(), family, ids).unwrap_or(u32::MAX)
     }
 
     /// `series::write_entry` into directory entry `i`.

@@ -191,7 +191,11 @@ impl Cache {
             *id = self.intern(&r, l);
         }
         let ids = &ids[..labels.len()];
-        let base = find_entry(&r, family, ids).unwrap_or_else(|| register(&r, family, ids));
+        let base = find_entry(&r, family, ids)
+            .or_else(|| register(&r, family, ids))
+            .ok_or(Error::BadLayout(
+                "the series region is full and its overflow series is damaged",
+            ))?;
         let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
         map.entry(key).or_default().push((
             family,
@@ -308,23 +312,34 @@ fn find_entry(r: &Region<'_>, family: Family, ids: &[u32]) -> Option<u32> {
     })
 }
 
-pub(crate) fn register(r: &Region<'_>, family: Family, ids: &[u32]) -> u32 {
+/// Registers a series and returns its value base: a new entry, or the
+/// family's overflow series when the directory or the values are full.
+/// `None` only for a segment whose overflow entry is missing or damaged:
+/// no base is ever returned whose values do not fit the value block.
+pub(crate) fn register(r: &Region<'_>, family: Family, ids: &[u32]) -> Option<u32> {
     let overflow = || {
         r.alloc[alloc::SERIES_OVERFLOWED].fetch_add(1, Ordering::Relaxed);
-        read_entry(r, &r.dir[family as usize]).map_or(0, |e| e.2 as u32)
+        r.dir
+            .get(family as usize)
+            .and_then(|e| read_entry(r, e))
+            .filter(|e| e.0 == family)
+            .map(|e| e.2 as u32)
     };
-    let n = family.def().value_count();
+    let n = family.def().value_count() as u64;
     let i = r.alloc[alloc::NEXT_SERIES].fetch_add(1, Ordering::AcqRel) as usize;
     let Some(e) = r.dir.get(i) else {
         return overflow();
     };
-    let base = r.alloc[alloc::NEXT_VALUE].fetch_add(n as u64, Ordering::AcqRel);
-    if base + n as u64 > r.values_per_shard as u64 {
+    let base = r.alloc[alloc::NEXT_VALUE].fetch_add(n, Ordering::AcqRel);
+    if base
+        .checked_add(n)
+        .is_none_or(|end| end > r.values_per_shard as u64)
+    {
         // The claimed entry stays unpublished: readers skip it.
         return overflow();
     }
-    write_entry(e, family, n, base, ids);
-    base as u32
+    write_entry(e, family, n as usize, base, ids);
+    Some(base as u32)
 }
 
 /// Precomputed bucket bounds of every family.
@@ -682,7 +697,7 @@ mod tests {
             .iter()
             .map(|s| add_string(&r, s))
             .collect();
-        let base = register(&r, Family::PacketLossTotal, &ids);
+        let base = register(&r, Family::PacketLossTotal, &ids).unwrap();
         r.values[base as usize].fetch_add(10, Ordering::Relaxed);
         let (all, st) = read_all(stats.segment());
         let loss: Vec<_> = all
@@ -773,6 +788,31 @@ mod tests {
             .find(|s| s.family == Family::QualityScore && s.labels.is_empty())
             .unwrap();
         assert_eq!((h.buckets.iter().sum::<u64>(), h.sum), (1, 4.0));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn a_full_directory_with_a_damaged_overflow_entry_is_an_error() {
+        let stats = Stats::anonymous().unwrap();
+        let r = stats.segment().series_region();
+        // Directory full: the next series goes to the overflow series...
+        r.alloc[alloc::NEXT_SERIES].store(u64::MAX - 1, Ordering::Relaxed);
+        let h = stats
+            .series(Family::RttMs, &["incoming", "CAMERA", "VIDEO", "A"])
+            .unwrap();
+        h.observe(1.0);
+        // ...unless another process rewrote that entry as another family.
+        let e = &r.dir[Family::JitterUs as usize];
+        let w1 = e.w[1].load(Ordering::Relaxed);
+        e.w[1].store(
+            (w1 & !0xffff) | Family::QualityRating as u64,
+            Ordering::Relaxed,
+        );
+        let before: Vec<u64> = r.values.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+        let got = stats.series(Family::JitterUs, &["incoming", "CAMERA", "VIDEO", "B"]);
+        assert!(matches!(got, Err(Error::BadLayout(_))), "{got:?}");
+        let after: Vec<u64> = r.values.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+        assert_eq!(before, after);
     }
 
     #[test]

@@ -262,7 +262,8 @@ fn geometry() -> impl Strategy<Value = Geometry> {
     (
         prop_oneof![Just(1u64), Just(2), Just(4)],
         1u64..6,
-        1u64..120,
+        // At least one entry per family: the first 49 are the overflow series.
+        49u64..160,
         1u64..60,
         (4u32..10).prop_map(|k| 1u64 << k), // 16..512, a power of two
         Just([0usize, 1, 2, 3]).prop_shuffle(),

@@ -339,7 +339,8 @@ impl HeaderFields {
         ))?;
         let series_cap = w[word::SERIES_CAPACITY];
         let strings_cap = w[word::STRINGS_CAPACITY];
-        if series_cap == 0
+        // The first LIVEKIT_FAMILIES entries are the families' overflow series.
+        if series_cap < crate::prom::families::LIVEKIT_FAMILIES as u64
             || series_cap > MAX_SERIES
             || strings_cap == 0
             || strings_cap > MAX_STRINGS
@@ -548,6 +549,7 @@ mod tests {
             (word::SLOTS_OFFSET, size),
             (word::SLOTS_OFFSET, 256),
             (word::SERIES_CAPACITY, 0),
+            (word::SERIES_CAPACITY, 48),
             (word::STRINGS_CAPACITY, 1 << 40),
             (word::VALUES_PER_SHARD, 17),
             (word::VALUES_PER_SHARD, 48),

@@ -115,10 +115,11 @@ pub(crate) fn check_writer(mode: WriteMode, shard_count: usize) -> Result<()> {
 
 /// Whether this process can write an rseq segment: Linux x86-64 with glibc
 /// ≥ 2.35, whether or not glibc registered its threads (we register them
-/// ourselves if it did not).
+/// ourselves if it did not). Never under Miri, which runs no inline
+/// assembly.
 pub fn supported() -> bool {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    return imp::glibc_area().is_some();
+    return !cfg!(miri) && imp::glibc_area().is_some();
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
     return false;
 }
@@ -127,7 +128,7 @@ pub fn supported() -> bool {
 /// costs nothing to set up: the condition for rseq being the default mode.
 pub fn registered_by_glibc() -> bool {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    return imp::glibc_area().is_some_and(|(_, size)| size >= 16);
+    return supported() && imp::glibc_area().is_some_and(|(_, size)| size >= 16);
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
     return false;
 }

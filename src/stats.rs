@@ -4,15 +4,16 @@
 //! system call: counters add to the current CPU's shard, gauges add to this
 //! writer's slot. Clone a [`Stats`] freely; clones share the writer slot.
 //!
-//! How a counter add is done depends on the segment's [`WriteMode`], read
-//! once when the handle is made: in rseq mode a non-locked add inside a restartable sequence
+//! How a counter add is done depends on the segment's
+//! [`WriteMode`](crate::segment::WriteMode), read once when the handle is
+//! made: in rseq mode a non-locked add inside a restartable sequence
 //! ([`rseq`](crate::rseq); packets and bytes commit with one 16-byte
 //! store), in atomic mode `fetch_add(Relaxed)`. Each call takes one
 //! predictable branch on it.
 
 use crate::collector::{Collector, CollectorConfig};
 use crate::error::{Error, Result};
-use crate::segment::{Segment, SegmentOptions, WriteMode};
+use crate::segment::{Segment, SegmentOptions};
 use crate::shard::{Counter, CpuSource, Shard};
 use crate::slots::{Gauge, WriterSlot};
 use crate::sync::Ordering;
@@ -119,8 +120,8 @@ impl Stats {
         crate::rseq::check_writer(mode, segment.layout().shard_count)?;
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         let rseq = match mode {
-            WriteMode::Atomic => None,
-            WriteMode::Rseq => Some(
+            crate::segment::WriteMode::Atomic => None,
+            crate::segment::WriteMode::Rseq => Some(
                 crate::rseq::Area::for_writer()
                     .map_err(|_| Error::UnsupportedWriteMode(mode as u64))?,
             ),

@@ -146,9 +146,6 @@ mod imp {
     /// Size of the original `struct rseq` (the registration length glibc
     /// reserves room for).
     const RSEQ_AREA_LEN: u32 = 32;
-    /// `cpu_id` holds this (or another negative value) until the kernel has
-    /// filled it in for a registered thread.
-    const CPU_ID_NEGATIVE_BIT: usize = 1 << 31;
     /// log2 of the shard stride: `cpu << SHARD_SHIFT` is a shard's offset.
     pub(crate) const SHARD_SHIFT: u32 = size_of::<Shard>().trailing_zeros();
     const _: () = assert!(1 << SHARD_SHIFT == size_of::<Shard>());
@@ -297,8 +294,8 @@ mod imp {
                         "lea {cpu}, [rip + 5f]",
                         "mov qword ptr fs:[{area} + 8], {cpu}",
                         "3:",
-                        "mov {cpu:e}, dword ptr fs:[{area} + 4]",
-                        "test {cpu:e}, {cpu:e}",
+                        "movsxd {cpu}, dword ptr fs:[{area} + 4]",
+                        "test {cpu}, {cpu}",
                         "js 4f",
                         "and {cpu:e}, {mask:e}",
                         "shl {cpu}, {shift}",
@@ -332,7 +329,10 @@ mod imp {
                         options(nostack),
                     );
                 }
-                if cpu & CPU_ID_NEGATIVE_BIT == 0 {
+                // `cpu` is the sign-extended `cpu_id` if the section left
+                // early (negative: the thread is not registered), else the
+                // shard offset `(cpu_id & mask) << shift` (< 2^35).
+                if (cpu as isize) >= 0 {
                     return;
                 }
                 self.register_or_abort();
@@ -359,8 +359,8 @@ mod imp {
                         "lea {cpu}, [rip + 5f]",
                         "mov qword ptr fs:[{area} + 8], {cpu}",
                         "3:",
-                        "mov {cpu:e}, dword ptr fs:[{area} + 4]",
-                        "test {cpu:e}, {cpu:e}",
+                        "movsxd {cpu}, dword ptr fs:[{area} + 4]",
+                        "test {cpu}, {cpu}",
                         "js 4f",
                         "and {cpu:e}, {mask:e}",
                         "shl {cpu}, {shift}",
@@ -389,7 +389,7 @@ mod imp {
                         options(nostack),
                     );
                 }
-                if cpu & CPU_ID_NEGATIVE_BIT == 0 {
+                if (cpu as isize) >= 0 {
                     return;
                 }
                 self.register_or_abort();
@@ -417,8 +417,8 @@ mod imp {
                         "lea {cpu}, [rip + 5f]",
                         "mov qword ptr fs:[{area} + 8], {cpu}",
                         "3:",
-                        "mov {cpu:e}, dword ptr fs:[{area} + 4]",
-                        "test {cpu:e}, {cpu:e}",
+                        "movsxd {cpu}, dword ptr fs:[{area} + 4]",
+                        "test {cpu}, {cpu}",
                         "js 4f",
                         "and {cpu:e}, {mask:e}",
                         "shl {cpu}, cl",
@@ -447,7 +447,7 @@ mod imp {
                         options(nostack),
                     );
                 }
-                if cpu & CPU_ID_NEGATIVE_BIT == 0 {
+                if (cpu as isize) >= 0 {
                     return;
                 }
                 self.register_or_abort();
@@ -483,8 +483,8 @@ mod imp {
                         "lea {cpu}, [rip + 5f]",
                         "mov qword ptr fs:[{area} + 8], {cpu}",
                         "3:",
-                        "mov {cpu:e}, dword ptr fs:[{area} + 4]",
-                        "test {cpu:e}, {cpu:e}",
+                        "movsxd {cpu}, dword ptr fs:[{area} + 4]",
+                        "test {cpu}, {cpu}",
                         "js 4f",
                         "and {cpu:e}, {mask:e}",
                         "shl {cpu}, {shift}",
@@ -523,7 +523,7 @@ mod imp {
                         options(nostack),
                     );
                 }
-                if cpu & CPU_ID_NEGATIVE_BIT == 0 {
+                if (cpu as isize) >= 0 {
                     return aborts;
                 }
                 self.register_or_abort();

@@ -1,5 +1,5 @@
 //! One collector update (merge every shard and writer slot, compute rates)
-//! at 64 shards, without system probes.
+//! at 64 shards, without and with the system probes.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use nodestats::{CollectorConfig, Direction, SegmentOptions, Stats};
@@ -19,6 +19,18 @@ fn update(c: &mut Criterion) {
     stats.room_started();
     let mut col = stats.collector(config.clone()).unwrap();
     g.bench_function("anonymous_64_shards", |b| b.iter(|| col.update()));
+
+    // The same with every system probe (cgroup CPU and memory, loadavg,
+    // /proc/net/dev, /proc/net/snmp) read on each update.
+    let mut with_sys = stats
+        .collector(CollectorConfig {
+            system: Some(Default::default()),
+            ..config.clone()
+        })
+        .unwrap();
+    g.bench_function("anonymous_64_shards_with_system_probes", |b| {
+        b.iter(|| with_sys.update())
+    });
 
     // Named segment with 4 live writers: one lock probe per active slot.
     let path = std::env::temp_dir().join(format!("nodestats-bench-{}", std::process::id()));

@@ -3,42 +3,16 @@
 //! `nodestats_series_inc_by` and `nodestats_series_observe` calls, and every
 //! other hot-path export, made through the C ABI.
 
+mod common;
+
 use nodestats::ffi::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::ffi::CStr;
 use std::ptr;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator; only adds a thread-local count.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
-fn allocs() -> u64 {
-    ALLOCS.with(|a| a.get())
-}
+use common::allocs;
 
 const IN: DirectionArg = DirectionArg(nodestats_direction::Incoming as u32);
 const OUT: DirectionArg = DirectionArg(nodestats_direction::Outgoing as u32);

@@ -4,6 +4,8 @@
 //! `harness = false`: the same binary is the parent (running the checks)
 //! and, with `child ...` arguments, the writer processes it spawns.
 
+mod common;
+
 use nodestats::{Collector, CollectorConfig, Direction, Segment, SegmentOptions, Stats};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -158,32 +160,19 @@ fn main() {
         return;
     }
     // Under `cargo test`, the harness passes filters and flags; run all.
-    let tests: [(&str, fn()); 3] = [
+    let tests: [common::Test<()>; 3] = [
         (
             "a_forked_child_dropping_its_copy_keeps_the_parents_gauges",
-            a_forked_child_dropping_its_copy_keeps_the_parents_gauges,
+            |_| a_forked_child_dropping_its_copy_keeps_the_parents_gauges(),
         ),
-        (
-            "exact_totals_from_several_processes",
-            exact_totals_from_several_processes,
-        ),
-        (
-            "gauges_of_a_killed_writer_disappear",
-            gauges_of_a_killed_writer_disappear,
-        ),
+        ("exact_totals_from_several_processes", |_| {
+            exact_totals_from_several_processes()
+        }),
+        ("gauges_of_a_killed_writer_disappear", |_| {
+            gauges_of_a_killed_writer_disappear()
+        }),
     ];
-    let mut failed = 0;
-    for (name, f) in tests {
-        match std::panic::catch_unwind(f) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
+    if common::run(&mut (), &tests) > 0 {
         std::process::exit(1);
     }
 }

@@ -4,9 +4,11 @@
 //! was recorded. Needs `prometheus` and `promtool` (Debian package
 //! `prometheus`; `scripts/test.sh` installs it) and fails without them.
 
+mod common;
+
 use nodestats::prom::TrackSource;
 use nodestats::{Direction, Segment, SegmentOptions, Stats, TrackKind};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -125,33 +127,8 @@ fn prometheus_scrapes_exact_values() {
     }
     stats.room_started();
 
-    let mut serve = Kill(
-        Command::new(env!("CARGO_BIN_EXE_nodestats"))
-            .args([
-                "serve",
-                "--segment",
-                &name,
-                "--listen",
-                "127.0.0.1:0",
-                "--interval",
-                "1",
-                "--node-id",
-                "ND_e2e",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(serve.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (child, addr) = common::serve(&name, &["--interval", "1", "--node-id", "ND_e2e"]);
+    let serve = Kill(child);
 
     // promtool: no errors, and lint warnings only for LiveKit's own names.
     let page = http_get(&addr, "/metrics").expect("GET /metrics");

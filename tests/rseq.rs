@@ -7,6 +7,9 @@
 //! `harness = false`: the same binary is the parent (running the checks)
 //! and, with `child ...` arguments, the writer processes it spawns.
 
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod common;
+
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 fn main() {
     println!("0 passed, 0 failed (the rseq path exists on Linux x86-64 only)");
@@ -27,7 +30,7 @@ mod linux {
     use std::process::{Child, Command, Stdio};
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Barrier, Mutex};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     /// What each writer does per iteration.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -466,34 +469,20 @@ mod linux {
             return;
         }
         // Under `cargo test`, the harness passes filters and flags; run all.
-        let tests: [(&str, fn()); 5] = [
-            ("record_path_loses_nothing", record_path_loses_nothing),
-            (
-                "stalled_sections_abort_and_lose_nothing",
-                stalled_sections_abort_and_lose_nothing,
-            ),
-            (
-                "control_without_rseq_loses_updates",
-                control_without_rseq_loses_updates,
-            ),
-            (
-                "threads_register_themselves_without_glibc",
-                threads_register_themselves_without_glibc,
-            ),
-            ("mode_rules", mode_rules),
+        let tests: [crate::common::Test<()>; 5] = [
+            ("record_path_loses_nothing", |_| record_path_loses_nothing()),
+            ("stalled_sections_abort_and_lose_nothing", |_| {
+                stalled_sections_abort_and_lose_nothing()
+            }),
+            ("control_without_rseq_loses_updates", |_| {
+                control_without_rseq_loses_updates()
+            }),
+            ("threads_register_themselves_without_glibc", |_| {
+                threads_register_themselves_without_glibc()
+            }),
+            ("mode_rules", |_| mode_rules()),
         ];
-        let mut failed = 0;
-        for (name, f) in tests {
-            let t0 = Instant::now();
-            match std::panic::catch_unwind(f) {
-                Ok(()) => println!("test {name} ... ok ({:?})", t0.elapsed()),
-                Err(_) => {
-                    println!("test {name} ... FAILED");
-                    failed += 1;
-                }
-            }
-        }
-        println!("{} passed, {failed} failed", tests.len() - failed);
+        let failed = crate::common::run(&mut (), &tests);
         if failed > 0 {
             std::process::exit(1);
         }

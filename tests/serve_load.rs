@@ -2,10 +2,11 @@
 //! loopback get no errors, and the exporter's resident memory stays flat
 //! and under 30 MiB.
 
+mod common;
+
 use nodestats::{Direction, Family, Segment, SegmentOptions, Stats};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -50,29 +51,7 @@ fn fifty_concurrent_scrapers_for_ten_seconds() {
             .unwrap()
             .inc_by(i);
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nodestats"))
-        .args([
-            "serve",
-            "--segment",
-            &name,
-            "--listen",
-            "127.0.0.1:0",
-            "--interval",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap()
-        .to_string();
+    let (mut child, addr) = common::serve(&name, &["--interval", "1"]);
     let pid = child.id();
 
     let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));

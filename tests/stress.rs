@@ -7,6 +7,8 @@
 //! arguments, the processes it spawns. Randomness is seeded (printed), so
 //! a failure can be replayed with `NODESTATS_STRESS_SEED`.
 
+mod common;
+
 use nodestats::prom::Exporter;
 use nodestats::{
     series, Access, Collector, CollectorConfig, Direction, Error, Family, Segment, SegmentOptions,
@@ -495,35 +497,27 @@ fn main() {
     }
     let seed = seed();
     println!("stress: seed {seed} (NODESTATS_STRESS_SEED)");
-    let mut rng = Rng(seed);
-    let mut log = Vec::new();
-    type Test = fn(&mut Rng, &mut Vec<String>);
-    let tests: [(&str, Test); 4] = [
-        ("signal_storm_exact_totals", |_, l| {
-            signal_storm_exact_totals(l)
+    type Ctx = (Rng, Vec<String>);
+    let tests: [common::Test<Ctx>; 4] = [
+        ("signal_storm_exact_totals", |c| {
+            signal_storm_exact_totals(&mut c.1)
         }),
-        (
-            "killed_writers_keep_acknowledged_counts",
-            killed_writers_keep_acknowledged_counts,
-        ),
-        ("killed_during_registration", killed_during_registration),
-        ("killed_during_creation", killed_during_creation),
+        ("killed_writers_keep_acknowledged_counts", |c| {
+            killed_writers_keep_acknowledged_counts(&mut c.0, &mut c.1)
+        }),
+        ("killed_during_registration", |c| {
+            killed_during_registration(&mut c.0, &mut c.1)
+        }),
+        ("killed_during_creation", |c| {
+            killed_during_creation(&mut c.0, &mut c.1)
+        }),
     ];
-    let mut failed = 0;
-    for (name, f) in tests {
-        let t = Instant::now();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut rng, &mut log))) {
-            Ok(()) => println!("test {name} ... ok ({:.1?})", t.elapsed()),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
+    let mut ctx: Ctx = (Rng(seed), Vec::new());
+    let failed = common::run(&mut ctx, &tests);
+    let log = ctx.1;
     for l in &log {
         println!("stress: {l}");
     }
-    println!("{} passed, {failed} failed", tests.len() - failed);
     if failed > 0 {
         std::process::exit(1);
     }

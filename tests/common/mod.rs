@@ -1,0 +1,85 @@
+//! Helpers shared by the integration tests: a counting allocator, a runner
+//! for the `harness = false` tests, and starting `nodestats serve`.
+//! Each test binary uses only some of them.
+#![allow(dead_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+/// A global allocator that counts this thread's allocations. Install it
+/// with `#[global_allocator] static GLOBAL: common::Counting = common::Counting;`.
+pub struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only adds a thread-local count.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+/// Allocations made by this thread so far.
+pub fn allocs() -> u64 {
+    ALLOCS.with(|a| a.get())
+}
+
+/// A named test taking a shared context.
+pub type Test<C> = (&'static str, fn(&mut C));
+
+/// Runs named tests in order, each behind `catch_unwind`, printing
+/// `test NAME ... ok` lines and the closing `N passed, M failed` line;
+/// returns how many failed.
+pub fn run<C>(ctx: &mut C, tests: &[Test<C>]) -> usize {
+    let mut failed = 0;
+    for (name, f) in tests {
+        let t = Instant::now();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx))) {
+            Ok(()) => println!("test {name} ... ok ({:.1?})", t.elapsed()),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", tests.len() - failed);
+    failed
+}
+
+/// Starts `nodestats serve` on the segment with a free loopback port and
+/// the extra arguments; returns the child and the address it printed.
+pub fn serve(segment: &str, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nodestats"))
+        .args(["serve", "--segment", segment, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start nodestats serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve's first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, addr)
+}

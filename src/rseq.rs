@@ -348,52 +348,9 @@ mod imp {
         /// counter.
         #[inline(always)]
         pub(crate) unsafe fn add(self, counter: *mut u64, mask: usize, n: u64) {
-            loop {
-                let cpu: usize;
-                // SAFETY: as in `add_pair`; the commit is a single
-                // read-modify-write instruction on an aligned u64 inside
-                // the shard array.
-                unsafe {
-                    asm!(
-                        "2:",
-                        "lea {cpu}, [rip + 5f]",
-                        "mov qword ptr fs:[{area} + 8], {cpu}",
-                        "3:",
-                        "movsxd {cpu}, dword ptr fs:[{area} + 4]",
-                        "test {cpu}, {cpu}",
-                        "js 4f",
-                        "and {cpu:e}, {mask:e}",
-                        "shl {cpu}, {shift}",
-                        // The commit.
-                        "add qword ptr [{counter} + {cpu}], {n}",
-                        "4:",
-                        ".pushsection __rseq_cs, \"aw\"",
-                        ".balign 32",
-                        "5:",
-                        ".long 0, 0",
-                        ".quad 3b, 4b - 3b, 6f",
-                        ".popsection",
-                        ".pushsection __rseq_failure, \"ax\"",
-                        ".byte 0x0f, 0xb9, 0x3d",
-                        ".long {sig}",
-                        "6:",
-                        "jmp 2b",
-                        ".popsection",
-                        area = in(reg) self.offset,
-                        counter = in(reg) counter,
-                        mask = in(reg) mask,
-                        n = in(reg) n,
-                        cpu = out(reg) cpu,
-                        shift = const SHARD_SHIFT,
-                        sig = const RSEQ_SIG,
-                        options(nostack),
-                    );
-                }
-                if (cpu as isize) >= 0 {
-                    return;
-                }
-                self.register_or_abort();
-            }
+            // SAFETY: shards are `1 << SHARD_SHIFT` bytes apart, so the
+            // caller's contract is `add_strided`'s with that shift.
+            unsafe { self.add_strided(counter, mask, SHARD_SHIFT, n) }
         }
 
         /// Adds `n` to the word at `counter` in the block of the current

@@ -360,6 +360,8 @@ fn bounds(family: Family) -> &'static ([f64; MAX_BUCKETS], usize) {
 pub(crate) struct Adder {
     values: NonNull<AtomicU64>,
     values_per_shard: usize,
+    /// log2 of the block stride in bytes (`values_per_shard * 8`).
+    shift: u32,
     mask: usize,
     cpu: CpuSource,
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -378,6 +380,7 @@ impl Adder {
         Adder {
             values: NonNull::from(&r.values[0]),
             values_per_shard: r.values_per_shard,
+            shift: (r.values_per_shard * 8).trailing_zeros(),
             mask: seg.layout().shard_count - 1,
             cpu,
             #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -407,7 +410,6 @@ impl Adder {
     pub(crate) fn add(&self, index: usize, n: u64) {
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         if let Some(area) = self.rseq {
-            let shift = (self.values_per_shard * 8).trailing_zeros();
             // SAFETY: `values + index` is word `index` of block 0; blocks are
             // `values_per_shard * 8` bytes apart, a power of two (validated),
             // so `(cpu & mask) << shift` reaches block `cpu & mask`, inside
@@ -418,7 +420,7 @@ impl Adder {
                 area.add_strided(
                     self.values.as_ptr().add(index) as *mut u64,
                     self.mask,
-                    shift,
+                    self.shift,
                     n,
                 )
             };

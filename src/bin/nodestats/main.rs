@@ -77,6 +77,9 @@ pub(crate) fn sleep_unless_stopped(d: Duration) {
 
 fn show(segment: &str, json: bool) -> Result<(), nodestats::Error> {
     let mut c = Collector::attach(segment, CollectorConfig::default())?;
+    // CPU load and rates need two readings: take a second one shortly after.
+    c.update();
+    std::thread::sleep(Duration::from_millis(250));
     let ns = c.update();
     if json {
         println!("{}", serde_json::to_string_pretty(&ns).unwrap_or_default());

@@ -136,6 +136,17 @@ impl Stats {
         }
     }
 
+    /// Counts `n` of a stream report's `total` packets and observes the
+    /// percentage (LiveKit's loss and out-of-order pairs).
+    fn count_and_percent(&self, count: Family, percent: Family, l: &[&str], n: u32, total: u32) {
+        if n > 0 {
+            self.count(count, l, n as u64);
+        }
+        if total > 0 {
+            self.observe(percent, l, n as f64 / total as f64 * 100.0);
+        }
+    }
+
     // ----- node.go -----
 
     /// A signal request was handled (`livekit_node_messages{signal,success,request}`).
@@ -257,16 +268,13 @@ impl Stats {
         total: u32,
     ) {
         let l = [dir.as_str(), source.as_str(), kind.as_str(), country];
-        if lost > 0 {
-            self.count(Family::PacketLossTotal, &l, lost as u64);
-        }
-        if total > 0 {
-            self.observe(
-                Family::PacketLossPercent,
-                &l,
-                lost as f64 / total as f64 * 100.0,
-            );
-        }
+        self.count_and_percent(
+            Family::PacketLossTotal,
+            Family::PacketLossPercent,
+            &l,
+            lost,
+            total,
+        );
     }
 
     /// Out-of-order packets of one stream report.
@@ -280,16 +288,13 @@ impl Stats {
         total: u32,
     ) {
         let l = [dir.as_str(), source.as_str(), kind.as_str(), country];
-        if ooo > 0 {
-            self.count(Family::PacketOutOfOrderTotal, &l, ooo as u64);
-        }
-        if total > 0 {
-            self.observe(
-                Family::PacketOutOfOrderPercent,
-                &l,
-                ooo as f64 / total as f64 * 100.0,
-            );
-        }
+        self.count_and_percent(
+            Family::PacketOutOfOrderTotal,
+            Family::PacketOutOfOrderPercent,
+            &l,
+            ooo,
+            total,
+        );
     }
 
     /// Interarrival jitter of one stream report, µs (ignored when 0).

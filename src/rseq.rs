@@ -99,7 +99,7 @@ use crate::segment::WriteMode;
 use crate::shard::possible_cpus;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub(crate) use imp::Area;
+pub(crate) use imp::{glibc_registered_area, Area};
 
 /// Refuses to write a segment in `mode` with `shard_count` shards unless
 /// every add of this process would be correct: rseq needs rseq support and
@@ -171,6 +171,14 @@ mod imp {
         Some(unsafe { (*(offset as *const isize), *(size as *const u32)) })
     }
 
+    /// glibc's area if glibc registers one for its threads (`__rseq_size`
+    /// set), without registering anything: where to read `cpu_id`.
+    pub(crate) fn glibc_registered_area() -> Option<Area> {
+        glibc_area()
+            .filter(|&(_, size)| size >= 8)
+            .map(|(offset, _)| Area { offset })
+    }
+
     /// This thread's rseq area: where the kernel finds it, and where our
     /// sections read `cpu_id` and write `rseq_cs` (`%fs`-relative).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,7 +217,8 @@ mod imp {
         }
 
         /// `cpu_id` of the calling thread: negative if it is not registered.
-        fn cpu_id(self) -> i32 {
+        #[inline(always)]
+        pub(crate) fn cpu_id(self) -> i32 {
             // SAFETY: `ptr()` is this thread's `struct rseq`, which glibc
             // keeps in the thread's static TLS block for the thread's whole
             // life, 32-byte aligned; `cpu_id` is the u32 at byte 4. The

@@ -140,7 +140,7 @@ pub enum Counter {
 pub(crate) enum CpuSource {
     /// glibc's registered rseq area: `cpu_id` at `thread pointer + offset + 4`.
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    Rseq { offset: isize },
+    Rseq(crate::rseq::Area),
     /// `sched_getcpu()` (the vDSO on Linux, no system call).
     #[cfg(target_os = "linux")]
     Getcpu,
@@ -156,8 +156,8 @@ impl CpuSource {
             return CpuSource::Hashed;
         }
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        if let Some(offset) = glibc_rseq_offset() {
-            let src = CpuSource::Rseq { offset };
+        if let Some(area) = crate::rseq::glibc_registered_area() {
+            let src = CpuSource::Rseq(area);
             // The registration must be live on this thread, and agree with
             // the kernel's answer (both may change between calls only by
             // migration, which is rare; one retry covers it).
@@ -186,7 +186,7 @@ impl CpuSource {
     pub(crate) fn current(self) -> usize {
         match self {
             #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-            CpuSource::Rseq { .. } => match self.rseq_cpu() {
+            CpuSource::Rseq(_) => match self.rseq_cpu() {
                 Some(c) => c as usize,
                 None => getcpu_or_hashed(),
             },
@@ -201,26 +201,11 @@ impl CpuSource {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[inline(always)]
     fn rseq_cpu(self) -> Option<u32> {
-        let CpuSource::Rseq { offset } = self else {
+        let CpuSource::Rseq(area) = self else {
             return None;
         };
-        let tp: usize;
-        // SAFETY: on x86-64 Linux the first word of the thread control block,
-        // addressed by %fs, holds the thread pointer itself (the TLS ABI).
-        // Reading it has no side effects.
-        unsafe {
-            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure));
-        }
-        let area = tp.wrapping_add_signed(offset);
-        // SAFETY: glibc (>= 2.35) publishes `__rseq_offset` so that
-        // `tp + __rseq_offset` is this thread's `struct rseq`, which lives in
-        // the static TLS block for the whole life of the thread and is
-        // 4-byte aligned; `cpu_id` is the u32 at byte 4. The kernel updates
-        // it asynchronously, so it is read as an atomic.
-        let cpu = unsafe {
-            (*((area + 4) as *const core::sync::atomic::AtomicU32)).load(Ordering::Relaxed)
-        };
-        ((cpu as i32) >= 0).then_some(cpu)
+        let cpu = area.cpu_id();
+        (cpu >= 0).then_some(cpu as u32)
     }
 }
 
@@ -254,27 +239,6 @@ fn thread_index() -> usize {
         i.set(v);
         v
     })
-}
-
-/// `__rseq_offset` if glibc registered an rseq area for its threads.
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn glibc_rseq_offset() -> Option<isize> {
-    // SAFETY: dlsym with RTLD_DEFAULT and NUL-terminated names has no
-    // preconditions; a null result means the symbol is absent (glibc < 2.35).
-    let (size, offset) = unsafe {
-        (
-            libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()),
-            libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()),
-        )
-    };
-    if size.is_null() || offset.is_null() {
-        return None;
-    }
-    // SAFETY: glibc defines `__rseq_size` as `const unsigned int` and
-    // `__rseq_offset` as `const ptrdiff_t`, both initialised before main.
-    let (size, offset) = unsafe { (*(size as *const u32), *(offset as *const isize)) };
-    // A size of 0 means registration is disabled (e.g. by a tunable).
-    (size >= 8).then_some(offset)
 }
 
 /// Number of CPU ids the machine can ever have (`possible` CPUs), so that
@@ -337,7 +301,7 @@ mod tests {
     #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn rseq_cpu_matches_the_kernel() {
         let src = CpuSource::detect();
-        if let CpuSource::Rseq { .. } = src {
+        if let CpuSource::Rseq(_) = src {
             let mut agree = 0;
             for _ in 0..1000 {
                 let a = src.current() as i32;
@@ -352,7 +316,7 @@ mod tests {
             );
         } else {
             assert!(
-                glibc_rseq_offset().is_none(),
+                crate::rseq::glibc_registered_area().is_none(),
                 "glibc registers rseq but detect() did not use it"
             );
         }

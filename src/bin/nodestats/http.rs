@@ -7,15 +7,26 @@ use crate::stopped;
 use nodestats::prom::{Exporter, ExporterState};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A rendered /metrics page is shared by scrapes arriving within this time.
 const PAGE_TTL: Duration = Duration::from_millis(100);
-/// Connections handled at once; more get a 503 straight away.
-const MAX_IN_FLIGHT: usize = 128;
+/// Threads handling connections.
+const WORKERS: usize = 8;
+/// Accepted connections waiting for a worker; more get a 503 straight away.
+const QUEUE: usize = 256;
+/// Deadline for reading the whole request head. A silent client holds a
+/// worker at most this long.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Write timeout for a response.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Write timeout for the acceptor's own 503 answer.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long the accept loop sleeps in poll(2) between stop checks.
+const POLL_MS: i32 = 100;
 const MAX_REQUEST: usize = 8 * 1024;
 
 /// What the pages show.
@@ -53,6 +64,12 @@ impl App {
 }
 
 /// Binds `addr` and serves in a background thread until a stop signal.
+///
+/// A fixed pool of [`WORKERS`] threads handles connections taken from a
+/// bounded queue; when the queue is full the acceptor answers 503 itself.
+/// A fixed set of threads keeps the exporter's memory flat under load:
+/// a thread per connection let the allocator spread pages over as many
+/// arenas as there were short-lived threads.
 pub(crate) fn start(
     addr: &str,
     app: Arc<App>,
@@ -60,45 +77,82 @@ pub(crate) fn start(
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     listener.set_nonblocking(true)?;
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let h = std::thread::spawn(move || {
-        while !stopped() {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nonblocking(false);
-                    if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-                        in_flight.fetch_sub(1, Ordering::AcqRel);
-                        let _ = respond(stream, 503, "text/plain", b"busy\n");
-                        continue;
+    let (tx, rx) = mpsc::sync_channel::<TcpStream>(QUEUE);
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..WORKERS {
+        let (rx, app) = (rx.clone(), app.clone());
+        std::thread::Builder::new()
+            .name(format!("http-{i}"))
+            .spawn(move || loop {
+                // The lock is held only while waiting for the next
+                // connection; handling happens after it is released.
+                let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                match next {
+                    Ok(stream) => handle(stream, &app),
+                    Err(_) => return,
+                }
+            })?;
+    }
+    let h = std::thread::Builder::new()
+        .name("http-accept".into())
+        .spawn(move || {
+            while !stopped() {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        match tx.try_send(stream) {
+                            Ok(()) => {}
+                            Err(mpsc::TrySendError::Full(stream)) => {
+                                let _ = stream.set_write_timeout(Some(BUSY_TIMEOUT));
+                                let _ = respond(stream, 503, "text/plain", b"busy\n");
+                            }
+                            Err(mpsc::TrySendError::Disconnected(_)) => return,
+                        }
                     }
-                    let (app, n) = (app.clone(), in_flight.clone());
-                    std::thread::spawn(move || {
-                        handle(stream, &app);
-                        n.fetch_sub(1, Ordering::AcqRel);
-                    });
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        wait_readable(&listener, POLL_MS);
+                    }
+                    // EMFILE and friends: back off instead of spinning.
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
-        }
-    });
+            // Dropping the sender ends the workers once they are idle.
+        })?;
     Ok((local, h))
 }
 
+/// Waits until `listener` has a connection or `ms` milliseconds pass, so
+/// the accept loop sees a stop signal promptly without busy polling.
+fn wait_readable(listener: &TcpListener, ms: i32) {
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; the fd stays
+    // open because `listener` is borrowed. Errors (EINTR) just return.
+    unsafe { libc::poll(&mut pfd, 1, ms) };
+}
+
 fn handle(mut stream: TcpStream, app: &App) {
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    // One deadline for the whole request head: a client trickling a byte
+    // at a time cannot hold a worker longer than HEAD_TIMEOUT.
+    let deadline = Instant::now() + HEAD_TIMEOUT;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         if buf.len() > MAX_REQUEST {
-            let _ = respond(stream, 431, "text/plain", b"request too large\n");
+            let _ = respond(&mut stream, 431, "text/plain", b"request too large\n");
+            drain(stream, Instant::now() + Duration::from_secs(1));
             return;
         }
     }
@@ -142,7 +196,27 @@ fn handle(mut stream: TcpStream, app: &App) {
     };
 }
 
-fn respond(mut stream: TcpStream, code: u16, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+/// Closing a socket with unread input makes the kernel reset the
+/// connection, and the client may lose the answer already sent. So after an
+/// early answer, stop sending and read the rest away (bounded in bytes and
+/// time) before closing.
+fn drain(mut stream: TcpStream, deadline: Instant) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut chunk = [0u8; 4096];
+    let mut left = 1 << 20;
+    while left > 0 {
+        let t = deadline.saturating_duration_since(Instant::now());
+        if t.is_zero() || stream.set_read_timeout(Some(t)).is_err() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left -= n.min(left),
+        }
+    }
+}
+
+fn respond(mut stream: impl Write, code: u16, ctype: &str, body: &[u8]) -> std::io::Result<()> {
     let reason = match code {
         200 => "OK",
         404 => "Not Found",

@@ -32,7 +32,7 @@
 //!   preemption is per CPU, whatever process the next thread belongs to,
 //!   and a shared mapping is the same physical memory in every process.
 //! * **Readers.** Collectors load each counter with an 8-byte atomic load.
-//!   Our stores are naturally aligned 8-byte (or 16-byte, below) stores,
+//!   Our stores are naturally aligned 8-byte read-modify-write adds,
 //!   which x86-64 performs as single-copy-atomic 8-byte accesses, so a
 //!   reader sees each counter either before or after an add — exactly what
 //!   a relaxed `fetch_add` would give it.
@@ -47,27 +47,28 @@
 //! mode is a property of the segment ([`WriteMode`]), and an rseq segment
 //! has a shard for every possible CPU id.
 //!
-//! # Two counters, one commit
+//! # Two counters, two sections
 //!
 //! `record_packets` adds to packets *and* bytes. rseq makes only the last
-//! instruction of a section the commit: with two `add [mem], reg`
-//! instructions an abort between them would leave packets added, and the
-//! retry would add them again. (An abort handler cannot tell how far the
-//! section got: the kernel always resumes at the one `abort_ip`.)
+//! instruction of a section the commit, so one section cannot hold two
+//! `add [mem], reg` instructions: an abort between them would leave packets
+//! added, and the retry would add them again (an abort handler cannot tell
+//! how far the section got: the kernel always resumes at the one
+//! `abort_ip`). Each counter therefore gets its own section, committed by
+//! its own non-locked add: every increment lands exactly once.
 //!
-//! The pair therefore commits with **one** instruction: packets and bytes
-//! are adjacent and 16-byte aligned in the shard (`Counter` indices 0/1,
-//! 2/3, 4/5, 6/7 of a 128-byte-aligned shard), so the section loads both
-//! with one `movdqa`, adds `(packets, bytes)` with `paddq`, and stores both
-//! with one `movdqa`. An abort anywhere before that store has written
-//! nothing; once it retired both halves are written, and the section is
-//! over. Interrupts, and so aborts, only happen at instruction boundaries.
-//! Whether the 16-byte store is one access or two 8-byte accesses to other
-//! CPUs does not matter: the counters are independent, collectors read
-//! them with separate 8-byte loads, and each 8-byte half is single-copy
-//! atomic on its own. SSE2 is part of the x86-64 baseline.
+//! Committing both with one 16-byte `movdqa` store (load the pair, `paddq`,
+//! store) also works, and an earlier version did that. It was dropped
+//! because back to back it is slower than two sections where it matters
+//! least and never faster where it matters most: the vector store-to-load
+//! forwarding that chains one call to the next costs ≈ 2.8 ns per pair on
+//! the AMD EPYC (Zen 4) CI machine, against ≈ 1.7 ns for two scalar
+//! sections (`benches/README.md`). The one thing it gave — a reader never
+//! seeing packets without their bytes — the collector does not promise
+//! anyway (a sum, not a snapshot), and atomic mode does not give it either:
+//! a reader or a kill between the two adds can see bytes one call behind.
 //!
-//! Single counters commit with `add qword ptr [shard + off], n`, one
+//! A single counter commits with `add qword ptr [shard + off], n`, one
 //! read-modify-write instruction (not `lock`ed: no other CPU writes there).
 //!
 //! # Registration
@@ -133,11 +134,55 @@ pub fn registered_by_glibc() -> bool {
     return false;
 }
 
+/// One rseq add section as an `asm!` template: publish the descriptor,
+/// read `cpu_id` (leave early if it is negative), turn it into a block
+/// offset with `$shift`, run `$stall`, commit with one non-locked add.
+/// The descriptor (`__rseq_cs`) and the abort handler (`__rseq_failure`,
+/// after the signature) go to their own sections; the handler runs
+/// `$on_abort` and restarts. Operands the caller supplies: `area`,
+/// `counter`, `mask`, `n`, `cpu` (out), `sig`, and whatever `$shift`,
+/// `$stall` and `$on_abort` name.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+macro_rules! rseq_add_section {
+    (shift: $shift:literal, stall: [$($stall:literal),*], on_abort: [$($abort:literal),*], $($operands:tt)*) => {
+        core::arch::asm!(
+            "2:",
+            "lea {cpu}, [rip + 5f]",
+            "mov qword ptr fs:[{area} + 8], {cpu}",
+            "3:",
+            "movsxd {cpu}, dword ptr fs:[{area} + 4]",
+            "test {cpu}, {cpu}",
+            "js 4f",
+            "and {cpu:e}, {mask:e}",
+            $shift,
+            $($stall,)*
+            // The commit.
+            "add qword ptr [{counter} + {cpu}], {n}",
+            "4:",
+            ".pushsection __rseq_cs, \"aw\"",
+            ".balign 32",
+            "5:",
+            ".long 0, 0",
+            ".quad 3b, 4b - 3b, 6f",
+            ".popsection",
+            ".pushsection __rseq_failure, \"ax\"",
+            // `ud1 0x53053053(%rip), %edi`: the signature, in a form
+            // disassemblers decode.
+            ".byte 0x0f, 0xb9, 0x3d",
+            ".long {sig}",
+            "6:",
+            $($abort,)*
+            "jmp 2b",
+            ".popsection",
+            $($operands)*
+        )
+    };
+}
+
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod imp {
     use crate::shard::Shard;
     use core::arch::asm;
-    use core::arch::x86_64::{__m128i, _mm_set_epi64x};
 
     /// glibc's rseq signature on x86: the kernel was given it at
     /// registration and checks it in the four bytes before every abort
@@ -252,7 +297,8 @@ mod imp {
             }
         }
 
-        /// Cold path of every section: the thread read a negative `cpu_id`.
+        /// Registers the calling thread, or aborts the process: a writer
+        /// of an rseq segment has no correct fallback.
         #[cold]
         #[inline(never)]
         fn register_or_abort(self) {
@@ -266,100 +312,45 @@ mod imp {
             }
         }
 
-        /// Adds `(a, b)` to the 16-byte-aligned counter pair at `pair` in
-        /// the shard of the current CPU, committing both with one store.
-        ///
-        /// # Safety
-        ///
-        /// * `pair` points to a counter pair in shard 0 of a live shard
-        ///   array of `mask + 1` shards, 16-byte aligned, and every shard
-        ///   `pair + (i << SHARD_SHIFT)` for `i <= mask` is inside it.
-        /// * Every writer of those counters uses these rseq sections, and
-        ///   `mask + 1` covers every possible CPU id (no two CPUs share a
-        ///   shard).
-        /// * `self` came from [`Area::for_writer`].
-        #[inline(always)]
-        pub(crate) unsafe fn add_pair(self, pair: *mut u64, mask: usize, a: u64, b: u64) {
-            // Low lane: the first counter (packets); high lane: bytes.
-            // SAFETY: SSE2 is part of the x86-64 baseline.
-            let v: __m128i = unsafe { _mm_set_epi64x(b as i64, a as i64) };
-            loop {
-                let cpu: usize;
-                // SAFETY: see the module docs for why the section is atomic
-                // with respect to every other writer; memory safety: the
-                // address is `pair + ((cpu_id & mask) << SHARD_SHIFT)`, a
-                // pair inside the shard array by the caller's contract,
-                // 16-byte aligned as `movdqa` needs (shards are a multiple
-                // of 128 bytes). `fs:[offset + 4]` and `fs:[offset + 8]` are
-                // `cpu_id` and `rseq_cs` of this thread's area (glibc's
-                // TLS, live as long as the thread). The descriptor and the
-                // abort handler follow the kernel's ABI: `struct rseq_cs`
-                // version 0, flags 0, 32-byte aligned; the signature in the
-                // 4 bytes before `abort_ip`; `abort_ip` outside the
-                // section. No stack is used, inputs are never written.
-                unsafe {
-                    asm!(
-                        "2:",
-                        "lea {cpu}, [rip + 5f]",
-                        "mov qword ptr fs:[{area} + 8], {cpu}",
-                        "3:",
-                        "movsxd {cpu}, dword ptr fs:[{area} + 4]",
-                        "test {cpu}, {cpu}",
-                        "js 4f",
-                        "and {cpu:e}, {mask:e}",
-                        "shl {cpu}, {shift}",
-                        "movdqa {t}, xmmword ptr [{pair} + {cpu}]",
-                        "paddq {t}, {v}",
-                        // The commit: one store writes both counters.
-                        "movdqa xmmword ptr [{pair} + {cpu}], {t}",
-                        "4:",
-                        ".pushsection __rseq_cs, \"aw\"",
-                        ".balign 32",
-                        "5:",
-                        ".long 0, 0",
-                        ".quad 3b, 4b - 3b, 6f",
-                        ".popsection",
-                        ".pushsection __rseq_failure, \"ax\"",
-                        // `ud1 0x53053053(%rip), %edi`: the signature, in a
-                        // form disassemblers decode.
-                        ".byte 0x0f, 0xb9, 0x3d",
-                        ".long {sig}",
-                        "6:",
-                        "jmp 2b",
-                        ".popsection",
-                        area = in(reg) self.offset,
-                        pair = in(reg) pair,
-                        mask = in(reg) mask,
-                        v = in(xmm_reg) v,
-                        t = out(xmm_reg) _,
-                        cpu = out(reg) cpu,
-                        shift = const SHARD_SHIFT,
-                        sig = const RSEQ_SIG,
-                        options(nostack),
-                    );
-                }
-                // `cpu` is the sign-extended `cpu_id` if the section left
-                // early (negative: the thread is not registered), else the
-                // shard offset `(cpu_id & mask) << shift` (< 2^35).
-                if (cpu as isize) >= 0 {
-                    return;
-                }
-                self.register_or_abort();
-            }
-        }
-
         /// Adds `n` to the counter at `counter` in the shard of the current
         /// CPU, committing with one non-locked `add`.
         ///
         /// # Safety
         ///
-        /// As for [`add_pair`](Self::add_pair), for one 8-byte-aligned
-        /// counter.
+        /// * `counter` points to an 8-byte-aligned counter in shard 0 of a
+        ///   live shard array of `mask + 1` shards, and every shard
+        ///   `counter + (i << SHARD_SHIFT)` for `i <= mask` is inside it.
+        /// * Every writer of those counters uses these rseq sections, and
+        ///   `mask + 1` covers every possible CPU id (no two CPUs share a
+        ///   shard).
+        /// * `self` came from [`Area::for_writer`].
         #[inline(always)]
         pub(crate) unsafe fn add(self, counter: *mut u64, mask: usize, n: u64) {
             // SAFETY: shards are `1 << SHARD_SHIFT` bytes apart, so the
             // caller's contract is `add_strided`'s with that shift.
             unsafe { self.add_strided(counter, mask, SHARD_SHIFT, n) }
+        }
+
+        /// Adds `a` to the counter at `counter` and `b` to the next one, in
+        /// the shard of the current CPU: two sections, each committed by
+        /// its own add, so each increment lands exactly once (see the
+        /// module docs for why not one section).
+        ///
+        /// # Safety
+        ///
+        /// As for [`add`](Self::add), for both `counter` and `counter + 1`.
+        #[inline(always)]
+        pub(crate) unsafe fn add_pair(self, counter: *mut u64, mask: usize, a: u64, b: u64) {
+            // SAFETY: the caller's contract covers both counters.
+            unsafe {
+                if !self.try_add(counter, mask, SHARD_SHIFT, a) {
+                    return self.add_pair_cold(counter, mask, a, b);
+                }
+                let second = counter.add(1);
+                if !self.try_add(second, mask, SHARD_SHIFT, b) {
+                    self.add_cold(second, mask, SHARD_SHIFT, b);
+                }
+            }
         }
 
         /// Adds `n` to the word at `counter` in the block of the current
@@ -373,36 +364,93 @@ mod imp {
         /// words using these rseq sections.
         #[inline(always)]
         pub(crate) unsafe fn add_strided(self, counter: *mut u64, mask: usize, shift: u32, n: u64) {
+            // SAFETY: forwarded from this function's contract.
+            unsafe {
+                if !self.try_add(counter, mask, shift, n) {
+                    self.add_cold(counter, mask, shift, n);
+                }
+            }
+        }
+
+        /// [`add_strided`](Self::add_strided) for a thread that found itself
+        /// unregistered: register it (once per thread), then add. Out of
+        /// line, so the hot path keeps no registers alive across a call.
+        ///
+        /// # Safety
+        ///
+        /// As for [`add_strided`](Self::add_strided).
+        #[cold]
+        #[inline(never)]
+        unsafe fn add_cold(self, counter: *mut u64, mask: usize, shift: u32, n: u64) {
             loop {
-                let cpu: usize;
-                // SAFETY: as in `add`, with the block offset shifted by `cl`
-                // instead of the shard stride.
+                self.register_or_abort();
+                // SAFETY: forwarded from this function's contract.
+                if unsafe { self.try_add(counter, mask, shift, n) } {
+                    return;
+                }
+            }
+        }
+
+        /// [`add_pair`](Self::add_pair) for a thread that found itself
+        /// unregistered before the first add committed.
+        ///
+        /// # Safety
+        ///
+        /// As for [`add_pair`](Self::add_pair).
+        #[cold]
+        #[inline(never)]
+        unsafe fn add_pair_cold(self, counter: *mut u64, mask: usize, a: u64, b: u64) {
+            // SAFETY: forwarded from this function's contract.
+            unsafe {
+                self.add_cold(counter, mask, SHARD_SHIFT, a);
+                self.add_strided(counter.add(1), mask, SHARD_SHIFT, b);
+            }
+        }
+
+        /// One section: adds `n` to `counter + ((cpu_id & mask) << shift)`
+        /// and returns true, or returns false without touching memory if
+        /// the thread is not registered (negative `cpu_id`).
+        ///
+        /// # Safety
+        ///
+        /// As for [`add_strided`](Self::add_strided).
+        #[inline(always)]
+        unsafe fn try_add(self, counter: *mut u64, mask: usize, shift: u32, n: u64) -> bool {
+            let cpu: usize;
+            // SAFETY: see the module docs for why the section is atomic
+            // with respect to every other writer; memory safety: the
+            // address is `counter + ((cpu_id & mask) << shift)`, a word
+            // inside the region by the caller's contract, 8-byte
+            // aligned. `fs:[offset + 4]` and `fs:[offset + 8]` are
+            // `cpu_id` and `rseq_cs` of this thread's area (glibc's TLS,
+            // live as long as the thread). The descriptor and the abort
+            // handler follow the kernel's ABI: `struct rseq_cs` version
+            // 0, flags 0, 32-byte aligned; the signature in the 4 bytes
+            // before `abort_ip`; `abort_ip` outside the section. No
+            // stack is used, inputs are never written.
+            //
+            // The shard stride is an immediate (which leaves `rcx` free);
+            // series blocks shift by `cl`.
+            if shift == SHARD_SHIFT {
+                // SAFETY: as above.
                 unsafe {
-                    asm!(
-                        "2:",
-                        "lea {cpu}, [rip + 5f]",
-                        "mov qword ptr fs:[{area} + 8], {cpu}",
-                        "3:",
-                        "movsxd {cpu}, dword ptr fs:[{area} + 4]",
-                        "test {cpu}, {cpu}",
-                        "js 4f",
-                        "and {cpu:e}, {mask:e}",
-                        "shl {cpu}, cl",
-                        // The commit.
-                        "add qword ptr [{counter} + {cpu}], {n}",
-                        "4:",
-                        ".pushsection __rseq_cs, \"aw\"",
-                        ".balign 32",
-                        "5:",
-                        ".long 0, 0",
-                        ".quad 3b, 4b - 3b, 6f",
-                        ".popsection",
-                        ".pushsection __rseq_failure, \"ax\"",
-                        ".byte 0x0f, 0xb9, 0x3d",
-                        ".long {sig}",
-                        "6:",
-                        "jmp 2b",
-                        ".popsection",
+                    rseq_add_section!(
+                        shift: "shl {cpu}, {shift}", stall: [], on_abort: [],
+                        area = in(reg) self.offset,
+                        counter = in(reg) counter,
+                        mask = in(reg) mask,
+                        n = in(reg) n,
+                        cpu = out(reg) cpu,
+                        shift = const SHARD_SHIFT,
+                        sig = const RSEQ_SIG,
+                        options(nostack),
+                    );
+                }
+            } else {
+                // SAFETY: as above.
+                unsafe {
+                    rseq_add_section!(
+                        shift: "shl {cpu}, cl", stall: [], on_abort: [],
                         area = in(reg) self.offset,
                         counter = in(reg) counter,
                         mask = in(reg) mask,
@@ -413,74 +461,45 @@ mod imp {
                         options(nostack),
                     );
                 }
-                if (cpu as isize) >= 0 {
-                    return;
-                }
-                self.register_or_abort();
             }
+            // `cpu` is the sign-extended `cpu_id` if the section left early
+            // (negative: the thread is not registered), else the block
+            // offset `(cpu_id & mask) << shift` (< 2^63).
+            (cpu as isize) >= 0
         }
 
-        /// [`add_pair`](Self::add_pair) with a busy loop of `spins`
-        /// iterations between computing the new values and the commit, and
-        /// a count of the aborts taken. Test support: the window is wide
-        /// enough for preemption and signals to land in it.
+        /// [`add`](Self::add) with a busy loop of `spins` iterations
+        /// between choosing the shard and the commit, and a count of the
+        /// aborts taken. Test support: the window is wide enough for
+        /// preemption, migration and signals to land in it, and a section
+        /// that did not abort would add to the shard of a CPU it may no
+        /// longer run on.
         ///
         /// # Safety
         ///
-        /// As for [`add_pair`](Self::add_pair).
-        pub(crate) unsafe fn add_pair_stalled(
+        /// As for [`add`](Self::add).
+        pub(crate) unsafe fn add_stalled(
             self,
-            pair: *mut u64,
+            counter: *mut u64,
             mask: usize,
-            a: u64,
-            b: u64,
+            n: u64,
             spins: u64,
         ) -> u64 {
-            // SAFETY: SSE2 is part of the x86-64 baseline.
-            let v: __m128i = unsafe { _mm_set_epi64x(b as i64, a as i64) };
             let mut aborts = 0u64;
             loop {
                 let cpu: usize;
-                // SAFETY: as in `add_pair`; the spin loop only uses the
-                // `i` register and flags.
+                // SAFETY: as in `try_add` with the shard stride; the spin
+                // loop only uses the `i` register and flags.
                 unsafe {
-                    asm!(
-                        "2:",
-                        "lea {cpu}, [rip + 5f]",
-                        "mov qword ptr fs:[{area} + 8], {cpu}",
-                        "3:",
-                        "movsxd {cpu}, dword ptr fs:[{area} + 4]",
-                        "test {cpu}, {cpu}",
-                        "js 4f",
-                        "and {cpu:e}, {mask:e}",
-                        "shl {cpu}, {shift}",
-                        "movdqa {t}, xmmword ptr [{pair} + {cpu}]",
-                        "paddq {t}, {v}",
-                        "mov {i}, {spins}",
-                        "7:",
-                        "dec {i}",
-                        "jnz 7b",
-                        "movdqa xmmword ptr [{pair} + {cpu}], {t}",
-                        "4:",
-                        ".pushsection __rseq_cs, \"aw\"",
-                        ".balign 32",
-                        "5:",
-                        ".long 0, 0",
-                        ".quad 3b, 4b - 3b, 6f",
-                        ".popsection",
-                        ".pushsection __rseq_failure, \"ax\"",
-                        ".byte 0x0f, 0xb9, 0x3d",
-                        ".long {sig}",
-                        "6:",
-                        "inc {aborts}",
-                        "jmp 2b",
-                        ".popsection",
+                    rseq_add_section!(
+                        shift: "shl {cpu}, {shift}",
+                        stall: ["mov {i}, {spins}", "7:", "dec {i}", "jnz 7b"],
+                        on_abort: ["inc {aborts}"],
                         area = in(reg) self.offset,
-                        pair = in(reg) pair,
+                        counter = in(reg) counter,
                         mask = in(reg) mask,
+                        n = in(reg) n,
                         spins = in(reg) spins.max(1),
-                        v = in(xmm_reg) v,
-                        t = out(xmm_reg) _,
                         i = out(reg) _,
                         cpu = out(reg) cpu,
                         aborts = inout(reg) aborts,
@@ -518,9 +537,10 @@ pub mod test_hooks {
         (dir as usize) * 4 + (retransmit as usize) * 2
     }
 
-    /// `record_packets` through an rseq section that spins `spins`
-    /// iterations between reading the old values and the commit. Returns
-    /// the aborts taken, or `None` if the segment is not in rseq mode.
+    /// `record_packets` through the same two rseq sections, each spinning
+    /// `spins` iterations between choosing the shard and its commit.
+    /// Returns the aborts taken, or `None` if the segment is not in rseq
+    /// mode.
     pub fn record_packets_stalled(
         stats: &Stats,
         dir: Direction,
@@ -530,17 +550,13 @@ pub mod test_hooks {
         spins: u64,
     ) -> Option<u64> {
         let (area, base, mask) = stats.rseq_parts()?;
+        let i = pair_index(dir, retransmit);
         // SAFETY: `rseq_parts` gives the rseq-mode handle's own area, shard
         // 0's counter 0 and mask, exactly what `Stats::record_packets`
-        // passes to `add_pair`; the pair index is even and < COUNTERS.
+        // passes to `add`; `i + 1` < COUNTERS.
         Some(unsafe {
-            area.add_pair_stalled(
-                base.add(pair_index(dir, retransmit)),
-                mask,
-                packets,
-                bytes,
-                spins,
-            )
+            area.add_stalled(base.add(i), mask, packets, spins)
+                + area.add_stalled(base.add(i + 1), mask, bytes, spins)
         })
     }
 

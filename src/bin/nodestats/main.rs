@@ -89,7 +89,23 @@ fn show(segment: &str, json: bool) -> Result<(), nodestats::Error> {
     Ok(())
 }
 
+/// Caps glibc's malloc at two arenas unless `MALLOC_ARENA_MAX` says
+/// otherwise. By default every HTTP worker that renders a page gets an
+/// arena of its own, and each keeps the freed pages it rendered: under 50
+/// scrapers RSS crept from 11 to 12.8 MiB over 60 s. With two arenas it
+/// stays between 7 and 8.8 MiB, serving 4–8 % fewer scrapes
+/// (`tests/serve_load.rs`).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator tuning; it is called
+        // before any other thread exists.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     install_signal_handlers();
     let result = match cli.command {

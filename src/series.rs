@@ -360,7 +360,9 @@ fn bounds(family: Family) -> &'static ([f64; MAX_BUCKETS], usize) {
 pub(crate) struct Adder {
     values: NonNull<AtomicU64>,
     values_per_shard: usize,
-    /// log2 of the block stride in bytes (`values_per_shard * 8`).
+    /// log2 of the block stride in bytes (`values_per_shard * 8`), for the
+    /// rseq sections.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     shift: u32,
     mask: usize,
     cpu: CpuSource,
@@ -380,6 +382,7 @@ impl Adder {
         Adder {
             values: NonNull::from(&r.values[0]),
             values_per_shard: r.values_per_shard,
+            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
             shift: (r.values_per_shard * 8).trailing_zeros(),
             mask: seg.layout().shard_count - 1,
             cpu,

@@ -260,6 +260,7 @@ pub(crate) fn possible_cpus() -> usize {
 }
 
 /// Highest CPU id in a kernel CPU list such as `0-3,8-11`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn max_cpu_in_list(s: &str) -> Option<usize> {
     let mut max = None;
     for part in s.split(',') {

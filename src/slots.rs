@@ -112,6 +112,11 @@ impl WriterSlot {
         self.words[w::STATE].load(Ordering::Acquire)
     }
 
+    /// The pid the slot's writer recorded when it claimed the slot.
+    pub(crate) fn pid(&self) -> u64 {
+        self.words[w::PID].load(Ordering::Relaxed)
+    }
+
     pub(crate) fn incarnation(&self) -> u64 {
         self.words[w::INCARNATION].load(Ordering::Acquire)
     }

@@ -178,6 +178,10 @@ impl Backing {
         // SAFETY: the names are NUL-terminated CStrings that outlive the call.
         let fd = unsafe {
             match self {
+                // Apple declares shm_open variadic: the mode travels promoted.
+                #[cfg(target_vendor = "apple")]
+                Backing::Shm(n) => libc::shm_open(n.as_ptr(), flags, mode as libc::c_uint),
+                #[cfg(not(target_vendor = "apple"))]
                 Backing::Shm(n) => libc::shm_open(n.as_ptr(), flags, mode as libc::mode_t),
                 Backing::Path(p) => libc::open(p.as_ptr(), flags, mode as libc::c_uint),
             }
@@ -511,7 +515,7 @@ impl Segment {
         for (i, slot) in slots.iter().enumerate() {
             let claimed = match &self.file {
                 None => slot.try_claim_free(),
-                Some(f) => lock(f, i, LockOp::TryLock)?,
+                Some(f) => lock(f, i, LockOp::TryLock)? && !held_by_this_process(slot, pid),
             };
             if claimed {
                 slot.activate(pid, unix_ns());
@@ -539,7 +543,12 @@ impl Segment {
         match &self.probe {
             None => true,
             // An error asking is not evidence of death: keep the gauges.
-            Some(p) => lock(p, i, LockOp::IsHeld).unwrap_or(true),
+            Some(p) => {
+                self.slots()
+                    .get(i)
+                    .is_some_and(|s| held_by_this_process(s, std::process::id() as u64))
+                    || lock(p, i, LockOp::IsHeld).unwrap_or(true)
+            }
         }
     }
 
@@ -547,6 +556,15 @@ impl Segment {
     pub fn active_slots(&self) -> usize {
         self.slots().iter().filter(|s| s.state() == ACTIVE).count()
     }
+}
+
+/// Whether slot `s` is active and was claimed by process `pid`. Only
+/// needed where slot locks are POSIX record locks (`F_SETLK`), which belong
+/// to the process: they never conflict with the process's own locks, and
+/// `F_GETLK` reports its own locks as absent. Linux uses open-file-
+/// description locks, which conflict between handles and report them.
+fn held_by_this_process(s: &crate::slots::WriterSlot, pid: u64) -> bool {
+    !cfg!(target_os = "linux") && s.state() == crate::slots::ACTIVE && s.pid() == pid
 }
 
 #[derive(Clone, Copy)]
@@ -586,7 +604,8 @@ fn lock(f: &File, i: usize, op: LockOp) -> Result<bool> {
         };
     }
     Ok(match op {
-        LockOp::IsHeld => i32::from(fl.l_type) != libc::F_UNLCK,
+        // `l_type` and `F_UNLCK` are `c_short` on some systems, `c_int` on others.
+        LockOp::IsHeld => i64::from(fl.l_type) != i64::from(libc::F_UNLCK),
         _ => true,
     })
 }

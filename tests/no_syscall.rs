@@ -1,0 +1,276 @@
+//! The record path makes no system call: a forked child enters seccomp
+//! strict mode, where any system call other than read, write, exit and
+//! sigreturn kills it, then records millions of times through the Rust API,
+//! series handles and the C ABI, in both write modes, and leaves with a raw
+//! `exit`. The parent checks that the child exited normally and that every
+//! record reached the (shared) segment. A control child that makes one
+//! `getppid` call in the same setting must be killed, so a pass means
+//! something.
+//!
+//! Linux only (seccomp). `harness = false`: the children are forked from a
+//! single-threaded process.
+
+mod common;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use nodestats::ffi::*;
+    use nodestats::{
+        CollectorConfig, Direction, Family, SegmentOptions, Stats, TrackKind, WriteMode,
+    };
+    use std::ptr;
+
+    const ROUNDS: u64 = 1_000_000;
+    const EVENTS: u64 = 10_000;
+
+    /// How a child ended.
+    #[derive(Debug, PartialEq, Eq)]
+    enum End {
+        Exited(i32),
+        Signalled(i32),
+    }
+
+    /// Forks; the child enters seccomp strict mode, runs `work`, and exits
+    /// with status 0 through the raw `exit` system call (strict mode allows
+    /// it; `exit_group`, which `std::process::exit` uses, it does not).
+    fn in_strict_child(work: impl FnOnce()) -> End {
+        // SAFETY: the process is single-threaded (harness = false), so the
+        // child may run any code; it allocates nothing before it exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: prctl with these arguments only changes this
+            // thread's system-call filter.
+            let r = unsafe {
+                libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_STRICT as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            if r != 0 {
+                // SAFETY: _exit is always safe to call.
+                unsafe { libc::_exit(99) };
+            }
+            work();
+            // SAFETY: SYS_exit ends this (only) thread and so the process.
+            unsafe { libc::syscall(libc::SYS_exit, 0) };
+            unreachable!();
+        }
+        let mut status = 0;
+        // SAFETY: `pid` is our child; `status` is writable.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
+        if libc::WIFEXITED(status) {
+            End::Exited(libc::WEXITSTATUS(status))
+        } else {
+            End::Signalled(libc::WTERMSIG(status))
+        }
+    }
+
+    fn modes() -> Vec<WriteMode> {
+        let mut m = vec![WriteMode::Atomic];
+        if nodestats::rseq::supported() {
+            m.push(WriteMode::Rseq);
+        }
+        m
+    }
+
+    fn expect_clean(end: End, what: &str) {
+        assert_eq!(
+            end,
+            End::Exited(0),
+            "{what}: the child was killed (SIGKILL = a system call under seccomp strict mode; \
+             exit 99 = seccomp unavailable)"
+        );
+    }
+
+    pub(super) fn rust_api_makes_no_system_call() {
+        let path = std::env::temp_dir().join(format!("nodestats-nosys-{}", std::process::id()));
+        for mode in modes() {
+            for named in [false, true] {
+                let _ = std::fs::remove_file(&path);
+                let mut opts = SegmentOptions::new().write_mode(mode);
+                if named {
+                    opts = opts.name(path.to_str().unwrap().to_string());
+                }
+                let stats = Stats::open(&opts).unwrap();
+                let counter = stats
+                    .series(Family::NackTotal, &["incoming", "DE"])
+                    .unwrap();
+                let hist = stats
+                    .series(Family::RttMs, &["outgoing", "CAMERA", "VIDEO", "DE"])
+                    .unwrap();
+                let end = in_strict_child(|| {
+                    for i in 0..ROUNDS {
+                        stats.record_packets(Direction::Incoming, 32, 38_400, false);
+                        stats.record_packet(Direction::Outgoing, 1200, i % 16 == 0);
+                        stats.record_rtcp(Direction::Incoming, 1, 1, 1);
+                        counter.inc_by(1);
+                    }
+                    for _ in 0..EVENTS {
+                        stats.room_started();
+                        stats.participant_added();
+                        stats.participant_signal_connected(1);
+                        stats.participant_rtc_active(1, true);
+                        stats.track_publish_attempt(TrackKind::Video);
+                        stats.track_published(TrackKind::Audio);
+                        stats.track_subscribe_success(TrackKind::Data);
+                        stats.track_unsubscribed(TrackKind::Data);
+                        stats.forward_latency(1000);
+                        stats.forward_jitter(100);
+                        stats.connection_added(Direction::Incoming);
+                        hist.observe(12.5);
+                        stats.room_ended();
+                    }
+                });
+                expect_clean(end, &format!("Rust API, {mode:?}, named: {named}"));
+                // The child's records are in the shared segment.
+                let ns = stats
+                    .collector(CollectorConfig::default())
+                    .unwrap()
+                    .update();
+                assert_eq!(ns.packets_in, 32 * ROUNDS, "{mode:?}");
+                assert_eq!(ns.packets_out, ROUNDS, "{mode:?}");
+                // NACKs from `record_rtcp` and from the labeled NACK series.
+                assert_eq!(ns.nack_total, 2 * ROUNDS, "{mode:?}");
+                assert_eq!(ns.num_track_publish_attempts as u64, EVENTS, "{mode:?}");
+                let text = nodestats::prom::Exporter::new(stats.segment().clone(), "n", "SERVER")
+                    .unwrap()
+                    .text();
+                let rtt_count = format!(
+                    "livekit_rtt_ms_count{{country=\"DE\",direction=\"outgoing\",\
+                     node_id=\"n\",node_type=\"SERVER\",source=\"CAMERA\",type=\"VIDEO\"}} {EVENTS}"
+                );
+                assert!(
+                    text.lines().any(|l| l == rtt_count),
+                    "{mode:?}: no `{rtt_count}` in the scrape"
+                );
+                println!("  Rust API, {mode:?}, named {named}: child exited cleanly, totals exact");
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    pub(super) fn c_abi_makes_no_system_call() {
+        const IN: DirectionArg = DirectionArg(nodestats_direction::Incoming as u32);
+        const OUT: DirectionArg = DirectionArg(nodestats_direction::Outgoing as u32);
+        const VIDEO: TrackKindArg = TrackKindArg(nodestats_track_kind::Video as u32);
+        for mode in modes() {
+            let mut opts = std::mem::MaybeUninit::<nodestats_options>::uninit();
+            let mut s = ptr::null_mut();
+            let mut h = ptr::null_mut();
+            let labels = [c"incoming".as_ptr(), c"DE".as_ptr()];
+            // SAFETY: options_init fills the struct; its name is NULL
+            // (anonymous, MAP_SHARED, so shared with the child); `s` and
+            // `h` are writable; the strings are NUL-terminated.
+            unsafe {
+                nodestats_options_init(opts.as_mut_ptr());
+                let mut opts = opts.assume_init();
+                opts.write_mode = WriteModeArg(mode as u32);
+                assert_eq!(nodestats_open_with(&opts, &mut s), nodestats_status::Ok);
+                assert_eq!(
+                    nodestats_series_open(
+                        s,
+                        c"livekit_nack_total".as_ptr(),
+                        labels.as_ptr(),
+                        2,
+                        &mut h
+                    ),
+                    nodestats_status::Ok
+                );
+            }
+            let end = in_strict_child(|| {
+                for i in 0..ROUNDS {
+                    // SAFETY: `s` and `h` are live handles.
+                    unsafe {
+                        nodestats_record_packets(s, IN, 32, 38_400, false);
+                        nodestats_record_packet(s, OUT, 1200, i % 16 == 0);
+                        nodestats_record_rtcp(s, IN, 1, 1, 1);
+                        nodestats_series_inc_by(h, 1);
+                    }
+                }
+                for _ in 0..EVENTS {
+                    // SAFETY: `s` is a live handle.
+                    unsafe {
+                        nodestats_room_started(s);
+                        nodestats_participant_added(s);
+                        nodestats_participant_rtc_init(s, 1);
+                        nodestats_track_publish_attempt(s, VIDEO);
+                        nodestats_track_subscribe_success(s, VIDEO);
+                        nodestats_connection_added(s, OUT);
+                        nodestats_forward_latency(s, 1000);
+                        nodestats_room_ended(s);
+                    }
+                }
+            });
+            expect_clean(end, &format!("C ABI, {mode:?}"));
+            let mut ns = std::mem::MaybeUninit::uninit();
+            // SAFETY: `s` is live; `ns` is writable and written on OK.
+            let ns = unsafe {
+                assert_eq!(nodestats_read(s, ns.as_mut_ptr()), nodestats_status::Ok);
+                ns.assume_init()
+            };
+            assert_eq!(ns.packets_in, 32 * ROUNDS, "{mode:?}");
+            assert_eq!(ns.packets_out, ROUNDS, "{mode:?}");
+            // NACKs from `record_rtcp` and from the labeled NACK series.
+            assert_eq!(ns.nack_total, 2 * ROUNDS, "{mode:?}");
+            // SAFETY: live handles, not used afterwards.
+            unsafe {
+                nodestats_series_close(h);
+                nodestats_close(s);
+            }
+            println!("  C ABI, {mode:?}: child exited cleanly, totals exact");
+        }
+    }
+
+    pub(super) fn control_a_system_call_is_caught() {
+        let stats = Stats::open(&SegmentOptions::new()).unwrap();
+        let end = in_strict_child(|| {
+            stats.record_packets(Direction::Incoming, 1, 1200, false);
+            // SAFETY: getppid has no preconditions; here it is the one
+            // system call the harness must catch.
+            unsafe { libc::syscall(libc::SYS_getppid) };
+            stats.record_packets(Direction::Incoming, 1, 1200, false);
+        });
+        assert_eq!(
+            end,
+            End::Signalled(libc::SIGKILL),
+            "the control made a system call and was not killed: the harness proves nothing"
+        );
+        let ns = stats
+            .collector(CollectorConfig::default())
+            .unwrap()
+            .update();
+        assert_eq!(
+            ns.packets_in, 1,
+            "the record before the system call landed, the one after did not"
+        );
+        println!("  control: killed by SIGKILL at its getppid call");
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn main() {
+    let tests: &[common::Test<()>] = &[
+        ("rust_api_makes_no_system_call", |_| {
+            linux::rust_api_makes_no_system_call()
+        }),
+        ("c_abi_makes_no_system_call", |_| {
+            linux::c_abi_makes_no_system_call()
+        }),
+        ("control_a_system_call_is_caught", |_| {
+            linux::control_a_system_call_is_caught()
+        }),
+    ];
+    if common::run(&mut (), tests) > 0 {
+        std::process::exit(1);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    println!("no_syscall: seccomp is Linux-only; nothing to run here");
+}

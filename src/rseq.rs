@@ -393,7 +393,9 @@ mod imp {
         }
 
         /// [`add_pair`](Self::add_pair) for a thread that found itself
-        /// unregistered before the first add committed.
+        /// unregistered before the first add committed. Both adds happen
+        /// here, so `add_pair` leaves through this call and keeps nothing
+        /// alive across it (no registers to save on the hot path).
         ///
         /// # Safety
         ///

@@ -7,8 +7,8 @@
 //! How a counter add is done depends on the segment's
 //! [`WriteMode`](crate::segment::WriteMode), read once when the handle is
 //! made: in rseq mode a non-locked add inside a restartable sequence
-//! ([`rseq`](crate::rseq); one section per counter), in atomic mode `fetch_add(Relaxed)`. Each call takes one
-//! predictable branch on it.
+//! ([`rseq`](crate::rseq); one section per counter), in atomic mode
+//! `fetch_add(Relaxed)`. Each call takes one predictable branch on it.
 
 use crate::collector::{Collector, CollectorConfig};
 use crate::error::{Error, Result};

@@ -515,7 +515,7 @@ impl Segment {
         for (i, slot) in slots.iter().enumerate() {
             let claimed = match &self.file {
                 None => slot.try_claim_free(),
-                Some(f) => lock(f, i, LockOp::TryLock)? && !held_by_this_process(slot, pid),
+                Some(f) => lock(f, i, LockOp::TryLock)? && !held_by_this_process(slot),
             };
             if claimed {
                 slot.activate(pid, unix_ns());
@@ -544,9 +544,7 @@ impl Segment {
             None => true,
             // An error asking is not evidence of death: keep the gauges.
             Some(p) => {
-                self.slots()
-                    .get(i)
-                    .is_some_and(|s| held_by_this_process(s, std::process::id() as u64))
+                self.slots().get(i).is_some_and(held_by_this_process)
                     || lock(p, i, LockOp::IsHeld).unwrap_or(true)
             }
         }
@@ -558,13 +556,16 @@ impl Segment {
     }
 }
 
-/// Whether slot `s` is active and was claimed by process `pid`. Only
+/// Whether slot `s` is active and was claimed by this process. Only
 /// needed where slot locks are POSIX record locks (`F_SETLK`), which belong
 /// to the process: they never conflict with the process's own locks, and
 /// `F_GETLK` reports its own locks as absent. Linux uses open-file-
-/// description locks, which conflict between handles and report them.
-fn held_by_this_process(s: &crate::slots::WriterSlot, pid: u64) -> bool {
-    !cfg!(target_os = "linux") && s.state() == crate::slots::ACTIVE && s.pid() == pid
+/// description locks, which conflict between handles and report them, so
+/// there this is false at once (no `getpid` on the collector's path).
+fn held_by_this_process(s: &crate::slots::WriterSlot) -> bool {
+    !cfg!(target_os = "linux")
+        && s.state() == crate::slots::ACTIVE
+        && s.pid() == u64::from(std::process::id())
 }
 
 #[derive(Clone, Copy)]

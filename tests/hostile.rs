@@ -9,9 +9,10 @@
 //! seed (ChaCha, deterministic), so a CI run is reproducible. The totals
 //! are printed as `hostile: N executions`.
 
+mod common;
+
 use nodestats::prom::Exporter;
 use nodestats::{series, Access, Collector, CollectorConfig, Family, Segment, SegmentOptions};
-use nodestats::{Direction, Stats};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use std::path::PathBuf;
@@ -143,28 +144,7 @@ fn run_image(path: &std::path::Path, bytes: &[u8]) -> Result<(), TestCaseError> 
 
 /// A real segment with data in every region (1 shard, 2 slots).
 fn valid_image() -> Vec<u8> {
-    let p = dir().join("valid");
-    let _ = std::fs::remove_file(&p);
-    let opts = SegmentOptions::new()
-        .name(p.to_str().unwrap())
-        .shards(1)
-        .writer_slots(2);
-    let w = Stats::open(&opts).unwrap();
-    w.record_packets(Direction::Incoming, 10, 12_000, false);
-    w.room_started();
-    w.participant_added();
-    w.series(Family::NackTotal, &["incoming", "FR"])
-        .unwrap()
-        .inc_by(4);
-    w.series(Family::RttMs, &["outgoing", "CAMERA", "VIDEO", "x"])
-        .unwrap()
-        .observe(33.0);
-    // Keep the writer's slot marked active in the image (its lock is gone
-    // in the copy: a dead writer).
-    let bytes = std::fs::read(&p).unwrap();
-    drop(w);
-    std::fs::remove_file(&p).unwrap();
-    bytes
+    common::image::real_segment_image(&dir().join("valid"))
 }
 
 fn word(b: &[u8], w: usize) -> u64 {

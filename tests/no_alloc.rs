@@ -3,7 +3,7 @@
 
 mod common;
 
-use nodestats::{Direction, SegmentOptions, Stats, TrackKind, WriteMode};
+use nodestats::{Direction, SegmentOptions, Stats, WriteMode};
 
 #[global_allocator]
 static GLOBAL: common::Counting = common::Counting;
@@ -25,22 +25,10 @@ fn recording_allocates_nothing() {
         stats.record_packets(Direction::Incoming, 1, 1, false);
         let before = allocs();
         for i in 0..1_000_000u64 {
-            stats.record_packets(Direction::Incoming, 32, 38_400, false);
-            stats.record_packet(Direction::Outgoing, 1200, i % 16 == 0);
-            stats.record_rtcp(Direction::Incoming, 1, 1, 1);
+            common::record_packet_round(&stats, i);
         }
         for _ in 0..10_000 {
-            stats.room_started();
-            stats.participant_added();
-            stats.participant_signal_connected(1);
-            stats.participant_rtc_active(1, true);
-            stats.track_publish_attempt(TrackKind::Video);
-            stats.track_published(TrackKind::Audio);
-            stats.track_subscribe_success(TrackKind::Data);
-            stats.track_unsubscribed(TrackKind::Data);
-            stats.forward_latency(1000);
-            stats.connection_added(Direction::Incoming);
-            stats.room_ended();
+            common::record_event_round(&stats);
         }
         let during = allocs() - before;
         assert_eq!(during, 0, "{during} allocations on the record path");

@@ -15,9 +15,7 @@ mod common;
 #[cfg(target_os = "linux")]
 mod linux {
     use nodestats::ffi::*;
-    use nodestats::{
-        CollectorConfig, Direction, Family, SegmentOptions, Stats, TrackKind, WriteMode,
-    };
+    use nodestats::{CollectorConfig, Direction, Family, SegmentOptions, Stats, WriteMode};
     use std::ptr;
 
     const ROUNDS: u64 = 1_000_000;
@@ -105,25 +103,12 @@ mod linux {
                     .unwrap();
                 let end = in_strict_child(|| {
                     for i in 0..ROUNDS {
-                        stats.record_packets(Direction::Incoming, 32, 38_400, false);
-                        stats.record_packet(Direction::Outgoing, 1200, i % 16 == 0);
-                        stats.record_rtcp(Direction::Incoming, 1, 1, 1);
+                        crate::common::record_packet_round(&stats, i);
                         counter.inc_by(1);
                     }
                     for _ in 0..EVENTS {
-                        stats.room_started();
-                        stats.participant_added();
-                        stats.participant_signal_connected(1);
-                        stats.participant_rtc_active(1, true);
-                        stats.track_publish_attempt(TrackKind::Video);
-                        stats.track_published(TrackKind::Audio);
-                        stats.track_subscribe_success(TrackKind::Data);
-                        stats.track_unsubscribed(TrackKind::Data);
-                        stats.forward_latency(1000);
-                        stats.forward_jitter(100);
-                        stats.connection_added(Direction::Incoming);
+                        crate::common::record_event_round(&stats);
                         hist.observe(12.5);
-                        stats.room_ended();
                     }
                 });
                 expect_clean(end, &format!("Rust API, {mode:?}, named: {named}"));

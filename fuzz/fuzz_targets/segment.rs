@@ -15,11 +15,12 @@
 
 #![no_main]
 
+#[path = "../../tests/common/image.rs"]
+mod image;
+
 use libfuzzer_sys::fuzz_target;
 use nodestats::prom::Exporter;
-use nodestats::{
-    series, Access, Collector, CollectorConfig, Direction, Family, Segment, SegmentOptions, Stats,
-};
+use nodestats::{series, Access, Collector, CollectorConfig, Segment, SegmentOptions};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -37,36 +38,13 @@ fn scratch() -> &'static PathBuf {
     })
 }
 
-/// A real segment (1 shard, 2 writer slots) with packets, gauges, a counter
-/// series and a histogram series, as bytes.
+/// The real segment the patches apply to, built once.
 fn valid() -> &'static [u8] {
     static V: OnceLock<Vec<u8>> = OnceLock::new();
-    V.get_or_init(|| {
-        let p = scratch().with_extension("seed");
-        let _ = std::fs::remove_file(&p);
-        let opts = SegmentOptions::new()
-            .name(p.to_str().unwrap())
-            .shards(1)
-            .writer_slots(2);
-        let w = Stats::open(&opts).unwrap();
-        w.record_packets(Direction::Incoming, 10, 12_000, false);
-        w.record_rtcp(Direction::Outgoing, 3, 1, 0);
-        w.room_started();
-        w.participant_added();
-        w.series(Family::NackTotal, &["incoming", "FR"])
-            .unwrap()
-            .inc_by(4);
-        w.series(Family::RttMs, &["outgoing", "CAMERA", "VIDEO", "x"])
-            .unwrap()
-            .observe(33.0);
-        let bytes = std::fs::read(&p).unwrap();
-        drop(w);
-        std::fs::remove_file(&p).unwrap();
-        bytes
-    })
+    V.get_or_init(|| image::real_segment_image(&scratch().with_extension("seed")))
 }
 
-fn image(data: &[u8]) -> Vec<u8> {
+fn to_image(data: &[u8]) -> Vec<u8> {
     let Some((&mode, rest)) = data.split_first() else {
         return Vec::new();
     };
@@ -116,7 +94,7 @@ fn collect_all(seg: Segment) {
 
 fuzz_target!(|data: &[u8]| {
     let path = scratch();
-    std::fs::write(path, image(data)).unwrap();
+    std::fs::write(path, to_image(data)).unwrap();
     let opts = SegmentOptions::new().init_wait(Duration::ZERO);
     if let Ok(seg) = Segment::attach_with(path.to_str().unwrap(), Access::ReadOnly, &opts) {
         collect_all(seg);

@@ -1,8 +1,12 @@
 //! Helpers shared by the integration tests: a counting allocator, a runner
-//! for the `harness = false` tests, and starting `nodestats serve`.
+//! for the `harness = false` tests, rounds of hot-path calls, and starting
+//! `nodestats serve`.
 //! Each test binary uses only some of them.
 #![allow(dead_code)]
 
+pub mod image;
+
+use nodestats::{Direction, Stats, TrackKind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
@@ -38,6 +42,33 @@ unsafe impl GlobalAlloc for Counting {
 /// Allocations made by this thread so far.
 pub fn allocs() -> u64 {
     ALLOCS.with(|a| a.get())
+}
+
+/// Round `i` of the per-packet hot path: a 32-packet batch in, one packet
+/// out (every 16th a retransmit), one NACK, PLI and FIR in. Adds 32 to
+/// `packets_in`, 1 to `packets_out` and 1 to `nack_total`.
+pub fn record_packet_round(stats: &Stats, i: u64) {
+    stats.record_packets(Direction::Incoming, 32, 38_400, false);
+    stats.record_packet(Direction::Outgoing, 1200, i % 16 == 0);
+    stats.record_rtcp(Direction::Incoming, 1, 1, 1);
+}
+
+/// One round of the per-event hot path: rooms, participants, the join
+/// funnel, tracks, forwarding and connections. Adds 1 to
+/// `num_track_publish_attempts`; the room gauge ends where it started.
+pub fn record_event_round(stats: &Stats) {
+    stats.room_started();
+    stats.participant_added();
+    stats.participant_signal_connected(1);
+    stats.participant_rtc_active(1, true);
+    stats.track_publish_attempt(TrackKind::Video);
+    stats.track_published(TrackKind::Audio);
+    stats.track_subscribe_success(TrackKind::Data);
+    stats.track_unsubscribed(TrackKind::Data);
+    stats.forward_latency(1000);
+    stats.forward_jitter(100);
+    stats.connection_added(Direction::Incoming);
+    stats.room_ended();
 }
 
 /// A named test taking a shared context.

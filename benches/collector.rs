@@ -2,7 +2,7 @@
 //! at 64 shards, without and with the system probes.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use nodestats::{CollectorConfig, Direction, SegmentOptions, Stats};
+use nodestats::{Collector, CollectorConfig, Direction, SegmentOptions, Stats};
 use std::time::Duration;
 
 fn update(c: &mut Criterion) {
@@ -17,17 +17,19 @@ fn update(c: &mut Criterion) {
     let stats = Stats::open(&SegmentOptions::new().shards(64)).unwrap();
     stats.record_packets(Direction::Incoming, 1, 1200, false);
     stats.room_started();
-    let mut col = stats.collector(config.clone()).unwrap();
+    let mut col = Collector::new(stats.segment().clone(), config.clone()).unwrap();
     g.bench_function("anonymous_64_shards", |b| b.iter(|| col.update()));
 
     // The same with every system probe (cgroup CPU and memory, loadavg,
     // /proc/net/dev, /proc/net/snmp) read on each update.
-    let mut with_sys = stats
-        .collector(CollectorConfig {
+    let mut with_sys = Collector::new(
+        stats.segment().clone(),
+        CollectorConfig {
             system: Some(Default::default()),
             ..config.clone()
-        })
-        .unwrap();
+        },
+    )
+    .unwrap();
     g.bench_function("anonymous_64_shards_with_system_probes", |b| {
         b.iter(|| with_sys.update())
     });
@@ -40,7 +42,7 @@ fn update(c: &mut Criterion) {
         .shards(64);
     let writers: Vec<Stats> = (0..4).map(|_| Stats::open(&opts).unwrap()).collect();
     writers[0].room_started();
-    let mut col = writers[0].collector(config).unwrap();
+    let mut col = Collector::new(writers[0].segment().clone(), config).unwrap();
     g.bench_function("named_64_shards_4_writers", |b| b.iter(|| col.update()));
     g.finish();
     drop(writers);

@@ -7,7 +7,7 @@
 //!   check, enum check, dereference, the same two relaxed adds).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use nodestats::ffi::{
+use nodestats::__testing::ffi::{
     nodestats_close, nodestats_direction, nodestats_open, nodestats_record_packets,
     nodestats_status, nodestats_t, DirectionArg,
 };

@@ -33,7 +33,7 @@
 //! so aggregate throughput = threads / time.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use nodestats::ffi::{
+use nodestats::__testing::ffi::{
     nodestats_close, nodestats_direction, nodestats_open_with, nodestats_options,
     nodestats_options_init, nodestats_record_packets, nodestats_status, nodestats_t,
     nodestats_write_mode, DirectionArg, WriteModeArg,

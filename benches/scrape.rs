@@ -2,8 +2,8 @@
 //! labeled series (800 counters, 200 histograms) on top of the fixed ones.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use nodestats::prom::{Exporter, TrackSource};
 use nodestats::{Direction, Family, Stats, TrackKind};
+use nodestats::{Exporter, TrackSource};
 use std::time::Duration;
 
 fn scrape(c: &mut Criterion) {

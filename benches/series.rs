@@ -3,14 +3,14 @@
 //! single-counter call) and a histogram observation.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use nodestats::segment::header::WriteMode;
+use nodestats::WriteMode;
 use nodestats::{Family, SegmentOptions, Stats};
 use std::hint::black_box;
 use std::time::Duration;
 
 fn series(c: &mut Criterion) {
     let mut modes = vec![("atomic", WriteMode::Atomic)];
-    if nodestats::rseq::supported() {
+    if nodestats::__testing::rseq_supported() {
         modes.insert(0, ("rseq", WriteMode::Rseq));
     }
     let mut g = c.benchmark_group("one_counter");

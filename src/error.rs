@@ -72,6 +72,12 @@ pub enum Error {
     ReadOnly,
     /// A configuration value is not usable.
     Config(String),
+    /// A labeled series that the fixed counters and gauges already export
+    /// (see [`Family::duplicates_fixed`](crate::Family::duplicates_fixed)).
+    FixedSeries {
+        /// The family's metric name.
+        family: &'static str,
+    },
 }
 
 impl Error {
@@ -135,6 +141,10 @@ impl fmt::Display for Error {
             ),
             Error::ReadOnly => write!(f, "segment is attached read-only"),
             Error::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            Error::FixedSeries { family } => write!(
+                f,
+                "this {family} series is exported by the fixed counters already; record it through the fixed call (e.g. record_packets for an empty country)"
+            ),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Per-packet counters for media servers (SFUs), shared between threads and
 //! processes through a memory segment, merged into LiveKit-compatible
-//! [`NodeStats`] with rates.
+//! [`NodeStats`] with rates and exported to Prometheus.
 //!
 //! ```text
 //!  writers: any threads, any processes          collector (same or other process)
@@ -11,20 +11,22 @@
 //!                                  no syscall, no fail)   system probes, rate windows
 //! ```
 //!
-//! * **Counters** live in per-CPU, 128-byte-aligned [shards](shard) of a
-//!   [segment]: each add goes to the current CPU's cache line, so writers
+//! * **Counters** live in per-CPU, 128-byte-aligned shards of a
+//!   [`Segment`]: each add goes to the current CPU's cache line, so writers
 //!   on different CPUs never contend — a non-locked add inside a
-//!   restartable sequence ([`rseq`]) on Linux x86-64, a relaxed atomic add
-//!   elsewhere; the segment's [`WriteMode`] says which. Counters are
-//!   ownerless — what a writer added stays after it dies.
-//! * **Gauges** (rooms, clients, tracks) live in per-writer [slots]
-//!   and vanish with the writer process, and never report below zero.
-//! * The **[collector]** sums shards, reads the system, keeps a bounded
-//!   history and computes [rates](rate) on the monotonic clock, treating a
-//!   counter decrease or a new segment as a reset.
+//!   restartable sequence on Linux x86-64, a relaxed atomic add elsewhere;
+//!   the segment's [`WriteMode`] says which. Counters are ownerless — what
+//!   a writer added stays after it dies.
+//! * **Gauges** (rooms, clients, tracks) live in per-writer slots and
+//!   vanish with the writer process, and never report below zero.
+//! * The **[`Collector`]** sums shards, reads the system, keeps a bounded
+//!   history and computes [rates](read::rate) on the monotonic clock,
+//!   treating a counter decrease or a new segment as a reset.
+//! * The **[`Exporter`]** serves every LiveKit metric family from the same
+//!   segment to Prometheus.
 //!
 //! ```
-//! use nodestats::{CollectorConfig, Direction, SegmentOptions, Stats};
+//! use nodestats::{Collector, CollectorConfig, Direction, SegmentOptions, Stats};
 //! # fn main() -> nodestats::Result<()> {
 //! // A writer on an anonymous (in-process) segment; give a name such as
 //! // "/sfu-stats" to share it with other processes.
@@ -34,7 +36,7 @@
 //! stats.record_packets(Direction::Incoming, 32, 32 * 1200, false);
 //! stats.record_packets(Direction::Outgoing, 2, 2 * 1200, true); // retransmits
 //!
-//! let mut collector = stats.collector(CollectorConfig::default())?;
+//! let mut collector = Collector::new(stats.segment().clone(), CollectorConfig::default())?;
 //! let ns = collector.update();
 //! assert_eq!(ns.packets_in, 32);
 //! assert_eq!((ns.packets_out, ns.retransmit_packets_out), (2, 2));
@@ -43,41 +45,67 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Modules
-//! * [`segment`] — mapping, header, validation, writer slots' locks.
-//! * [`shard`] — per-CPU storage and the hot path's CPU lookup.
-//! * [`rseq`] — the restartable-sequence write path (Linux x86-64).
-//! * [`slots`] — per-writer gauges and dead-writer handling.
-//! * [`stats`] — the recording API ([`Stats`]).
-//! * [`collector`] and [`rate`] — [`NodeStats`] and its math.
+//! ## Layers, lowest first
+//! Nothing imports a layer above it (CI checks it: `tests/layering.rs`).
+//! * `schema` — what is counted: [`Counter`], [`Gauge`], [`Family`], the
+//!   label enums. Pure data.
+//! * `cpu`, `rseq` — platform: which CPU am I on; restartable sequences.
+//! * [`segment`] — the storage ABI (`SEGMENT.md`) and its concurrency
+//!   protocols: header, mapping, locks, shards, writer slots, series
+//!   directory.
+//! * `write` — [`Stats`], the one per-CPU adder, [`SeriesHandle`].
+//! * [`read`] — the one reader, the [`Collector`], [rates](read::rate),
+//!   [`NodeStats`].
 //! * [`sys`] — CPU, memory, load and network probes.
+//! * [`prom`] — the [`Exporter`] and its text encoder.
+//! * `ffi` — the C ABI (`include/nodestats.h`).
 
-#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
-#![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![deny(missing_docs, unsafe_op_in_unsafe_fn, unsafe_code)]
+#![warn(
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::undocumented_unsafe_blocks
+)]
 
-#[cfg(loom)]
-#[doc(hidden)]
-pub mod __loom;
-pub mod collector;
-pub mod error;
-pub mod ffi;
-pub mod node_stats;
+#[allow(unsafe_code)]
+mod cpu;
+mod error;
+// The exported functions are C symbols, not Rust API: the module is
+// private, and only the test door (`__testing::ffi`) re-exports its items.
+#[allow(unsafe_code)]
+#[cfg_attr(
+    not(any(test, feature = "testing")),
+    allow(unused_imports, unreachable_pub, dead_code)
+)]
+mod ffi;
 pub mod prom;
-mod proto;
-pub mod rate;
-pub mod rseq;
+pub mod read;
+#[allow(unsafe_code)]
+mod rseq;
+mod schema;
+#[allow(unsafe_code)]
 pub mod segment;
-pub mod series;
-pub mod shard;
-pub mod slots;
-pub mod stats;
 mod sync;
 pub mod sys;
+#[allow(unsafe_code)]
+mod write;
 
-pub use collector::{Collector, CollectorConfig, Timestamp, Totals};
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+#[allow(unsafe_code)]
+pub mod __testing;
+
 pub use error::{Error, Result};
-pub use node_stats::{NodeStats, NodeStatsRate};
-pub use prom::families::Family;
-pub use segment::{Access, Segment, SegmentOptions, WriteMode};
-pub use series::SeriesHandle;
-pub use stats::{Direction, Stats, TrackKind};
+pub use prom::{Exporter, ExporterState};
+pub use read::{
+    Anomalies, Collector, CollectorConfig, NodeStats, NodeStatsRate, SeriesStats, SeriesValue,
+    Timestamp, Totals,
+};
+pub use schema::{
+    Buckets, ConnectionQuality, Counter, Direction, Family, FamilyDef, Gauge, Kind, TrackKind,
+    TrackSource, COUNTERS, FAMILIES, LIVEKIT_FAMILIES, MAX_BUCKETS,
+};
+pub use segment::slots::GaugeTotals;
+pub use segment::{Access, Layout, Segment, SegmentOptions, WriteMode};
+pub use write::{SeriesHandle, Stats};

@@ -90,36 +90,35 @@
 //! handle on an rseq segment registers the creating thread, so an
 //! environment that refuses rseq is an error at setup, not an abort later.
 //!
+//! # Safety
+//!
+//! The invariants every `unsafe` block here relies on:
+//! * A section's target word is `counter + ((cpu_id & mask) << shift)`,
+//!   and the caller guarantees (each function's `# Safety`) that this is an
+//!   aligned word inside a live region for every `cpu_id & mask`.
+//! * Every writer of those words uses these sections, and no two CPU ids
+//!   map to one block (the segment's write mode and shard count, checked at
+//!   attach), which is what makes the non-locked add atomic (see above).
+//! * `fs:[__rseq_offset]` is this thread's `struct rseq`, which glibc keeps
+//!   in the thread's static TLS for the thread's whole life.
+//! * Descriptors and abort handlers follow the kernel's rseq ABI (version
+//!   0, 32-byte aligned, signature before `abort_ip`, `abort_ip` outside the
+//!   section); no section uses the stack or writes an input.
+//!
 //! # Gauges
 //!
 //! Writer-slot gauges (rooms, participants, tracks) are not per CPU: each
 //! slot belongs to one writer process and every change to it is a locked
 //! `fetch_add` in both modes, so they need no rseq.
 
-use crate::error::{Error, Result};
-use crate::segment::WriteMode;
-use crate::shard::possible_cpus;
-
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub(crate) use imp::{glibc_registered_area, Area};
-
-/// Refuses to write a segment in `mode` with `shard_count` shards unless
-/// every add of this process would be correct: rseq needs rseq support and
-/// a shard for every possible CPU id (a CPU id masked onto another CPU's
-/// shard would race with it).
-pub(crate) fn check_writer(mode: WriteMode, shard_count: usize) -> Result<()> {
-    match mode {
-        WriteMode::Atomic => Ok(()),
-        WriteMode::Rseq if supported() && shard_count >= possible_cpus() => Ok(()),
-        WriteMode::Rseq => Err(Error::UnsupportedWriteMode(WriteMode::Rseq as u64)),
-    }
-}
+pub(crate) use imp::{glibc_registered_area, Area, SHARD_SHIFT};
 
 /// Whether this process can write an rseq segment: Linux x86-64 with glibc
 /// ≥ 2.35, whether or not glibc registered its threads (we register them
 /// ourselves if it did not). Never under Miri, which runs no inline
 /// assembly.
-pub fn supported() -> bool {
+pub(crate) fn supported() -> bool {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     return !cfg!(miri) && imp::glibc_area().is_some();
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
@@ -128,7 +127,7 @@ pub fn supported() -> bool {
 
 /// Whether glibc registered rseq for this process's threads, so that rseq
 /// costs nothing to set up: the condition for rseq being the default mode.
-pub fn registered_by_glibc() -> bool {
+pub(crate) fn registered_by_glibc() -> bool {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     return supported() && imp::glibc_area().is_some_and(|(_, size)| size >= 16);
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
@@ -182,7 +181,7 @@ macro_rules! rseq_add_section {
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod imp {
-    use crate::shard::Shard;
+    use crate::schema::COUNTERS;
     use core::arch::asm;
 
     /// glibc's rseq signature on x86: the kernel was given it at
@@ -192,9 +191,11 @@ mod imp {
     /// Size of the original `struct rseq` (the registration length glibc
     /// reserves room for).
     const RSEQ_AREA_LEN: u32 = 32;
-    /// log2 of the shard stride: `cpu << SHARD_SHIFT` is a shard's offset.
-    pub(crate) const SHARD_SHIFT: u32 = size_of::<Shard>().trailing_zeros();
-    const _: () = assert!(1 << SHARD_SHIFT == size_of::<Shard>());
+    /// log2 of the shard stride (a shard is `COUNTERS` words):
+    /// `cpu << SHARD_SHIFT` is a shard's offset. Sections with this stride
+    /// shift by an immediate.
+    pub(crate) const SHARD_SHIFT: u32 = (COUNTERS * 8).trailing_zeros();
+    const _: () = assert!(1 << SHARD_SHIFT == COUNTERS * 8);
 
     /// `(__rseq_offset, __rseq_size)` if this glibc has rseq support.
     pub(crate) fn glibc_area() -> Option<(isize, u32)> {
@@ -313,56 +314,50 @@ mod imp {
             }
         }
 
-        /// Adds `n` to the counter at `counter` in the shard of the current
-        /// CPU, committing with one non-locked `add`.
-        ///
-        /// # Safety
-        ///
-        /// * `counter` points to an 8-byte-aligned counter in shard 0 of a
-        ///   live shard array of `mask + 1` shards, and every shard
-        ///   `counter + (i << SHARD_SHIFT)` for `i <= mask` is inside it.
-        /// * Every writer of those counters uses these rseq sections, and
-        ///   `mask + 1` covers every possible CPU id (no two CPUs share a
-        ///   shard).
-        /// * `self` came from [`Area::for_writer`].
-        #[inline(always)]
-        pub(crate) unsafe fn add(self, counter: *mut u64, mask: usize, n: u64) {
-            // SAFETY: shards are `1 << SHARD_SHIFT` bytes apart, so the
-            // caller's contract is `add_strided`'s with that shift.
-            unsafe { self.add_strided(counter, mask, SHARD_SHIFT, n) }
-        }
-
-        /// Adds `a` to the counter at `counter` and `b` to the next one, in
-        /// the shard of the current CPU: two sections, each committed by
+        /// Adds `a` to the word at `counter` and `b` to the next one, in
+        /// the block of the current CPU: two sections, each committed by
         /// its own add, so each increment lands exactly once (see the
         /// module docs for why not one section).
         ///
         /// # Safety
         ///
-        /// As for [`add`](Self::add), for both `counter` and `counter + 1`.
+        /// As for [`add_strided`](Self::add_strided), for both `counter`
+        /// and `counter + 1`.
         #[inline(always)]
-        pub(crate) unsafe fn add_pair(self, counter: *mut u64, mask: usize, a: u64, b: u64) {
-            // SAFETY: the caller's contract covers both counters.
+        pub(crate) unsafe fn add_pair(
+            self,
+            counter: *mut u64,
+            mask: usize,
+            shift: u32,
+            a: u64,
+            b: u64,
+        ) {
+            // SAFETY: the caller's contract covers both words.
             unsafe {
-                if !self.try_add(counter, mask, SHARD_SHIFT, a) {
-                    return self.add_pair_cold(counter, mask, a, b);
+                if !self.try_add(counter, mask, shift, a) {
+                    return self.add_pair_cold(counter, mask, shift, a, b);
                 }
                 let second = counter.add(1);
-                if !self.try_add(second, mask, SHARD_SHIFT, b) {
-                    self.add_cold(second, mask, SHARD_SHIFT, b);
+                if !self.try_add(second, mask, shift, b) {
+                    self.add_cold(second, mask, shift, b);
                 }
             }
         }
 
         /// Adds `n` to the word at `counter` in the block of the current
-        /// CPU, where blocks are `1 << shift` bytes apart (the labeled
-        /// series' value blocks), committing with one non-locked `add`.
+        /// CPU, where blocks are `1 << shift` bytes apart (shards, or the
+        /// labeled series' value blocks), committing with one non-locked
+        /// `add`.
         ///
         /// # Safety
         ///
-        /// As for [`add`](Self::add), with `counter + (i << shift)` inside
-        /// the value region for every `i <= mask`, and every writer of those
-        /// words using these rseq sections.
+        /// * `counter` points to an 8-byte-aligned word in block 0 of a live
+        ///   region of `mask + 1` blocks, and `counter + (i << shift)` is
+        ///   inside it for every `i <= mask`.
+        /// * Every writer of those words uses these rseq sections, and
+        ///   `mask + 1` covers every possible CPU id (no two CPUs share a
+        ///   block).
+        /// * `self` came from [`Area::for_writer`].
         #[inline(always)]
         pub(crate) unsafe fn add_strided(self, counter: *mut u64, mask: usize, shift: u32, n: u64) {
             // SAFETY: forwarded from this function's contract.
@@ -402,11 +397,11 @@ mod imp {
         /// As for [`add_pair`](Self::add_pair).
         #[cold]
         #[inline(never)]
-        unsafe fn add_pair_cold(self, counter: *mut u64, mask: usize, a: u64, b: u64) {
+        unsafe fn add_pair_cold(self, counter: *mut u64, mask: usize, shift: u32, a: u64, b: u64) {
             // SAFETY: forwarded from this function's contract.
             unsafe {
-                self.add_cold(counter, mask, SHARD_SHIFT, a);
-                self.add_strided(counter.add(1), mask, SHARD_SHIFT, b);
+                self.add_cold(counter, mask, shift, a);
+                self.add_strided(counter.add(1), mask, shift, b);
             }
         }
 
@@ -471,7 +466,8 @@ mod imp {
             (cpu as isize) >= 0
         }
 
-        /// [`add`](Self::add) with a busy loop of `spins` iterations
+        /// [`add_strided`](Self::add_strided) at the shard stride, with a
+        /// busy loop of `spins` iterations
         /// between choosing the shard and the commit, and a count of the
         /// aborts taken. Test support: the window is wide enough for
         /// preemption, migration and signals to land in it, and a section
@@ -480,7 +476,8 @@ mod imp {
         ///
         /// # Safety
         ///
-        /// As for [`add`](Self::add).
+        /// As for [`add_strided`](Self::add_strided) with `SHARD_SHIFT`.
+        #[cfg(any(test, feature = "testing"))]
         pub(crate) unsafe fn add_stalled(
             self,
             counter: *mut u64,
@@ -520,77 +517,10 @@ mod imp {
 
         /// The current CPU's shard index, or `None` if the thread is not
         /// registered. Test support (the control that adds without rseq).
+        #[cfg(any(test, feature = "testing"))]
         pub(crate) fn current_cpu(self) -> Option<usize> {
             let c = self.cpu_id();
             (c >= 0).then_some(c as usize)
         }
-    }
-}
-
-/// Test support: the rseq section with a stall inside it, and the same
-/// per-CPU add without rseq (the control that must lose updates). Not part
-/// of the API.
-#[doc(hidden)]
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub mod test_hooks {
-    use crate::stats::{Direction, Stats};
-    use core::sync::atomic::{AtomicU64, Ordering};
-
-    fn pair_index(dir: Direction, retransmit: bool) -> usize {
-        (dir as usize) * 4 + (retransmit as usize) * 2
-    }
-
-    /// `record_packets` through the same two rseq sections, each spinning
-    /// `spins` iterations between choosing the shard and its commit.
-    /// Returns the aborts taken, or `None` if the segment is not in rseq
-    /// mode.
-    pub fn record_packets_stalled(
-        stats: &Stats,
-        dir: Direction,
-        packets: u64,
-        bytes: u64,
-        retransmit: bool,
-        spins: u64,
-    ) -> Option<u64> {
-        let (area, base, mask) = stats.rseq_parts()?;
-        let i = pair_index(dir, retransmit);
-        // SAFETY: `rseq_parts` gives the rseq-mode handle's own area, shard
-        // 0's counter 0 and mask, exactly what `Stats::record_packets`
-        // passes to `add`; `i + 1` < COUNTERS.
-        Some(unsafe {
-            area.add_stalled(base.add(i), mask, packets, spins)
-                + area.add_stalled(base.add(i + 1), mask, bytes, spins)
-        })
-    }
-
-    /// The control: reads the CPU, then adds to that CPU's shard with a
-    /// separate load and store (no lock, no rseq), spinning `spins`
-    /// iterations in between. Loses updates when a thread is preempted or
-    /// migrated in the window. `None` if the segment is not in rseq mode.
-    pub fn record_packets_unprotected(
-        stats: &Stats,
-        dir: Direction,
-        packets: u64,
-        bytes: u64,
-        retransmit: bool,
-        spins: u64,
-    ) -> Option<()> {
-        let (area, base, mask) = stats.rseq_parts()?;
-        let cpu = area.current_cpu()? & mask;
-        let words = cpu * (size_of::<crate::shard::Shard>() / 8) + pair_index(dir, retransmit);
-        // SAFETY: cpu <= mask, so the pair lies in shard `cpu` of the live
-        // shard array; counters are AtomicU64, which any u64 pointer into
-        // them may be viewed as.
-        let (p, b) = unsafe {
-            let w = base.add(words);
-            (&*(w as *const AtomicU64), &*(w.add(1) as *const AtomicU64))
-        };
-        let (old_p, old_b) = (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
-        for i in 0..spins {
-            std::hint::black_box(i);
-        }
-        p.store(old_p.wrapping_add(packets), Ordering::Relaxed);
-        b.store(old_b.wrapping_add(bytes), Ordering::Relaxed);
-        Some(())
     }
 }

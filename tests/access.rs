@@ -2,7 +2,7 @@
 //! the exporter listens. Each claim of DESIGN.md §1/§5 and
 //! shm-stats-lessons §7.7 is a test.
 
-use nodestats::prom::Exporter;
+use nodestats::Exporter;
 use nodestats::{
     Access, Collector, CollectorConfig, Direction, Error, Segment, SegmentOptions, Stats,
 };

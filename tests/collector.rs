@@ -24,7 +24,7 @@ fn config(update_ms: u64, intervals: &[u64]) -> CollectorConfig {
 #[test]
 fn odd_configs_are_clear_errors_not_panics() {
     let stats = Stats::anonymous().unwrap();
-    let mk = |c: CollectorConfig| stats.collector(c);
+    let mk = |c: CollectorConfig| Collector::new(stats.segment().clone(), c);
     let e = mk(config(0, &[10])).unwrap_err();
     assert!(
         matches!(&e, Error::Config(m) if m.contains("update interval")),
@@ -52,7 +52,7 @@ fn odd_configs_are_clear_errors_not_panics() {
 #[test]
 fn rates_follow_livekit_windows_on_the_monotonic_clock() {
     let stats = Stats::anonymous().unwrap();
-    let mut c = stats.collector(config(2000, &[10, 4])).unwrap();
+    let mut c = Collector::new(stats.segment().clone(), config(2000, &[10, 4])).unwrap();
     // 1000 packets of 100 bytes every 2 s.
     let mut last = None;
     for i in 0..=7u64 {
@@ -84,7 +84,7 @@ fn rates_follow_livekit_windows_on_the_monotonic_clock() {
 #[test]
 fn early_rates_are_partial_and_say_so() {
     let stats = Stats::anonymous().unwrap();
-    let mut c = stats.collector(config(2000, &[10])).unwrap();
+    let mut c = Collector::new(stats.segment().clone(), config(2000, &[10])).unwrap();
     assert!(
         c.update_at(at(0)).rates.is_empty(),
         "one sample spans no time"
@@ -100,7 +100,7 @@ fn early_rates_are_partial_and_say_so() {
 #[test]
 fn history_is_bounded() {
     let stats = Stats::anonymous().unwrap();
-    let mut c = stats.collector(config(1000, &[5])).unwrap();
+    let mut c = Collector::new(stats.segment().clone(), config(1000, &[5])).unwrap();
     for i in 0..1000 {
         c.update_at(at(i * 1000));
     }
@@ -112,7 +112,7 @@ fn a_new_segment_is_a_reset_not_a_wrapped_rate() {
     let a = Stats::anonymous().unwrap();
     let b = Stats::anonymous().unwrap();
     a.record_packets(Direction::Incoming, 1_000_000, 1, false);
-    let mut c = a.collector(config(1000, &[2])).unwrap();
+    let mut c = Collector::new(a.segment().clone(), config(1000, &[2])).unwrap();
     c.update_at(at(0));
     a.record_packets(Direction::Incoming, 1000, 1, false);
     c.update_at(at(1000));
@@ -129,7 +129,7 @@ fn a_new_segment_is_a_reset_not_a_wrapped_rate() {
 #[test]
 fn gauges_track_lifecycles_and_never_go_negative() {
     let stats = Stats::anonymous().unwrap();
-    let mut c = stats.collector(config(1000, &[10])).unwrap();
+    let mut c = Collector::new(stats.segment().clone(), config(1000, &[10])).unwrap();
     stats.room_started();
     stats.room_started();
     stats.participant_added();
@@ -161,7 +161,7 @@ fn gauges_track_lifecycles_and_never_go_negative() {
 #[test]
 fn every_nodestats_counter_is_fed() {
     let stats = Stats::anonymous().unwrap();
-    let mut c = stats.collector(config(1000, &[10])).unwrap();
+    let mut c = Collector::new(stats.segment().clone(), config(1000, &[10])).unwrap();
     stats.record_packets(Direction::Incoming, 10, 1000, false);
     stats.record_packets(Direction::Incoming, 1, 100, true);
     stats.record_packets(Direction::Outgoing, 20, 2000, false);
@@ -212,7 +212,7 @@ fn every_nodestats_counter_is_fed() {
 #[test]
 fn json_uses_protobuf_field_names() {
     let stats = Stats::anonymous().unwrap();
-    let mut c = stats.collector(config(1000, &[1])).unwrap();
+    let mut c = Collector::new(stats.segment().clone(), config(1000, &[1])).unwrap();
     stats.record_packets(Direction::Outgoing, 2, 20, false);
     c.update_at(at(0));
     let ns = c.update_at(at(1000));

@@ -125,6 +125,6 @@ fn header_version_macros_match_cargo_toml() {
 #[test]
 fn library_version_matches_the_header() {
     // SAFETY: nodestats_version returns a static NUL-terminated string.
-    let v = unsafe { std::ffi::CStr::from_ptr(nodestats::ffi::nodestats_version()) };
+    let v = unsafe { std::ffi::CStr::from_ptr(nodestats::__testing::ffi::nodestats_version()) };
     assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use nodestats::ffi::*;
+use nodestats::__testing::ffi::*;
 use std::ffi::CStr;
 use std::ptr;
 

@@ -11,8 +11,9 @@
 
 mod common;
 
-use nodestats::prom::Exporter;
-use nodestats::{series, Access, Collector, CollectorConfig, Family, Segment, SegmentOptions};
+use nodestats::__testing::read_all;
+use nodestats::Exporter;
+use nodestats::{Access, Collector, CollectorConfig, Family, Segment, SegmentOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use std::path::PathBuf;
@@ -110,7 +111,7 @@ fn collect_all(seg: Segment) {
     let mut c = Collector::new(seg.clone(), no_system()).unwrap();
     let ns = timed("Collector::update", || c.update());
     timed("Collector::update (2nd)", || c.update());
-    let (all, _) = timed("series::read_all", || series::read_all(&seg));
+    let (all, _) = timed("series::read_all", || read_all(&seg));
     for s in &all {
         assert!(s.labels.len() <= 8);
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use nodestats::{Direction, SegmentOptions, Stats, WriteMode};
+use nodestats::{Collector, Direction, SegmentOptions, Stats, WriteMode};
 
 #[global_allocator]
 static GLOBAL: common::Counting = common::Counting;
@@ -33,7 +33,9 @@ fn recording_allocates_nothing() {
         let during = allocs() - before;
         assert_eq!(during, 0, "{during} allocations on the record path");
         // The counter works: the collector allocates (it builds a NodeStats).
-        let ns = stats.collector(Default::default()).unwrap().update();
+        let ns = Collector::new(stats.segment().clone(), Default::default())
+            .unwrap()
+            .update();
         assert!(allocs() > before);
         assert_eq!(ns.packets_in, 1 + 32_000_000);
     }

@@ -14,8 +14,10 @@ mod common;
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use nodestats::ffi::*;
-    use nodestats::{CollectorConfig, Direction, Family, SegmentOptions, Stats, WriteMode};
+    use nodestats::__testing::ffi::*;
+    use nodestats::{
+        Collector, CollectorConfig, Direction, Family, SegmentOptions, Stats, WriteMode,
+    };
     use std::ptr;
 
     const ROUNDS: u64 = 1_000_000;
@@ -70,7 +72,7 @@ mod linux {
 
     fn modes() -> Vec<WriteMode> {
         let mut m = vec![WriteMode::Atomic];
-        if nodestats::rseq::supported() {
+        if nodestats::__testing::rseq_supported() {
             m.push(WriteMode::Rseq);
         }
         m
@@ -113,8 +115,7 @@ mod linux {
                 });
                 expect_clean(end, &format!("Rust API, {mode:?}, named: {named}"));
                 // The child's records are in the shared segment.
-                let ns = stats
-                    .collector(CollectorConfig::default())
+                let ns = Collector::new(stats.segment().clone(), CollectorConfig::default())
                     .unwrap()
                     .update();
                 assert_eq!(ns.packets_in, 32 * ROUNDS, "{mode:?}");
@@ -122,7 +123,7 @@ mod linux {
                 // NACKs from `record_rtcp` and from the labeled NACK series.
                 assert_eq!(ns.nack_total, 2 * ROUNDS, "{mode:?}");
                 assert_eq!(ns.num_track_publish_attempts as u64, EVENTS, "{mode:?}");
-                let text = nodestats::prom::Exporter::new(stats.segment().clone(), "n", "SERVER")
+                let text = nodestats::Exporter::new(stats.segment().clone(), "n", "SERVER")
                     .unwrap()
                     .text();
                 let rtt_count = format!(
@@ -225,8 +226,7 @@ mod linux {
             End::Signalled(libc::SIGKILL),
             "the control made a system call and was not killed: the harness proves nothing"
         );
-        let ns = stats
-            .collector(CollectorConfig::default())
+        let ns = Collector::new(stats.segment().clone(), CollectorConfig::default())
             .unwrap()
             .update();
         assert_eq!(

@@ -2,7 +2,7 @@
 //! type, label names and buckets; exact values; registration in a
 //! `prometheus::Registry`; a read-only exporter in front of a writer.
 
-use nodestats::prom::{ConnectionQuality, Exporter, TrackSource};
+use nodestats::{Collector, ConnectionQuality, Exporter, TrackSource};
 use nodestats::{Direction, Family, SegmentOptions, Stats, TrackKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -163,7 +163,7 @@ fn every_livekit_family_matches_the_reference() {
     record_everything(&stats);
     let exporter = Exporter::new(stats.segment().clone(), "ND_test", "SERVER").unwrap();
     // livekit_node_packet_total comes from the collector's system reading.
-    let mut collector = stats.collector(Default::default()).unwrap();
+    let mut collector = Collector::new(stats.segment().clone(), Default::default()).unwrap();
     exporter
         .state()
         .publish(&collector.update(), collector.anomalies());
@@ -254,7 +254,9 @@ fn values_are_exact() {
     has(&format!("livekit_rtt_ms_count{{{rtt}}} 5"));
     has(r#"livekit_room_total{node_id="n",node_type="SERVER"} 1"#);
     // NodeStats counts the country series too.
-    let ns = stats.collector(Default::default()).unwrap().update();
+    let ns = Collector::new(stats.segment().clone(), Default::default())
+        .unwrap()
+        .update();
     assert_eq!((ns.packets_in, ns.bytes_in), (10, 1000));
 }
 
@@ -326,16 +328,28 @@ fn direct_text_equals_the_prometheus_crates_encoder() {
 }
 
 #[test]
-fn a_series_with_a_fixed_series_labels_is_one_sample() {
+fn a_series_that_duplicates_a_fixed_series_is_refused() {
     let stats = Stats::anonymous().unwrap();
     stats.record_packets(Direction::Incoming, 5, 500, false);
-    let h = stats
-        .series(Family::PacketTotal, &["incoming", "initial", ""])
-        .unwrap();
-    h.inc_by(2);
+    for (family, labels) in [
+        (Family::PacketTotal, &["incoming", "initial", ""][..]),
+        (Family::NackTotal, &["outgoing", ""][..]),
+        (Family::RoomTotal, &[][..]),
+        (Family::TrackSubscribeCounter, &["failure", ""][..]),
+    ] {
+        let got = stats.series(family, labels);
+        assert!(
+            matches!(got, Err(nodestats::Error::FixedSeries { .. })),
+            "{family:?} {labels:?}: {got:?}"
+        );
+    }
+    // The same family with a country is a labeled series of its own.
+    stats
+        .series(Family::PacketTotal, &["incoming", "initial", "SE"])
+        .unwrap()
+        .inc_by(2);
     stats.track_subscribe_failure_error("", false);
     stats.room_started();
-    stats.series(Family::RoomTotal, &[]).unwrap().add(2);
     let text = Exporter::new(stats.segment().clone(), "n", "SERVER")
         .unwrap()
         .text();
@@ -347,15 +361,17 @@ fn a_series_with_a_fixed_series_labels_is_one_sample() {
     assert_eq!(unique.len(), lines.len(), "a label set printed twice");
     let has = |s: &str| assert!(lines.contains(&s), "missing {s}");
     has(
-        r#"livekit_packet_total{country="",direction="incoming",node_id="n",node_type="SERVER",transmission="initial"} 7"#,
+        r#"livekit_packet_total{country="",direction="incoming",node_id="n",node_type="SERVER",transmission="initial"} 5"#,
+    );
+    has(
+        r#"livekit_packet_total{country="SE",direction="incoming",node_id="n",node_type="SERVER",transmission="initial"} 2"#,
     );
     has(
         r#"livekit_track_subscribe_counter{error="",node_id="n",node_type="SERVER",state="failure"} 1"#,
     );
-    has(r#"livekit_room_total{node_id="n",node_type="SERVER"} 3"#);
-    let ns = stats.collector(Default::default()).unwrap().update();
-    assert_eq!(
-        ns.packets_in, 7,
-        "NodeStats counts the handle's packets once"
-    );
+    has(r#"livekit_room_total{node_id="n",node_type="SERVER"} 1"#);
+    let ns = Collector::new(stats.segment().clone(), Default::default())
+        .unwrap()
+        .update();
+    assert_eq!(ns.packets_in, 7, "NodeStats counts every country once");
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use nodestats::prom::TrackSource;
+use nodestats::TrackSource;
 use nodestats::{Direction, Segment, SegmentOptions, Stats, TrackKind};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use nodestats::{CollectorConfig, Direction, Stats, Timestamp, TrackKind};
+use nodestats::{Collector, CollectorConfig, Direction, Stats, Timestamp, TrackKind};
 use prost::Message;
 use std::time::Duration;
 
@@ -195,7 +195,7 @@ fn protobuf_bytes_decode_as_livekit_node_stats() {
         rate_intervals: vec![Duration::from_secs(2), Duration::from_secs(4)],
         started_at: Some(1_700_000_000),
     };
-    let mut c = stats.collector(config).unwrap();
+    let mut c = Collector::new(stats.segment().clone(), config).unwrap();
     let at = |s: u64| Timestamp {
         monotonic: Duration::from_secs(s),
         unix: Duration::from_secs(1_700_000_100 + s),

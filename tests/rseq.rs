@@ -22,8 +22,8 @@ fn main() {
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod linux {
-    use nodestats::rseq::test_hooks;
-    use nodestats::shard::Counter;
+    use nodestats::__testing::rseq_hooks as test_hooks;
+    use nodestats::Counter;
     use nodestats::{
         Access, Direction, Error, Segment, SegmentOptions, Stats, Totals, TrackKind, WriteMode,
     };
@@ -345,10 +345,10 @@ mod linux {
 
     fn unregistered_child() {
         assert!(
-            !nodestats::rseq::registered_by_glibc(),
+            !nodestats::__testing::rseq_registered_by_glibc(),
             "the tunable did not disable glibc's rseq"
         );
-        assert!(nodestats::rseq::supported());
+        assert!(nodestats::__testing::rseq_supported());
         let dflt = Stats::anonymous().unwrap();
         assert_eq!(dflt.segment().layout().write_mode, WriteMode::Atomic);
         let stats = Stats::open(&SegmentOptions::new().write_mode(WriteMode::Rseq)).unwrap();
@@ -373,7 +373,7 @@ mod linux {
             + 1;
         // The default: rseq where glibc registers it.
         let dflt = Stats::anonymous().unwrap();
-        let expect = if nodestats::rseq::registered_by_glibc() {
+        let expect = if nodestats::__testing::rseq_registered_by_glibc() {
             WriteMode::Rseq
         } else {
             WriteMode::Atomic

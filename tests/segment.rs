@@ -1,7 +1,7 @@
 //! Creating, attaching and refusing segments on real files.
 
-use nodestats::segment::header::{HEADER_SIZE, LAYOUT_MAJOR, MAGIC};
-use nodestats::{Access, Direction, Error, Segment, SegmentOptions, Stats};
+use nodestats::segment::{HEADER_SIZE, LAYOUT_MAJOR, MAGIC};
+use nodestats::{Access, Collector, Direction, Error, Segment, SegmentOptions, Stats};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -97,7 +97,7 @@ fn shm_names_work() {
     stats.record_packets(Direction::Incoming, 3, 300, false);
     let ro = Segment::attach(&name, Access::ReadOnly).unwrap();
     let t = nodestats::Totals::read(&ro);
-    assert_eq!(t.get(nodestats::shard::Counter::PacketsInInitial), 3);
+    assert_eq!(t.get(nodestats::Counter::PacketsInInitial), 3);
     Segment::unlink(&name).unwrap();
 }
 
@@ -207,7 +207,9 @@ fn open_attaches_to_an_existing_segment() {
     );
     a.record_packets(Direction::Outgoing, 1, 10, false);
     b.record_packets(Direction::Outgoing, 2, 20, false);
-    let ns = a.collector(Default::default()).unwrap().update();
+    let ns = Collector::new(a.segment().clone(), Default::default())
+        .unwrap()
+        .update();
     assert_eq!((ns.packets_out, ns.bytes_out), (3, 30));
 }
 

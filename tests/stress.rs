@@ -9,10 +9,10 @@
 
 mod common;
 
-use nodestats::prom::Exporter;
+use nodestats::__testing::read_all;
+use nodestats::Exporter;
 use nodestats::{
-    series, Access, Collector, CollectorConfig, Direction, Error, Family, Segment, SegmentOptions,
-    Stats,
+    Access, Collector, CollectorConfig, Direction, Error, Family, Segment, SegmentOptions, Stats,
 };
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -230,7 +230,7 @@ fn collector_thread(
             (last_in, last_out) = (ns.packets_in, ns.packets_out);
             ex.state().publish(&ns, c.anomalies());
             calls.time("Exporter::text", || ex.text());
-            calls.time("series::read_all", || series::read_all(c.segment()));
+            calls.time("series::read_all", || read_all(c.segment()));
             std::thread::sleep(Duration::from_millis(5));
         }
     })
@@ -241,7 +241,7 @@ fn shm_name(tag: &str) -> String {
 }
 
 fn nack_sum(seg: &Segment, dir: &str) -> (u64, u64) {
-    let (all, st) = series::read_all(seg);
+    let (all, st) = read_all(seg);
     let v = all
         .iter()
         .filter(|s| s.family == Family::NackTotal && s.labels[0] == dir)
@@ -257,7 +257,7 @@ fn signal_storm_exact_totals(log: &mut Vec<String>) {
     const PROCS: u64 = 3;
     const THREADS: u64 = 4;
     const N: u64 = 5_000_000;
-    let modes: Vec<&str> = if nodestats::rseq::supported() {
+    let modes: Vec<&str> = if nodestats::__testing::rseq_supported() {
         vec!["atomic", "rseq"]
     } else {
         vec!["atomic"]
@@ -411,7 +411,7 @@ fn killed_during_registration(rng: &mut Rng, log: &mut Vec<String>) {
     stop.store(true, Ordering::Relaxed);
     col.join().unwrap();
     let (sum, corrupt) = nack_sum(creator.segment(), "outgoing");
-    let (_, st) = series::read_all(creator.segment());
+    let (_, st) = read_all(creator.segment());
     assert!(
         sum >= acked && sum <= acked + KILLS as u64,
         "acknowledged {acked}, counted {sum}"

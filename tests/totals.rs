@@ -1,6 +1,6 @@
 //! Exact totals with more writer threads than CPUs.
 
-use nodestats::{Direction, SegmentOptions, Stats, Totals, WriteMode};
+use nodestats::{Collector, Direction, SegmentOptions, Stats, Totals, WriteMode};
 use std::sync::{Arc, Barrier};
 
 #[test]
@@ -41,7 +41,9 @@ fn more_threads_than_cpus_lose_nothing() {
         for h in handles {
             h.join().unwrap();
         }
-        let ns = stats.collector(Default::default()).unwrap().update();
+        let ns = Collector::new(stats.segment().clone(), Default::default())
+            .unwrap()
+            .update();
         let n = threads as u64 * per_thread;
         assert_eq!(ns.packets_in, n, "shards={shards}");
         let bytes: u64 = (1..=threads as u64).map(|t| t * per_thread).sum();
@@ -49,8 +51,8 @@ fn more_threads_than_cpus_lose_nothing() {
         assert_eq!(ns.nack_total, n, "shards={shards}");
         let t = Totals::read(stats.segment());
         let retx = threads as u64 * per_thread.div_ceil(7);
-        assert_eq!(t.get(nodestats::shard::Counter::PacketsInRetransmit), retx);
-        assert_eq!(t.get(nodestats::shard::Counter::PliOut), n / 2);
+        assert_eq!(t.get(nodestats::Counter::PacketsInRetransmit), retx);
+        assert_eq!(t.get(nodestats::Counter::PliOut), n / 2);
     }
 }
 
@@ -73,19 +75,13 @@ fn concurrent_sums_never_decrease() {
         .collect();
     let mut last = 0;
     for _ in 0..2000 {
-        let now = Totals::read(stats.segment()).get(nodestats::shard::Counter::PacketsOutInitial);
+        let now = Totals::read(stats.segment()).get(nodestats::Counter::PacketsOutInitial);
         assert!(now >= last, "sum went from {last} to {now}");
         last = now;
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let written: u64 = writers.into_iter().map(|h| h.join().unwrap()).sum();
     let fin = Totals::read(stats.segment());
-    assert_eq!(
-        fin.get(nodestats::shard::Counter::PacketsOutInitial),
-        written
-    );
-    assert_eq!(
-        fin.get(nodestats::shard::Counter::BytesOutInitial),
-        written * 100
-    );
+    assert_eq!(fin.get(nodestats::Counter::PacketsOutInitial), written);
+    assert_eq!(fin.get(nodestats::Counter::BytesOutInitial), written * 100);
 }

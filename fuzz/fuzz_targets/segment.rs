@@ -19,8 +19,9 @@
 mod image;
 
 use libfuzzer_sys::fuzz_target;
-use nodestats::prom::Exporter;
-use nodestats::{series, Access, Collector, CollectorConfig, Segment, SegmentOptions};
+use nodestats::Exporter;
+use nodestats::__testing::read_all;
+use nodestats::{Access, Collector, CollectorConfig, Segment, SegmentOptions};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -78,7 +79,7 @@ fn collect_all(seg: Segment) {
     let mut c = Collector::new(seg.clone(), config).unwrap();
     let ns = c.update();
     c.update();
-    let (all, _) = series::read_all(&seg);
+    let (all, _) = read_all(&seg);
     assert!(all.iter().all(|s| s.labels.len() <= 8));
     let ex = Exporter::new(seg.clone(), "node", "SERVER").unwrap();
     ex.state().publish(&ns, c.anomalies());

@@ -77,6 +77,7 @@ impl From<&Error> for nodestats_status {
             Error::NoWriterSlot { .. } => S::NoWriterSlot,
             Error::ReadOnly => S::ReadOnly,
             Error::Config(_) => S::Config,
+            Error::FixedSeries { .. } => S::InvalidArgument,
         }
     }
 }

@@ -4,9 +4,9 @@ use super::boundary::nodestats_status;
 use super::node_stats::{nodestats_node_stats, nodestats_node_stats_rate};
 use super::types::{name_arg, nodestats_collector_options};
 use super::writer::nodestats_t;
-use crate::collector::{Collector, CollectorConfig};
-use crate::node_stats::NodeStats;
 use crate::prom::ExporterState;
+use crate::read::NodeStats;
+use crate::read::{Collector, CollectorConfig};
 use crate::segment::{Access, Segment, SegmentOptions};
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex, Weak};
@@ -139,7 +139,7 @@ pub unsafe extern "C" fn nodestats_collector_from(
         // SAFETY: NULL or initialised per the contract.
         let (config, _) = unsafe { config(opts) }?;
         // SAFETY: `s` is non-NULL (checked) and live per the contract.
-        let collector = unsafe { &(*s).stats }.collector(config)?;
+        let collector = Collector::new(unsafe { &(*s).stats }.segment().clone(), config)?;
         // SAFETY: `out` is non-NULL (checked) and writable per the contract.
         unsafe { publish(collector, out) };
         Ok(())

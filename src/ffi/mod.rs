@@ -41,6 +41,17 @@
 //! merged statistics structs in `node_stats`, the collector in `collector`,
 //! series handles in `series`, the labeled recording calls in `labeled`,
 //! the Prometheus exporter handle in `exporter`.
+//!
+//! # Safety
+//!
+//! Every exported function that takes a pointer is an `unsafe extern "C"`
+//! fn with a `# Safety` section: the caller promises the pointer is NULL or
+//! points to what the function says (a live handle from the matching
+//! `_open`, a NUL-terminated string, writable storage). Inside, pointers
+//! are NULL-checked before use, handles are only dereferenced for the
+//! duration of the call, enum values are validated from raw integers
+//! before they become Rust enums, and no panic unwinds across the
+//! boundary.
 
 #![allow(non_camel_case_types)]
 

@@ -1,6 +1,6 @@
 //! `NodeStats` and `NodeStatsRate` as plain C structs.
 
-use crate::node_stats::{NodeStats, NodeStatsRate};
+use crate::read::{NodeStats, NodeStatsRate};
 use std::ffi::c_char;
 
 /// Value of an optional counter the system could not provide.

@@ -4,8 +4,9 @@
 use super::boundary::nodestats_status;
 use super::types::name_arg;
 use super::writer::nodestats_t;
-use crate::prom::families::{Family, Kind};
-use crate::series::{SeriesHandle, MAX_LABELS};
+use crate::schema::{Family, Kind};
+use crate::segment::series::MAX_LABELS;
+use crate::write::SeriesHandle;
 use std::ffi::{c_char, CStr};
 
 /// A series handle: one series of one family (a [`SeriesHandle`]). Opaque
@@ -32,30 +33,6 @@ unsafe fn series<'a>(h: *const nodestats_series_t, kind: Kind) -> Option<&'a Ser
     // `nodestats_series_t` that nobody frees during the caller's call.
     let h = unsafe { h.as_ref() }?;
     (h.kind == kind).then_some(&h.series)
-}
-
-/// Whether the exporter already emits this series from the fixed counters
-/// and gauges (see `Exporter::fixed`): a labeled twin would be a duplicate
-/// sample, and media twins would also be counted twice in NodeStats.
-fn is_fixed(family: Family, labels: &[&str]) -> bool {
-    use Family as F;
-    match family {
-        F::NodePacketTotal
-        | F::ParticipantJoinTotal
-        | F::ConnectionTotal
-        | F::ForwardLatency
-        | F::ForwardJitter
-        | F::RoomTotal
-        | F::ParticipantTotal
-        | F::TrackPublishedTotal
-        | F::TrackSubscribedTotal
-        | F::TrackPublishCounter => true,
-        F::PacketTotal | F::PacketBytes | F::NackTotal | F::PliTotal | F::FirTotal => {
-            labels.last().is_some_and(|country| country.is_empty())
-        }
-        F::TrackSubscribeCounter => labels.get(1).is_some_and(|error| error.is_empty()),
-        _ => false,
-    }
 }
 
 /// Resolves the series of `family` (its Prometheus name, e.g.
@@ -121,9 +98,6 @@ pub unsafe extern "C" fn nodestats_series_open(
             *v = unsafe { CStr::from_ptr(p) }
                 .to_str()
                 .map_err(|_| nodestats_status::InvalidArgument)?;
-        }
-        if is_fixed(family, &values[..n_labels]) {
-            return Err(nodestats_status::InvalidArgument);
         }
         // SAFETY: `s` is non-NULL (checked) and live per the contract.
         let stats = unsafe { &(*s).stats };
@@ -232,7 +206,7 @@ mod tests {
                 let st = unsafe {
                     nodestats_series_open(&s, name.as_ptr(), ptrs.as_ptr(), ptrs.len(), &mut h)
                 };
-                let fixed = is_fixed(f, &vec![value; def.labels.len()]);
+                let fixed = f.duplicates_fixed(&vec![value; def.labels.len()]);
                 assert_eq!(st == nodestats_status::Ok, !fixed, "{} {value:?}", def.name);
                 if fixed {
                     continue;
@@ -279,7 +253,7 @@ mod tests {
             nodestats_series_add(&h, 7);
             nodestats_series_inc_by(&h, 2);
         }
-        let (all, _) = crate::series::read_all(stats.segment());
+        let (all, _) = crate::read::series::read_all(stats.segment());
         let nack = all
             .iter()
             .find(|s| s.family == Family::NackTotal && s.labels[1] == "US")

@@ -2,12 +2,12 @@
 //! enum values coming from C.
 
 use super::boundary::nodestats_status;
-use crate::collector::CollectorConfig;
-use crate::prom::{ConnectionQuality, TrackSource};
+use crate::read::CollectorConfig;
+use crate::schema::{ConnectionQuality, TrackSource};
+use crate::schema::{Direction, TrackKind};
 use crate::segment::{
     SegmentOptions, WriteMode, DEFAULT_INIT_WAIT, DEFAULT_MODE, DEFAULT_WRITER_SLOTS,
 };
-use crate::stats::{Direction, TrackKind};
 use crate::sys::SystemConfig;
 use std::ffi::{c_char, CStr};
 use std::mem::MaybeUninit;

@@ -5,9 +5,9 @@ use super::node_stats::nodestats_node_stats;
 use super::types::{
     name_arg, nodestats_disposition, nodestats_options, DirectionArg, TrackKindArg,
 };
-use crate::collector::CollectorConfig;
+use crate::read::{Collector, CollectorConfig};
 use crate::segment::{Access, Segment, SegmentOptions};
-use crate::stats::Stats;
+use crate::write::Stats;
 use std::ffi::c_char;
 use std::sync::Arc;
 
@@ -174,7 +174,7 @@ pub unsafe extern "C" fn nodestats_read(
             system: None,
             ..CollectorConfig::default()
         };
-        let ns = stats.collector(config)?.update();
+        let ns = Collector::new(stats.segment().clone(), config)?.update();
         // SAFETY: `out` is non-NULL (checked) and writable per the contract.
         unsafe { out.write(nodestats_node_stats::from(&ns)) };
         Ok(())

@@ -1,13 +1,12 @@
 //! [`Exporter`]: a `prometheus::core::Collector` that reads the segment at
 //! scrape time and emits every LiveKit family plus our own.
 
-use crate::collector::Anomalies;
-use crate::node_stats::NodeStats;
-use crate::prom::families::{Family, Kind, FAMILIES, MAX_BUCKETS};
+use crate::read::reader::Scrape;
+use crate::read::{Anomalies, NodeStats, SeriesValue};
+use crate::schema::{Counter, Family, Gauge, Kind, COUNTERS, FAMILIES, MAX_BUCKETS};
+use crate::segment::series::OVERFLOW_LABEL;
+use crate::segment::slots::GaugeTotals;
 use crate::segment::Segment;
-use crate::series;
-use crate::shard::{self, Counter, COUNTERS};
-use crate::slots::{self, Gauge, GaugeTotals};
 use prometheus::core::{Collector as PromCollector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use std::collections::HashMap;
@@ -215,9 +214,12 @@ impl Exporter {
     /// One read of the segment (and of the latest collector update) as
     /// families of points.
     fn snapshot(&self) -> Vec<Fam> {
-        let counters = shard::sum_all(self.segment.shards());
-        let gauges = slots::merge(self.segment.slots(), |i| self.segment.slot_alive(i));
-        let (series, sstats) = series::read_all(&self.segment);
+        let Scrape {
+            counters,
+            gauges,
+            series,
+            series_stats: sstats,
+        } = Scrape::read(&self.segment);
         let latest = self
             .state
             .latest
@@ -248,7 +250,7 @@ impl Exporter {
         let fixed_len: Vec<usize> = out.iter().map(|f| f.points.len()).collect();
         for s in series {
             let empty = s.value == 0 && s.buckets.iter().all(|&b| b == 0);
-            if empty && s.labels.iter().all(|l| l == series::OVERFLOW_LABEL) {
+            if empty && s.labels.iter().all(|l| l == OVERFLOW_LABEL) {
                 continue;
             }
             let fam = &mut out[s.family as usize];
@@ -322,7 +324,7 @@ enum Val {
 
 impl Val {
     /// Adds a series with the same labels into this value.
-    fn merge(&mut self, kind: Kind, s: &series::SeriesValue) {
+    fn merge(&mut self, kind: Kind, s: &SeriesValue) {
         match self {
             Val::Scalar(v) if kind == Kind::Gauge => *v = (*v + s.value as i64 as f64).max(0.0),
             Val::Scalar(v) => *v += s.value as f64,

@@ -5,10 +5,11 @@
 //! is a wrong value, never undefined behaviour. Readers copy the words once
 //! (`HeaderFields::load`), validate the copy, and use only the copy.
 
+use super::series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
+use super::shard::Shard;
+use super::slots::WriterSlot;
 use crate::error::{Error, Result};
-use crate::series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
-use crate::shard::{Shard, COUNTERS};
-use crate::slots::WriterSlot;
+use crate::schema::{COUNTERS, LIVEKIT_FAMILIES};
 use crate::sync::{AtomicU64, Ordering};
 
 /// First word of every segment: `"NODESTAT"` in little-endian byte order.
@@ -18,29 +19,29 @@ pub const LAYOUT_MAJOR: u64 = 1;
 /// Layout minor version: additive changes only; readers accept any minor.
 pub const LAYOUT_MINOR: u64 = 0;
 /// Words in the header.
-pub const HEADER_WORDS: usize = 32;
+pub(crate) const HEADER_WORDS: usize = 32;
 /// Bytes in the header; the first region starts here.
 pub const HEADER_SIZE: usize = HEADER_WORDS * 8;
 /// Value of the init word once the creator has written everything else.
-pub const INIT_READY: u64 = u64::from_le_bytes(*b"READY\0\0\x01");
+pub(crate) const INIT_READY: u64 = u64::from_le_bytes(*b"READY\0\0\x01");
 /// Most shards a segment may declare.
-pub const MAX_SHARDS: u64 = 4096;
+pub(crate) const MAX_SHARDS: u64 = 4096;
 /// Most writer slots a segment may declare.
-pub const MAX_SLOTS: u64 = 4096;
+pub(crate) const MAX_SLOTS: u64 = 4096;
 /// Alignment of every region.
-pub const REGION_ALIGN: u64 = 128;
+pub(crate) const REGION_ALIGN: u64 = 128;
 /// Most labeled series a segment may declare.
-pub const MAX_SERIES: u64 = 1 << 16;
+pub(crate) const MAX_SERIES: u64 = 1 << 16;
 /// Most interned label strings a segment may declare.
-pub const MAX_STRINGS: u64 = 1 << 16;
+pub(crate) const MAX_STRINGS: u64 = 1 << 16;
 /// Most series values per shard a segment may declare.
-pub const MAX_VALUES_PER_SHARD: u64 = 1 << 20;
+pub(crate) const MAX_VALUES_PER_SHARD: u64 = 1 << 20;
 /// Default labeled-series capacity.
-pub const DEFAULT_SERIES: usize = 4096;
+pub(crate) const DEFAULT_SERIES: usize = 4096;
 /// Default interned-string capacity.
-pub const DEFAULT_STRINGS: usize = 1024;
+pub(crate) const DEFAULT_STRINGS: usize = 1024;
 /// Default series values per shard.
-pub const DEFAULT_VALUES_PER_SHARD: usize = 16384;
+pub(crate) const DEFAULT_VALUES_PER_SHARD: usize = 16384;
 
 /// How writers add to shards. Fixed at creation and stored in the header:
 /// a plain add and a locked add on one shard lose updates, so every writer
@@ -340,7 +341,7 @@ impl HeaderFields {
         let series_cap = w[word::SERIES_CAPACITY];
         let strings_cap = w[word::STRINGS_CAPACITY];
         // The first LIVEKIT_FAMILIES entries are the families' overflow series.
-        if series_cap < crate::prom::families::LIVEKIT_FAMILIES as u64
+        if series_cap < LIVEKIT_FAMILIES as u64
             || series_cap > MAX_SERIES
             || strings_cap == 0
             || strings_cap > MAX_STRINGS
@@ -419,7 +420,7 @@ fn region(offset: u64, count: u64, stride: u64, header_end: u64, size: u64) -> O
 const _: () = assert!(HEADER_SIZE == 256);
 const _: () = assert!(size_of::<Shard>() % REGION_ALIGN as usize == 0);
 #[cfg(not(loom))]
-const _: () = assert!(size_of::<WriterSlot>() == crate::slots::SLOT_WORDS * 8);
+const _: () = assert!(size_of::<WriterSlot>() == super::slots::SLOT_WORDS * 8);
 
 #[cfg(all(test, not(loom)))]
 mod tests {

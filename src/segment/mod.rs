@@ -19,17 +19,43 @@
 //! What validation cannot prevent: a process with write access that
 //! truncates the file after we mapped it makes later reads fault (SIGBUS).
 //! Give write access only to the writers you trust.
+//!
+//! # Safety
+//!
+//! This module turns a mapping into references. The invariants:
+//! * The mapping is at least `HEADER_SIZE` bytes, page-aligned, and lives
+//!   as long as the [`Segment`]; every reference into it borrows the
+//!   segment (or is held by a handle that keeps an `Arc<Segment>`).
+//! * Regions are built only from a [`Layout`] that `validate` checked (or
+//!   that `Layout::new` made): every offset 128-aligned, every region
+//!   inside the mapping, no two overlapping, all arithmetic checked.
+//! * Shared memory is only ever accessed through atomics (or, in rseq mode,
+//!   the rseq sections' single aligned read-modify-write), so a value
+//!   another process scribbles is a wrong number, never undefined behaviour.
+//! * System calls (`shm_open`, `open`, `fcntl`, `fchmod`, `ftruncate`,
+//!   `mmap`) get NUL-terminated names and descriptors that outlive the call.
 
-pub mod header;
+#[deny(unsafe_code)]
+mod header;
+#[cfg(all(test, loom))]
+#[deny(unsafe_code)]
+mod loom;
 mod map;
+#[deny(unsafe_code)]
+pub(crate) mod series;
+#[deny(unsafe_code)]
+pub(crate) mod shard;
+#[deny(unsafe_code)]
+pub(crate) mod slots;
 
+use crate::cpu::possible_cpus;
 use crate::error::{Error, Result};
-use crate::shard::{possible_cpus, Shard};
-use crate::slots::{WriterSlot, ACTIVE};
 use crate::sync::AtomicU64;
-pub use header::WriteMode;
-use header::{HeaderFields, Layout, HEADER_SIZE, HEADER_WORDS};
+use header::{HeaderFields, HEADER_WORDS};
+pub use header::{Layout, WriteMode, HEADER_SIZE, LAYOUT_MAJOR, LAYOUT_MINOR, MAGIC};
 use map::Mapping;
+use shard::Shard;
+use slots::{WriterSlot, ACTIVE};
 use std::ffi::CString;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
@@ -225,8 +251,6 @@ pub struct Segment {
     /// locks are held (a description never conflicts with its own locks).
     probe: Option<File>,
     writable: bool,
-    /// This process's resolved label strings and series.
-    cache: crate::series::Cache,
 }
 
 impl Segment {
@@ -252,9 +276,8 @@ impl Segment {
                 file: None,
                 probe: None,
                 writable: true,
-                cache: Default::default(),
             };
-            crate::series::init_region(&seg.series_region())?;
+            series::init_region(&seg.series_region())?;
             layout.to_fields().publish(seg.header_words());
             return Ok(seg);
         };
@@ -286,9 +309,8 @@ impl Segment {
                 file: Some(File::from(fd)),
                 probe: Some(File::from(probe)),
                 writable: true,
-                cache: Default::default(),
             };
-            crate::series::init_region(&seg.series_region())?;
+            series::init_region(&seg.series_region())?;
             layout.to_fields().publish(seg.header_words());
             Ok(seg)
         })();
@@ -383,7 +405,7 @@ impl Segment {
         let words = unsafe { &*(map.as_ptr() as *const [AtomicU64; HEADER_WORDS]) };
         let layout = HeaderFields::load(words).validate(size)?;
         if writable {
-            crate::rseq::check_writer(layout.write_mode, layout.shard_count)?;
+            check_writer(layout.write_mode, layout.shard_count)?;
         }
         let probe = backing
             .open(libc::O_RDONLY, 0)
@@ -395,7 +417,6 @@ impl Segment {
             file: Some(file),
             probe: Some(File::from(probe)),
             writable,
-            cache: Default::default(),
         })
     }
 
@@ -470,8 +491,8 @@ impl Segment {
     }
 
     /// The labeled-series region.
-    pub(crate) fn series_region(&self) -> crate::series::Region<'_> {
-        use crate::series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
+    pub(crate) fn series_region(&self) -> series::Region<'_> {
+        use series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
         let l = &self.layout;
         let base = self.map.as_ptr();
         debug_assert!(l.values_offset + l.shard_count * l.values_per_shard * 8 <= self.map.len());
@@ -485,7 +506,7 @@ impl Segment {
             let series = base.add(l.series_offset);
             let dir = series.add(ALLOC_LINE_BYTES);
             let strings = dir.add(l.series_capacity * size_of::<SeriesEntry>());
-            crate::series::Region {
+            series::Region {
                 alloc: &*(series as *const [AtomicU64; 16]),
                 dir: std::slice::from_raw_parts(dir as *const SeriesEntry, l.series_capacity),
                 strings: std::slice::from_raw_parts(
@@ -499,10 +520,6 @@ impl Segment {
                 values_per_shard: l.values_per_shard,
             }
         }
-    }
-
-    pub(crate) fn series_cache(&self) -> &crate::series::Cache {
-        &self.cache
     }
 
     /// Claims a writer slot for this handle and activates it.
@@ -550,6 +567,12 @@ impl Segment {
         }
     }
 
+    /// Refuses to write this segment unless every add of this process
+    /// would be correct (see [`WriteMode`]).
+    pub(crate) fn check_writer(&self) -> Result<()> {
+        check_writer(self.layout.write_mode, self.layout.shard_count)
+    }
+
     /// Number of slots whose state is active (live or dead).
     pub fn active_slots(&self) -> usize {
         self.slots().iter().filter(|s| s.state() == ACTIVE).count()
@@ -562,10 +585,8 @@ impl Segment {
 /// `F_GETLK` reports its own locks as absent. Linux uses open-file-
 /// description locks, which conflict between handles and report them, so
 /// there this is false at once (no `getpid` on the collector's path).
-fn held_by_this_process(s: &crate::slots::WriterSlot) -> bool {
-    !cfg!(target_os = "linux")
-        && s.state() == crate::slots::ACTIVE
-        && s.pid() == u64::from(std::process::id())
+fn held_by_this_process(s: &WriterSlot) -> bool {
+    !cfg!(target_os = "linux") && s.state() == ACTIVE && s.pid() == u64::from(std::process::id())
 }
 
 #[derive(Clone, Copy)]
@@ -609,6 +630,18 @@ fn lock(f: &File, i: usize, op: LockOp) -> Result<bool> {
         LockOp::IsHeld => i64::from(fl.l_type) != i64::from(libc::F_UNLCK),
         _ => true,
     })
+}
+
+/// Refuses to write a segment in `mode` with `shard_count` shards unless
+/// every add of this process would be correct: rseq needs rseq support and
+/// a shard for every possible CPU id (a CPU id masked onto another CPU's
+/// shard would race with it).
+fn check_writer(mode: WriteMode, shard_count: usize) -> Result<()> {
+    match mode {
+        WriteMode::Atomic => Ok(()),
+        WriteMode::Rseq if crate::rseq::supported() && shard_count >= possible_cpus() => Ok(()),
+        WriteMode::Rseq => Err(Error::UnsupportedWriteMode(WriteMode::Rseq as u64)),
+    }
 }
 
 /// The write mode of a new segment with `shards` shards: the explicit

@@ -3,7 +3,7 @@
 
 use crate::{sleep_unless_stopped, stopped, table};
 use clap::Args;
-use nodestats::prom::{ConnectionQuality, Exporter, TrackSource};
+use nodestats::{Collector, ConnectionQuality, Exporter, TrackSource};
 use nodestats::{CollectorConfig, Direction, Error, Segment, SegmentOptions, Stats, TrackKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,7 +103,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         };
     }
     let stats = Stats::open(&opts)?;
-    let mut collector = stats.collector(config.clone())?;
+    let mut collector = Collector::new(stats.segment().clone(), config.clone())?;
     let where_ = args
         .segment
         .as_deref()

@@ -4,7 +4,7 @@
 //! dependency to audit.
 
 use crate::stopped;
-use nodestats::prom::{Exporter, ExporterState};
+use nodestats::{Exporter, ExporterState};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;

@@ -3,7 +3,7 @@
 use crate::http::{self, App};
 use crate::{sleep_unless_stopped, stopped};
 use clap::Args;
-use nodestats::prom::Exporter;
+use nodestats::Exporter;
 use nodestats::{Collector, CollectorConfig, Error};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;

@@ -7,73 +7,9 @@
 //! series. For a per-packet path, resolve a [`SeriesHandle`](crate::SeriesHandle)
 //! once with [`Stats::series`] instead.
 
-use crate::prom::families::Family;
-use crate::stats::{Direction, Stats, TrackKind};
+use super::Stats;
+use crate::schema::{ConnectionQuality, Direction, Family, TrackKind, TrackSource};
 use std::time::Duration;
-
-impl Direction {
-    /// LiveKit's label value: `incoming` or `outgoing`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Incoming => "incoming",
-            Direction::Outgoing => "outgoing",
-        }
-    }
-}
-
-impl TrackKind {
-    /// LiveKit's label value (`TrackType.String()`): `AUDIO`, `VIDEO`, `DATA`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrackKind::Audio => "AUDIO",
-            TrackKind::Video => "VIDEO",
-            TrackKind::Data => "DATA",
-        }
-    }
-}
-
-/// Source of a track (LiveKit's `TrackSource`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum TrackSource {
-    /// Unknown source.
-    Unknown = 0,
-    /// Camera.
-    Camera = 1,
-    /// Microphone.
-    Microphone = 2,
-    /// Screen share video.
-    ScreenShare = 3,
-    /// Screen share audio.
-    ScreenShareAudio = 4,
-}
-
-impl TrackSource {
-    /// LiveKit's label value (`TrackSource.String()`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrackSource::Unknown => "UNKNOWN",
-            TrackSource::Camera => "CAMERA",
-            TrackSource::Microphone => "MICROPHONE",
-            TrackSource::ScreenShare => "SCREEN_SHARE",
-            TrackSource::ScreenShareAudio => "SCREEN_SHARE_AUDIO",
-        }
-    }
-}
-
-/// Connection quality rating (LiveKit's `ConnectionQuality`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum ConnectionQuality {
-    /// Poor.
-    Poor = 0,
-    /// Good.
-    Good = 1,
-    /// Excellent.
-    Excellent = 2,
-    /// Lost (observed as 3, which only the +Inf bucket holds, as in LiveKit).
-    Lost = 3,
-}
 
 fn bool_label(b: bool) -> &'static str {
     if b {
@@ -116,8 +52,10 @@ impl Stats {
     /// The series' value base: cached, else registered; `None` only for a
     /// label-count mistake in this file (tests cover every call).
     fn base(&self, family: Family, labels: &[&str]) -> Option<u32> {
-        let seg = self.segment();
-        seg.series_cache().resolve(seg, family, labels).ok()
+        self.writer
+            .cache
+            .resolve(self.segment(), family, labels)
+            .ok()
     }
 
     fn count(&self, family: Family, labels: &[&str], n: u64) {

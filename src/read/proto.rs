@@ -8,7 +8,7 @@
 //! low 32 bits, which is what a LiveKit decoder keeps of a wider varint.
 //! Our extra fields are not encoded.
 
-use crate::node_stats::{NodeStats, NodeStatsRate};
+use super::node_stats::{NodeStats, NodeStatsRate};
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {

@@ -253,6 +253,34 @@ impl Family {
     pub fn from_index(i: usize) -> Option<Family> {
         Self::ALL.get(i).copied()
     }
+
+    /// Whether the series of this family with these label values is one
+    /// that the fixed counters and gauges already export: every series of
+    /// the families they own outright, an empty `country` in the per-packet
+    /// families, an empty `error` in `livekit_track_subscribe_counter`. A
+    /// labeled series with those labels would print the same sample twice,
+    /// so it is refused (in Rust and in C alike); record it through the
+    /// fixed call instead.
+    pub fn duplicates_fixed(self, labels: &[&str]) -> bool {
+        use Family as F;
+        match self {
+            F::NodePacketTotal
+            | F::ParticipantJoinTotal
+            | F::ConnectionTotal
+            | F::ForwardLatency
+            | F::ForwardJitter
+            | F::RoomTotal
+            | F::ParticipantTotal
+            | F::TrackPublishedTotal
+            | F::TrackSubscribedTotal
+            | F::TrackPublishCounter => true,
+            F::PacketTotal | F::PacketBytes | F::NackTotal | F::PliTotal | F::FirTotal => {
+                labels.last().is_some_and(|country| country.is_empty())
+            }
+            F::TrackSubscribeCounter => labels.get(1).is_some_and(|error| error.is_empty()),
+            _ => false,
+        }
+    }
 }
 
 /// Definitions, indexed by [`Family`].

@@ -6,12 +6,14 @@
 //! or the next, never lost, and two counters (packets and bytes) may be a
 //! few adds apart. Rates absorb that skew.
 
+use super::node_stats::{NodeStats, NodeStatsRate};
+use super::rate::{self, RateCounter, Sample, RATE_COUNTERS};
+use super::reader::{live_gauges, shard_sums};
+use super::series::fold_media;
 use crate::error::{Error, Result};
-use crate::node_stats::{NodeStats, NodeStatsRate};
-use crate::rate::{self, RateCounter, Sample, RATE_COUNTERS};
+use crate::schema::{Counter, Gauge, COUNTERS};
+use crate::segment::slots::GaugeTotals;
 use crate::segment::{Access, Segment, SegmentOptions};
-use crate::shard::{self, Counter, COUNTERS};
-use crate::slots::{self, Gauge, GaugeTotals};
 use crate::sys::{SystemConfig, SystemProbe, SystemSample};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -115,11 +117,11 @@ pub struct Totals {
 impl Totals {
     /// Reads the segment now.
     pub fn read(segment: &Segment) -> Totals {
-        let mut counters = shard::sum_all(segment.shards());
-        crate::series::fold_media(segment, &mut counters);
+        let mut counters = shard_sums(segment);
+        fold_media(segment, &mut counters);
         Totals {
             counters,
-            gauges: slots::merge(segment.slots(), |i| segment.slot_alive(i)),
+            gauges: live_gauges(segment),
         }
     }
 

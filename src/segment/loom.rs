@@ -1,23 +1,203 @@
-//! loom models of the concurrency protocols, run on the real code through
-//! the crate's sync shim (`--cfg loom` swaps `core::sync::atomic` for
-//! loom's model-checked atomics; `nodestats::__loom` gives heap-backed
-//! storage and calls the same functions the mapping uses).
+//! loom models of the segment's concurrency protocols, run on the real
+//! code through the crate's sync shim (`--cfg loom` swaps
+//! `core::sync::atomic` for loom's model-checked atomics) on heap-backed
+//! storage: shard adds vs sums, header publication vs attach, series
+//! registration vs the reader, writer-slot claim / takeover / release vs
+//! the collector.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
-//!     cargo test --release --test loom -- --test-threads=2
+//!     cargo test --release --lib loom -- --test-threads=2
 //! ```
 //!
 //! Each model comes with a deliberately broken variant of the code it
 //! checks, which must fail under the same model: proof that the model can
-//! see the bug it is there for.
-#![cfg(loom)]
+//! see the bug it is there for. Raw word access builds those variants.
 
+use super::header::{self, HeaderFields, Layout, WriteMode, HEADER_WORDS, INIT_READY};
+use super::series::{self, Region, SeriesEntry, StringEntry, PUBLISHED};
+use super::shard::Shard;
+use super::slots::{GaugeTotals, WriterSlot, GAUGES, GAUGE_BASE};
+use crate::error::{Error, Result};
+use crate::schema::{Counter, Family, Gauge, COUNTERS};
+use loom::sync::atomic::AtomicU64;
 use loom::sync::Arc;
 use loom::thread;
-use nodestats::__loom::*;
-use nodestats::Error;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+/// Index of the header's init word.
+const INIT_WORD: usize = header::word::INIT_STATE;
+/// Slot state values.
+const SLOT_FREE: u64 = super::slots::FREE;
+/// Slot state: claimed, being zeroed.
+const SLOT_CLAIMING: u64 = super::slots::CLAIMING;
+/// Slot state: active.
+const SLOT_ACTIVE: u64 = super::slots::ACTIVE;
+
+/// A zeroed heap shard.
+fn new_shard() -> Shard {
+    Shard::new()
+}
+
+/// The hot path's atomic-mode add.
+fn shard_add(s: &Shard, c: Counter, n: u64) {
+    s.add(c, n)
+}
+
+/// One counter word (for broken variants).
+fn shard_word(s: &Shard, c: Counter) -> &AtomicU64 {
+    &s.counters[c as usize]
+}
+
+/// The collector's sum.
+fn sum_all(shards: &[Shard]) -> [u64; COUNTERS] {
+    super::shard::sum_all(shards)
+}
+
+/// A small valid layout (1 shard, 1 slot, minimal series region).
+fn small_layout() -> Layout {
+    Layout::new(1, 1, 0x1234_5678_9abc_def0, 42, WriteMode::Atomic).expect("layout")
+}
+
+/// Zeroed heap header words (a freshly sized segment).
+fn new_header() -> [AtomicU64; HEADER_WORDS] {
+    std::array::from_fn(|_| AtomicU64::new(0))
+}
+
+/// The words `publish` writes for `layout` (init word not ready).
+fn header_values(layout: &Layout) -> [u64; HEADER_WORDS] {
+    layout.to_fields().words
+}
+
+/// The creator's `HeaderFields::publish`.
+fn publish(layout: &Layout, words: &[AtomicU64; HEADER_WORDS]) {
+    layout.to_fields().publish(words)
+}
+
+/// An attacher's `HeaderFields::load` + `validate`.
+fn load_and_validate(words: &[AtomicU64; HEADER_WORDS], file_size: u64) -> Result<Layout> {
+    HeaderFields::load(words).validate(file_size)
+}
+
+/// A free heap writer slot.
+fn new_slot() -> WriterSlot {
+    WriterSlot::new()
+}
+
+/// One word of a slot (for setting up a dead writer and broken variants).
+fn slot_word(s: &WriterSlot, i: usize) -> &AtomicU64 {
+    &s.words[i]
+}
+
+/// `WriterSlot::try_claim_free`.
+fn try_claim_free(s: &WriterSlot) -> bool {
+    s.try_claim_free()
+}
+
+/// `WriterSlot::activate`.
+fn activate(s: &WriterSlot, pid: u64) {
+    s.activate(pid, 0)
+}
+
+/// `WriterSlot::release`.
+fn release(s: &WriterSlot) {
+    s.release()
+}
+
+/// `WriterSlot::add`.
+fn gauge_add(s: &WriterSlot, g: Gauge, d: i64) {
+    s.add(g, d)
+}
+
+/// `WriterSlot::read_gauges`.
+fn read_gauges(s: &WriterSlot) -> Option<(u64, [i64; GAUGES])> {
+    s.read_gauges()
+}
+
+/// `slots::merge` with every writer alive.
+fn merge(slots: &[WriterSlot]) -> GaugeTotals {
+    super::slots::merge(slots, |_| true)
+}
+
+/// A heap-backed labeled-series region.
+#[derive(Debug)]
+struct HeapRegion {
+    alloc: [AtomicU64; 16],
+    dir: Vec<SeriesEntry>,
+    strings: Vec<StringEntry>,
+    values: Vec<AtomicU64>,
+    values_per_shard: usize,
+}
+
+impl HeapRegion {
+    /// `series` directory entries, `strings` strings, one shard of
+    /// `values_per_shard` values; allocation counters at zero.
+    fn new(series: usize, strings: usize, values_per_shard: usize) -> Self {
+        HeapRegion {
+            alloc: std::array::from_fn(|_| AtomicU64::new(0)),
+            dir: (0..series)
+                .map(|_| SeriesEntry {
+                    w: std::array::from_fn(|_| AtomicU64::new(0)),
+                })
+                .collect(),
+            strings: (0..strings)
+                .map(|_| StringEntry {
+                    w: std::array::from_fn(|_| AtomicU64::new(0)),
+                })
+                .collect(),
+            values: (0..values_per_shard).map(|_| AtomicU64::new(0)).collect(),
+            values_per_shard,
+        }
+    }
+
+    fn region(&self) -> Region<'_> {
+        Region {
+            alloc: &self.alloc,
+            dir: &self.dir,
+            strings: &self.strings,
+            values: &self.values,
+            values_per_shard: self.values_per_shard,
+        }
+    }
+
+    /// `series::register`: claims an entry and a value range, writes and
+    /// publishes the entry; returns the value base.
+    fn register(&self, family: Family, ids: &[u32]) -> u32 {
+        series::register(&self.region(), family, ids).unwrap_or(u32::MAX)
+    }
+
+    /// `series::write_entry` into directory entry `i`.
+    fn write_entry(&self, i: usize, family: Family, base: u64, ids: &[u32]) {
+        series::write_entry(&self.dir[i], family, family.def().value_count(), base, ids)
+    }
+
+    /// `series::read_entry` of directory entry `i`: family, value count,
+    /// base and label ids.
+    fn read_entry(&self, i: usize) -> Option<(Family, usize, usize, Vec<u32>)> {
+        let r = self.region();
+        series::read_entry(&r, &r.dir[i]).map(|(f, n, b, ids, nl)| (f, n, b, ids[..nl].to_vec()))
+    }
+
+    /// `series::add_string`.
+    fn add_string(&self, s: &str) -> u32 {
+        series::add_string(&self.region(), s)
+    }
+
+    /// `series::read_string` of string `i`, as bytes.
+    fn read_string(&self, i: usize) -> Option<Vec<u8>> {
+        series::read_string(&self.strings[i]).map(|(b, len)| b[..len].to_vec())
+    }
+
+    /// Word `k` of directory entry `i`.
+    fn entry_word(&self, i: usize, k: usize) -> &AtomicU64 {
+        &self.dir[i].w[k]
+    }
+
+    /// Word `k` of string `i`.
+    fn string_word(&self, i: usize, k: usize) -> &AtomicU64 {
+        &self.strings[i].w[k]
+    }
+}
 
 /// Explores every execution of `f` (preemption bound 2 unless
 /// `LOOM_MAX_PREEMPTIONS` says otherwise) and returns how many there were.

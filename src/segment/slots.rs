@@ -14,6 +14,7 @@
 //! wrapping `fetch_add`. The sum over live slots is clamped at zero, so an
 //! unbalanced decrement can never report a negative room count.
 
+use crate::schema::Gauge;
 use crate::sync::{AtomicU64, Ordering};
 
 /// Words in one writer slot.
@@ -24,9 +25,9 @@ pub(crate) const SLOT_WORDS: usize = 32;
 #[cfg(loom)]
 pub(crate) const SLOT_WORDS: usize = GAUGE_BASE + 13;
 /// Words before the gauges.
-const GAUGE_BASE: usize = 4;
+pub(crate) const GAUGE_BASE: usize = 4;
 /// Gauges a slot can hold.
-pub const GAUGES: usize = SLOT_WORDS - GAUGE_BASE;
+pub(crate) const GAUGES: usize = SLOT_WORDS - GAUGE_BASE;
 
 /// Slot is unclaimed.
 pub(crate) const FREE: u64 = 0;
@@ -45,35 +46,12 @@ mod w {
 /// One writer's slot: state, incarnation, pid, claim time, then gauges.
 #[repr(C, align(128))]
 #[derive(Debug)]
-pub struct WriterSlot {
+pub(crate) struct WriterSlot {
     pub(crate) words: [AtomicU64; SLOT_WORDS],
 }
 
 #[cfg(not(loom))]
 const _: () = assert!(size_of::<WriterSlot>() == 256);
-
-/// Index of every gauge in a slot. Part of the segment ABI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-#[allow(missing_docs)]
-pub enum Gauge {
-    Rooms = 0,
-    Participants = 1,
-    TracksPublishedAudio = 2,
-    TracksPublishedVideo = 3,
-    TracksPublishedData = 4,
-    TracksSubscribedAudio = 5,
-    TracksSubscribedVideo = 6,
-    TracksSubscribedData = 7,
-    ConnectionsIncoming = 8,
-    ConnectionsOutgoing = 9,
-    /// Last `forward_latency` set by this writer, ns (a set, not an add).
-    ForwardLatencyNs = 10,
-    /// Last `forward_jitter` set by this writer, ns.
-    ForwardJitterNs = 11,
-    /// Bit 0: latency was set; bit 1: jitter was set.
-    ForwardSet = 12,
-}
 
 impl WriterSlot {
     /// A free slot (heap storage for tests and models).

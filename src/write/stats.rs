@@ -1,56 +1,39 @@
 //! The recording API: what a media server calls per packet and per event.
 //!
 //! Every method here is infallible, allocation-free, lock-free and makes no
-//! system call: counters add to the current CPU's shard, gauges add to this
-//! writer's slot. Clone a [`Stats`] freely; clones share the writer slot.
+//! system call: counters add to the current CPU's shard through the one
+//! per-CPU [`Adder`](super::adder), gauges add to this writer's slot. Clone
+//! a [`Stats`] freely; clones share the writer slot.
 //!
 //! How a counter add is done depends on the segment's
-//! [`WriteMode`](crate::segment::WriteMode), read once when the handle is
-//! made: in rseq mode a non-locked add inside a restartable sequence
-//! ([`rseq`](crate::rseq); one section per counter), in atomic mode
-//! `fetch_add(Relaxed)`. Each call takes one predictable branch on it.
+//! [`WriteMode`](crate::WriteMode), read once when the handle is made: in
+//! rseq mode a non-locked add inside a restartable sequence (one section
+//! per counter), in atomic mode `fetch_add(Relaxed)`. Each call takes one
+//! predictable branch on it.
 
-use crate::collector::{Collector, CollectorConfig};
+use super::adder::{Adder, BlockStride, Rseq, ShardStride};
+use super::series::Cache;
+use crate::cpu::CpuSource;
 use crate::error::{Error, Result};
-use crate::segment::{Segment, SegmentOptions};
-use crate::shard::{Counter, CpuSource, Shard};
-use crate::slots::{Gauge, WriterSlot};
-use crate::sync::Ordering;
+use crate::schema::{Counter, Direction, Gauge, TrackKind};
+use crate::segment::slots::WriterSlot;
+use crate::segment::{Segment, SegmentOptions, WriteMode};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-/// Direction of a packet or RTCP message, as seen from the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum Direction {
-    /// Received by the server.
-    Incoming = 0,
-    /// Sent by the server.
-    Outgoing = 1,
-}
-
-/// Kind of a media track (LiveKit's `TrackType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum TrackKind {
-    /// Audio track.
-    Audio = 0,
-    /// Video track.
-    Video = 1,
-    /// Data track.
-    Data = 2,
-}
-
-/// Owns the writer slot; released when the last clone of a [`Stats`] drops.
+/// Owns the writer slot and this writer's series cache; the slot is
+/// released when the last clone of a [`Stats`] drops.
 #[derive(Debug)]
-struct Writer {
-    segment: Arc<Segment>,
+pub(crate) struct Writer {
+    pub(crate) segment: Arc<Segment>,
     slot: usize,
     /// The process that claimed the slot. A forked child inherits the
     /// handle and the slot's lock; dropping the handle there must not
     /// release the parent's slot (its gauges would vanish while the parent
     /// still runs).
     pid: u32,
+    /// This writer's resolved label strings and series.
+    pub(crate) cache: Cache,
 }
 
 impl Drop for Writer {
@@ -64,31 +47,28 @@ impl Drop for Writer {
 /// A writer handle on a segment: the hot-path recording API.
 ///
 /// ```
-/// use nodestats::{Direction, Stats};
+/// use nodestats::{Collector, Direction, Stats};
 /// let stats = Stats::anonymous().unwrap();
 /// // One recvmmsg batch: 32 packets, 38 400 bytes.
 /// stats.record_packets(Direction::Incoming, 32, 38_400, false);
 /// stats.record_rtcp(Direction::Outgoing, 1, 0, 0);
 /// stats.room_started();
-/// let ns = stats.collector(Default::default()).unwrap().update();
+/// let ns = Collector::new(stats.segment().clone(), Default::default()).unwrap().update();
 /// assert_eq!((ns.packets_in, ns.bytes_in, ns.nack_total, ns.num_rooms), (32, 38_400, 1, 1));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Stats {
-    shards: NonNull<Shard>,
-    mask: usize,
+    counters: Adder<ShardStride>,
     slot: NonNull<WriterSlot>,
+    /// What the series adders of this handle are made from.
     cpu: CpuSource,
-    /// This thread's rseq area on an rseq-mode segment; `None` in atomic
-    /// mode.
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    rseq: Option<crate::rseq::Area>,
-    writer: Arc<Writer>,
+    rseq: Rseq,
+    pub(crate) writer: Arc<Writer>,
 }
 
 // SAFETY: the pointers point into the mapping owned (through `writer`) by an
 // Arc<Segment> that lives as long as any clone; it is only accessed through
-// atomics, so sharing and sending handles is sound.
+// atomics or rseq sections, so sharing and sending handles is sound.
 unsafe impl Send for Stats {}
 // SAFETY: as above.
 unsafe impl Sync for Stats {}
@@ -109,37 +89,52 @@ impl Stats {
     ///
     /// On an rseq-mode segment this fails with
     /// [`Error::UnsupportedWriteMode`] unless this process can write it with
-    /// rseq (see [`rseq`](crate::rseq)); it registers the calling thread
-    /// for rseq if glibc did not.
+    /// rseq; it registers the calling thread for rseq if glibc did not.
     pub fn from_segment(segment: Arc<Segment>) -> Result<Stats> {
         if !segment.is_writable() {
             return Err(Error::ReadOnly);
         }
         let mode = segment.layout().write_mode;
-        crate::rseq::check_writer(mode, segment.layout().shard_count)?;
+        segment.check_writer()?;
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         let rseq = match mode {
-            crate::segment::WriteMode::Atomic => None,
-            crate::segment::WriteMode::Rseq => Some(
+            WriteMode::Atomic => None,
+            WriteMode::Rseq => Some(
                 crate::rseq::Area::for_writer()
                     .map_err(|_| Error::UnsupportedWriteMode(mode as u64))?,
             ),
         };
+        #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+        let rseq = {
+            let _ = mode;
+        };
         let slot = segment.claim_slot()?;
-        let shards = NonNull::from(&segment.shards()[0]);
+        let cpu = CpuSource::detect();
+        let shards = segment.shards();
+        // SAFETY: the shard array is `shard_count` (a power of two) shards of
+        // COUNTERS words, kept mapped by `segment`, which the handle holds;
+        // `check_writer` saw a shard for every possible CPU in rseq mode and
+        // the area came from `for_writer`.
+        let counters = unsafe {
+            Adder::new(
+                NonNull::from(&shards[0].counters[0]),
+                ShardStride,
+                shards.len(),
+                cpu,
+                rseq,
+            )
+        };
         let slot_ptr = NonNull::from(&segment.slots()[slot]);
-        let mask = segment.layout().shard_count - 1;
         Ok(Stats {
-            shards,
-            mask,
+            counters,
             slot: slot_ptr,
-            cpu: CpuSource::detect(),
-            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+            cpu,
             rseq,
             writer: Arc::new(Writer {
                 segment,
                 slot,
                 pid: std::process::id(),
+                cache: Cache::default(),
             }),
         })
     }
@@ -154,96 +149,28 @@ impl Stats {
         self.writer.slot
     }
 
-    /// A collector reading this handle's segment.
-    pub fn collector(&self, config: CollectorConfig) -> Result<Collector> {
-        Collector::new(self.writer.segment.clone(), config)
-    }
-
-    #[inline(always)]
-    fn shard(&self) -> &Shard {
-        let i = self.cpu.current() & self.mask;
-        // SAFETY: mask = shard_count - 1 with shard_count a power of two, so
-        // i < shard_count, and the shard array lives as long as `writer`.
-        unsafe { &*self.shards.as_ptr().add(i) }
-    }
-
     #[inline(always)]
     fn gauges(&self) -> &WriterSlot {
         // SAFETY: the slot lives as long as `writer`, which we hold.
         unsafe { self.slot.as_ref() }
     }
 
-    /// Adds `n` to counter index `i` of the current CPU's shard.
-    #[inline(always)]
-    fn add_at(&self, i: usize, n: u64) {
-        debug_assert!(i < crate::shard::COUNTERS);
-        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        if let Some(area) = self.rseq {
-            // SAFETY: `i` < COUNTERS, so the counter lies in shard 0 of the
-            // segment's shard array, which lives as long as `writer`; it
-            // has `mask + 1` shards, every one covered by `(cpu & mask) <<
-            // SHARD_SHIFT`. The segment is in rseq mode, so every writer of
-            // its shards uses rseq, and `check_writer` saw a shard for every
-            // possible CPU. `area` came from `Area::for_writer`.
-            unsafe { area.add(self.counter_ptr(i), self.mask, n) };
-            return;
-        }
-        self.shard().counters[i].fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Adds `a` to counter index `i` and `b` to `i + 1`, each exactly once
-    /// (two rseq sections, or two `fetch_add`s); a reader may see the first
-    /// before the second.
-    #[inline(always)]
-    fn add_pair_at(&self, i: usize, a: u64, b: u64) {
-        debug_assert!(i + 1 < crate::shard::COUNTERS);
-        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        if let Some(area) = self.rseq {
-            // SAFETY: as in `add_at`, for the counters `i` and `i + 1`.
-            unsafe { area.add_pair(self.counter_ptr(i), self.mask, a, b) };
-            return;
-        }
-        self.add_pair_atomic(i, a, b);
-    }
-
-    /// The atomic-mode half of [`add_pair_at`](Self::add_pair_at), out of
-    /// line: its CPU lookup may call `sched_getcpu`, and inlined, that call
-    /// makes every caller save registers, the rseq path included (the C
-    /// call `nodestats_record_packets` went from ≈ 3.9 to ≈ 2.9 ns). Two
-    /// locked adds dwarf the extra call.
-    #[inline(never)]
-    fn add_pair_atomic(&self, i: usize, a: u64, b: u64) {
-        let shard = self.shard();
-        shard.counters[i].fetch_add(a, Ordering::Relaxed);
-        shard.counters[i + 1].fetch_add(b, Ordering::Relaxed);
-    }
-
-    /// Address of counter `i` in shard 0, as the rseq sections want it.
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    #[inline(always)]
-    fn counter_ptr(&self, i: usize) -> *mut u64 {
-        // SAFETY: callers pass i < COUNTERS, inside shard 0. The counters
-        // are atomics (UnsafeCell), so writing through the pointer is
-        // allowed.
-        unsafe { self.shards.as_ptr().cast::<u64>().add(i) }
-    }
-
-    /// The rseq area, shard base and mask, for the test hooks.
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    pub(crate) fn rseq_parts(&self) -> Option<(crate::rseq::Area, *mut u64, usize)> {
-        Some((self.rseq?, self.counter_ptr(0), self.mask))
+    /// The fixed counters' adder (test support: the rseq parts).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn counters(&self) -> &Adder<ShardStride> {
+        &self.counters
     }
 
     #[inline(always)]
     fn add(&self, c: Counter, n: u64) {
-        self.add_at(c as usize, n);
+        self.counters.add(c as usize, n);
     }
 
     /// Adds to the `kind` member of a per-kind counter triple (audio, video,
     /// data are adjacent in the shard).
     #[inline(always)]
     fn add_kind(&self, audio: Counter, kind: TrackKind, n: u64) {
-        self.add_at(audio as usize + kind as usize, n);
+        self.counters.add(audio as usize + kind as usize, n);
     }
 
     /// Adds to the `kind` member of a per-kind gauge triple.
@@ -251,6 +178,25 @@ impl Stats {
     fn gauge_kind(&self, audio: Gauge, kind: TrackKind, delta: i64) {
         self.gauges()
             .add_index(audio as usize + kind as usize, delta);
+    }
+
+    /// Adds to this handle's segment's series values in its write mode.
+    #[inline]
+    pub(crate) fn series_adder(&self) -> Adder<BlockStride> {
+        let r = self.segment().series_region();
+        // SAFETY: the value region is `shard_count` blocks of
+        // `values_per_shard` words (a power of two, validated), kept mapped
+        // by the segment this handle holds; the rseq area is this handle's,
+        // valid for the same segment (same shard count, same mode).
+        unsafe {
+            Adder::new(
+                NonNull::from(&r.values[0]),
+                BlockStride::new(r.values_per_shard),
+                self.segment().layout().shard_count,
+                self.cpu,
+                self.rseq,
+            )
+        }
     }
 
     // ----- media (per packet or per batch) -----
@@ -266,8 +212,8 @@ impl Stats {
     /// call before its bytes.
     #[inline]
     pub fn record_packets(&self, dir: Direction, packets: u64, bytes: u64, retransmit: bool) {
-        let base = (dir as usize) * 4 + (retransmit as usize) * 2;
-        self.add_pair_at(base, packets, bytes);
+        self.counters
+            .add_pair(Counter::packets(dir, retransmit), packets, bytes);
     }
 
     /// Records one packet of `bytes` bytes.
@@ -282,13 +228,13 @@ impl Stats {
     pub fn record_rtcp(&self, dir: Direction, nack: u32, pli: u32, fir: u32) {
         let d = dir as usize;
         if nack > 0 {
-            self.add_at(Counter::NackIn as usize + d, nack as u64);
+            self.counters.add(Counter::NackIn as usize + d, nack as u64);
         }
         if pli > 0 {
-            self.add_at(Counter::PliIn as usize + d, pli as u64);
+            self.counters.add(Counter::PliIn as usize + d, pli as u64);
         }
         if fir > 0 {
-            self.add_at(Counter::FirIn as usize + d, fir as u64);
+            self.counters.add(Counter::FirIn as usize + d, fir as u64);
         }
     }
 
@@ -525,27 +471,25 @@ fn connection_gauge(dir: Direction) -> Gauge {
 impl Stats {
     /// Resolves a labeled series of `family` to a handle (slow path:
     /// interns the label values and registers the series once; later calls
-    /// with the same labels hit a per-process cache). Recording through the
+    /// with the same labels hit a per-writer cache). Recording through the
     /// handle is lock-free and allocation-free.
-    pub fn series(&self, family: crate::Family, labels: &[&str]) -> Result<crate::SeriesHandle> {
-        let seg = self.segment();
-        let base = seg.series_cache().resolve(seg, family, labels)?;
-        Ok(crate::SeriesHandle::new(
-            seg.clone(),
+    ///
+    /// A labeled series whose labels name a fixed counter of the same
+    /// family (for example `livekit_packet_total{direction, transmission}`,
+    /// which [`record_packets`](Self::record_packets) counts) is refused
+    /// with [`Error::Config`]: record it through the fixed call instead.
+    pub fn series(&self, family: crate::Family, labels: &[&str]) -> Result<super::SeriesHandle> {
+        if family.duplicates_fixed(labels) {
+            return Err(Error::FixedSeries {
+                family: family.def().name,
+            });
+        }
+        let base = self.writer.cache.resolve(self.segment(), family, labels)?;
+        Ok(super::SeriesHandle::new(
+            self.segment().clone(),
             self.series_adder(),
             family,
             base,
         ))
-    }
-
-    /// Adds to this handle's segment's series values in its write mode.
-    #[inline]
-    pub(crate) fn series_adder(&self) -> crate::series::Adder {
-        crate::series::Adder::new(
-            self.segment(),
-            self.cpu,
-            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-            self.rseq,
-        )
     }
 }

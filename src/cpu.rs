@@ -1,139 +1,18 @@
-//! Per-CPU shards and the hot path.
+//! Which CPU am I on: the shard index of the calling thread.
 //!
-//! A shard is one CPU's row of counters. Every writer, in any thread of any
-//! process, adds to the shard of the CPU it runs on, in the segment's
-//! [`WriteMode`](crate::segment::WriteMode):
+//! Platform only: this module knows nothing of segments or recording. The
+//! source is decided once when a writer handle is made (never on the hot
+//! path): glibc's registered rseq area (`cpu_id`, a plain load), else
+//! `sched_getcpu()` (the vDSO on Linux), else a per-thread index assigned
+//! round-robin. Callers mask the answer to their shard count.
 //!
-//! * **atomic**: `fetch_add(Relaxed)`. Threads migrate between reading the
-//!   CPU number and the add, so two CPUs' writers can meet on one shard: the
-//!   locked add keeps that correct, it only costs a shared cache line for a
-//!   moment.
-//! * **rseq** (Linux x86-64): a plain add inside a restartable sequence
-//!   that the kernel aborts on preemption, migration or signal, so only the
-//!   thread running on CPU `i` ever writes shard `i` (see [`crate::rseq`]).
+//! # Safety
 //!
-//! Counters are ownerless: when a writer dies, what it added stays in the
-//! sum.
-//!
-//! # Why 128-byte alignment
-//!
-//! On x86-64 the adjacent-line prefetcher pulls cache lines in pairs, so two
-//! CPUs writing to neighbouring 64-byte lines still contend; some Arm cores
-//! have 128-byte lines. Each shard therefore starts on a 128-byte boundary
-//! and is a whole number of 128-byte blocks. A packet's packets and bytes
-//! counters sit next to each other in the first block, so one record touches
-//! one line.
+//! The only `unsafe` here are calls to `sched_getcpu()` and `sysconf()`,
+//! which have no preconditions, and the rseq `cpu_id` read, which is
+//! `rseq::Area`'s (a relaxed atomic load from this thread's live area).
 
-use crate::sync::{AtomicU64, Ordering};
-
-/// Counters in one shard.
-pub const COUNTERS: usize = 64;
-
-/// One CPU's counters: `COUNTERS` words, 128-byte aligned.
-#[repr(C, align(128))]
-#[derive(Debug)]
-pub struct Shard {
-    pub(crate) counters: [AtomicU64; COUNTERS],
-}
-
-#[cfg(not(loom))]
-const _: () = {
-    assert!(size_of::<Shard>() == COUNTERS * 8);
-    assert!(align_of::<Shard>() == 128);
-    assert!(size_of::<Shard>() % 128 == 0);
-};
-
-impl Shard {
-    /// A zeroed shard (heap storage for tests and models).
-    #[cfg(any(test, loom))]
-    pub(crate) fn new() -> Self {
-        Shard {
-            counters: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    /// Adds `n` to counter `c` with `fetch_add` (heap storage for tests;
-    /// `Stats` picks the add of the segment's write mode).
-    #[cfg(any(test, loom))]
-    pub(crate) fn add(&self, c: Counter, n: u64) {
-        self.counters[c as usize].fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// Sums every counter over `shards` in one pass.
-pub(crate) fn sum_all(shards: &[Shard]) -> [u64; COUNTERS] {
-    let mut out = [0u64; COUNTERS];
-    for s in shards {
-        for (o, c) in out.iter_mut().zip(s.counters.iter()) {
-            *o = o.wrapping_add(c.load(Ordering::Relaxed));
-        }
-    }
-    out
-}
-
-/// Index of every counter in a shard. Part of the segment ABI: values never
-/// change within a layout major version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-#[allow(missing_docs)]
-pub enum Counter {
-    // First 128-byte block: per-packet counters. Packets and bytes of one
-    // (direction, transmission) pair are adjacent.
-    PacketsInInitial = 0,
-    BytesInInitial = 1,
-    PacketsInRetransmit = 2,
-    BytesInRetransmit = 3,
-    PacketsOutInitial = 4,
-    BytesOutInitial = 5,
-    PacketsOutRetransmit = 6,
-    BytesOutRetransmit = 7,
-    NackIn = 8,
-    NackOut = 9,
-    PliIn = 10,
-    PliOut = 11,
-    FirIn = 12,
-    FirOut = 13,
-    // Second block: the participant join funnel.
-    ParticipantSignalConnected = 16,
-    ParticipantJoinFailed = 17,
-    ParticipantJoinValidationFailed = 18,
-    ParticipantJoinUpgradeFailed = 19,
-    ParticipantJoinWriteInitialResponseFailed = 20,
-    ParticipantRtcInit = 21,
-    ParticipantRtcConnected = 22,
-    ParticipantRtcActive = 23,
-    ParticipantRtcActiveWarp = 24,
-    ParticipantRtcCanceled = 25,
-    ParticipantRtcCanceledWarp = 26,
-    ParticipantRtcSuccess = 27,
-    ParticipantRtcSuccessWarp = 28,
-    ParticipantRtcFailure = 29,
-    ParticipantRtcFailureWarp = 30,
-    // Third block: tracks, by kind where LiveKit labels them by kind.
-    TrackPublishAttemptsAudio = 32,
-    TrackPublishAttemptsVideo = 33,
-    TrackPublishAttemptsData = 34,
-    TrackPublishSuccessAudio = 35,
-    TrackPublishSuccessVideo = 36,
-    TrackPublishSuccessData = 37,
-    TrackPublishCancelsAudio = 38,
-    TrackPublishCancelsVideo = 39,
-    TrackPublishCancelsData = 40,
-    TrackSubscribeAttempts = 41,
-    TrackSubscribeSuccess = 42,
-    TrackSubscribeCancels = 43,
-    TrackSubscribeFailures = 44,
-    TrackSubscribeUserErrors = 45,
-    // Fourth block: lifecycle totals behind the gauges.
-    RoomsStarted = 48,
-    RoomsEnded = 49,
-    ParticipantsAdded = 50,
-    ParticipantsRemoved = 51,
-    TracksPublished = 52,
-    TracksUnpublished = 53,
-    TracksSubscribed = 54,
-    TracksUnsubscribed = 55,
-}
+use std::sync::atomic::Ordering;
 
 /// Where the shard index comes from on this thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,16 +200,5 @@ mod tests {
                 "glibc registers rseq but detect() did not use it"
             );
         }
-    }
-
-    #[test]
-    fn sum_adds_every_shard() {
-        let shards: Vec<Shard> = (0..8).map(|_| Shard::new()).collect();
-        for (i, s) in shards.iter().enumerate() {
-            s.add(Counter::BytesOutInitial, i as u64 + 1);
-        }
-        let sums = sum_all(&shards);
-        assert_eq!(sums[Counter::BytesOutInitial as usize], 36);
-        assert_eq!(sums[Counter::BytesInInitial as usize], 0);
     }
 }

@@ -1,0 +1,50 @@
+//! The one reader of a segment: shard sums, live writers' gauges and the
+//! labeled series. The collector ([`Totals`](super::Totals)) and the
+//! exporter ([`Scrape`]) both start from these functions, so a segment is
+//! aggregated one way only.
+//!
+//! Every read is a sum of relaxed loads, not a snapshot: an add that races
+//! with the read is counted now or in the next read, never lost.
+
+use super::series::{read_all, SeriesStats, SeriesValue};
+use crate::schema::COUNTERS;
+use crate::segment::shard::sum_all;
+use crate::segment::slots::{merge, GaugeTotals};
+use crate::segment::Segment;
+
+/// The fixed counters summed over every shard, indexed by
+/// [`Counter`](crate::Counter).
+pub(crate) fn shard_sums(seg: &Segment) -> [u64; COUNTERS] {
+    sum_all(seg.shards())
+}
+
+/// The gauges of the writers that are alive, clamped at zero.
+pub(crate) fn live_gauges(seg: &Segment) -> GaugeTotals {
+    merge(seg.slots(), |i| seg.slot_alive(i))
+}
+
+/// Everything a scrape exports from the segment itself.
+#[derive(Debug)]
+pub(crate) struct Scrape {
+    /// Shard sums: the fixed series (labeled series are separate).
+    pub(crate) counters: [u64; COUNTERS],
+    /// Live writers' gauges.
+    pub(crate) gauges: GaugeTotals,
+    /// Every published series, merged by label strings.
+    pub(crate) series: Vec<SeriesValue>,
+    /// What reading the series found besides them.
+    pub(crate) series_stats: SeriesStats,
+}
+
+impl Scrape {
+    /// Reads the segment now.
+    pub(crate) fn read(seg: &Segment) -> Scrape {
+        let (series, series_stats) = read_all(seg);
+        Scrape {
+            counters: shard_sums(seg),
+            gauges: live_gauges(seg),
+            series,
+            series_stats,
+        }
+    }
+}

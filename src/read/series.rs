@@ -1,0 +1,161 @@
+//! Reading labeled series: every published series merged by label
+//! strings, and the media series folded into the fixed counters.
+
+use crate::schema::{Counter, Direction, Family, Kind, COUNTERS, LIVEKIT_FAMILIES};
+use crate::segment::series::{
+    alloc, read_entry, read_string, MAX_LABEL_BYTES, OVERFLOW_ID, OVERFLOW_LABEL, PUBLISHED,
+};
+use crate::segment::Segment;
+use crate::sync::Ordering;
+use std::collections::HashMap;
+
+/// Adds the country-labeled media series (packets, bytes, NACK/PLI/FIR)
+/// into the fixed counters, so NodeStats counts every country. Reads only
+/// those families' entries and no strings but the direction and
+/// transmission labels; allocates nothing.
+pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
+    let r = seg.series_region();
+    let n = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
+    let label = |id: u32| -> Option<([u8; MAX_LABEL_BYTES], usize)> {
+        read_string(r.strings.get(id as usize)?)
+    };
+    let direction = |id: u32| match label(id) {
+        Some((b, len)) if &b[..len] == b"incoming" => Some(Direction::Incoming),
+        Some((b, len)) if &b[..len] == b"outgoing" => Some(Direction::Outgoing),
+        _ => None,
+    };
+    let retransmit = |id: u32| match label(id) {
+        Some((b, len)) if &b[..len] == b"initial" => Some(false),
+        Some((b, len)) if &b[..len] == b"retransmit" => Some(true),
+        _ => None,
+    };
+    for e in &r.dir[..n] {
+        let Some((family, _, base, ids, _)) = read_entry(&r, e) else {
+            continue;
+        };
+        let target = match family {
+            Family::PacketTotal | Family::PacketBytes => {
+                let (Some(d), Some(t)) = (direction(ids[0]), retransmit(ids[1])) else {
+                    continue;
+                };
+                Counter::packets(d, t) + (family == Family::PacketBytes) as usize
+            }
+            Family::NackTotal | Family::PliTotal | Family::FirTotal => {
+                let Some(d) = direction(ids[0]) else {
+                    continue;
+                };
+                let first = match family {
+                    Family::NackTotal => Counter::NackIn,
+                    Family::PliTotal => Counter::PliIn,
+                    _ => Counter::FirIn,
+                };
+                first as usize + d as usize
+            }
+            _ => continue,
+        };
+        counters[target] = counters[target].wrapping_add(r.value_sum(base));
+    }
+}
+
+/// A merged series read from the segment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesValue {
+    /// Family.
+    pub family: Family,
+    /// Label values, in the family's label order.
+    pub labels: Vec<String>,
+    /// Counter or gauge value (gauges as two's-complement `i64` bits).
+    pub value: u64,
+    /// Histogram bucket counts (non-cumulative, +Inf last).
+    pub buckets: Vec<u64>,
+    /// Histogram sum.
+    pub sum: f64,
+}
+
+/// What the reader found besides the series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeriesStats {
+    /// Label values that did not fit in the intern table.
+    pub strings_overflowed: u64,
+    /// Series that did not fit and went to their family's overflow series.
+    pub series_overflowed: u64,
+    /// Published entries with out-of-range fields (skipped).
+    pub corrupt_entries: u64,
+    /// Series registered.
+    pub registered: u64,
+}
+
+/// Reads and merges every published series. Every index and length comes
+/// from the validated layout; entries with out-of-range fields are skipped
+/// and counted.
+pub(crate) fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
+    let r = seg.series_region();
+    let mut stats = SeriesStats {
+        strings_overflowed: r.alloc[alloc::STRINGS_OVERFLOWED].load(Ordering::Relaxed),
+        series_overflowed: r.alloc[alloc::SERIES_OVERFLOWED].load(Ordering::Relaxed),
+        ..SeriesStats::default()
+    };
+    let n_strings =
+        (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
+    let strings: Vec<Option<String>> = (0..n_strings)
+        .map(|i| {
+            read_string(&r.strings[i])
+                .and_then(|(b, len)| String::from_utf8(b[..len].to_vec()).ok())
+        })
+        .collect();
+    let n_series = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
+    stats.registered = n_series.saturating_sub(LIVEKIT_FAMILIES) as u64;
+    let mut merged: HashMap<(Family, Vec<String>), SeriesValue> = HashMap::new();
+    for e in &r.dir[..n_series] {
+        if e.w[0].load(Ordering::Acquire) != PUBLISHED {
+            continue;
+        }
+        let Some((family, n, base, ids, nl)) = read_entry(&r, e) else {
+            stats.corrupt_entries += 1;
+            continue;
+        };
+        let labels: Option<Vec<String>> = ids[..nl]
+            .iter()
+            .map(|&id| match id {
+                OVERFLOW_ID => Some(OVERFLOW_LABEL.to_string()),
+                _ => strings.get(id as usize).cloned().flatten(),
+            })
+            .collect();
+        let Some(labels) = labels else {
+            stats.corrupt_entries += 1;
+            continue;
+        };
+        let sums: Vec<u64> = (0..n).map(|k| r.value_sum(base + k)).collect();
+        let slot = merged
+            .entry((family, labels.clone()))
+            .or_insert_with(|| SeriesValue {
+                family,
+                labels,
+                value: 0,
+                buckets: Vec::new(),
+                sum: 0.0,
+            });
+        if family.def().kind == Kind::Histogram {
+            let nb = n - 1;
+            if slot.buckets.is_empty() {
+                slot.buckets = vec![0; nb];
+            }
+            for (b, v) in slot.buckets.iter_mut().zip(&sums[..nb]) {
+                *b = b.wrapping_add(*v);
+            }
+            // Per-shard sums are f64 bits: add them as floats.
+            let mut s = 0.0;
+            let mut i = base + nb;
+            while i < r.values.len() {
+                s += f64::from_bits(r.values[i].load(Ordering::Relaxed));
+                i += r.values_per_shard;
+            }
+            slot.sum += s;
+        } else {
+            slot.value = slot.value.wrapping_add(sums[0]);
+        }
+    }
+    let mut out: Vec<SeriesValue> = merged.into_values().collect();
+    out.sort_by(|a, b| (a.family as u16, &a.labels).cmp(&(b.family as u16, &b.labels)));
+    (out, stats)
+}

@@ -1,0 +1,16 @@
+//! What is counted: pure data, shared by every layer above.
+//!
+//! * [`Counter`] and [`Gauge`] — the indices of the fixed counters in a
+//!   shard and of the gauges in a writer slot (segment ABI).
+//! * [`Family`] and [`FAMILIES`] — every labeled metric family, with its
+//!   name, type, labels and buckets; the segment stores a family's index.
+//! * [`Direction`], [`TrackKind`], [`TrackSource`], [`ConnectionQuality`] —
+//!   LiveKit's label enums and their label values.
+
+mod counters;
+mod families;
+mod labels;
+
+pub use counters::{Counter, Gauge, COUNTERS};
+pub use families::{Buckets, Family, FamilyDef, Kind, FAMILIES, LIVEKIT_FAMILIES, MAX_BUCKETS};
+pub use labels::{ConnectionQuality, Direction, TrackKind, TrackSource};

@@ -1,0 +1,432 @@
+//! Labeled series in the segment: counters, gauges and histograms
+//! identified by a [`Family`] and label values.
+//!
+//! # Layout
+//!
+//! The series region starts with one allocation line (next series, next
+//! string, next value, overflow counts), then a directory of
+//! [`SeriesEntry`]s and an intern table of [`StringEntry`]s. Each series
+//! owns `value_count` consecutive words in every shard's value block, so
+//! recording is a relaxed add on the current CPU's block, exactly like the
+//! fixed counters.
+//!
+//! # Registration and publication
+//!
+//! Registration is the slow path and may run in many processes at once. A
+//! writer claims a directory entry (or a string) with one `fetch_add` on the
+//! allocation counter, writes it, and publishes it by storing its state word
+//! last with Release; readers skip entries that are not published. Two
+//! processes may register the same series (or intern the same string)
+//! concurrently: each gets its own entry, and the reader merges entries
+//! with equal family and label *strings*, summing their values. No
+//! cross-process lock is needed and nothing is ever moved or freed.
+//!
+//! # Bounded cardinality
+//!
+//! Label values go into a fixed-size intern table. A value that does not
+//! fit (table full, or longer than [`MAX_LABEL_BYTES`]) is recorded under
+//! the label value [`OVERFLOW_LABEL`] and counted; when the directory or
+//! the value blocks are full, a series lands in its family's pre-registered
+//! overflow series (every label [`OVERFLOW_LABEL`]) and is counted. The
+//! number of series can never grow past the capacities fixed at creation.
+
+use crate::error::{Error, Result};
+use crate::schema::{Family, LIVEKIT_FAMILIES};
+use crate::sync::{AtomicU64, Ordering};
+
+/// Bytes of the allocation line at the start of the series region.
+pub(crate) const ALLOC_LINE_BYTES: usize = 128;
+/// Longest label value kept; longer values overflow.
+pub(crate) const MAX_LABEL_BYTES: usize = 64;
+/// Most labels a family may have.
+pub(crate) const MAX_LABELS: usize = 8;
+/// The label value shown for values that did not fit.
+pub(crate) const OVERFLOW_LABEL: &str = "__overflow__";
+/// String id standing for [`OVERFLOW_LABEL`].
+pub(crate) const OVERFLOW_ID: u32 = u32::MAX;
+
+pub(crate) const PUBLISHED: u64 = 2;
+
+pub(crate) mod alloc {
+    pub(crate) const NEXT_SERIES: usize = 0;
+    pub(crate) const NEXT_STRING: usize = 1;
+    pub(crate) const NEXT_VALUE: usize = 2;
+    pub(crate) const STRINGS_OVERFLOWED: usize = 3;
+    pub(crate) const SERIES_OVERFLOWED: usize = 4;
+}
+
+/// One directory entry: state, family and value count, value base, label
+/// string ids (two per word).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct SeriesEntry {
+    pub(crate) w: [AtomicU64; 8],
+}
+
+/// One interned label string: state and length, then up to 64 bytes.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct StringEntry {
+    pub(crate) w: [AtomicU64; 9],
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(size_of::<SeriesEntry>() == 64);
+    assert!(size_of::<StringEntry>() == 72);
+};
+
+/// The series region of a mapped segment.
+pub(crate) struct Region<'a> {
+    pub(crate) alloc: &'a [AtomicU64; 16],
+    pub(crate) dir: &'a [SeriesEntry],
+    pub(crate) strings: &'a [StringEntry],
+    /// Every shard's value block, `values_per_shard` words each.
+    pub(crate) values: &'a [AtomicU64],
+    pub(crate) values_per_shard: usize,
+}
+
+impl Region<'_> {
+    pub(crate) fn value_sum(&self, index: usize) -> u64 {
+        let mut sum = 0u64;
+        let mut i = index;
+        while i < self.values.len() {
+            sum = sum.wrapping_add(self.values[i].load(Ordering::Relaxed));
+            i += self.values_per_shard;
+        }
+        sum
+    }
+}
+
+/// Writes the per-family overflow series into a new segment's directory.
+/// Runs before the segment is published, so nothing races with it.
+pub(crate) fn init_region(r: &Region<'_>) -> Result<()> {
+    let mut base = 0usize;
+    for (i, f) in Family::ALL.iter().enumerate() {
+        let n = f.def().value_count();
+        let labels = [OVERFLOW_ID; MAX_LABELS];
+        write_entry(
+            &r.dir[i],
+            *f,
+            n,
+            base as u64,
+            &labels[..f.def().labels.len()],
+        );
+        base += n;
+    }
+    if LIVEKIT_FAMILIES > r.dir.len() || base > r.values_per_shard {
+        return Err(Error::Config(
+            "series capacity too small for the overflow series".into(),
+        ));
+    }
+    r.alloc[alloc::NEXT_SERIES].store(LIVEKIT_FAMILIES as u64, Ordering::Relaxed);
+    r.alloc[alloc::NEXT_VALUE].store(base as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+pub(crate) fn write_entry(e: &SeriesEntry, f: Family, n: usize, base: u64, ids: &[u32]) {
+    e.w[1].store(
+        f as u64 | (n as u64) << 16 | (ids.len() as u64) << 32,
+        Ordering::Relaxed,
+    );
+    e.w[2].store(base, Ordering::Relaxed);
+    for (k, pair) in ids.chunks(2).enumerate() {
+        let lo = pair[0] as u64;
+        let hi = pair.get(1).map_or(0, |&v| v as u64);
+        e.w[3 + k].store(lo | hi << 32, Ordering::Relaxed);
+    }
+    e.w[0].store(PUBLISHED, Ordering::Release);
+}
+
+pub(crate) fn find_string(r: &Region<'_>, s: &str) -> Option<u32> {
+    let n = (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
+    (0..n)
+        .find(|&i| read_string(&r.strings[i]).is_some_and(|(b, len)| &b[..len] == s.as_bytes()))
+        .map(|i| i as u32)
+}
+
+pub(crate) fn add_string(r: &Region<'_>, s: &str) -> u32 {
+    if s.len() > MAX_LABEL_BYTES {
+        r.alloc[alloc::STRINGS_OVERFLOWED].fetch_add(1, Ordering::Relaxed);
+        return OVERFLOW_ID;
+    }
+    let i = r.alloc[alloc::NEXT_STRING].fetch_add(1, Ordering::AcqRel) as usize;
+    let Some(e) = r.strings.get(i) else {
+        r.alloc[alloc::STRINGS_OVERFLOWED].fetch_add(1, Ordering::Relaxed);
+        return OVERFLOW_ID;
+    };
+    let mut buf = [0u8; MAX_LABEL_BYTES];
+    buf[..s.len()].copy_from_slice(s.as_bytes());
+    for (k, chunk) in buf.chunks(8).enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        e.w[1 + k].store(word, Ordering::Relaxed);
+    }
+    e.w[0].store(PUBLISHED | (s.len() as u64) << 8, Ordering::Release);
+    i as u32
+}
+
+/// A published string's bytes and length.
+pub(crate) fn read_string(e: &StringEntry) -> Option<([u8; MAX_LABEL_BYTES], usize)> {
+    let st = e.w[0].load(Ordering::Acquire);
+    if st & 0xff != PUBLISHED {
+        return None;
+    }
+    let len = (st >> 8) as usize;
+    if len > MAX_LABEL_BYTES {
+        return None;
+    }
+    let mut buf = [0u8; MAX_LABEL_BYTES];
+    for (k, chunk) in buf.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&e.w[1 + k].load(Ordering::Relaxed).to_le_bytes());
+    }
+    Some((buf, len))
+}
+
+/// A published entry's family, value count, base and label ids, if its
+/// fields are in range for `r`.
+pub(crate) fn read_entry(
+    r: &Region<'_>,
+    e: &SeriesEntry,
+) -> Option<(Family, usize, usize, [u32; MAX_LABELS], usize)> {
+    if e.w[0].load(Ordering::Acquire) != PUBLISHED {
+        return None;
+    }
+    let w1 = e.w[1].load(Ordering::Relaxed);
+    let family = Family::from_index((w1 & 0xffff) as usize)?;
+    let n = ((w1 >> 16) & 0xffff) as usize;
+    let nl = ((w1 >> 32) & 0xffff) as usize;
+    let base = e.w[2].load(Ordering::Relaxed);
+    let def = family.def();
+    if n != def.value_count()
+        || nl != def.labels.len()
+        || base.checked_add(n as u64)? > r.values_per_shard as u64
+    {
+        return None;
+    }
+    let mut ids = [0u32; MAX_LABELS];
+    for (k, id) in ids.iter_mut().enumerate().take(nl) {
+        let w = e.w[3 + k / 2].load(Ordering::Relaxed);
+        *id = if k % 2 == 0 {
+            w as u32
+        } else {
+            (w >> 32) as u32
+        };
+    }
+    Some((family, n, base as usize, ids, nl))
+}
+
+pub(crate) fn find_entry(r: &Region<'_>, family: Family, ids: &[u32]) -> Option<u32> {
+    let n = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
+    (LIVEKIT_FAMILIES..n).find_map(|i| {
+        let (f, _, base, got, nl) = read_entry(r, &r.dir[i])?;
+        (f == family && &got[..nl] == ids).then_some(base as u32)
+    })
+}
+
+/// Registers a series and returns its value base: a new entry, or the
+/// family's overflow series when the directory or the values are full.
+/// `None` only for a segment whose overflow entry is missing or damaged:
+/// no base is ever returned whose values do not fit the value block.
+pub(crate) fn register(r: &Region<'_>, family: Family, ids: &[u32]) -> Option<u32> {
+    let overflow = || {
+        r.alloc[alloc::SERIES_OVERFLOWED].fetch_add(1, Ordering::Relaxed);
+        r.dir
+            .get(family as usize)
+            .and_then(|e| read_entry(r, e))
+            .filter(|e| e.0 == family)
+            .map(|e| e.2 as u32)
+    };
+    let n = family.def().value_count() as u64;
+    let i = r.alloc[alloc::NEXT_SERIES].fetch_add(1, Ordering::AcqRel) as usize;
+    let Some(e) = r.dir.get(i) else {
+        return overflow();
+    };
+    let base = r.alloc[alloc::NEXT_VALUE].fetch_add(n, Ordering::AcqRel);
+    if base
+        .checked_add(n)
+        .is_none_or(|end| end > r.values_per_shard as u64)
+    {
+        // The claimed entry stays unpublished: readers skip it.
+        return overflow();
+    }
+    write_entry(e, family, n as usize, base, ids);
+    Some(base as u32)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::read::series::read_all;
+    use crate::{SegmentOptions, Stats};
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn series_merge_across_handles_and_processes_by_label_strings() {
+        let stats = Stats::anonymous().unwrap();
+        let h = stats
+            .series(
+                Family::PacketLossTotal,
+                &["incoming", "CAMERA", "VIDEO", "US"],
+            )
+            .unwrap();
+        h.inc_by(3);
+        let again = stats
+            .series(
+                Family::PacketLossTotal,
+                &["incoming", "CAMERA", "VIDEO", "US"],
+            )
+            .unwrap();
+        again.inc_by(4);
+        // A second registration of the same labels (as another process
+        // would make) is merged by the reader.
+        let r = stats.segment().series_region();
+        let ids: Vec<u32> = ["incoming", "CAMERA", "VIDEO", "US"]
+            .iter()
+            .map(|s| add_string(&r, s))
+            .collect();
+        let base = register(&r, Family::PacketLossTotal, &ids).unwrap();
+        r.values[base as usize].fetch_add(10, Ordering::Relaxed);
+        let (all, st) = read_all(stats.segment());
+        let loss: Vec<_> = all
+            .iter()
+            .filter(|s| s.family == Family::PacketLossTotal && s.labels[3] == "US")
+            .collect();
+        assert_eq!(loss.len(), 1);
+        assert_eq!(loss[0].value, 17);
+        assert_eq!(st.corrupt_entries, 0);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn histograms_bucket_and_sum() {
+        let stats = Stats::anonymous().unwrap();
+        let h = stats
+            .series(Family::RttMs, &["outgoing", "MICROPHONE", "AUDIO", ""])
+            .unwrap();
+        for v in [10.0, 50.0, 60.0, 20_000.0] {
+            h.observe(v);
+        }
+        let (all, _) = read_all(stats.segment());
+        let s = all
+            .iter()
+            .find(|s| s.family == Family::RttMs && s.labels[0] == "outgoing")
+            .unwrap();
+        assert_eq!(s.buckets.len(), 11, "10 bounds + Inf");
+        assert_eq!((s.buckets[0], s.buckets[1], s.buckets[10]), (2, 1, 1));
+        assert_eq!(s.sum, 20_120.0);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn cardinality_is_bounded_by_the_intern_table() {
+        let stats = Stats::open(&SegmentOptions::new().shards(1)).unwrap();
+        let cap = stats.segment().layout().strings_capacity;
+        for i in 0..cap + 50 {
+            let country = format!("c{i}");
+            let h = stats
+                .series(Family::NackTotal, &["incoming", &country])
+                .unwrap();
+            h.inc_by(1);
+        }
+        let long = "x".repeat(MAX_LABEL_BYTES + 1);
+        stats
+            .series(Family::NackTotal, &["outgoing", &long])
+            .unwrap()
+            .inc_by(1);
+        let (all, st) = read_all(stats.segment());
+        let nacks: Vec<_> = all
+            .iter()
+            .filter(|s| s.family == Family::NackTotal)
+            .collect();
+        let total: u64 = nacks.iter().map(|s| s.value).sum();
+        assert_eq!(total, cap as u64 + 51, "nothing lost");
+        assert!(nacks.len() <= cap + 3, "{} series", nacks.len());
+        let over = nacks
+            .iter()
+            .find(|s| s.labels == ["incoming", OVERFLOW_LABEL])
+            .unwrap();
+        assert!(over.value >= 50);
+        assert!(st.strings_overflowed >= 51, "{st:?}");
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn calls_of_the_wrong_kind_write_nothing() {
+        let stats = Stats::open(&SegmentOptions::new().shards(1)).unwrap();
+        let counter = stats.series(Family::FirTotal, &["incoming", "XX"]).unwrap();
+        let hist = stats.series(Family::QualityScore, &[]).unwrap();
+        let r = stats.segment().series_region();
+        let before: Vec<u64> = r.values.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+        counter.observe(3.0);
+        hist.inc_by(5);
+        hist.add(-1);
+        let after: Vec<u64> = r.values.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+        assert_eq!(before, after);
+        counter.inc_by(2);
+        hist.observe(4.0);
+        let (all, _) = read_all(stats.segment());
+        let c = all
+            .iter()
+            .find(|s| s.family == Family::FirTotal && s.labels[1] == "XX")
+            .unwrap();
+        assert_eq!(c.value, 2);
+        let h = all
+            .iter()
+            .find(|s| s.family == Family::QualityScore && s.labels.is_empty())
+            .unwrap();
+        assert_eq!((h.buckets.iter().sum::<u64>(), h.sum), (1, 4.0));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn a_full_directory_with_a_damaged_overflow_entry_is_an_error() {
+        let stats = Stats::anonymous().unwrap();
+        let r = stats.segment().series_region();
+        // Directory full: the next series goes to the overflow series...
+        r.alloc[alloc::NEXT_SERIES].store(u64::MAX - 1, Ordering::Relaxed);
+        let h = stats
+            .series(Family::RttMs, &["incoming", "CAMERA", "VIDEO", "A"])
+            .unwrap();
+        h.observe(1.0);
+        // ...unless another process rewrote that entry as another family.
+        let e = &r.dir[Family::JitterUs as usize];
+        let w1 = e.w[1].load(Ordering::Relaxed);
+        e.w[1].store(
+            (w1 & !0xffff) | Family::QualityRating as u64,
+            Ordering::Relaxed,
+        );
+        let before: Vec<u64> = r.values.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+        let got = stats.series(Family::JitterUs, &["incoming", "CAMERA", "VIDEO", "B"]);
+        assert!(matches!(got, Err(Error::BadLayout(_))), "{got:?}");
+        let after: Vec<u64> = r.values.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn wrong_label_counts_are_config_errors() {
+        let stats = Stats::anonymous().unwrap();
+        assert!(matches!(
+            stats.series(Family::NackTotal, &["incoming"]),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn corrupt_entries_are_skipped_and_counted() {
+        let stats = Stats::anonymous().unwrap();
+        stats
+            .series(Family::FirTotal, &["incoming", "XX"])
+            .unwrap()
+            .inc_by(1);
+        let r = stats.segment().series_region();
+        let i = r.alloc[alloc::NEXT_SERIES].load(Ordering::Relaxed) as usize - 1;
+        r.dir[i].w[2].store(u64::MAX - 1, Ordering::Relaxed);
+        let (all, st) = read_all(stats.segment());
+        assert_eq!(st.corrupt_entries, 1);
+        assert!(!all
+            .iter()
+            .any(|s| s.family == Family::FirTotal && s.value > 0));
+    }
+}

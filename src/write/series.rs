@@ -1,0 +1,210 @@
+//! Labeled series for writers: the per-writer resolution cache and the
+//! [`SeriesHandle`] that records without lookup, lock or allocation.
+//!
+//! Resolving (the slow path) interns the label values and registers the
+//! series in the segment's directory once (see the segment's series
+//! protocol); the cache remembers the value base so that later calls with
+//! the same labels only hash and take a read lock.
+
+use super::adder::{Adder, BlockStride};
+use crate::error::{Error, Result};
+use crate::schema::{Family, Kind, MAX_BUCKETS};
+use crate::segment::series::{add_string, find_entry, find_string, register, Region, MAX_LABELS};
+use crate::segment::Segment;
+use crate::sync::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+/// A resolved series: family, label values, value base.
+type CachedSeries = (Family, Vec<String>, u32);
+
+/// A process's cache of resolved strings and series, so each is looked up
+/// in the segment once.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    strings: Mutex<HashMap<String, u32>>,
+    /// Keyed by a hash of (family, labels); collisions resolved by compare.
+    series: RwLock<HashMap<u64, Vec<CachedSeries>>>,
+}
+
+fn key_hash(family: Family, labels: &[&str]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    family.hash(&mut h);
+    for l in labels {
+        l.hash(&mut h);
+    }
+    h.finish()
+}
+
+impl Cache {
+    /// The value base of the series, registering it if needed.
+    pub(crate) fn resolve(&self, seg: &Segment, family: Family, labels: &[&str]) -> Result<u32> {
+        let def = family.def();
+        if labels.len() != def.labels.len() {
+            return Err(Error::Config(format!(
+                "{} takes {} label values ({}), got {}",
+                def.name,
+                def.labels.len(),
+                def.labels.join(", "),
+                labels.len()
+            )));
+        }
+        if !seg.is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        let key = key_hash(family, labels);
+        if let Some(base) = self.lookup(key, family, labels) {
+            return Ok(base);
+        }
+        let r = seg.series_region();
+        let mut ids = [0u32; MAX_LABELS];
+        for (id, l) in ids.iter_mut().zip(labels) {
+            *id = self.intern(&r, l);
+        }
+        let ids = &ids[..labels.len()];
+        let base = find_entry(&r, family, ids)
+            .or_else(|| register(&r, family, ids))
+            .ok_or(Error::BadLayout(
+                "the series region is full and its overflow series is damaged",
+            ))?;
+        let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_default().push((
+            family,
+            labels.iter().map(|s| s.to_string()).collect(),
+            base,
+        ));
+        Ok(base)
+    }
+
+    /// A cached series, without allocating.
+    pub(crate) fn lookup(&self, key: u64, family: Family, labels: &[&str]) -> Option<u32> {
+        let map = self.series.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&key)?
+            .iter()
+            .find(|(f, l, _)| {
+                *f == family && l.iter().map(String::as_str).eq(labels.iter().copied())
+            })
+            .map(|e| e.2)
+    }
+
+    fn intern(&self, r: &Region<'_>, s: &str) -> u32 {
+        let mut map = self.strings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = map.get(s) {
+            return id;
+        }
+        let id = find_string(r, s).unwrap_or_else(|| add_string(r, s));
+        map.insert(s.to_string(), id);
+        id
+    }
+}
+
+/// Precomputed bucket bounds of every family.
+fn bounds(family: Family) -> &'static ([f64; MAX_BUCKETS], usize) {
+    static TABLE: OnceLock<Vec<([f64; MAX_BUCKETS], usize)>> = OnceLock::new();
+    &TABLE.get_or_init(|| {
+        Family::ALL
+            .iter()
+            .map(|f| f.def().buckets.bounds())
+            .collect()
+    })[family as usize]
+}
+
+impl Adder<BlockStride> {
+    /// Observes `value` in the histogram of `family` whose values start at
+    /// `base`: one bucket add and the sum.
+    #[inline]
+    pub(crate) fn observe(&self, family: Family, base: usize, value: f64) {
+        let (b, nb) = bounds(family);
+        let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
+        self.add(base + bucket, 1);
+        add_f64(self.word(base + nb + 1), value);
+    }
+}
+
+/// Adds to an `f64` stored as bits. The word is per CPU, so the loop
+/// almost never retries.
+#[inline]
+fn add_f64(w: &AtomicU64, v: f64) {
+    let mut cur = w.load(Ordering::Relaxed);
+    loop {
+        let new = (f64::from_bits(cur) + v).to_bits();
+        match w.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(x) => cur = x,
+        }
+    }
+}
+
+/// A resolved series: record through it with no lookup, no lock and no
+/// allocation, in the segment's write mode.
+#[derive(Clone, Debug)]
+pub struct SeriesHandle {
+    adder: Adder<BlockStride>,
+    family: Family,
+    /// Whether the family is a histogram: decides which calls may write,
+    /// so no call reaches past the series' own words.
+    histogram: bool,
+    base: usize,
+    segment: Arc<Segment>,
+}
+
+// SAFETY: the adder points into the mapping owned by `segment`, which the
+// handle keeps alive; the memory is only written through atomics or rseq
+// sections, both sound from any thread.
+unsafe impl Send for SeriesHandle {}
+// SAFETY: as above.
+unsafe impl Sync for SeriesHandle {}
+
+impl SeriesHandle {
+    pub(crate) fn new(
+        segment: Arc<Segment>,
+        adder: Adder<BlockStride>,
+        family: Family,
+        base: u32,
+    ) -> Self {
+        SeriesHandle {
+            adder,
+            family,
+            histogram: family.def().kind == Kind::Histogram,
+            base: base as usize,
+            segment,
+        }
+    }
+
+    /// The family this series belongs to.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Adds `n` to a counter series (does nothing on a histogram).
+    #[inline]
+    pub fn inc_by(&self, n: u64) {
+        if !self.histogram {
+            self.adder.add(self.base, n);
+        }
+    }
+
+    /// Adds a signed delta to a gauge series (the sum is clamped at zero
+    /// when exported; does nothing on a histogram).
+    #[inline]
+    pub fn add(&self, delta: i64) {
+        if !self.histogram {
+            self.adder.add(self.base, delta as u64);
+        }
+    }
+
+    /// Observes a value in a histogram series (does nothing on a counter or
+    /// gauge: they have no buckets to write).
+    #[inline]
+    pub fn observe(&self, value: f64) {
+        if self.histogram {
+            self.adder.observe(self.family, self.base, value);
+        }
+    }
+
+    /// The segment this handle records into.
+    pub fn segment(&self) -> &Arc<Segment> {
+        &self.segment
+    }
+}

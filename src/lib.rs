@@ -51,6 +51,8 @@
 //! * [`stats`] — the recording API ([`Stats`]).
 //! * [`collector`] and [`rate`] — [`NodeStats`] and its math.
 //! * [`sys`] — CPU, memory, load and network probes.
+//! * [`gofloat`] — Go's `math.Pow` and float formatting, for output identical
+//!   to LiveKit's (bucket bounds, `le` labels).
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
@@ -61,6 +63,7 @@ pub mod __loom;
 pub mod collector;
 pub mod error;
 pub mod ffi;
+pub mod gofloat;
 pub mod node_stats;
 pub mod prom;
 mod proto;

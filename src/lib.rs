@@ -67,6 +67,7 @@ pub mod gofloat;
 pub mod node_stats;
 pub mod prom;
 mod proto;
+mod protojson;
 pub mod rate;
 pub mod rseq;
 pub mod segment;

@@ -408,10 +408,11 @@ impl Collector {
 
 fn to_rate(r: &rate::Rates, interval: Duration, complete: bool) -> NodeStatsRate {
     let p = |k: RateCounter| r.per_sec[k as usize];
+    let span = crate::livekit_time::rate_span(r.window_secs, r.ended_at);
     NodeStatsRate {
-        started_at: r.started_at,
-        ended_at: r.ended_at,
-        duration: r.window_secs.round() as i64,
+        started_at: span.started_at,
+        ended_at: span.ended_at,
+        duration: span.duration,
         track_publish_attempts: p(RateCounter::TrackPublishAttempts),
         track_publish_success: p(RateCounter::TrackPublishSuccess),
         track_publish_cancels: p(RateCounter::TrackPublishCancels),

@@ -64,6 +64,7 @@ pub mod collector;
 pub mod error;
 pub mod ffi;
 pub mod gofloat;
+mod livekit_time;
 pub mod node_stats;
 pub mod prom;
 mod proto;

@@ -109,11 +109,11 @@ pub struct NodeStats {
 /// Per-second rates over one window of the collector's history.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatsRate {
-    /// Start of the window, Unix seconds.
+    /// Start of the window, Unix seconds: `ended_at - duration`.
     pub started_at: i64,
-    /// End of the window, Unix seconds.
+    /// End of the window (the update's time), Unix seconds.
     pub ended_at: i64,
-    /// Window length, whole seconds (rounded from `window_seconds`).
+    /// Window length, whole seconds: `window_seconds` rounded, at least 1.
     pub duration: i64,
     /// Track publish attempts per second.
     pub track_publish_attempts: f64,

@@ -441,7 +441,8 @@ typedef struct nodestats_node_stats {
    */
   uint64_t nack_total;
   /**
-   * CPUs available to the node, rounded up (0 without system probes).
+   * CPUs available to the node, truncated as LiveKit does (0 without
+   * system probes; `num_cpus_exact` keeps the fraction).
    */
   uint32_t num_cpus;
   /**

@@ -16,6 +16,8 @@ pub mod ffi {
     pub use crate::ffi::*;
 }
 
+pub use crate::gofloat::{exponential_buckets_range, format_go_g};
+
 /// Every published series of `seg`, merged, as the exporter reads them.
 pub fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
     crate::read::series::read_all(seg)

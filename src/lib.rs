@@ -47,8 +47,9 @@
 //!
 //! ## Layers, lowest first
 //! Nothing imports a layer above it (CI checks it: `tests/layering.rs`).
-//! * `schema` — what is counted: [`Counter`], [`Gauge`], [`Family`], the
-//!   label enums. Pure data.
+//! * `schema`, `gofloat` — what is counted: [`Counter`], [`Gauge`], [`Family`], the
+//!   label enums; Go's float math and formatting, so bounds and labels are
+//!   LiveKit's to the bit. Pure data and pure functions.
 //! * `cpu`, `rseq` — platform: which CPU am I on; restartable sequences.
 //! * [`segment`] — the storage ABI (`SEGMENT.md`) and its concurrency
 //!   protocols: header, mapping, locks, shards, writer slots, series
@@ -79,6 +80,8 @@ mod error;
     allow(unused_imports, unreachable_pub, dead_code)
 )]
 mod ffi;
+#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub, dead_code))]
+mod gofloat;
 pub mod prom;
 pub mod read;
 #[allow(unsafe_code)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, lowest first. A module may import its own
 /// layer's modules only where `SAME_LAYER` allows it.
 const LAYERS: &[&[&str]] = &[
-    &["error", "sync", "schema"],
+    &["error", "sync", "schema", "gofloat"],
     &["cpu", "rseq", "sys"],
     &["segment"],
     &["write", "read"],

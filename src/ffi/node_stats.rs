@@ -50,7 +50,8 @@ pub struct nodestats_node_stats {
     pub packets_out: u64,
     /// NACKs of both directions.
     pub nack_total: u64,
-    /// CPUs available to the node, rounded up (0 without system probes).
+    /// CPUs available to the node, truncated as LiveKit does (0 without
+    /// system probes; `num_cpus_exact` keeps the fraction).
     pub num_cpus: u32,
     /// Load average, 1 minute.
     pub load_avg_last1min: f64,

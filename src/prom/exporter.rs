@@ -429,21 +429,23 @@ impl Fam {
                 }
                 let _ = writeln!(out, " {}", Display(v));
             };
+        // `le` as client_golang prints it (Go's shortest `%g`: `1e+06`).
+        let (bounds, nb) = &self.bounds;
+        let les: Vec<String> = bounds[..*nb]
+            .iter()
+            .map(|b| crate::gofloat::format_go_g(*b))
+            .collect();
         for p in &self.points {
             let pairs = self.pairs(consts, p);
             match &p.val {
                 Val::Scalar(v) => line(out, "", &pairs, None, *v),
                 Val::Hist(buckets, sum) => {
-                    let (bounds, nb) = &self.bounds;
                     let mut cum = 0u64;
-                    let mut le = String::new();
-                    for (ub, c) in bounds[..*nb].iter().zip(buckets) {
+                    for (le, c) in les.iter().zip(buckets) {
                         cum = cum.saturating_add(*c);
-                        le.clear();
-                        let _ = write!(le, "{}", Display(*ub));
-                        line(out, "_bucket", &pairs, Some(&le), cum as f64);
+                        line(out, "_bucket", &pairs, Some(le), cum as f64);
                     }
-                    cum = cum.saturating_add(buckets.get(*nb).copied().unwrap_or(0));
+                    cum = cum.saturating_add(buckets.get(les.len()).copied().unwrap_or(0));
                     line(out, "_bucket", &pairs, Some("+Inf"), cum as f64);
                     line(out, "_sum", &pairs, None, *sum);
                     line(out, "_count", &pairs, None, cum as f64);

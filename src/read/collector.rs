@@ -379,7 +379,10 @@ impl Collector {
             packets_in: c(RateCounter::PacketsIn),
             packets_out: c(RateCounter::PacketsOut),
             nack_total: c(RateCounter::NackTotal),
-            num_cpus: cpus.ceil() as u32,
+            // Truncated as LiveKit does (`uint32(NumCPU())`): its sysload
+            // selector divides by this, so rounding up would make a node
+            // with a 2.5-CPU quota look a third less loaded.
+            num_cpus: cpus as u32,
             load_avg_last1min: l1,
             load_avg_last5min: l5,
             load_avg_last15min: l15,
@@ -410,10 +413,11 @@ impl Collector {
 
 fn to_rate(r: &rate::Rates, interval: Duration, complete: bool) -> NodeStatsRate {
     let p = |k: RateCounter| r.per_sec[k as usize];
+    let span = super::livekit_time::rate_span(r.window_secs, r.ended_at);
     NodeStatsRate {
-        started_at: r.started_at,
-        ended_at: r.ended_at,
-        duration: r.window_secs.round() as i64,
+        started_at: span.started_at,
+        ended_at: span.ended_at,
+        duration: span.duration,
         track_publish_attempts: p(RateCounter::TrackPublishAttempts),
         track_publish_success: p(RateCounter::TrackPublishSuccess),
         track_publish_cancels: p(RateCounter::TrackPublishCancels),

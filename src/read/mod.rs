@@ -14,6 +14,8 @@ pub mod rate;
 pub(crate) mod reader;
 pub(crate) mod series;
 
+mod livekit_time;
+mod protojson;
 pub use collector::{Anomalies, Collector, CollectorConfig, Timestamp, Totals, MAX_HISTORY};
 pub use node_stats::{NodeStats, NodeStatsRate};
 pub use series::{SeriesStats, SeriesValue};

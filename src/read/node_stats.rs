@@ -47,7 +47,8 @@ pub struct NodeStats {
     pub packets_out: u64,
     /// NACKs of both directions.
     pub nack_total: u64,
-    /// CPUs available to the node, rounded up (see `num_cpus_exact`).
+    /// CPUs available to the node, truncated as LiveKit does (`uint32` of
+    /// the CPU count; see `num_cpus_exact` for the fraction).
     pub num_cpus: u32,
     /// Load average, 1 minute.
     pub load_avg_last1min: f64,
@@ -109,11 +110,11 @@ pub struct NodeStats {
 /// Per-second rates over one window of the collector's history.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatsRate {
-    /// Start of the window, Unix seconds.
+    /// Start of the window, Unix seconds: `ended_at - duration`.
     pub started_at: i64,
-    /// End of the window, Unix seconds.
+    /// End of the window (the update's time), Unix seconds.
     pub ended_at: i64,
-    /// Window length, whole seconds (rounded from `window_seconds`).
+    /// Window length, whole seconds: `window_seconds` rounded, at least 1.
     pub duration: i64,
     /// Track publish attempts per second.
     pub track_publish_attempts: f64,

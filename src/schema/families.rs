@@ -21,8 +21,9 @@ pub enum Kind {
 pub enum Buckets {
     /// Explicit upper bounds.
     List(&'static [f64]),
-    /// `n` bounds spaced geometrically from `min` to `max` inclusive
-    /// (client_golang's `ExponentialBucketsRange`).
+    /// `n` bounds spaced geometrically from `min` to `max` inclusive,
+    /// bit-identical to client_golang's `ExponentialBucketsRange` (Go's
+    /// `math.Pow`, see [`crate::gofloat`]).
     ExpRange(f64, f64, usize),
 }
 
@@ -39,12 +40,8 @@ impl Buckets {
                 (out, l.len())
             }
             Buckets::ExpRange(min, max, n) => {
-                let factor = (max / min).powf(1.0 / (n as f64 - 1.0));
-                let mut v = min;
-                for o in out.iter_mut().take(n) {
-                    *o = v;
-                    v *= factor;
-                }
+                let n = n.min(MAX_BUCKETS);
+                let n = crate::gofloat::exponential_buckets_range_into(min, max, &mut out[..n]);
                 (out, n)
             }
         }

@@ -119,6 +119,16 @@ enum nodestats_status
    * The library panicked; this is a bug. The handle stays usable.
    */
   NODESTATS_STATUS_PANIC = 18,
+  /**
+   * The file system has no room for a new segment (`ENOSPC` when it is
+   * reserved at creation; `nodestats_last_os_error` says so).
+   */
+  NODESTATS_STATUS_NO_SPACE = 19,
+  /**
+   * Something other than a regular file (a FIFO, a directory, a device)
+   * is at the segment's name.
+   */
+  NODESTATS_STATUS_NOT_REGULAR_FILE = 20,
 };
 #ifndef __cplusplus
 typedef uint32_t nodestats_status;

@@ -72,6 +72,18 @@ pub enum Error {
     ReadOnly,
     /// A configuration value is not usable.
     Config(String),
+    /// The file system holding a new segment has no room for all of it.
+    /// Segments are reserved in full at creation, so this is the only
+    /// place running out of space shows: never as a SIGBUS later.
+    NoSpace {
+        /// The segment's name.
+        path: String,
+        /// Bytes the segment needs.
+        needed: u64,
+    },
+    /// Something other than a regular file (a FIFO, a directory, a device,
+    /// a socket) is at the segment's name.
+    NotRegularFile(String),
 }
 
 impl Error {
@@ -135,6 +147,14 @@ impl fmt::Display for Error {
             ),
             Error::ReadOnly => write!(f, "segment is attached read-only"),
             Error::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            Error::NoSpace { path, needed } => write!(
+                f,
+                "no space for segment {path:?}: it needs {needed} bytes; free space on its file system (for /dev/shm: remove stale segments or enlarge the tmpfs) or use fewer shards or slots"
+            ),
+            Error::NotRegularFile(path) => write!(
+                f,
+                "{path:?} is not a regular file (a FIFO, directory, device or socket); remove it or choose another segment name"
+            ),
         }
     }
 }

@@ -48,6 +48,12 @@ pub enum nodestats_status {
     BufferTooSmall = 17,
     /// The library panicked; this is a bug. The handle stays usable.
     Panic = 18,
+    /// The file system has no room for a new segment (`ENOSPC` when it is
+    /// reserved at creation; `nodestats_last_os_error` says so).
+    NoSpace = 19,
+    /// Something other than a regular file (a FIFO, a directory, a device)
+    /// is at the segment's name.
+    NotRegularFile = 20,
 }
 
 impl From<Error> for nodestats_status {
@@ -77,6 +83,8 @@ impl From<&Error> for nodestats_status {
             Error::NoWriterSlot { .. } => S::NoWriterSlot,
             Error::ReadOnly => S::ReadOnly,
             Error::Config(_) => S::Config,
+            Error::NoSpace { .. } => S::NoSpace,
+            Error::NotRegularFile(_) => S::NotRegularFile,
         }
     }
 }
@@ -122,6 +130,8 @@ pub extern "C" fn nodestats_status_str(status: StatusArg) -> *const c_char {
         16 => b"operating-system error\0",
         17 => b"buffer too small\0",
         18 => b"internal panic (a bug in nodestats)\0",
+        19 => b"no space for the segment on its file system\0",
+        20 => b"not a regular file at the segment's name\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()
@@ -142,13 +152,13 @@ mod tests {
     #[test]
     fn every_status_has_its_own_string() {
         let mut seen = std::collections::HashSet::new();
-        for v in 0..=nodestats_status::Panic as u32 {
+        for v in 0..=nodestats_status::NotRegularFile as u32 {
             // SAFETY: nodestats_status_str returns a static NUL-terminated string.
             let s = unsafe { CStr::from_ptr(nodestats_status_str(StatusArg(v))) };
             assert_ne!(s.to_bytes(), b"unknown status", "status {v}");
             assert!(seen.insert(s.to_owned()), "status {v} repeats {s:?}");
         }
-        for v in [19, 1000, u32::MAX] {
+        for v in [21, 1000, u32::MAX] {
             // SAFETY: as above.
             let s = unsafe { CStr::from_ptr(nodestats_status_str(StatusArg(v))) };
             assert_eq!(s.to_bytes(), b"unknown status");

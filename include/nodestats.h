@@ -735,6 +735,15 @@ extern "C" {
 const char *nodestats_status_str(nodestats_status status);
 
 /**
+ * The operating-system error number (`errno`) behind the last setup call
+ * on this thread that failed with `NODESTATS_STATUS_IO` or
+ * `NODESTATS_STATUS_NO_SPACE` (`ENOSPC`); 0 if that call failed with
+ * another status, or if no call on this thread has failed that way.
+ * Successful calls, `NULL_ARGUMENT` and `PANIC` leave it unchanged.
+ */
+int nodestats_last_os_error(void);
+
+/**
  * The library's version, `"MAJOR.MINOR.PATCH"` (static, never NULL).
  * Compare with `NODESTATS_VERSION` to detect a header/library mismatch.
  */

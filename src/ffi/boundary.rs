@@ -1,7 +1,8 @@
 //! The status enum, the one `Error` → status `match`, and the panic boundary.
 
 use crate::error::Error;
-use std::ffi::c_char;
+use std::cell::Cell;
+use std::ffi::{c_char, c_int};
 use std::panic::{self, AssertUnwindSafe};
 
 /// What a setup function did. Values are fixed: a retired value stays
@@ -62,11 +63,27 @@ impl From<Error> for nodestats_status {
     }
 }
 
+thread_local! {
+    /// What `nodestats_last_os_error` reports on this thread.
+    static LAST_OS_ERROR: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The OS error number behind `e`, 0 if it is not an OS error.
+fn os_error(e: &Error) -> c_int {
+    match e {
+        Error::Io { source, .. } => source.raw_os_error().unwrap_or(0),
+        Error::NoSpace { .. } => libc::ENOSPC,
+        _ => 0,
+    }
+}
+
 impl From<&Error> for nodestats_status {
     /// The one mapping from [`Error`] to status. Exhaustive on purpose: a new
-    /// error variant does not compile until it has a status.
+    /// error variant does not compile until it has a status. Also records
+    /// the error's OS error number for `nodestats_last_os_error`.
     fn from(e: &Error) -> Self {
         use nodestats_status as S;
+        let _ = LAST_OS_ERROR.try_with(|c| c.set(os_error(e)));
         match e {
             Error::Io { .. } => S::Io,
             Error::InvalidName(_) => S::InvalidArgument,
@@ -137,6 +154,19 @@ pub extern "C" fn nodestats_status_str(status: StatusArg) -> *const c_char {
     s.as_ptr().cast()
 }
 
+/// The operating-system error number (`errno`) behind the last setup call
+/// on this thread that failed with `NODESTATS_STATUS_IO` or
+/// `NODESTATS_STATUS_NO_SPACE` (`ENOSPC`); 0 if that call failed with
+/// another status, or if no call on this thread has failed that way.
+/// Successful calls, `NULL_ARGUMENT` and `PANIC` leave it unchanged.
+// Exported to C by `#[no_mangle]`; the Rust re-export belongs in
+// `ffi/mod.rs` (being reorganised as this lands), hence the allow.
+#[allow(unreachable_pub)]
+#[no_mangle]
+pub extern "C" fn nodestats_last_os_error() -> c_int {
+    LAST_OS_ERROR.try_with(Cell::get).unwrap_or(0)
+}
+
 /// The library's version, `"MAJOR.MINOR.PATCH"` (static, never NULL).
 /// Compare with `NODESTATS_VERSION` to detect a header/library mismatch.
 #[no_mangle]
@@ -179,6 +209,24 @@ mod tests {
         for (e, s) in cases {
             assert_eq!(nodestats_status::from(e), s);
         }
+    }
+
+    #[test]
+    fn os_errors_are_kept_for_the_thread() {
+        let io = std::io::Error::from_raw_os_error(libc::EACCES);
+        let _ = nodestats_status::from(Error::io("open segment", io));
+        assert_eq!(nodestats_last_os_error(), libc::EACCES);
+        std::thread::spawn(|| assert_eq!(nodestats_last_os_error(), 0))
+            .join()
+            .unwrap();
+        let no_space = Error::NoSpace {
+            path: "/x".into(),
+            needed: 1,
+        };
+        assert_eq!(nodestats_status::from(no_space), nodestats_status::NoSpace);
+        assert_eq!(nodestats_last_os_error(), libc::ENOSPC);
+        let _ = nodestats_status::from(Error::NotFound("/x".into()));
+        assert_eq!(nodestats_last_os_error(), 0);
     }
 
     #[test]

@@ -158,14 +158,16 @@ static void test_version(void) {
 }
 
 static void test_status_strings(void) {
-  for (uint32_t v = NODESTATS_STATUS_OK; v <= NODESTATS_STATUS_PANIC; v++) {
+  for (uint32_t v = NODESTATS_STATUS_OK; v <= NODESTATS_STATUS_NOT_REGULAR_FILE;
+       v++) {
     const char *s = nodestats_status_str((nodestats_status)v);
     CHECK(s != NULL && *s != '\0');
     CHECK(strcmp(s, "unknown status") != 0);
     for (uint32_t w = 0; w < v; w++)
       CHECK(strcmp(s, nodestats_status_str((nodestats_status)w)) != 0);
   }
-  CHECK(strcmp(nodestats_status_str((nodestats_status)(NODESTATS_STATUS_PANIC + 1)),
+  CHECK(strcmp(nodestats_status_str(
+                   (nodestats_status)(NODESTATS_STATUS_NOT_REGULAR_FILE + 1)),
                "unknown status") == 0);
   CHECK(strcmp(nodestats_status_str((nodestats_status)0xffffffffu),
                "unknown status") == 0);
@@ -588,11 +590,10 @@ static void test_invalid_segments(void) {
   CHECK_STATUS(nodestats_collector_open(path, NULL, &c),
                NODESTATS_STATUS_SIZE_MISMATCH);
 
-  /* Not a regular file: read-only attach sees a directory (bad layout),
-   * read-write open fails in the kernel (i/o). */
+  /* Not a regular file: a directory, for readers and writers alike. */
   CHECK_STATUS(nodestats_collector_open(scratch, NULL, &c),
-               NODESTATS_STATUS_BAD_LAYOUT);
-  CHECK_STATUS(nodestats_open(scratch, &s), NODESTATS_STATUS_IO);
+               NODESTATS_STATUS_NOT_REGULAR_FILE);
+  CHECK_STATUS(nodestats_open(scratch, &s), NODESTATS_STATUS_NOT_REGULAR_FILE);
 
   CHECK(s == (nodestats_t *)(uintptr_t)0x1);
   CHECK(c == (nodestats_collector_t *)(uintptr_t)0x1);
@@ -1301,6 +1302,53 @@ static void test_series_across_processes(void) {
   nodestats_close(parent);
 }
 
+/* OS errors carry their errno; other failures report 0; something other
+ * than a regular file at the name is refused without blocking. */
+static void test_last_os_error(void) {
+  char file[128], path[192];
+  nodestats_t *s = (nodestats_t *)(uintptr_t)0x1;
+  nodestats_collector_t *c = (nodestats_collector_t *)(uintptr_t)0x1;
+
+  /* A path through a regular file: ENOTDIR, for writers and readers. */
+  path_in_scratch(file, sizeof file, "plain-file");
+  write_file(file, (const unsigned char *)"x", 1);
+  int n = snprintf(path, sizeof path, "%s/seg", file);
+  CHECK(n > 0 && (size_t)n < sizeof path);
+  CHECK_STATUS(nodestats_open(path, &s), NODESTATS_STATUS_IO);
+  CHECK(nodestats_last_os_error() == ENOTDIR);
+  CHECK_STATUS(nodestats_collector_open(path, NULL, &c), NODESTATS_STATUS_IO);
+  CHECK(nodestats_last_os_error() == ENOTDIR);
+
+  /* A failure that is no OS error resets it to 0. */
+  path_in_scratch(path, sizeof path, "missing.seg");
+  CHECK_STATUS(nodestats_collector_open(path, NULL, &c),
+               NODESTATS_STATUS_NOT_FOUND);
+  CHECK(nodestats_last_os_error() == 0);
+
+  /* A symlink at the name is never followed: ELOOP. */
+  path_in_scratch(path, sizeof path, "link.seg");
+  CHECK(symlink(file, path) == 0);
+  CHECK_STATUS(nodestats_collector_open(path, NULL, &c), NODESTATS_STATUS_IO);
+  CHECK(nodestats_last_os_error() == ELOOP);
+
+  /* A FIFO at the name: an error at once, not a hang. */
+  path_in_scratch(path, sizeof path, "fifo.seg");
+  CHECK(mkfifo(path, 0600) == 0);
+  CHECK_STATUS(nodestats_collector_open(path, NULL, &c),
+               NODESTATS_STATUS_NOT_REGULAR_FILE);
+  CHECK_STATUS(nodestats_open(path, &s), NODESTATS_STATUS_NOT_REGULAR_FILE);
+  CHECK(nodestats_last_os_error() == 0);
+  CHECK(s == (nodestats_t *)(uintptr_t)0x1);
+  CHECK(c == (nodestats_collector_t *)(uintptr_t)0x1);
+  CHECK(strlen(nodestats_status_str(NODESTATS_STATUS_NO_SPACE)) > 0);
+
+  const char *made[] = {"plain-file", "link.seg", "fifo.seg"};
+  for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+    path_in_scratch(path, sizeof path, made[i]);
+    CHECK(unlink(path) == 0);
+  }
+}
+
 static void remove_scratch(void) {
   static const char *leaves[] = {"garbage.seg", "short.seg", "empty.seg",
                                  "version.seg", "uninit.seg", "resized.seg",
@@ -1344,6 +1392,7 @@ int main(void) {
   RUN(test_labeled_recording);
   RUN(test_exporter_on_a_collector);
   RUN(test_series_across_processes);
+  RUN(test_last_os_error);
   printf("%d passed, 0 failed\n", passed);
   return 0;
 }

@@ -119,6 +119,16 @@ enum nodestats_status
    * The library panicked; this is a bug. The handle stays usable.
    */
   NODESTATS_STATUS_PANIC = 18,
+  /**
+   * The file system has no room for a new segment (`ENOSPC` when it is
+   * reserved at creation; `nodestats_last_os_error` says so).
+   */
+  NODESTATS_STATUS_NO_SPACE = 19,
+  /**
+   * Something other than a regular file (a FIFO, a directory, a device)
+   * is at the segment's name.
+   */
+  NODESTATS_STATUS_NOT_REGULAR_FILE = 20,
 };
 #ifndef __cplusplus
 typedef uint32_t nodestats_status;
@@ -724,6 +734,15 @@ extern "C" {
  * this library does not define give `"unknown status"`.
  */
 const char *nodestats_status_str(nodestats_status status);
+
+/**
+ * The operating-system error number (`errno`) behind the last setup call
+ * on this thread that failed with `NODESTATS_STATUS_IO` or
+ * `NODESTATS_STATUS_NO_SPACE` (`ENOSPC`); 0 if that call failed with
+ * another status, or if no call on this thread has failed that way.
+ * Successful calls, `NULL_ARGUMENT` and `PANIC` leave it unchanged.
+ */
+int nodestats_last_os_error(void);
 
 /**
  * The library's version, `"MAJOR.MINOR.PATCH"` (static, never NULL).

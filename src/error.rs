@@ -78,6 +78,18 @@ pub enum Error {
         /// The family's metric name.
         family: &'static str,
     },
+    /// The file system holding a new segment has no room for all of it.
+    /// Segments are reserved in full at creation, so this is the only
+    /// place running out of space shows: never as a SIGBUS later.
+    NoSpace {
+        /// The segment's name.
+        path: String,
+        /// Bytes the segment needs.
+        needed: u64,
+    },
+    /// Something other than a regular file (a FIFO, a directory, a device,
+    /// a socket) is at the segment's name.
+    NotRegularFile(String),
 }
 
 impl Error {
@@ -144,6 +156,14 @@ impl fmt::Display for Error {
             Error::FixedSeries { family } => write!(
                 f,
                 "this {family} series is exported by the fixed counters already; record it through the fixed call (e.g. record_packets for an empty country)"
+            ),
+            Error::NoSpace { path, needed } => write!(
+                f,
+                "no space for segment {path:?}: it needs {needed} bytes; free space on its file system (for /dev/shm: remove stale segments or enlarge the tmpfs) or use fewer shards or slots"
+            ),
+            Error::NotRegularFile(path) => write!(
+                f,
+                "{path:?} is not a regular file (a FIFO, directory, device or socket); remove it or choose another segment name"
             ),
         }
     }

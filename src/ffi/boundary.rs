@@ -1,7 +1,8 @@
 //! The status enum, the one `Error` → status `match`, and the panic boundary.
 
 use crate::error::Error;
-use std::ffi::c_char;
+use std::cell::Cell;
+use std::ffi::{c_char, c_int};
 use std::panic::{self, AssertUnwindSafe};
 
 /// What a setup function did. Values are fixed: a retired value stays
@@ -48,6 +49,12 @@ pub enum nodestats_status {
     BufferTooSmall = 17,
     /// The library panicked; this is a bug. The handle stays usable.
     Panic = 18,
+    /// The file system has no room for a new segment (`ENOSPC` when it is
+    /// reserved at creation; `nodestats_last_os_error` says so).
+    NoSpace = 19,
+    /// Something other than a regular file (a FIFO, a directory, a device)
+    /// is at the segment's name.
+    NotRegularFile = 20,
 }
 
 impl From<Error> for nodestats_status {
@@ -56,11 +63,27 @@ impl From<Error> for nodestats_status {
     }
 }
 
+thread_local! {
+    /// What `nodestats_last_os_error` reports on this thread.
+    static LAST_OS_ERROR: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The OS error number behind `e`, 0 if it is not an OS error.
+fn os_error(e: &Error) -> c_int {
+    match e {
+        Error::Io { source, .. } => source.raw_os_error().unwrap_or(0),
+        Error::NoSpace { .. } => libc::ENOSPC,
+        _ => 0,
+    }
+}
+
 impl From<&Error> for nodestats_status {
     /// The one mapping from [`Error`] to status. Exhaustive on purpose: a new
-    /// error variant does not compile until it has a status.
+    /// error variant does not compile until it has a status. Also records
+    /// the error's OS error number for `nodestats_last_os_error`.
     fn from(e: &Error) -> Self {
         use nodestats_status as S;
+        let _ = LAST_OS_ERROR.try_with(|c| c.set(os_error(e)));
         match e {
             Error::Io { .. } => S::Io,
             Error::InvalidName(_) => S::InvalidArgument,
@@ -78,6 +101,8 @@ impl From<&Error> for nodestats_status {
             Error::ReadOnly => S::ReadOnly,
             Error::Config(_) => S::Config,
             Error::FixedSeries { .. } => S::InvalidArgument,
+            Error::NoSpace { .. } => S::NoSpace,
+            Error::NotRegularFile(_) => S::NotRegularFile,
         }
     }
 }
@@ -123,9 +148,24 @@ pub extern "C" fn nodestats_status_str(status: StatusArg) -> *const c_char {
         16 => b"operating-system error\0",
         17 => b"buffer too small\0",
         18 => b"internal panic (a bug in nodestats)\0",
+        19 => b"no space for the segment on its file system\0",
+        20 => b"not a regular file at the segment's name\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()
+}
+
+/// The operating-system error number (`errno`) behind the last setup call
+/// on this thread that failed with `NODESTATS_STATUS_IO` or
+/// `NODESTATS_STATUS_NO_SPACE` (`ENOSPC`); 0 if that call failed with
+/// another status, or if no call on this thread has failed that way.
+/// Successful calls, `NULL_ARGUMENT` and `PANIC` leave it unchanged.
+// Exported to C by `#[no_mangle]`; the Rust re-export belongs in
+// `ffi/mod.rs` (being reorganised as this lands), hence the allow.
+#[allow(unreachable_pub)]
+#[no_mangle]
+pub extern "C" fn nodestats_last_os_error() -> c_int {
+    LAST_OS_ERROR.try_with(Cell::get).unwrap_or(0)
 }
 
 /// The library's version, `"MAJOR.MINOR.PATCH"` (static, never NULL).
@@ -143,13 +183,13 @@ mod tests {
     #[test]
     fn every_status_has_its_own_string() {
         let mut seen = std::collections::HashSet::new();
-        for v in 0..=nodestats_status::Panic as u32 {
+        for v in 0..=nodestats_status::NotRegularFile as u32 {
             // SAFETY: nodestats_status_str returns a static NUL-terminated string.
             let s = unsafe { CStr::from_ptr(nodestats_status_str(StatusArg(v))) };
             assert_ne!(s.to_bytes(), b"unknown status", "status {v}");
             assert!(seen.insert(s.to_owned()), "status {v} repeats {s:?}");
         }
-        for v in [19, 1000, u32::MAX] {
+        for v in [21, 1000, u32::MAX] {
             // SAFETY: as above.
             let s = unsafe { CStr::from_ptr(nodestats_status_str(StatusArg(v))) };
             assert_eq!(s.to_bytes(), b"unknown status");
@@ -170,6 +210,24 @@ mod tests {
         for (e, s) in cases {
             assert_eq!(nodestats_status::from(e), s);
         }
+    }
+
+    #[test]
+    fn os_errors_are_kept_for_the_thread() {
+        let io = std::io::Error::from_raw_os_error(libc::EACCES);
+        let _ = nodestats_status::from(Error::io("open segment", io));
+        assert_eq!(nodestats_last_os_error(), libc::EACCES);
+        std::thread::spawn(|| assert_eq!(nodestats_last_os_error(), 0))
+            .join()
+            .unwrap();
+        let no_space = Error::NoSpace {
+            path: "/x".into(),
+            needed: 1,
+        };
+        assert_eq!(nodestats_status::from(no_space), nodestats_status::NoSpace);
+        assert_eq!(nodestats_last_os_error(), libc::ENOSPC);
+        let _ = nodestats_status::from(Error::NotFound("/x".into()));
+        assert_eq!(nodestats_last_os_error(), 0);
     }
 
     #[test]

@@ -199,8 +199,11 @@ impl Backing {
         CString::new(name).map(Backing::Path).map_err(|_| bad())
     }
 
+    /// Opens the object at the name. Never blocks, whatever is there: a
+    /// FIFO or a device opens at once (`O_NONBLOCK`) and never becomes our
+    /// controlling terminal (`O_NOCTTY`); a symlink is refused.
     fn open(&self, flags: libc::c_int, mode: u32) -> std::io::Result<OwnedFd> {
-        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
         // SAFETY: the names are NUL-terminated CStrings that outlive the call.
         let fd = unsafe {
             match self {
@@ -219,6 +222,54 @@ impl Backing {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
+    /// Opens the existing segment file at the name (`flags`: `O_RDONLY` or
+    /// `O_RDWR`), refusing anything but a regular file.
+    fn open_existing(&self, name: &str, flags: libc::c_int) -> Result<(File, std::fs::Metadata)> {
+        let fd = self.open(flags, 0).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound(name.to_string()),
+            // A directory opened for writing; a socket or a FIFO without a
+            // reader.
+            Some(libc::EISDIR | libc::ENXIO) => Error::NotRegularFile(name.to_string()),
+            _ => Error::io("open segment", e),
+        })?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| Error::io("stat segment", e))?;
+        if !meta.file_type().is_file() {
+            return Err(Error::NotRegularFile(name.to_string()));
+        }
+        Ok((file, meta))
+    }
+
+    /// The file-system path of the name: `/dev/shm/<name>` for a POSIX
+    /// shared-memory name (where glibc and musl keep them).
+    #[cfg(target_os = "linux")]
+    fn path(&self) -> CString {
+        match self {
+            Backing::Shm(n) => {
+                let mut p = b"/dev/shm".to_vec();
+                p.extend_from_slice(n.as_bytes());
+                CString::new(p).expect("no NUL in a parsed name")
+            }
+            Backing::Path(p) => p.clone(),
+        }
+    }
+
+    /// The directory of [`path`](Self::path) and the last component.
+    #[cfg(target_os = "linux")]
+    fn dir_and_leaf(&self) -> (CString, Vec<u8>) {
+        let p = self.path();
+        let bytes = p.as_bytes();
+        let (dir, leaf) = match bytes.iter().rposition(|&b| b == b'/') {
+            Some(0) => (&b"/"[..], &bytes[1..]),
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (&b"."[..], bytes),
+        };
+        (
+            CString::new(dir).expect("no NUL in a parsed name"),
+            leaf.to_vec(),
+        )
+    }
+
     fn unlink(&self) -> std::io::Result<()> {
         // SAFETY: NUL-terminated names that outlive the call.
         let r = unsafe {
@@ -231,6 +282,343 @@ impl Backing {
             Err(std::io::Error::last_os_error())
         } else {
             Ok(())
+        }
+    }
+}
+
+/// Byte of a segment file whose lock (an OFD lock on Linux) a writer holds
+/// while it replaces a stale file at the name: just below writer slot 0's.
+#[cfg(target_os = "linux")]
+const REPLACE_LOCK: i64 = LOCK_BASE - 1;
+
+/// Gives `file` all `len` bytes it will ever use, so that no later touch of
+/// the mapping, by a writer or a reader, can find the file system full (a
+/// sparse page of a full tmpfs faults with SIGBUS on first touch).
+///
+/// Linux: `posix_fallocate`. Where the file system does not support it, and
+/// on other systems, the file is sized and every page written with zeros
+/// (`pwrite`), which allocates it just as well. Where even that is refused
+/// (a macOS shared-memory object takes neither), the segment stays sized by
+/// `ftruncate` alone, and its pages are allocated on first touch.
+fn reserve(file: &File, len: usize, name: &str) -> Result<()> {
+    let no_space = || Error::NoSpace {
+        path: name.to_string(),
+        needed: len as u64,
+    };
+    let fd = file.as_raw_fd();
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: fd is open for the life of `file`; no pointers.
+        match unsafe { libc::posix_fallocate(fd, 0, len as libc::off_t) } {
+            0 => return Ok(()),
+            libc::ENOSPC => return Err(no_space()),
+            libc::EOPNOTSUPP | libc::EINVAL => {}
+            e => {
+                return Err(Error::io(
+                    "reserve segment",
+                    std::io::Error::from_raw_os_error(e),
+                ))
+            }
+        }
+    }
+    // SAFETY: as above.
+    if unsafe { libc::ftruncate(fd, len as libc::off_t) } < 0 {
+        return Err(Error::last_os("size segment"));
+    }
+    let page = [0u8; 4096];
+    for off in (0..len).step_by(page.len()) {
+        let n = page.len().min(len - off);
+        // SAFETY: `page` is valid for reading `n <= page.len()` bytes.
+        let r = unsafe { libc::pwrite(fd, page.as_ptr().cast(), n, off as libc::off_t) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOSPC) => Err(no_space()),
+                _ if off == 0 => Ok(()),
+                _ => Err(Error::io("reserve segment", e)),
+            };
+        }
+    }
+    Ok(())
+}
+
+/// Whether `file` is what a creator that died half-way leaves: empty (it
+/// died before sizing), or a header whose init word was never published.
+/// Anything else, garbage included, is not ours to replace.
+#[cfg(target_os = "linux")]
+fn is_stale(file: &File) -> Result<bool> {
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io("stat segment", e))?
+        .len();
+    if size == 0 {
+        return Ok(true);
+    }
+    if size < HEADER_SIZE as u64 || size > MAX_SEGMENT_BYTES {
+        return Ok(false);
+    }
+    let map = Mapping::file(file.as_fd(), HEADER_SIZE, false)?;
+    // SAFETY: the mapping is HEADER_SIZE bytes, page-aligned, and only
+    // accessed atomically.
+    let words = unsafe { &*(map.as_ptr() as *const [AtomicU64; HEADER_WORDS]) };
+    Ok(matches!(
+        HeaderFields::load(words).validate(size),
+        Err(Error::NotInitialized)
+    ))
+}
+
+/// Whether `file` is the object at `path` now (same device and inode).
+#[cfg(target_os = "linux")]
+fn is_at(file: &File, path: &CString) -> Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let ours = file.metadata().map_err(|e| Error::io("stat segment", e))?;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.dev() == ours.dev() && m.ino() == ours.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("stat segment", e)),
+    }
+}
+
+/// A second, read-only open file description of `file` (whose slot locks
+/// it can then query): through `/proc/self/fd` where mounted, which is the
+/// same file whatever happens to the name; else by the name.
+fn reopen_read_only(file: &File, backing: &Backing, name: &str) -> Result<File> {
+    #[cfg(target_os = "linux")]
+    {
+        let proc = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .expect("no NUL in a number");
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+        // SAFETY: a NUL-terminated path that outlives the call.
+        let fd = unsafe { libc::open(proc.as_ptr(), flags) };
+        if fd >= 0 {
+            // SAFETY: fd was just returned by the kernel and is owned by no one else.
+            return Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+    match backing.open_existing(name, libc::O_RDONLY) {
+        Ok((f, _)) => Ok(f),
+        Err(Error::Io { source, .. }) => Err(Error::io("open segment for liveness checks", source)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Tries to take the write lock on byte `at` of `f` (an OFD lock on
+/// Linux: it belongs to this open file description and goes with it).
+#[cfg(target_os = "linux")]
+fn try_lock_byte(f: &File, at: i64) -> Result<bool> {
+    // SAFETY: flock is plain old data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = at as libc::off_t;
+    fl.l_len = 1;
+    // SAFETY: fd is open for the life of `f`; `fl` is a valid flock that
+    // outlives the call.
+    let r = unsafe {
+        libc::fcntl(
+            f.as_raw_fd(),
+            libc::F_OFD_SETLK,
+            &mut fl as *mut libc::flock,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+            _ => Err(Error::io("lock stale segment", e)),
+        };
+    }
+    Ok(true)
+}
+
+/// One step of a bounded wait for another process: spin and yield a few
+/// times (a creator that is nearly done), then sleep 2 ms per step.
+fn pause(backoff: &crossbeam_utils::Backoff) {
+    if backoff.is_completed() {
+        std::thread::sleep(Duration::from_millis(2));
+    } else {
+        backoff.snooze();
+    }
+}
+
+/// A new segment file being built where no one looks for segments: an
+/// unnamed `O_TMPFILE` in the name's directory, or where the file system
+/// has none, a hidden temporary name there (`.<name>.<pid>.<random>`,
+/// removed on drop). It gets the name only complete, by `link` (a new
+/// segment) or `rename` (replacing a stale one), so a creator that dies
+/// half-way leaves nothing at the name, and with `O_TMPFILE` nothing at all.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct Draft {
+    file: File,
+    /// The draft's temporary name, while it has one.
+    temp: Option<CString>,
+    dir: CString,
+    leaf: Vec<u8>,
+    /// The segment's size, for [`Error::NoSpace`].
+    needed: u64,
+}
+
+#[cfg(target_os = "linux")]
+impl Draft {
+    fn new(backing: &Backing, mode: u32, name: &str, needed: u64) -> Result<Draft> {
+        let (dir, leaf) = backing.dir_and_leaf();
+        if leaf.is_empty() {
+            return Err(Error::InvalidName(name.to_string()));
+        }
+        let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated path that outlives the call.
+        let fd = unsafe { libc::open(dir.as_ptr(), flags, mode as libc::c_uint) };
+        let draft = if fd >= 0 {
+            Draft {
+                // SAFETY: fd was just returned by the kernel, owned by no one else.
+                file: File::from(unsafe { OwnedFd::from_raw_fd(fd) }),
+                temp: None,
+                dir,
+                leaf,
+                needed,
+            }
+        } else {
+            let e = std::io::Error::last_os_error();
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) {
+                return Err(Draft::error(e, name, needed));
+            }
+            Draft::named(dir, leaf, mode, name, needed)?
+        };
+        // The umask may have cleared bits that were asked for.
+        // SAFETY: fd is open; fchmod takes no pointers.
+        if unsafe { libc::fchmod(draft.file.as_raw_fd(), mode as libc::mode_t) } < 0 {
+            return Err(Error::last_os("set segment mode"));
+        }
+        Ok(draft)
+    }
+
+    fn error(e: std::io::Error, name: &str, needed: u64) -> Error {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) => Error::NoSpace {
+                path: name.to_string(),
+                needed,
+            },
+            _ => Error::io("create segment", e),
+        }
+    }
+
+    /// A fresh hidden name next to the final one.
+    fn temp_name(dir: &CString, leaf: &[u8]) -> CString {
+        let mut p = dir.as_bytes().to_vec();
+        p.extend_from_slice(b"/.");
+        p.extend_from_slice(leaf);
+        let tail = format!(".{}.{:016x}", std::process::id(), random_id() as u64);
+        p.extend_from_slice(tail.as_bytes());
+        CString::new(p).expect("no NUL in a parsed name")
+    }
+
+    /// A draft under a hidden temporary name, for file systems without
+    /// `O_TMPFILE`.
+    fn named(dir: CString, leaf: Vec<u8>, mode: u32, name: &str, needed: u64) -> Result<Draft> {
+        loop {
+            let t = Draft::temp_name(&dir, &leaf);
+            let flags =
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+            // SAFETY: a NUL-terminated path that outlives the call.
+            let fd = unsafe { libc::open(t.as_ptr(), flags, mode as libc::c_uint) };
+            if fd >= 0 {
+                return Ok(Draft {
+                    // SAFETY: fd was just returned by the kernel, owned by no one else.
+                    file: File::from(unsafe { OwnedFd::from_raw_fd(fd) }),
+                    temp: Some(t),
+                    dir,
+                    leaf,
+                    needed,
+                });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(Draft::error(e, name, needed));
+            }
+        }
+    }
+
+    /// Gives the draft the name `path` unless something is there already
+    /// (then false).
+    fn link_to(&mut self, path: &CString, name: &str) -> Result<bool> {
+        let r = match &self.temp {
+            // SAFETY: NUL-terminated paths that outlive the call.
+            Some(t) => unsafe { libc::link(t.as_ptr(), path.as_ptr()) },
+            None => self.link_unnamed(path),
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EEXIST) => Ok(false),
+                _ => Err(Draft::error(e, name, self.needed)),
+            };
+        }
+        Ok(true)
+    }
+
+    /// `linkat` of the unnamed file to `path`: through `/proc/self/fd`,
+    /// else `AT_EMPTY_PATH` (which older kernels allow only with
+    /// `CAP_DAC_READ_SEARCH`).
+    fn link_unnamed(&self, path: &CString) -> libc::c_int {
+        let fd = self.file.as_raw_fd();
+        let proc = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a number");
+        // SAFETY: NUL-terminated paths that outlive the call.
+        let r = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                proc.as_ptr(),
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT) {
+            return r;
+        }
+        // SAFETY: as above; the empty path is NUL-terminated.
+        unsafe {
+            libc::linkat(
+                fd,
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        }
+    }
+
+    /// Atomically puts the draft at `path`, replacing what is there.
+    fn rename_to(&mut self, path: &CString, name: &str) -> Result<()> {
+        while self.temp.is_none() {
+            let t = Draft::temp_name(&self.dir, &self.leaf);
+            if self.link_to(&t, name)? {
+                self.temp = Some(t);
+            }
+        }
+        let t = self.temp.as_ref().expect("named above");
+        // SAFETY: NUL-terminated paths that outlive the call.
+        if unsafe { libc::rename(t.as_ptr(), path.as_ptr()) } < 0 {
+            return Err(Error::last_os("replace stale segment"));
+        }
+        self.temp = None;
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Draft {
+    fn drop(&mut self) {
+        if let Some(t) = &self.temp {
+            // SAFETY: a NUL-terminated path that outlives the call.
+            unsafe { libc::unlink(t.as_ptr()) };
         }
     }
 }
@@ -255,18 +643,14 @@ pub struct Segment {
 
 impl Segment {
     /// Creates a new segment. A named one must not exist yet.
+    ///
+    /// The whole segment is reserved on its file system first, so a full
+    /// `/dev/shm` is [`Error::NoSpace`] here and never a SIGBUS later. On
+    /// Linux it is built unnamed and gets the name only when complete, so a
+    /// creator that dies half-way leaves nothing behind; elsewhere it is
+    /// built in place and removed if creation fails.
     pub fn create(opts: &SegmentOptions) -> Result<Segment> {
-        let shards = match opts.shards {
-            Some(n) => n,
-            None => possible_cpus().next_power_of_two(),
-        };
-        let layout = Layout::new(
-            shards,
-            opts.writer_slots,
-            random_id(),
-            unix_ns(),
-            resolve_write_mode(opts.write_mode, shards)?,
-        )?;
+        let layout = Self::new_layout(opts)?;
         let Some(name) = &opts.name else {
             let map = Mapping::anonymous(layout.segment_size)?;
             let seg = Segment {
@@ -282,53 +666,159 @@ impl Segment {
             return Ok(seg);
         };
         let backing = Backing::parse(name)?;
-        let fd = backing
-            .open(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, opts.mode)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::EEXIST) => Error::AlreadyExists(name.clone()),
-                _ => Error::io("create segment", e),
-            })?;
-        let made = (|| {
-            // The umask may have cleared bits that were asked for.
-            // SAFETY: fd is open; fchmod/ftruncate take no pointers.
-            if unsafe { libc::fchmod(fd.as_raw_fd(), opts.mode as libc::mode_t) } < 0 {
-                return Err(Error::last_os("set segment mode"));
-            }
-            // SAFETY: as above.
-            if unsafe { libc::ftruncate(fd.as_raw_fd(), layout.segment_size as libc::off_t) } < 0 {
-                return Err(Error::last_os("size segment"));
-            }
-            let map = Mapping::file(fd.as_fd(), layout.segment_size, true)?;
-            let probe = backing
-                .open(libc::O_RDONLY, 0)
-                .map_err(|e| Error::io("open segment for liveness checks", e))?;
-            let seg = Segment {
-                map,
-                layout,
-                name: Some(name.clone()),
-                file: Some(File::from(fd)),
-                probe: Some(File::from(probe)),
-                writable: true,
+        #[cfg(target_os = "linux")]
+        {
+            let path = backing.path();
+            let exists = {
+                use std::os::unix::ffi::OsStrExt;
+                let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
+                std::fs::symlink_metadata(p).is_ok()
             };
-            series::init_region(&seg.series_region())?;
-            layout.to_fields().publish(seg.header_words());
-            Ok(seg)
-        })();
-        if made.is_err() {
-            let _ = backing.unlink();
+            // Cheap early answer; `link` below is the one that decides.
+            if exists {
+                return Err(Error::AlreadyExists(name.clone()));
+            }
+            let (mut draft, seg) = Self::build(name, &backing, layout, opts.mode)?;
+            if !draft.link_to(&path, name)? {
+                return Err(Error::AlreadyExists(name.clone()));
+            }
+            Self::with_probe(seg, &backing)
         }
-        made
+        #[cfg(not(target_os = "linux"))]
+        {
+            let fd = backing
+                .open(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, opts.mode)
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::EEXIST) => Error::AlreadyExists(name.clone()),
+                    _ => Error::io("create segment", e),
+                })?;
+            let made = (|| {
+                // The umask may have cleared bits that were asked for.
+                // SAFETY: fd is open; fchmod takes no pointers.
+                if unsafe { libc::fchmod(fd.as_raw_fd(), opts.mode as libc::mode_t) } < 0 {
+                    return Err(Error::last_os("set segment mode"));
+                }
+                let seg = Self::fill(File::from(fd), name, layout)?;
+                Self::with_probe(seg, &backing)
+            })();
+            if made.is_err() {
+                let _ = backing.unlink();
+            }
+            made
+        }
+    }
+
+    /// The geometry of a new segment made with `opts`.
+    fn new_layout(opts: &SegmentOptions) -> Result<Layout> {
+        let shards = match opts.shards {
+            Some(n) => n,
+            None => possible_cpus().next_power_of_two(),
+        };
+        Layout::new(
+            shards,
+            opts.writer_slots,
+            random_id(),
+            unix_ns(),
+            resolve_write_mode(opts.write_mode, shards)?,
+        )
+    }
+
+    /// Reserves `file`, maps it and publishes a new segment in it. The
+    /// result has no probe yet ([`with_probe`](Self::with_probe)).
+    fn fill(file: File, name: &str, layout: Layout) -> Result<Segment> {
+        reserve(&file, layout.segment_size, name)?;
+        let map = Mapping::file(file.as_fd(), layout.segment_size, true)?;
+        let seg = Segment {
+            map,
+            layout,
+            name: Some(name.to_string()),
+            file: Some(file),
+            probe: None,
+            writable: true,
+        };
+        series::init_region(&seg.series_region())?;
+        layout.to_fields().publish(seg.header_words());
+        Ok(seg)
+    }
+
+    /// A complete new segment in a [`Draft`] that nobody can see yet.
+    #[cfg(target_os = "linux")]
+    fn build(name: &str, backing: &Backing, layout: Layout, mode: u32) -> Result<(Draft, Segment)> {
+        let draft = Draft::new(backing, mode, name, layout.segment_size as u64)?;
+        let file = draft
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("create segment", e))?;
+        let seg = Self::fill(file, name, layout)?;
+        Ok((draft, seg))
+    }
+
+    fn with_probe(mut seg: Segment, backing: &Backing) -> Result<Segment> {
+        let file = seg.file.as_ref().expect("a named segment has a file");
+        let name = seg.name.as_deref().expect("a named segment has a name");
+        seg.probe = Some(reopen_read_only(file, backing, name)?);
+        Ok(seg)
     }
 
     /// Creates the named segment, or attaches read-write if it exists.
     /// Without a name, creates an anonymous segment.
+    ///
+    /// On Linux, what a creator that died half-way left at the name (an
+    /// empty file, or a header never published) is replaced once
+    /// `init_wait` (at least 1 s) has passed: under a lock on that file,
+    /// after checking it is still at the name and still unfinished, a new
+    /// segment is renamed over it. Writers racing to do the same end on
+    /// the same new segment; files that are anything else are never
+    /// replaced.
     pub fn open(opts: &SegmentOptions) -> Result<Segment> {
         match Self::create(opts) {
             Err(Error::AlreadyExists(name)) => {
                 let wait = opts.init_wait.max(Duration::from_secs(1));
-                Self::attach_with(&name, Access::ReadWrite, &opts.clone().init_wait(wait))
+                let opts = opts.clone().init_wait(wait);
+                match Self::attach_with(&name, Access::ReadWrite, &opts) {
+                    #[cfg(target_os = "linux")]
+                    Err(Error::NotInitialized | Error::Truncated { size: 0, .. }) => {
+                        Self::replace_stale(&name, &opts)
+                    }
+                    other => other,
+                }
             }
             other => other,
+        }
+    }
+
+    /// Attaches to the segment at `name` read-write, replacing it first if
+    /// it is a dead creator's unfinished one (see [`open`](Self::open)).
+    #[cfg(target_os = "linux")]
+    fn replace_stale(name: &str, opts: &SegmentOptions) -> Result<Segment> {
+        let backing = Backing::parse(name)?;
+        let path = backing.path();
+        let deadline = Instant::now() + opts.init_wait;
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            match Self::attach_once(name, &backing, Access::ReadWrite, opts) {
+                Err(Error::NotInitialized | Error::Truncated { size: 0, .. }) => {}
+                Err(Error::NotFound(_)) => match Self::create(opts) {
+                    Err(Error::AlreadyExists(_)) => continue,
+                    other => return other,
+                },
+                other => return other,
+            }
+            let (file, _) = backing.open_existing(name, libc::O_RDWR)?;
+            // Whoever holds the lock is replacing this file; once it is
+            // let go, the file is no longer at the name and we attach the
+            // new one on the next round.
+            if try_lock_byte(&file, REPLACE_LOCK)? && is_at(&file, &path)? && is_stale(&file)? {
+                let layout = Self::new_layout(opts)?;
+                let (mut draft, seg) = Self::build(name, &backing, layout, opts.mode)?;
+                draft.rename_to(&path, name)?;
+                return Self::with_probe(seg, &backing);
+            }
+            drop(file);
+            if Instant::now() >= deadline {
+                return Err(Error::NotInitialized);
+            }
+            pause(&backoff);
         }
     }
 
@@ -340,17 +830,20 @@ impl Segment {
     /// Attaches with options (`allow_foreign_owner`, `init_wait`).
     ///
     /// A segment that is still being created is waited for up to
-    /// `init_wait`; after that its state is reported as an error.
+    /// `init_wait`; after that its state is reported as an error. Never
+    /// blocks on what is at the name: anything but a regular file is
+    /// [`Error::NotRegularFile`].
     pub fn attach_with(name: &str, access: Access, opts: &SegmentOptions) -> Result<Segment> {
         let backing = Backing::parse(name)?;
         let deadline = Instant::now() + opts.init_wait;
+        let backoff = crossbeam_utils::Backoff::new();
         loop {
             match Self::attach_once(name, &backing, access, opts) {
                 Err(e @ (Error::NotInitialized | Error::Truncated { .. })) => {
                     if Instant::now() >= deadline {
                         return Err(e);
                     }
-                    std::thread::sleep(Duration::from_millis(2));
+                    pause(&backoff);
                 }
                 other => return other,
             }
@@ -369,15 +862,7 @@ impl Segment {
         } else {
             libc::O_RDONLY
         };
-        let fd = backing.open(flags, 0).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound(name.to_string()),
-            _ => Error::io("open segment", e),
-        })?;
-        let file = File::from(fd);
-        let meta = file.metadata().map_err(|e| Error::io("stat segment", e))?;
-        if !meta.file_type().is_file() {
-            return Err(Error::BadLayout("segment is not a regular file"));
-        }
+        let (file, meta) = backing.open_existing(name, flags)?;
         {
             use std::os::unix::fs::MetadataExt;
             // SAFETY: geteuid has no preconditions.
@@ -407,15 +892,13 @@ impl Segment {
         if writable {
             check_writer(layout.write_mode, layout.shard_count)?;
         }
-        let probe = backing
-            .open(libc::O_RDONLY, 0)
-            .map_err(|e| Error::io("open segment for liveness checks", e))?;
+        let probe = reopen_read_only(&file, backing, name)?;
         Ok(Segment {
             map,
             layout,
             name: Some(name.to_string()),
             file: Some(file),
-            probe: Some(File::from(probe)),
+            probe: Some(probe),
             writable,
         })
     }

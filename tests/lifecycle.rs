@@ -1,0 +1,456 @@
+//! What operators do to a media server's segment (DESIGN.md §8): a full
+//! `/dev/shm`, a creator that died half-way, something else at the name.
+//!
+//! The tmpfs tests mount a small tmpfs and need root (or `CAP_SYS_ADMIN`);
+//! without it they print why and skip. Work that could die of SIGBUS runs in
+//! a child process (this test binary re-run on one test), so a fault shows as
+//! a signal death instead of killing the test run.
+
+use nodestats::segment::HEADER_SIZE;
+use nodestats::{Access, Collector, CollectorConfig, Direction, Error, Family, Segment};
+use nodestats::{SegmentOptions, Stats};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::Duration;
+
+/// Byte of a segment file whose OFD lock a writer holds while it replaces
+/// a stale file at the name: just below writer slot 0's lock byte (1 << 40).
+const REPLACE_LOCK_BYTE: i64 = (1 << 40) - 1;
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nodestats-life-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tmp(name: &str) -> PathBuf {
+    tmp_dir(name).join("seg")
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+fn small(name: &str) -> SegmentOptions {
+    SegmentOptions::new().name(name).shards(2).writer_slots(4)
+}
+
+fn no_system() -> CollectorConfig {
+    CollectorConfig {
+        system: None,
+        ..CollectorConfig::default()
+    }
+}
+
+fn packets_in(seg: Segment) -> u64 {
+    let mut c = Collector::new(Arc::new(seg), no_system()).unwrap();
+    c.update().packets_in
+}
+
+fn inode(p: &Path) -> (u64, u64) {
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.dev(), m.ino())
+}
+
+/// Runs `f` on its own thread and fails the test if it has not returned
+/// within 5 s (the thread is left blocked; the test run still ends).
+fn within_5s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("{what} blocked for 5 s"))
+}
+
+/// Re-runs this test binary on the one test `test` with `env` set.
+fn run_child(test: &str, env: &[(&str, &str)]) -> ExitStatus {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .status()
+        .unwrap()
+}
+
+/// A tmpfs of a given size mounted on a fresh directory; unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(name: &str, size: &str) -> Option<Tmpfs> {
+        let dir = tmp_dir(name);
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "none",
+            ])
+            .arg(&dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir)),
+            Ok(o) => {
+                println!(
+                    "skipped: cannot mount a tmpfs ({}): {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                println!("skipped: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+const CHILD_SEG: &str = "NODESTATS_LIFECYCLE_SEG";
+const CHILD_SHARDS: &str = "NODESTATS_LIFECYCLE_SHARDS";
+/// Non-empty: after opening, write and read every part of the segment.
+const CHILD_TOUCH: &str = "NODESTATS_LIFECYCLE_TOUCH";
+/// Exit code of the child when open reported `Error::NoSpace`.
+const EXIT_NO_SPACE: i32 = 10;
+
+/// The child of `a_full_tmpfs_is_an_error_at_open_never_a_sigbus`: opens
+/// the segment and records, then (with `CHILD_TOUCH`) writes and reads every
+/// part of it, as a busy writer and `nodestats show` would. A no-op unless
+/// run by that test.
+#[test]
+fn child_opens_and_touches_everything() {
+    let (Ok(seg), Ok(shards)) = (std::env::var(CHILD_SEG), std::env::var(CHILD_SHARDS)) else {
+        return;
+    };
+    let opts = SegmentOptions::new()
+        .name(seg.clone())
+        .shards(shards.parse().unwrap())
+        .writer_slots(4);
+    let stats = match Stats::open(&opts) {
+        Ok(s) => s,
+        Err(Error::NoSpace { path, needed }) => {
+            assert_eq!(path, seg);
+            assert!(needed > 1 << 20, "needed {needed}");
+            std::process::exit(EXIT_NO_SPACE);
+        }
+        Err(e) => panic!("open: {e}"),
+    };
+    stats.record_packets(Direction::Incoming, 1, 100, false);
+    if std::env::var(CHILD_TOUCH).map_or(true, |t| t.is_empty()) {
+        return;
+    }
+    for i in 0..300 {
+        let country = format!("C{i}");
+        stats
+            .series(Family::NackTotal, &["incoming", &country])
+            .unwrap()
+            .inc_by(1);
+    }
+    let ro = Segment::attach(&seg, Access::ReadOnly).unwrap();
+    assert!(packets_in(ro) >= 1);
+    // Every page of the file, through a read-only mapping of our own.
+    let f = File::open(&seg).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    // SAFETY: a fresh read-only shared mapping of `len` bytes of an open
+    // file; it aliases no Rust object and is unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    let mut sum = 0u64;
+    for off in (0..len).step_by(4096) {
+        // SAFETY: `off < len`, inside the mapping.
+        sum += u64::from(unsafe { std::ptr::read_volatile(p.cast::<u8>().add(off)) });
+    }
+    // SAFETY: exactly what mmap returned.
+    unsafe { libc::munmap(p, len) };
+    println!("touched {} pages (byte sum {sum})", len / 4096);
+}
+
+#[test]
+fn a_full_tmpfs_is_an_error_at_open_never_a_sigbus() {
+    let Some(fs) = Tmpfs::mount("tmpfs", "1m") else {
+        return;
+    };
+    let small = path_str(&fs.0.join("small"));
+    let big = path_str(&fs.0.join("big"));
+    let child = |seg: &str, shards: &str, touch: &str| {
+        run_child(
+            "child_opens_and_touches_everything",
+            &[
+                (CHILD_SEG, seg),
+                (CHILD_SHARDS, shards),
+                (CHILD_TOUCH, touch),
+            ],
+        )
+    };
+    let ok = |st: ExitStatus, what: &str, want: i32| {
+        assert_eq!(
+            st.signal(),
+            None,
+            "{what}: killed by signal {:?}",
+            st.signal()
+        );
+        assert_eq!(st.code(), Some(want), "{what}: {st}");
+    };
+    // Two shards fit in 1 MiB. Create it, then fill the file system.
+    ok(child(&small, "2", ""), "create the small segment", 0);
+    {
+        use std::io::Write;
+        let mut filler = File::create(fs.0.join("filler")).unwrap();
+        while filler.write_all(&[1u8; 16 << 10]).is_ok() {}
+    }
+    // A second writer and a reader of the existing segment, on a full
+    // file system: nothing may fault for lack of space.
+    ok(
+        child(&small, "2", "1"),
+        "use the small segment on a full tmpfs",
+        0,
+    );
+    std::fs::remove_file(fs.0.join("filler")).unwrap();
+    // Sixteen shards (> 2 MiB) do not fit: an error at open, no file left.
+    ok(
+        child(&big, "16", "1"),
+        "create the big segment",
+        EXIT_NO_SPACE,
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&fs.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["small"], "a failed creation leaves nothing behind");
+}
+
+fn unpublished_header(name: &str) -> Vec<u8> {
+    let p = tmp(name);
+    drop(Segment::create(&small(&path_str(&p))).unwrap());
+    let mut b = std::fs::read(&p).unwrap();
+    // The init word (the header's last) says "not ready".
+    b[31 * 8..32 * 8].fill(0);
+    b
+}
+
+/// A writer replaces what a creator that died half-way left at the name; a
+/// read-only attach reports it and leaves it alone.
+#[test]
+fn a_dead_creators_half_made_segment_is_replaced_by_a_writer() {
+    for (what, bytes) in [
+        ("zero-filled", vec![0u8; 64 << 10]),
+        ("empty", Vec::new()),
+        ("unpublished header", unpublished_header("unpub-src")),
+    ] {
+        let p = tmp("stale");
+        let name = path_str(&p);
+        std::fs::write(&p, &bytes).unwrap();
+        let before = inode(&p);
+        let ro = Segment::attach_with(
+            &name,
+            Access::ReadOnly,
+            &SegmentOptions::new().init_wait(Duration::from_millis(20)),
+        );
+        assert!(
+            matches!(
+                ro,
+                Err(Error::NotInitialized | Error::Truncated { size: 0, .. })
+            ),
+            "{what}: read-only attach gave {ro:?}"
+        );
+        assert_eq!(inode(&p), before, "{what}: a reader never replaces");
+        let stats = Stats::open(&small(&name).init_wait(Duration::from_millis(50)))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_ne!(inode(&p), before, "{what}: replaced");
+        stats.record_packets(Direction::Incoming, 3, 300, false);
+        let ro = Segment::attach(&name, Access::ReadOnly).unwrap();
+        assert_eq!(ro.id(), stats.segment().id(), "{what}");
+        assert_eq!(packets_in(ro), 3, "{what}");
+        let dir = p.parent().unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir).unwrap().count(),
+            1,
+            "{what}: no temporary file left in {dir:?}"
+        );
+    }
+}
+
+#[test]
+fn racing_replacers_end_on_one_segment() {
+    const N: usize = 8;
+    let p = tmp("race");
+    let name = path_str(&p);
+    std::fs::write(&p, vec![0u8; 64 << 10]).unwrap();
+    let barrier = Arc::new(Barrier::new(N));
+    let writers: Vec<_> = (0..N)
+        .map(|_| {
+            let (name, barrier) = (name.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let opts = small(&name)
+                    .writer_slots(N)
+                    .init_wait(Duration::from_millis(20));
+                let s = Stats::open(&opts).unwrap();
+                s.record_packets(Direction::Incoming, 1, 1, false);
+                s
+            })
+        })
+        .collect();
+    let writers: Vec<Stats> = writers.into_iter().map(|t| t.join().unwrap()).collect();
+    let id = writers[0].segment().id();
+    for w in &writers {
+        assert_eq!(w.segment().id(), id, "every writer on one segment");
+    }
+    let ro = Segment::attach(&name, Access::ReadOnly).unwrap();
+    assert_eq!(ro.id(), id, "and it is the one at the name");
+    assert_eq!(packets_in(ro), N as u64, "no writer recorded elsewhere");
+}
+
+/// While another writer holds the replace lock of a stale file, nobody else
+/// replaces it: they wait, and report it if the lock is not let go.
+#[test]
+fn a_replacement_in_progress_is_not_overtaken() {
+    let p = tmp("locked");
+    let name = path_str(&p);
+    std::fs::write(&p, vec![0u8; 64 << 10]).unwrap();
+    let before = inode(&p);
+    let holder = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    // SAFETY: flock is plain old data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = REPLACE_LOCK_BYTE;
+    fl.l_len = 1;
+    // SAFETY: a valid fd and a valid flock that outlives the call.
+    let r = unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let r = Stats::open(&small(&name).init_wait(Duration::from_millis(100)));
+    assert!(matches!(r, Err(Error::NotInitialized)), "{r:?}");
+    assert_eq!(inode(&p), before, "not replaced under a held lock");
+    drop(holder);
+    Stats::open(&small(&name).init_wait(Duration::from_millis(20))).unwrap();
+    assert_ne!(inode(&p), before);
+}
+
+/// A creator, however slow, never shows a half-made segment at the name,
+/// so nobody ever mistakes it for a dead one.
+#[test]
+fn a_half_made_segment_never_appears_at_the_name() {
+    let name = format!("/nodestats-life-{}-halfmade", std::process::id());
+    let _ = Segment::unlink(&name);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (name, stop) = (name.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut seen, mut half, mut other) = (0u32, 0u32, Vec::new());
+            let opts = SegmentOptions::new().init_wait(Duration::ZERO);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match Segment::attach_with(&name, Access::ReadOnly, &opts) {
+                    Ok(_) => seen += 1,
+                    Err(Error::NotFound(_)) => {}
+                    Err(Error::NotInitialized | Error::Truncated { .. }) => half += 1,
+                    Err(e) => other.push(e.to_string()),
+                }
+            }
+            (seen, half, other)
+        })
+    };
+    for _ in 0..300 {
+        let seg = Segment::create(&SegmentOptions::new().name(name.clone()).shards(4)).unwrap();
+        drop(seg);
+        Segment::unlink(&name).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen, half, other) = watcher.join().unwrap();
+    println!("watcher attached {seen} times");
+    assert_eq!(half, 0, "attaches that saw a half-made segment");
+    assert!(other.is_empty(), "other errors: {other:?}");
+}
+
+fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path that outlives the call.
+    let r = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(r, 0, "mkfifo: {}", std::io::Error::last_os_error());
+}
+
+/// Attaching read-only and opening read-write both refuse `name` with
+/// `NotRegularFile(name)`, without blocking.
+fn refused_as_not_regular(name: &str, what: &str) {
+    let n = name.to_string();
+    let ro = within_5s(&format!("read-only attach to a {what}"), move || {
+        Segment::attach(&n, Access::ReadOnly)
+    });
+    assert!(
+        matches!(&ro, Err(Error::NotRegularFile(p)) if p == name),
+        "{what}: read-only attach gave {ro:?}"
+    );
+    let n = name.to_string();
+    let rw = within_5s(&format!("open of a {what}"), move || {
+        Stats::open(&small(&n)).map(drop)
+    });
+    assert!(
+        matches!(&rw, Err(Error::NotRegularFile(p)) if p == name),
+        "{what}: open gave {rw:?}"
+    );
+    let msg = rw.unwrap_err().to_string();
+    assert!(msg.contains(name), "the message names the path: {msg}");
+}
+
+#[test]
+fn a_fifo_at_the_name_is_an_error_not_a_hang() {
+    let p = tmp("fifo");
+    mkfifo(&p);
+    refused_as_not_regular(&path_str(&p), "FIFO");
+    let leaf = format!("nodestats-life-{}-fifo", std::process::id());
+    let shm = Path::new("/dev/shm").join(&leaf);
+    let _ = std::fs::remove_file(&shm);
+    mkfifo(&shm);
+    refused_as_not_regular(&format!("/{leaf}"), "FIFO in /dev/shm");
+    assert!(std::fs::symlink_metadata(&shm)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    std::fs::remove_file(&shm).unwrap();
+}
+
+#[test]
+fn a_directory_or_device_at_the_name_is_an_error() {
+    let p = tmp("dir");
+    std::fs::create_dir(&p).unwrap();
+    refused_as_not_regular(&path_str(&p), "directory");
+    refused_as_not_regular("/dev/null", "character device");
+}
+
+#[test]
+fn a_header_sized_file_is_not_a_segment_to_replace() {
+    // Garbage is somebody else's file: even a writer leaves it alone.
+    let p = tmp("garbage");
+    let name = path_str(&p);
+    std::fs::write(&p, vec![0x5au8; HEADER_SIZE]).unwrap();
+    let r = Stats::open(&small(&name).init_wait(Duration::from_millis(20)));
+    assert!(matches!(r, Err(Error::BadMagic { .. })), "{r:?}");
+    assert_eq!(std::fs::read(&p).unwrap(), vec![0x5au8; HEADER_SIZE]);
+}

@@ -58,6 +58,7 @@
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom;
+pub mod cluster;
 pub mod collector;
 pub mod error;
 pub mod ffi;

@@ -151,7 +151,7 @@ pub(crate) struct NodeStatsRatePb {
 }
 
 /// `livekit.Node`: one entry of the Redis hash `nodes`.
-#[allow(dead_code)] // Read by the node registry, which comes next.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct NodePb {
     #[prost(string, tag = "1")]

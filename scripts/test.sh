@@ -16,6 +16,17 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   fi
 fi
 
+# The node-registry tests (tests/cluster.rs) start real Redis servers.
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "scripts/test.sh: install the Debian package 'redis-server' (needs root)" >&2
+    exit 1
+  fi
+fi
+
 cargo test --all-targets
 cargo test --doc
 cargo run --release -- demo --duration 3 --interval 1 --workers 3 --rate 30000 --listen ""

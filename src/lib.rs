@@ -59,6 +59,8 @@
 //!   [`NodeStats`].
 //! * [`sys`] — CPU, memory, load and network probes.
 //! * [`prom`] — the [`Exporter`] and its text encoder.
+//! * `cluster` — (feature `cluster`) the LiveKit-compatible Redis node
+//!   registry: publish, list, sweep and select nodes.
 //! * `ffi` — the C ABI (`include/nodestats.h`).
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn, unsafe_code)]
@@ -69,6 +71,8 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 #[allow(unsafe_code)]
 mod cpu;
 mod error;

@@ -9,7 +9,7 @@
 
 mod collector;
 mod node_stats;
-mod proto;
+pub(crate) mod proto;
 pub mod rate;
 pub(crate) mod reader;
 pub(crate) mod series;

@@ -1,87 +1,350 @@
-//! Protobuf encoding of [`NodeStats`] and [`NodeStatsRate`], wire-compatible
-//! with `livekit.NodeStats` / `livekit.NodeStatsRate` (field numbers from
-//! `livekit_internal.proto`).
+//! Protobuf form of [`NodeStats`] and [`NodeStatsRate`], wire-compatible
+//! with `livekit.NodeStats` / `livekit.NodeStatsRate`, and of `livekit.Node`
+//! (field numbers from `livekit_internal.proto`).
 //!
-//! Proto3 rules: fields at their default value are not written. Floats are
-//! `float` on the wire (our `f64`s are narrowed). `sys_packets_out` and
-//! `sys_packets_dropped` are `uint32` in LiveKit's schema; we write their
-//! low 32 bits, which is what a LiveKit decoder keeps of a wider varint.
-//! Our extra fields are not encoded.
+//! The messages are `prost` derives written by hand (no build script, no
+//! `protoc`): prost is the well-kept encoder and decoder, and the field
+//! table below is the schema. Proto3 rules: fields at their default value
+//! are not written. Floats are `float` on the wire (our `f64`s are
+//! narrowed). `sys_packets_out` and `sys_packets_dropped` are `uint32` in
+//! LiveKit's schema; we write their low 32 bits, which is what a LiveKit
+//! decoder keeps of a wider varint. Fields LiveKit deprecated are not
+//! declared (a decoder skips them), and our extra fields are not encoded.
 
 use super::node_stats::{NodeStats, NodeStatsRate};
+use prost::Message;
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
+/// `livekit.NodeStats`, the fields LiveKit still fills.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct NodeStatsPb {
+    #[prost(int64, tag = "1")]
+    pub(crate) started_at: i64,
+    #[prost(int64, tag = "2")]
+    pub(crate) updated_at: i64,
+    #[prost(int32, tag = "3")]
+    pub(crate) num_rooms: i32,
+    #[prost(int32, tag = "4")]
+    pub(crate) num_clients: i32,
+    #[prost(int32, tag = "5")]
+    pub(crate) num_tracks_in: i32,
+    #[prost(int32, tag = "6")]
+    pub(crate) num_tracks_out: i32,
+    #[prost(uint64, tag = "7")]
+    pub(crate) bytes_in: u64,
+    #[prost(uint64, tag = "8")]
+    pub(crate) bytes_out: u64,
+    #[prost(uint64, tag = "9")]
+    pub(crate) packets_in: u64,
+    #[prost(uint64, tag = "10")]
+    pub(crate) packets_out: u64,
+    #[prost(uint64, tag = "11")]
+    pub(crate) nack_total: u64,
+    #[prost(uint32, tag = "17")]
+    pub(crate) num_cpus: u32,
+    #[prost(float, tag = "18")]
+    pub(crate) load_avg_last1min: f32,
+    #[prost(float, tag = "19")]
+    pub(crate) load_avg_last5min: f32,
+    #[prost(float, tag = "20")]
+    pub(crate) load_avg_last15min: f32,
+    #[prost(float, tag = "21")]
+    pub(crate) cpu_load: f32,
+    #[prost(uint64, tag = "22")]
+    pub(crate) retransmit_bytes_out: u64,
+    #[prost(uint64, tag = "23")]
+    pub(crate) retransmit_packets_out: u64,
+    #[prost(uint64, tag = "26")]
+    pub(crate) participant_signal_connected: u64,
+    #[prost(uint32, tag = "28")]
+    pub(crate) sys_packets_out: u32,
+    #[prost(uint32, tag = "29")]
+    pub(crate) sys_packets_dropped: u32,
+    #[prost(uint64, tag = "34")]
+    pub(crate) memory_total: u64,
+    #[prost(uint64, tag = "35")]
+    pub(crate) memory_used: u64,
+    #[prost(int32, tag = "36")]
+    pub(crate) num_track_publish_attempts: i32,
+    #[prost(int32, tag = "38")]
+    pub(crate) num_track_publish_success: i32,
+    #[prost(int32, tag = "40")]
+    pub(crate) num_track_subscribe_attempts: i32,
+    #[prost(int32, tag = "42")]
+    pub(crate) num_track_subscribe_success: i32,
+    #[prost(uint64, tag = "44")]
+    pub(crate) participant_rtc_connected: u64,
+    #[prost(uint64, tag = "46")]
+    pub(crate) participant_rtc_init: u64,
+    #[prost(uint32, tag = "48")]
+    pub(crate) forward_latency: u32,
+    #[prost(uint32, tag = "49")]
+    pub(crate) forward_jitter: u32,
+    #[prost(message, repeated, tag = "50")]
+    pub(crate) rates: Vec<NodeStatsRatePb>,
+    #[prost(int32, tag = "51")]
+    pub(crate) num_track_publish_cancels: i32,
+    #[prost(int32, tag = "52")]
+    pub(crate) num_track_subscribe_cancels: i32,
+    #[prost(uint64, tag = "53")]
+    pub(crate) participant_rtc_canceled: u64,
+    #[prost(uint64, tag = "54")]
+    pub(crate) participant_rtc_active: u64,
+}
+
+/// `livekit.NodeStatsRate`, the fields LiveKit still fills.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct NodeStatsRatePb {
+    #[prost(int64, tag = "1")]
+    pub(crate) started_at: i64,
+    #[prost(int64, tag = "2")]
+    pub(crate) ended_at: i64,
+    #[prost(int64, tag = "3")]
+    pub(crate) duration: i64,
+    #[prost(float, tag = "4")]
+    pub(crate) track_publish_attempts: f32,
+    #[prost(float, tag = "5")]
+    pub(crate) track_publish_success: f32,
+    #[prost(float, tag = "6")]
+    pub(crate) track_subscribe_attempts: f32,
+    #[prost(float, tag = "7")]
+    pub(crate) track_subscribe_success: f32,
+    #[prost(float, tag = "8")]
+    pub(crate) bytes_in: f32,
+    #[prost(float, tag = "9")]
+    pub(crate) bytes_out: f32,
+    #[prost(float, tag = "10")]
+    pub(crate) packets_in: f32,
+    #[prost(float, tag = "11")]
+    pub(crate) packets_out: f32,
+    #[prost(float, tag = "12")]
+    pub(crate) nack_total: f32,
+    #[prost(float, tag = "13")]
+    pub(crate) sys_packets_out: f32,
+    #[prost(float, tag = "14")]
+    pub(crate) sys_packets_dropped: f32,
+    #[prost(float, tag = "15")]
+    pub(crate) retransmit_bytes_out: f32,
+    #[prost(float, tag = "16")]
+    pub(crate) retransmit_packets_out: f32,
+    #[prost(float, tag = "17")]
+    pub(crate) participant_signal_connected: f32,
+    #[prost(float, tag = "18")]
+    pub(crate) participant_rtc_connected: f32,
+    #[prost(float, tag = "19")]
+    pub(crate) participant_rtc_init: f32,
+    #[prost(float, tag = "20")]
+    pub(crate) cpu_load: f32,
+    #[prost(float, tag = "21")]
+    pub(crate) memory_load: f32,
+    #[prost(float, tag = "22")]
+    pub(crate) memory_used: f32,
+    #[prost(float, tag = "23")]
+    pub(crate) memory_total: f32,
+    #[prost(float, tag = "24")]
+    pub(crate) track_publish_cancels: f32,
+    #[prost(float, tag = "25")]
+    pub(crate) track_subscribe_cancels: f32,
+    #[prost(float, tag = "26")]
+    pub(crate) participant_rtc_canceled: f32,
+    #[prost(float, tag = "27")]
+    pub(crate) participant_rtc_active: f32,
+}
+
+/// `livekit.Node`: one entry of the Redis hash `nodes`.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct NodePb {
+    #[prost(string, tag = "1")]
+    pub(crate) id: String,
+    #[prost(string, tag = "2")]
+    pub(crate) ip: String,
+    #[prost(uint32, tag = "3")]
+    pub(crate) num_cpus: u32,
+    #[prost(message, optional, tag = "4")]
+    pub(crate) stats: Option<NodeStatsPb>,
+    /// `livekit.NodeType` (0 = SERVER).
+    #[prost(int32, tag = "5")]
+    pub(crate) r#type: i32,
+    /// `livekit.NodeState` (1 = SERVING).
+    #[prost(int32, tag = "6")]
+    pub(crate) state: i32,
+    #[prost(string, tag = "7")]
+    pub(crate) region: String,
+}
+
+impl From<&NodeStatsRate> for NodeStatsRatePb {
+    fn from(r: &NodeStatsRate) -> Self {
+        NodeStatsRatePb {
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            duration: r.duration,
+            track_publish_attempts: r.track_publish_attempts as f32,
+            track_publish_success: r.track_publish_success as f32,
+            track_subscribe_attempts: r.track_subscribe_attempts as f32,
+            track_subscribe_success: r.track_subscribe_success as f32,
+            bytes_in: r.bytes_in as f32,
+            bytes_out: r.bytes_out as f32,
+            packets_in: r.packets_in as f32,
+            packets_out: r.packets_out as f32,
+            nack_total: r.nack_total as f32,
+            sys_packets_out: r.sys_packets_out as f32,
+            sys_packets_dropped: r.sys_packets_dropped as f32,
+            retransmit_bytes_out: r.retransmit_bytes_out as f32,
+            retransmit_packets_out: r.retransmit_packets_out as f32,
+            participant_signal_connected: r.participant_signal_connected as f32,
+            participant_rtc_connected: r.participant_rtc_connected as f32,
+            participant_rtc_init: r.participant_rtc_init as f32,
+            cpu_load: r.cpu_load as f32,
+            memory_load: r.memory_load as f32,
+            memory_used: r.memory_used as f32,
+            memory_total: r.memory_total as f32,
+            track_publish_cancels: r.track_publish_cancels as f32,
+            track_subscribe_cancels: r.track_subscribe_cancels as f32,
+            participant_rtc_canceled: r.participant_rtc_canceled as f32,
+            participant_rtc_active: r.participant_rtc_active as f32,
+        }
     }
-    out.push(v as u8);
 }
 
-fn key(out: &mut Vec<u8>, field: u32, wire: u8) {
-    varint(out, (field as u64) << 3 | wire as u64);
-}
-
-/// `int32`, `int64`, `uint32`, `uint64` (negatives sign-extended, as
-/// protobuf does for int32/int64).
-fn int(out: &mut Vec<u8>, field: u32, v: i128) {
-    if v != 0 {
-        key(out, field, 0);
-        varint(out, v as i64 as u64);
+impl From<NodeStatsRatePb> for NodeStatsRate {
+    fn from(r: NodeStatsRatePb) -> Self {
+        NodeStatsRate {
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            duration: r.duration,
+            track_publish_attempts: r.track_publish_attempts.into(),
+            track_publish_success: r.track_publish_success.into(),
+            track_publish_cancels: r.track_publish_cancels.into(),
+            track_subscribe_attempts: r.track_subscribe_attempts.into(),
+            track_subscribe_success: r.track_subscribe_success.into(),
+            track_subscribe_cancels: r.track_subscribe_cancels.into(),
+            bytes_in: r.bytes_in.into(),
+            bytes_out: r.bytes_out.into(),
+            packets_in: r.packets_in.into(),
+            packets_out: r.packets_out.into(),
+            nack_total: r.nack_total.into(),
+            sys_packets_out: r.sys_packets_out.into(),
+            sys_packets_dropped: r.sys_packets_dropped.into(),
+            retransmit_bytes_out: r.retransmit_bytes_out.into(),
+            retransmit_packets_out: r.retransmit_packets_out.into(),
+            participant_signal_connected: r.participant_signal_connected.into(),
+            participant_rtc_connected: r.participant_rtc_connected.into(),
+            participant_rtc_init: r.participant_rtc_init.into(),
+            participant_rtc_canceled: r.participant_rtc_canceled.into(),
+            participant_rtc_active: r.participant_rtc_active.into(),
+            cpu_load: r.cpu_load.into(),
+            memory_load: r.memory_load.into(),
+            memory_used: r.memory_used.into(),
+            memory_total: r.memory_total.into(),
+            // The wire does not say which interval a rate stands for; its
+            // duration is the best we know.
+            interval_seconds: r.duration as f64,
+            window_seconds: r.duration as f64,
+            complete: true,
+            resets: 0,
+        }
     }
 }
 
-fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
-    if v != 0 {
-        key(out, field, 0);
-        varint(out, v);
+impl From<&NodeStats> for NodeStatsPb {
+    fn from(s: &NodeStats) -> Self {
+        NodeStatsPb {
+            started_at: s.started_at,
+            updated_at: s.updated_at,
+            num_rooms: s.num_rooms,
+            num_clients: s.num_clients,
+            num_tracks_in: s.num_tracks_in,
+            num_tracks_out: s.num_tracks_out,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            packets_in: s.packets_in,
+            packets_out: s.packets_out,
+            nack_total: s.nack_total,
+            num_cpus: s.num_cpus,
+            load_avg_last1min: s.load_avg_last1min as f32,
+            load_avg_last5min: s.load_avg_last5min as f32,
+            load_avg_last15min: s.load_avg_last15min as f32,
+            cpu_load: s.cpu_load as f32,
+            retransmit_bytes_out: s.retransmit_bytes_out,
+            retransmit_packets_out: s.retransmit_packets_out,
+            participant_signal_connected: s.participant_signal_connected,
+            // Low 32 bits: LiveKit's field is uint32.
+            sys_packets_out: s.sys_packets_out as u32,
+            sys_packets_dropped: s.sys_packets_dropped as u32,
+            memory_total: s.memory_total,
+            memory_used: s.memory_used,
+            num_track_publish_attempts: s.num_track_publish_attempts,
+            num_track_publish_success: s.num_track_publish_success,
+            num_track_subscribe_attempts: s.num_track_subscribe_attempts,
+            num_track_subscribe_success: s.num_track_subscribe_success,
+            participant_rtc_connected: s.participant_rtc_connected,
+            participant_rtc_init: s.participant_rtc_init,
+            forward_latency: s.forward_latency,
+            forward_jitter: s.forward_jitter,
+            rates: s.rates.iter().map(NodeStatsRatePb::from).collect(),
+            num_track_publish_cancels: s.num_track_publish_cancels,
+            num_track_subscribe_cancels: s.num_track_subscribe_cancels,
+            participant_rtc_canceled: s.participant_rtc_canceled,
+            participant_rtc_active: s.participant_rtc_active,
+        }
     }
 }
 
-fn float(out: &mut Vec<u8>, field: u32, v: f64) {
-    let f = v as f32;
-    if f.to_bits() != 0 {
-        key(out, field, 5);
-        out.extend_from_slice(&f.to_le_bytes());
+impl From<NodeStatsPb> for NodeStats {
+    fn from(s: NodeStatsPb) -> Self {
+        NodeStats {
+            started_at: s.started_at,
+            updated_at: s.updated_at,
+            num_rooms: s.num_rooms,
+            num_clients: s.num_clients,
+            num_tracks_in: s.num_tracks_in,
+            num_tracks_out: s.num_tracks_out,
+            num_track_publish_attempts: s.num_track_publish_attempts,
+            num_track_publish_success: s.num_track_publish_success,
+            num_track_publish_cancels: s.num_track_publish_cancels,
+            num_track_subscribe_attempts: s.num_track_subscribe_attempts,
+            num_track_subscribe_success: s.num_track_subscribe_success,
+            num_track_subscribe_cancels: s.num_track_subscribe_cancels,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            packets_in: s.packets_in,
+            packets_out: s.packets_out,
+            nack_total: s.nack_total,
+            num_cpus: s.num_cpus,
+            load_avg_last1min: s.load_avg_last1min.into(),
+            load_avg_last5min: s.load_avg_last5min.into(),
+            load_avg_last15min: s.load_avg_last15min.into(),
+            cpu_load: s.cpu_load.into(),
+            memory_total: s.memory_total,
+            memory_used: s.memory_used,
+            sys_packets_out: s.sys_packets_out.into(),
+            sys_packets_dropped: s.sys_packets_dropped.into(),
+            retransmit_bytes_out: s.retransmit_bytes_out,
+            retransmit_packets_out: s.retransmit_packets_out,
+            participant_signal_connected: s.participant_signal_connected,
+            participant_rtc_connected: s.participant_rtc_connected,
+            participant_rtc_init: s.participant_rtc_init,
+            participant_rtc_canceled: s.participant_rtc_canceled,
+            participant_rtc_active: s.participant_rtc_active,
+            forward_latency: s.forward_latency,
+            forward_jitter: s.forward_jitter,
+            rates: s.rates.into_iter().map(NodeStatsRate::from).collect(),
+            num_cpus_exact: s.num_cpus.into(),
+            ..NodeStats::default()
+        }
     }
 }
 
 impl NodeStatsRate {
     /// The protobuf bytes of this rate (`livekit.NodeStatsRate`).
     pub fn encode_protobuf(&self) -> Vec<u8> {
-        let mut o = Vec::with_capacity(160);
-        int(&mut o, 1, self.started_at as i128);
-        int(&mut o, 2, self.ended_at as i128);
-        int(&mut o, 3, self.duration as i128);
-        for (n, v) in [
-            (4, self.track_publish_attempts),
-            (5, self.track_publish_success),
-            (6, self.track_subscribe_attempts),
-            (7, self.track_subscribe_success),
-            (8, self.bytes_in),
-            (9, self.bytes_out),
-            (10, self.packets_in),
-            (11, self.packets_out),
-            (12, self.nack_total),
-            (13, self.sys_packets_out),
-            (14, self.sys_packets_dropped),
-            (15, self.retransmit_bytes_out),
-            (16, self.retransmit_packets_out),
-            (17, self.participant_signal_connected),
-            (18, self.participant_rtc_connected),
-            (19, self.participant_rtc_init),
-            (20, self.cpu_load),
-            (21, self.memory_load),
-            (22, self.memory_used),
-            (23, self.memory_total),
-            (24, self.track_publish_cancels),
-            (25, self.track_subscribe_cancels),
-            (26, self.participant_rtc_canceled),
-            (27, self.participant_rtc_active),
-        ] {
-            float(&mut o, n, v);
-        }
-        o
+        NodeStatsRatePb::from(self).encode_to_vec()
+    }
+
+    /// Decodes a `livekit.NodeStatsRate`. Unknown and deprecated fields are
+    /// skipped; our own fields say the window is `duration` seconds long.
+    pub fn decode_protobuf(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        NodeStatsRatePb::decode(bytes).map(Self::from)
     }
 }
 
@@ -89,49 +352,15 @@ impl NodeStats {
     /// The protobuf bytes of this update (`livekit.NodeStats`), rates
     /// included.
     pub fn encode_protobuf(&self) -> Vec<u8> {
-        let mut o = Vec::with_capacity(256 + 160 * self.rates.len());
-        int(&mut o, 1, self.started_at as i128);
-        int(&mut o, 2, self.updated_at as i128);
-        int(&mut o, 3, self.num_rooms as i128);
-        int(&mut o, 4, self.num_clients as i128);
-        int(&mut o, 5, self.num_tracks_in as i128);
-        int(&mut o, 6, self.num_tracks_out as i128);
-        uint(&mut o, 7, self.bytes_in);
-        uint(&mut o, 8, self.bytes_out);
-        uint(&mut o, 9, self.packets_in);
-        uint(&mut o, 10, self.packets_out);
-        uint(&mut o, 11, self.nack_total);
-        uint(&mut o, 17, self.num_cpus as u64);
-        float(&mut o, 18, self.load_avg_last1min);
-        float(&mut o, 19, self.load_avg_last5min);
-        float(&mut o, 20, self.load_avg_last15min);
-        float(&mut o, 21, self.cpu_load);
-        uint(&mut o, 22, self.retransmit_bytes_out);
-        uint(&mut o, 23, self.retransmit_packets_out);
-        uint(&mut o, 26, self.participant_signal_connected);
-        uint(&mut o, 28, self.sys_packets_out & 0xffff_ffff);
-        uint(&mut o, 29, self.sys_packets_dropped & 0xffff_ffff);
-        uint(&mut o, 34, self.memory_total);
-        uint(&mut o, 35, self.memory_used);
-        int(&mut o, 36, self.num_track_publish_attempts as i128);
-        int(&mut o, 38, self.num_track_publish_success as i128);
-        int(&mut o, 40, self.num_track_subscribe_attempts as i128);
-        int(&mut o, 42, self.num_track_subscribe_success as i128);
-        uint(&mut o, 44, self.participant_rtc_connected);
-        uint(&mut o, 46, self.participant_rtc_init);
-        uint(&mut o, 48, self.forward_latency as u64);
-        uint(&mut o, 49, self.forward_jitter as u64);
-        for r in &self.rates {
-            let b = r.encode_protobuf();
-            key(&mut o, 50, 2);
-            varint(&mut o, b.len() as u64);
-            o.extend_from_slice(&b);
-        }
-        int(&mut o, 51, self.num_track_publish_cancels as i128);
-        int(&mut o, 52, self.num_track_subscribe_cancels as i128);
-        uint(&mut o, 53, self.participant_rtc_canceled);
-        uint(&mut o, 54, self.participant_rtc_active);
-        o
+        NodeStatsPb::from(self).encode_to_vec()
+    }
+
+    /// Decodes a `livekit.NodeStats` (ours or a LiveKit server's). Unknown
+    /// and deprecated fields are skipped, our own fields stay at their
+    /// defaults (`num_cpus_exact` is `num_cpus`). Bad bytes are an error,
+    /// never a panic.
+    pub fn decode_protobuf(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        NodeStatsPb::decode(bytes).map(Self::from)
     }
 }
 
@@ -139,26 +368,105 @@ impl NodeStats {
 mod tests {
     use super::*;
 
+    fn sample() -> NodeStats {
+        NodeStats {
+            started_at: 1_700_000_000,
+            updated_at: 1_700_000_010,
+            num_rooms: -1,
+            num_clients: 3,
+            bytes_in: 1 << 40,
+            num_cpus: 4,
+            num_cpus_exact: 4.0,
+            load_avg_last1min: 0.5,
+            cpu_load: 0.25,
+            sys_packets_out: 7,
+            forward_latency: 99,
+            num_track_subscribe_cancels: 2,
+            participant_rtc_active: 5,
+            rates: vec![NodeStatsRate {
+                started_at: 1_700_000_000,
+                ended_at: 1_700_000_010,
+                duration: 10,
+                bytes_in: 1500.0,
+                nack_total: 0.5,
+                participant_rtc_active: 0.25,
+                interval_seconds: 10.0,
+                window_seconds: 10.0,
+                complete: true,
+                ..NodeStatsRate::default()
+            }],
+            ..NodeStats::default()
+        }
+    }
+
     #[test]
-    fn varints_and_keys_follow_the_wire_format() {
-        let mut o = Vec::new();
-        varint(&mut o, 300);
-        assert_eq!(o, [0xac, 0x02]);
-        let mut o = Vec::new();
-        int(&mut o, 3, -1);
+    fn wire_bytes_are_the_hand_checked_ones() {
+        let ns = NodeStats {
+            num_rooms: -1,
+            cpu_load: 0.5,
+            ..NodeStats::default()
+        };
+        let b = ns.encode_protobuf();
+        // Key 3 << 3 | 0, then -1 as a 10-byte sign-extended varint.
+        assert_eq!(b[0], 3 << 3);
         assert_eq!(
-            o.len(),
-            11,
-            "negative int32 is a 10-byte varint after the key"
+            &b[1..11],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
         );
-        assert_eq!(o[0], 3 << 3);
-        let mut o = Vec::new();
-        float(&mut o, 21, 0.5);
-        // Key 21 << 3 | 5 = 173 is a two-byte varint.
-        assert_eq!(o, [0xad, 0x01, 0, 0, 0, 0x3f]);
+        // Key 21 << 3 | 5 = 173 is a two-byte varint, then 0.5f32.
+        assert_eq!(&b[11..], &[0xad, 0x01, 0, 0, 0, 0x3f]);
         assert!(
             NodeStats::default().encode_protobuf().is_empty(),
             "defaults are not written"
         );
+    }
+
+    #[test]
+    fn decoding_gives_back_what_was_encoded() {
+        let ns = sample();
+        assert_eq!(
+            NodeStats::decode_protobuf(&ns.encode_protobuf()).unwrap(),
+            ns
+        );
+        let r = &ns.rates[0];
+        assert_eq!(
+            NodeStatsRate::decode_protobuf(&r.encode_protobuf()).unwrap(),
+            *r
+        );
+    }
+
+    #[test]
+    fn sys_packets_keep_their_low_32_bits() {
+        let ns = NodeStats {
+            sys_packets_out: (1 << 32) + 5,
+            ..NodeStats::default()
+        };
+        let back = NodeStats::decode_protobuf(&ns.encode_protobuf()).unwrap();
+        assert_eq!(back.sys_packets_out, 5);
+    }
+
+    #[test]
+    fn bad_bytes_are_an_error_not_a_panic() {
+        assert!(NodeStats::decode_protobuf(&[0xff]).is_err());
+        assert!(NodeStats::decode_protobuf(&[0x0a, 0x05, 1]).is_err());
+        assert!(NodeStats::decode_protobuf(b"definitely not protobuf").is_err());
+        // A nested rate that is cut short.
+        assert!(NodeStats::decode_protobuf(&[0x92, 0x03, 0x04, 0x08]).is_err());
+    }
+
+    #[test]
+    fn node_messages_carry_their_stats() {
+        let node = NodePb {
+            id: "ND_a".into(),
+            ip: "10.0.0.1".into(),
+            num_cpus: 4,
+            stats: Some(NodeStatsPb::from(&sample())),
+            r#type: 0,
+            state: 1,
+            region: "eu".into(),
+        };
+        let back = NodePb::decode(node.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(back, node);
+        assert_eq!(NodeStats::from(back.stats.unwrap()), sample());
     }
 }

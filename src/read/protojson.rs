@@ -24,8 +24,8 @@
 //! The output is compact; Go's protojson adds random whitespace to keep
 //! callers from comparing bytes, so compare parsed values.
 
-use crate::gofloat::format_go;
 use super::node_stats::{NodeStats, NodeStatsRate};
+use crate::gofloat::format_go;
 
 /// Writes one JSON object, leaving default values out.
 struct Obj {

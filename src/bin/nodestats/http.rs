@@ -50,7 +50,7 @@ impl App {
         match &*page {
             Some((at, text)) if at.elapsed() < PAGE_TTL => text.clone(),
             _ => {
-                let text = Arc::new(self.exporter.text());
+                let text = Arc::new(crate::publish::with_metrics(self.exporter.text()));
                 *page = Some((Instant::now(), text.clone()));
                 text
             }

@@ -3,6 +3,8 @@
 
 mod demo;
 mod http;
+mod nodes;
+mod publish;
 mod serve;
 mod table;
 
@@ -29,6 +31,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Attach read-only to a segment and serve /metrics (Prometheus), /stats (NodeStats JSON) and /healthz.
     Serve(serve::ServeArgs),
+    /// The cluster in the Redis node registry: list, select a node, sweep dead ones.
+    Nodes(nodes::NodesArgs),
     /// Attach read-only to a segment and print its current NodeStats.
     Show {
         /// Segment name ("/name" under /dev/shm, or a file path).
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Show { segment, json } => show(&segment, json),
+        Command::Nodes(args) => return nodes::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

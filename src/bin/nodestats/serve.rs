@@ -26,6 +26,8 @@ pub(crate) struct ServeArgs {
     /// Seconds between collector updates (NodeStats on /stats).
     #[arg(long, default_value_t = 2.0)]
     interval: f64,
+    #[command(flatten)]
+    publish: crate::publish::PublishArgs,
 }
 
 /// A default node id in LiveKit's style, from the host name.
@@ -73,6 +75,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Error> {
     let mut collector = Collector::attach(&args.segment, config)?;
     let node_id = args.node_id.unwrap_or_else(default_node_id);
     let exporter = Exporter::new(collector.segment().clone(), &node_id, &args.node_type)?;
+    let publishing = crate::publish::start(&args.publish, &node_id, &args.node_type)?;
     let app = app(exporter, interval);
     let (addr, server) = http::start(&args.listen, app.clone()).map_err(|source| Error::Io {
         context: "listen for HTTP",
@@ -87,9 +90,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Error> {
         let ns = collector.update();
         app.state.publish(&ns, collector.anomalies());
         app.updated();
+        publishing.update(&ns);
         next += interval;
         sleep_unless_stopped(next.saturating_duration_since(Instant::now()));
     }
+    publishing.finish();
     let _ = server.join();
     Ok(())
 }

@@ -796,6 +796,13 @@ nodestats_status nodestats_collector_from(const struct nodestats_t *s,
  * is returned with that number in `*rates_len`. `rates_len` may be NULL.
  * Fewer rates than intervals come back only before the second update.
  *
+ * A named segment is followed by name: when the writer restarted and
+ * another segment is at the name, the collector re-attaches to it (a
+ * reset: rates restart from the new segment). When the segment's file was
+ * shrunk under the mapping, nothing is read (reading would fault) and
+ * `NODESTATS_STATUS_SIZE_MISMATCH` is returned, `*out` untouched; a valid
+ * segment back at the name is picked up by a later update.
+ *
  * # Safety
  * `c` is a live collector not used by another thread during the call;
  * `out` is valid for writing a `nodestats_node_stats`; `rates` is NULL or

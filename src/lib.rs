@@ -114,5 +114,5 @@ pub use schema::{
     TrackSource, COUNTERS, FAMILIES, LIVEKIT_FAMILIES, MAX_BUCKETS,
 };
 pub use segment::slots::GaugeTotals;
-pub use segment::{Access, Layout, Segment, SegmentOptions, WriteMode};
+pub use segment::{Access, Layout, Segment, SegmentOptions, SegmentStatus, WriteMode};
 pub use write::{SeriesHandle, Stats};

@@ -27,19 +27,25 @@ pub struct nodestats_collector_t {
 }
 
 impl nodestats_collector_t {
-    /// Takes an update and publishes it to the linked exporters.
-    fn update(&mut self) -> NodeStats {
-        let ns = self.collector.update();
+    /// Takes an update and publishes it (and the segment the collector now
+    /// follows) to the linked exporters; an unreadable segment is an error
+    /// the exporters learn of too.
+    fn update(&mut self) -> crate::Result<NodeStats> {
+        let got = self.collector.try_update();
         let anomalies = self.collector.anomalies();
+        let (segment, status) = (self.collector.segment(), self.collector.segment_status());
         let mut exporters = self.exporters.lock().unwrap_or_else(|e| e.into_inner());
         exporters.retain(|w| match w.upgrade() {
             Some(state) => {
-                state.publish(&ns, anomalies);
+                state.publish_segment(segment, status);
+                if let Ok(ns) = &got {
+                    state.publish(ns, anomalies);
+                }
                 true
             }
             None => false,
         });
-        ns
+        got
     }
 
     /// Feeds `state` with this collector's updates, starting with the
@@ -156,6 +162,13 @@ pub unsafe extern "C" fn nodestats_collector_from(
 /// is returned with that number in `*rates_len`. `rates_len` may be NULL.
 /// Fewer rates than intervals come back only before the second update.
 ///
+/// A named segment is followed by name: when the writer restarted and
+/// another segment is at the name, the collector re-attaches to it (a
+/// reset: rates restart from the new segment). When the segment's file was
+/// shrunk under the mapping, nothing is read (reading would fault) and
+/// `NODESTATS_STATUS_SIZE_MISMATCH` is returned, `*out` untouched; a valid
+/// segment back at the name is picked up by a later update.
+///
 /// # Safety
 /// `c` is a live collector not used by another thread during the call;
 /// `out` is valid for writing a `nodestats_node_stats`; `rates` is NULL or
@@ -181,7 +194,7 @@ pub unsafe extern "C" fn nodestats_collector_update(
             }
             return Err(nodestats_status::BufferTooSmall);
         }
-        let ns = c.update();
+        let ns = c.update()?;
         // SAFETY: `out` is non-NULL (checked) and writable per the contract.
         unsafe { out.write(nodestats_node_stats::from(&ns)) };
         let mut written = 0;
@@ -232,7 +245,7 @@ pub unsafe extern "C" fn nodestats_collector_json(
         let c = unsafe { &mut *c };
         let ns = match c.last.take() {
             Some(ns) => ns,
-            None => c.update(),
+            None => c.update()?,
         };
         let ns = &*c.last.insert(ns);
         let json = serde_json::to_string(ns)

@@ -6,7 +6,7 @@ use crate::read::{Anomalies, NodeStats, SeriesValue};
 use crate::schema::{Counter, Family, Gauge, Kind, COUNTERS, FAMILIES, MAX_BUCKETS};
 use crate::segment::series::OVERFLOW_LABEL;
 use crate::segment::slots::GaugeTotals;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentStatus};
 use prometheus::core::{Collector as PromCollector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use std::collections::HashMap;
@@ -70,8 +70,32 @@ const OWN: &[(&str, &str, Kind, &[&str])] = &[
     ),
     (
         "nodestats_collector_resets_total",
-        "Collector updates that saw a counter reset (new segment or a decrease).",
+        "Collector updates that saw a counter reset (a new segment, or a system counter that restarted).",
         Kind::Counter,
+        &[],
+    ),
+    (
+        "nodestats_collector_decreases_total",
+        "Collector updates that saw a segment counter go down within one segment (a bogus add; not turned into a rate).",
+        Kind::Counter,
+        &[],
+    ),
+    (
+        "nodestats_collector_reattaches_total",
+        "Times the collector re-attached to a new segment at the name (the writer restarted).",
+        Kind::Counter,
+        &[],
+    ),
+    (
+        "nodestats_segment_errors_total",
+        "Collector updates that could not read the segment (its file shrank under the mapping).",
+        Kind::Counter,
+        &[],
+    ),
+    (
+        "nodestats_segment_current",
+        "1 while the segment exported is the one at its name and whole; 0 when it was replaced, removed or shrunk.",
+        Kind::Gauge,
         &[],
     ),
     (
@@ -112,9 +136,27 @@ const OWN: &[(&str, &str, Kind, &[&str])] = &[
 pub struct ExporterState {
     latest: Mutex<Option<(NodeStats, Anomalies)>>,
     sys_start: Mutex<Option<(u64, u64)>>,
+    /// The collector's segment (it follows the name) and what it last found.
+    segment: Mutex<Option<(Arc<Segment>, SegmentStatus)>>,
 }
 
 impl ExporterState {
+    /// Records the collector's segment and its status after an update, so
+    /// that scrapes read the segment the collector follows (a re-attach
+    /// after a restart moves the exporter too).
+    pub fn publish_segment(&self, segment: &Arc<Segment>, status: SegmentStatus) {
+        *self.segment.lock().unwrap_or_else(|e| e.into_inner()) = Some((segment.clone(), status));
+    }
+
+    /// What the collector last found of its segment, once it published one.
+    pub fn segment_status(&self) -> Option<SegmentStatus> {
+        self.segment
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.1)
+    }
+
     /// Records the latest update (call after each `Collector::update`).
     pub fn publish(&self, ns: &NodeStats, anomalies: Anomalies) {
         let mut start = self.sys_start.lock().unwrap_or_else(|e| e.into_inner());
@@ -214,12 +256,26 @@ impl Exporter {
     /// One read of the segment (and of the latest collector update) as
     /// families of points.
     fn snapshot(&self) -> Vec<Fam> {
+        let published = self
+            .state
+            .segment
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (segment, status) = published.unwrap_or((self.segment.clone(), SegmentStatus::Current));
+        // A file shrunk under the mapping must not be read (a fault); the
+        // scrape then exports only what it knows without it.
+        let readable = segment.check_size().is_ok();
         let Scrape {
             counters,
             gauges,
             series,
             series_stats: sstats,
-        } = Scrape::read(&self.segment);
+        } = if readable {
+            Scrape::read(&segment)
+        } else {
+            Scrape::unreadable()
+        };
         let latest = self
             .state
             .latest
@@ -236,7 +292,7 @@ impl Exporter {
             .iter()
             .map(|d| Fam::new(d.name, d.help, d.kind, d.labels, d.buckets.bounds()))
             .collect();
-        for (f, fam) in Family::ALL.iter().zip(out.iter_mut()) {
+        for (f, fam) in Family::ALL.iter().zip(out.iter_mut()).filter(|_| readable) {
             fam.points = fixed(
                 *f,
                 &counters,
@@ -278,7 +334,8 @@ impl Exporter {
         }
 
         let (ns, anomalies) = latest.unwrap_or_default();
-        let l = self.segment.layout();
+        let l = segment.layout();
+        let current = readable && status == SegmentStatus::Current;
         let scalar = |v: f64| {
             vec![Point {
                 values: Vec::new(),
@@ -286,7 +343,7 @@ impl Exporter {
             }]
         };
         let optional = |v: Option<u64>| v.map(|v| scalar(v as f64)).unwrap_or_default();
-        let own_points: [Vec<Point>; 15] = [
+        let own_points: [Vec<Point>; 19] = [
             vec![Point {
                 values: vec![format!("{:032x}", l.segment_id)],
                 val: Val::Scalar(1.0),
@@ -300,6 +357,10 @@ impl Exporter {
             scalar(sstats.strings_overflowed as f64),
             scalar(sstats.corrupt_entries as f64),
             scalar(anomalies.resets as f64),
+            scalar(anomalies.decreases as f64),
+            scalar(anomalies.reattaches as f64),
+            scalar(anomalies.segment_errors as f64),
+            scalar(current as u8 as f64),
             scalar(anomalies.probe_errors as f64),
             scalar(ns.num_cpus_exact),
             optional(ns.udp_rcvbuf_errors),

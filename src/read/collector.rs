@@ -13,7 +13,7 @@ use super::series::fold_media;
 use crate::error::{Error, Result};
 use crate::schema::{Counter, Gauge, COUNTERS};
 use crate::segment::slots::GaugeTotals;
-use crate::segment::{Access, Segment, SegmentOptions};
+use crate::segment::{Access, Segment, SegmentOptions, SegmentStatus};
 use crate::sys::{SystemConfig, SystemProbe, SystemSample};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -97,8 +97,17 @@ pub struct Timestamp {
 /// Things the collector noticed that a dashboard should see.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Anomalies {
-    /// Updates where a counter went down or the segment changed.
+    /// Updates where the segment changed (a restart) or a system counter
+    /// restarted.
     pub resets: u64,
+    /// Updates where a segment counter went down within one segment (a
+    /// bogus add): counted, never turned into a rate spike.
+    pub decreases: u64,
+    /// Times the collector re-attached to a new segment at the name.
+    pub reattaches: u64,
+    /// Updates that could not read the segment (shrunk under the mapping,
+    /// or unreadable), cumulative.
+    pub segment_errors: u64,
     /// Writer slots found active whose writer was dead, summed over updates.
     pub dead_writer_slots: u64,
     /// Failed system probe reads (cumulative).
@@ -228,11 +237,33 @@ pub struct Collector {
     started_at: i64,
     anomalies: Anomalies,
     last_system: SystemSample,
+    /// The name to follow and how to attach to it, for a named segment.
+    follow: Option<(String, SegmentOptions)>,
+    /// What the last check of the segment found.
+    status: SegmentStatus,
+    /// The last update, repeated by [`update`](Self::update) when the
+    /// segment cannot be read.
+    last: Option<NodeStats>,
 }
 
 impl Collector {
     /// A collector over `segment`. Fails only on a bad configuration.
+    ///
+    /// A named segment is followed by name: when the file at the name is
+    /// replaced (the writer restarted) the collector re-attaches read-only
+    /// to the new one, which counts as a reset.
     pub fn new(segment: Arc<Segment>, config: CollectorConfig) -> Result<Self> {
+        let follow = segment
+            .name()
+            .map(|n| (n.to_string(), SegmentOptions::default()));
+        Self::following(segment, config, follow)
+    }
+
+    fn following(
+        segment: Arc<Segment>,
+        config: CollectorConfig,
+        follow: Option<(String, SegmentOptions)>,
+    ) -> Result<Self> {
         let capacity = config.validate()?;
         let started_at = config
             .started_at
@@ -247,13 +278,27 @@ impl Collector {
             started_at,
             anomalies: Anomalies::default(),
             last_system: SystemSample::default(),
+            follow,
+            status: SegmentStatus::Current,
+            last: None,
         })
     }
 
     /// Attaches read-only to the named segment and collects from it.
     pub fn attach(name: &str, config: CollectorConfig) -> Result<Self> {
-        let seg = Segment::attach_with(name, Access::ReadOnly, &SegmentOptions::default())?;
-        Self::new(Arc::new(seg), config)
+        Self::attach_with(name, &SegmentOptions::default(), config)
+    }
+
+    /// [`attach`](Self::attach) with attach options (e.g.
+    /// `allow_foreign_owner` for an exporter running as another user), which
+    /// re-attaches use too.
+    pub fn attach_with(name: &str, opts: &SegmentOptions, config: CollectorConfig) -> Result<Self> {
+        let seg = Segment::attach_with(name, Access::ReadOnly, opts)?;
+        Self::following(
+            Arc::new(seg),
+            config,
+            Some((name.to_string(), opts.clone())),
+        )
     }
 
     /// The configuration.
@@ -272,6 +317,51 @@ impl Collector {
         self.segment = segment;
     }
 
+    /// What the last update found of the segment: [`SegmentStatus::Current`]
+    /// while the mapping read is the segment at the name.
+    pub fn segment_status(&self) -> SegmentStatus {
+        self.status
+    }
+
+    /// Checks the segment before a read: re-attaches when another segment
+    /// is at the name, and refuses to read a mapping whose file shrank.
+    /// A segment that was removed (and not yet recreated) is still read: its
+    /// mapping is whole, only orphaned, and [`segment_status`]
+    /// (Self::segment_status) says so.
+    fn check_segment(&mut self) -> Result<()> {
+        let Some((name, opts)) = &self.follow else {
+            return Ok(());
+        };
+        self.status = self.segment.status()?;
+        if self.status == SegmentStatus::Current {
+            return Ok(());
+        }
+        match Segment::attach_with(
+            name,
+            Access::ReadOnly,
+            &opts.clone().init_wait(Duration::ZERO),
+        ) {
+            Ok(seg) => {
+                self.segment = Arc::new(seg);
+                self.status = SegmentStatus::Current;
+                self.anomalies.reattaches += 1;
+                Ok(())
+            }
+            Err(e) => match self.status {
+                SegmentStatus::Shrunk { size, needed } => Err(Error::SizeMismatch {
+                    header: needed,
+                    file: size,
+                }),
+                // Not there yet, or still being made: keep reading the old
+                // mapping and try again at the next update.
+                _ => {
+                    let _ = e;
+                    Ok(())
+                }
+            },
+        }
+    }
+
     /// What the collector has noticed so far.
     pub fn anomalies(&self) -> Anomalies {
         self.anomalies
@@ -288,22 +378,54 @@ impl Collector {
     }
 
     /// Takes an update now.
+    ///
+    /// Never fails: when the segment cannot be read (its file shrank under
+    /// the mapping) it repeats the last update and counts a segment error;
+    /// [`try_update`](Self::try_update) returns the error instead.
     pub fn update(&mut self) -> NodeStats {
-        let now = Timestamp {
-            monotonic: self.epoch.elapsed(),
-            unix: unix_now(),
-        };
+        let now = self.now();
         self.update_at(now)
     }
 
-    /// Takes an update at `now` (an injectable clock for tests and replays).
+    /// Takes an update now, or says why the segment cannot be read
+    /// ([`Error::SizeMismatch`] for a file shrunk under the mapping).
+    pub fn try_update(&mut self) -> Result<NodeStats> {
+        let now = self.now();
+        self.try_update_at(now)
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp {
+            monotonic: self.epoch.elapsed(),
+            unix: unix_now(),
+        }
+    }
+
+    /// Takes an update at `now` (an injectable clock for tests and replays);
+    /// like [`update`](Self::update), repeats the last update when the
+    /// segment cannot be read.
     pub fn update_at(&mut self, now: Timestamp) -> NodeStats {
+        match self.try_update_at(now) {
+            Ok(ns) => ns,
+            Err(_) => self.last.clone().unwrap_or_default(),
+        }
+    }
+
+    /// [`try_update`](Self::try_update) at `now`.
+    pub fn try_update_at(&mut self, now: Timestamp) -> Result<NodeStats> {
+        let read = self
+            .check_segment()
+            .and_then(|()| self.segment.check_size());
+        if let Err(e) = read {
+            self.anomalies.segment_errors += 1;
+            return Err(e);
+        }
         let totals = Totals::read(&self.segment);
         let sys = match &mut self.system {
             Some(p) => p.sample(),
             None => SystemSample::default(),
         };
-        self.update_with(now, &totals, sys)
+        Ok(self.update_with(now, &totals, sys))
     }
 
     /// Builds the update from readings already taken.
@@ -323,10 +445,13 @@ impl Collector {
             memory_used: sys.memory_used,
             memory_total: sys.memory_total,
         };
-        if let Some(prev) = self.history.back() {
-            if rate::compute(&[*prev, sample]).is_some_and(|r| r.resets > 0) {
-                self.anomalies.resets += 1;
-            }
+        if let Some(r) = self
+            .history
+            .back()
+            .and_then(|p| rate::compute(&[*p, sample]))
+        {
+            self.anomalies.resets += (r.resets > 0) as u64;
+            self.anomalies.decreases += (r.decreases > 0) as u64;
         }
         if self.history.len() == self.capacity {
             self.history.pop_front();
@@ -344,6 +469,7 @@ impl Collector {
                 rate::compute(window).map(|r| to_rate(&r, interval, complete))
             })
             .collect();
+        self.last = Some(ns.clone());
         ns
     }
 

@@ -10,10 +10,14 @@
 //! * **Counters**: `Σ delta / Σ span` over consecutive sample pairs, on the
 //!   monotonic clock in nanoseconds (LiveKit divides whole wall-clock
 //!   seconds, ±10% at a 10 s window and negative after an NTP step). A pair
-//!   whose counter went down, or whose segment id changed, is a reset: its
-//!   delta is the new value (what was counted since the reset), never a
-//!   wrapped 1.8e19. A counter absent from either sample of a pair (an
-//!   unreadable system source) leaves that pair out of its rate.
+//!   whose segment id changed is a reset: its delta is the new value (what
+//!   was counted since the restart), never a wrapped 1.8e19. Within one
+//!   segment id counters only grow, so a decrease is an anomaly (counted in
+//!   `decreases`) that adds nothing, never a reset that would add the
+//!   counter's whole lifetime. System counters (`/proc/net/dev`) restart on
+//!   their own: a decrease there is a reset, and a new segment leaves them
+//!   alone. A counter absent from either sample of a pair (an unreadable
+//!   system source) leaves that pair out of its rate.
 //! * **CPU and memory**: time-weighted right-Riemann means over the pairs,
 //!   like LiveKit, but weighted by the spans actually present.
 //! * Everything in `f64`.
@@ -45,6 +49,14 @@ pub enum RateCounter {
     ParticipantRtcInit,
     ParticipantRtcCanceled,
     ParticipantRtcActive,
+}
+
+impl RateCounter {
+    /// Whether counter `i` comes from the system (`/proc/net/dev`) rather
+    /// than from the segment: it restarts on its own, never with a segment.
+    fn is_system(i: usize) -> bool {
+        i == RateCounter::SysPacketsOut as usize || i == RateCounter::SysPacketsDropped as usize
+    }
 }
 
 /// Number of [`RateCounter`]s.
@@ -88,8 +100,14 @@ pub struct Rates {
     pub started_at: i64,
     /// Wall-clock end of the window, Unix seconds.
     pub ended_at: i64,
-    /// Pairs in the window where some counter reset.
+    /// Pairs in the window where some counter reset (a new segment, or a
+    /// system counter that went down).
     pub resets: u32,
+    /// Pairs in the window where a segment counter went down within one
+    /// segment: impossible for a counter that only grows, so an anomaly (a
+    /// bogus add, e.g. a failed `recv()`'s -1 counted as bytes). The pair
+    /// adds nothing to the rate instead of the counter's whole lifetime.
+    pub decreases: u32,
 }
 
 /// The smallest suffix of `history` (oldest → newest) that spans at least
@@ -127,20 +145,26 @@ pub fn compute(window: &[Sample]) -> Option<Rates> {
         // weight in the means.
         let span = b.mono_ns.saturating_sub(a.mono_ns);
         let same_segment = a.segment_id == b.segment_id;
-        let mut reset = !same_segment;
+        let (mut reset, mut decrease) = (false, false);
         for i in 0..RATE_COUNTERS {
             if let (Some(x), Some(y)) = (a.counters[i], b.counters[i]) {
-                let d = if same_segment && y >= x {
-                    y - x
-                } else {
-                    reset = true;
-                    y
+                let d = match (RateCounter::is_system(i), same_segment, y >= x) {
+                    (_, true, true) | (true, false, true) => y - x,
+                    (false, true, false) => {
+                        decrease = true;
+                        0
+                    }
+                    _ => {
+                        reset = true;
+                        y
+                    }
                 };
                 deltas[i] = deltas[i].saturating_add(d);
                 spans[i] += span;
             }
         }
         out.resets += reset as u32;
+        out.decreases += decrease as u32;
         if let Some(c) = b.cpu_load {
             cpu += c * span as f64;
             cpu_w += span;
@@ -224,12 +248,42 @@ mod tests {
     }
 
     #[test]
-    fn a_decrease_is_a_reset_not_a_wrap() {
-        // 0 → 1000 in 1 s, then the counter restarts and reaches 500 in 1 s.
-        let h = [sample(0, 0), sample(1000, 1000), sample(2000, 500)];
+    fn a_decrease_within_one_segment_is_an_anomaly_not_a_spike() {
+        // 0 → 1000 in 1 s, then one bogus add of (u64)-1 bytes (a failed
+        // recv() counted as a length) takes the counter one below.
+        let h = [sample(0, 0), sample(1000, 1000), sample(2000, 999)];
         let r = compute(&h).unwrap();
-        assert_eq!(bytes_in(&r), 750.0, "(1000 + 500) / 2 s");
-        assert_eq!(r.resets, 1);
+        assert_eq!(bytes_in(&r), 500.0, "(1000 + 0) / 2 s: no lifetime spike");
+        assert_eq!((r.resets, r.decreases), (0, 1));
+        // The next window, past the decrease, is an ordinary one.
+        let h = [sample(2000, 999), sample(3000, 1999)];
+        let r = compute(&h).unwrap();
+        assert_eq!((bytes_in(&r), r.decreases), (1000.0, 0));
+    }
+
+    #[test]
+    fn a_system_counter_that_goes_down_restarted() {
+        // /proc/net/dev counters restart when an interface is recreated;
+        // they are not segment counters and a new segment does not reset
+        // them.
+        let sys = RateCounter::SysPacketsOut as usize;
+        let mut h = [sample(0, 0), sample(1000, 0), sample(2000, 0)];
+        h[0].counters[sys] = Some(5_000_000);
+        h[1].counters[sys] = Some(5_000_100);
+        h[2].counters[sys] = Some(40);
+        h[2].segment_id = 8;
+        let r = compute(&h).unwrap();
+        assert_eq!(r.per_sec[sys], (100.0 + 40.0) / 2.0);
+        assert_eq!((r.resets, r.decreases), (1, 0));
+        let mut h = [sample(0, 0), sample(1000, 0)];
+        h[0].counters[sys] = Some(5_000_000);
+        h[1].counters[sys] = Some(5_000_100);
+        h[1].segment_id = 8;
+        let r = compute(&h).unwrap();
+        assert_eq!(
+            r.per_sec[sys], 100.0,
+            "a new segment leaves system counters alone"
+        );
     }
 
     #[test]

@@ -37,6 +37,16 @@ pub(crate) struct Scrape {
 }
 
 impl Scrape {
+    /// What a scrape exports of a segment it must not read: nothing.
+    pub(crate) fn unreadable() -> Scrape {
+        Scrape {
+            counters: [0; COUNTERS],
+            gauges: GaugeTotals::default(),
+            series: Vec::new(),
+            series_stats: SeriesStats::default(),
+        }
+    }
+
     /// Reads the segment now.
     pub(crate) fn read(seg: &Segment) -> Scrape {
         let (series, series_stats) = read_all(seg);

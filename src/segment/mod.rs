@@ -163,6 +163,26 @@ impl SegmentOptions {
     }
 }
 
+/// Whether a mapped segment is still the one at its name ([`Segment::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentStatus {
+    /// Anonymous, or the file at the name is this mapping's and whole.
+    Current,
+    /// Another file is at the name now (the writer restarted and recreated
+    /// the segment): this mapping is an orphan that nobody writes.
+    Replaced,
+    /// Nothing is at the name any more.
+    Removed,
+    /// The file is smaller than the mapping: reading past its end would
+    /// fault, so readers must not read it.
+    Shrunk {
+        /// Bytes the file has now.
+        size: u64,
+        /// Bytes the mapping covers.
+        needed: u64,
+    },
+}
+
 /// Read-write access for writers, read-only for collectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -912,6 +932,56 @@ impl Segment {
                 Some(libc::ENOENT) => Error::NotFound(name.to_string()),
                 _ => Error::io("unlink segment", e),
             })
+    }
+
+    /// Whether this mapping is still the segment at its name, and whole.
+    ///
+    /// A slow-path check (two `stat`s and an `open`), for collectors before
+    /// each read and for writers that want to know whether their segment
+    /// was removed or replaced (the SFU restarted, or an operator removed
+    /// it). Anonymous segments are always [`SegmentStatus::Current`].
+    pub fn status(&self) -> Result<SegmentStatus> {
+        let (Some(file), Some(name)) = (&self.file, &self.name) else {
+            return Ok(SegmentStatus::Current);
+        };
+        let ours = file.metadata().map_err(|e| Error::io("stat segment", e))?;
+        let needed = self.map.len() as u64;
+        if ours.len() < needed {
+            return Ok(SegmentStatus::Shrunk {
+                size: ours.len(),
+                needed,
+            });
+        }
+        use std::os::unix::fs::MetadataExt;
+        match Backing::parse(name)?.open_existing(name, libc::O_RDONLY) {
+            Ok((_, at_name)) if at_name.dev() == ours.dev() && at_name.ino() == ours.ino() => {
+                Ok(SegmentStatus::Current)
+            }
+            Ok(_) | Err(Error::NotRegularFile(_)) => Ok(SegmentStatus::Replaced),
+            Err(Error::NotFound(_)) => Ok(SegmentStatus::Removed),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fails with [`Error::SizeMismatch`] if the file was shrunk under the
+    /// mapping: reading past its end would fault. Readers call it before
+    /// each read (a `fstat`).
+    pub(crate) fn check_size(&self) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("stat segment", e))?
+            .len();
+        let needed = self.map.len() as u64;
+        if size < needed {
+            return Err(Error::SizeMismatch {
+                header: needed,
+                file: size,
+            });
+        }
+        Ok(())
     }
 
     /// The validated geometry.

@@ -48,6 +48,32 @@ fn child_main(args: &[String]) {
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
+        // Raise 3 rooms, fork a helper that keeps the inherited handle and
+        // also opens its own (one participant), then wait to be killed.
+        "forking-holder" => {
+            let stats = Stats::open(&opts).unwrap();
+            for _ in 0..3 {
+                stats.room_started();
+            }
+            // SAFETY: this process has one thread; the child only opens a
+            // handle, records, prints and sleeps.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                let own = Stats::open(&opts).unwrap();
+                own.participant_added();
+                println!("helper {}", std::process::id());
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    // The inherited handle stays alive in the helper.
+                    std::hint::black_box(&stats);
+                }
+            }
+            println!("ready");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -123,6 +149,37 @@ fn gauges_of_a_killed_writer_disappear() {
     Segment::unlink(&name).unwrap();
 }
 
+fn a_forked_helper_does_not_keep_a_dead_parents_gauges() {
+    let name = seg_name("forkhelper");
+    let _ = Segment::unlink(&name);
+    let mut parent = spawn(&["forking-holder", &name]);
+    let mut out = BufReader::new(parent.stdout.take().unwrap());
+    let (mut helper, mut line) = (0i32, String::new());
+    for _ in 0..2 {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        if let Some(pid) = line.trim().strip_prefix("helper ") {
+            helper = pid.parse().unwrap();
+        }
+    }
+    assert!(helper > 0, "no helper pid");
+    let mut c = collector(&name);
+    let ns = c.update();
+    assert_eq!((ns.num_rooms, ns.num_clients, ns.live_writers), (3, 1, 2));
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(parent.id() as i32, libc::SIGKILL) }, 0);
+    parent.wait().unwrap();
+    let ns = c.update();
+    // SAFETY: kill(2) on the helper the child forked (our grandchild).
+    unsafe { libc::kill(helper, libc::SIGKILL) };
+    assert_eq!(
+        (ns.num_rooms, ns.num_clients, ns.live_writers),
+        (0, 1, 1),
+        "the helper's inherited descriptor kept the dead parent's rooms"
+    );
+    Segment::unlink(&name).unwrap();
+}
+
 fn a_forked_child_dropping_its_copy_keeps_the_parents_gauges() {
     let name = seg_name("fork");
     let _ = Segment::unlink(&name);
@@ -160,7 +217,11 @@ fn main() {
         return;
     }
     // Under `cargo test`, the harness passes filters and flags; run all.
-    let tests: [common::Test<()>; 3] = [
+    let tests: [common::Test<()>; 4] = [
+        (
+            "a_forked_helper_does_not_keep_a_dead_parents_gauges",
+            |_| a_forked_helper_does_not_keep_a_dead_parents_gauges(),
+        ),
         (
             "a_forked_child_dropping_its_copy_keeps_the_parents_gauges",
             |_| a_forked_child_dropping_its_copy_keeps_the_parents_gauges(),

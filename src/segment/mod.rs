@@ -35,6 +35,7 @@
 //! * System calls (`shm_open`, `open`, `fcntl`, `fchmod`, `ftruncate`,
 //!   `mmap`) get NUL-terminated names and descriptors that outlive the call.
 
+mod fork;
 #[deny(unsafe_code)]
 mod header;
 #[cfg(all(test, loom))]
@@ -402,16 +403,25 @@ fn is_at(file: &File, path: &CString) -> Result<bool> {
 }
 
 /// A second, read-only open file description of `file` (whose slot locks
-/// it can then query): through `/proc/self/fd` where mounted, which is the
-/// same file whatever happens to the name; else by the name.
+/// it can then query): see [`reopen`].
 fn reopen_read_only(file: &File, backing: &Backing, name: &str) -> Result<File> {
+    reopen(file, backing, name, libc::O_RDONLY)
+}
+
+/// A new open file description of `file`: through `/proc/self/fd` where
+/// mounted, which is the same file whatever happens to the name; else by
+/// the name. Writers hold their slot locks on such a description rather
+/// than on the one they mapped: a mapping keeps its description alive, and
+/// with it any lock on it, for as long as any process (a forked child
+/// included) maps it.
+fn reopen(file: &File, backing: &Backing, name: &str, flags: libc::c_int) -> Result<File> {
     #[cfg(target_os = "linux")]
     {
         let proc = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
             .expect("no NUL in a number");
-        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let all = flags | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
         // SAFETY: a NUL-terminated path that outlives the call.
-        let fd = unsafe { libc::open(proc.as_ptr(), flags) };
+        let fd = unsafe { libc::open(proc.as_ptr(), all) };
         if fd >= 0 {
             // SAFETY: fd was just returned by the kernel and is owned by no one else.
             return Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
@@ -419,9 +429,9 @@ fn reopen_read_only(file: &File, backing: &Backing, name: &str) -> Result<File> 
     }
     #[cfg(not(target_os = "linux"))]
     let _ = file;
-    match backing.open_existing(name, libc::O_RDONLY) {
+    match backing.open_existing(name, flags) {
         Ok((f, _)) => Ok(f),
-        Err(Error::Io { source, .. }) => Err(Error::io("open segment for liveness checks", source)),
+        Err(Error::Io { source, .. }) => Err(Error::io("reopen segment", source)),
         Err(e) => Err(e),
     }
 }
@@ -659,6 +669,9 @@ pub struct Segment {
     /// locks are held (a description never conflicts with its own locks).
     probe: Option<File>,
     writable: bool,
+    /// Keeps forked children from holding this writer's locks (see
+    /// `fork`); writable named segments only.
+    fork_guard: Option<fork::Guard>,
 }
 
 impl Segment {
@@ -680,6 +693,7 @@ impl Segment {
                 file: None,
                 probe: None,
                 writable: true,
+                fork_guard: None,
             };
             series::init_region(&seg.series_region())?;
             layout.to_fields().publish(seg.header_words());
@@ -755,6 +769,7 @@ impl Segment {
             file: Some(file),
             probe: None,
             writable: true,
+            fork_guard: None,
         };
         series::init_region(&seg.series_region())?;
         layout.to_fields().publish(seg.header_words());
@@ -777,6 +792,9 @@ impl Segment {
         let file = seg.file.as_ref().expect("a named segment has a file");
         let name = seg.name.as_deref().expect("a named segment has a name");
         seg.probe = Some(reopen_read_only(file, backing, name)?);
+        let locks = reopen(file, backing, name, libc::O_RDWR)?;
+        seg.fork_guard = fork::Guard::new(locks.as_raw_fd());
+        seg.file = Some(locks);
         Ok(seg)
     }
 
@@ -913,12 +931,23 @@ impl Segment {
             check_writer(layout.write_mode, layout.shard_count)?;
         }
         let probe = reopen_read_only(&file, backing, name)?;
+        // A writer's locks live on a description nobody maps (see `reopen`).
+        let file = if writable {
+            reopen(&file, backing, name, libc::O_RDWR)?
+        } else {
+            file
+        };
         Ok(Segment {
             map,
             layout,
             name: Some(name.to_string()),
-            file: Some(file),
             probe: Some(probe),
+            fork_guard: if writable {
+                fork::Guard::new(file.as_raw_fd())
+            } else {
+                None
+            },
+            file: Some(file),
             writable,
         })
     }

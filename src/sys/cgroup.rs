@@ -75,6 +75,13 @@ struct Mount<'a> {
     super_opts: &'a str,
 }
 
+// Ours, not procfs's `MountInfos` (nor `ProcessCGroups` for
+// `proc/self/cgroup` in `from_texts`): procfs leaves the kernel's octal
+// escapes in paths (`/sys/fs/my\040cgroup` stays as is, so we would still
+// unescape), and both fail the whole file on one line they cannot parse
+// (`"0::/app\ngarbage\n"` is rejected) where we skip that line and still
+// find the cgroup. Both files are read once, when the probe is created, so
+// speed does not enter into it.
 fn parse_mounts(text: &str) -> Vec<Mount<'_>> {
     text.lines()
         .filter_map(|line| {

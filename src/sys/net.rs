@@ -1,15 +1,13 @@
 //! Interface counters from `proc/net/dev` and UDP errors from
 //! `proc/net/snmp`.
+//!
+//! `proc/net/dev` is parsed by procfs's [`InterfaceDeviceStatus`]; the
+//! `Udp:` lines of `proc/net/snmp` by our own code (see [`read_snmp`]).
 
 use super::read::read_required;
+use procfs::net::InterfaceDeviceStatus;
+use procfs::FromBufRead;
 use std::path::Path;
-
-/// Column indexes in a `proc/net/dev` interface line (after `name:`).
-const RX_DROP: usize = 3;
-const TX_PACKETS: usize = 9;
-const TX_DROP: usize = 11;
-/// Fewest columns a valid interface line has.
-const MIN_COLUMNS: usize = 12;
 
 /// Running totals over interfaces other than `lo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,31 +33,6 @@ pub(crate) struct NetState {
     totals: [u64; 3],
 }
 
-/// Parses one interface line: `Err` when garbled, `Ok(None)` for `lo`.
-fn parse_line(line: &str) -> Result<Option<(&str, [u64; 3])>, ()> {
-    let (name, rest) = line.split_once(':').ok_or(())?;
-    let name = name.trim();
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(());
-    }
-    let mut values = [0u64; 3];
-    let mut n = 0;
-    for (i, word) in rest.split_ascii_whitespace().enumerate() {
-        let v: u64 = word.parse().map_err(|_| ())?;
-        match i {
-            TX_PACKETS => values[0] = v,
-            TX_DROP => values[1] = v,
-            RX_DROP => values[2] = v,
-            _ => {}
-        }
-        n += 1;
-    }
-    if n < MIN_COLUMNS {
-        return Err(());
-    }
-    Ok((name != "lo").then_some((name, values)))
-}
-
 impl NetState {
     /// Reads `proc/net/dev` and returns the running totals. A garbled file
     /// changes nothing and counts once in `errors`.
@@ -72,17 +45,32 @@ impl NetState {
         if !read_required(path, buf, errors) {
             return None;
         }
-        if !valid_dev(buf) {
+        let totals = self.update(buf);
+        if totals.is_none() {
             *errors += 1;
-            return None;
         }
+        totals
+    }
+
+    /// Adds the interface counters in `text` (the contents of
+    /// `proc/net/dev`) to the totals; `None`, changing nothing, when the
+    /// text is garbled.
+    fn update(&mut self, text: &str) -> Option<DevTotals> {
+        // procfs skips the two header lines unread: check them here, so a
+        // file that is not `proc/net/dev` at all is an error, not zero
+        // interfaces.
+        let headers_ok = text.lines().take(2).filter(|l| l.contains('|')).count() == 2;
+        let InterfaceDeviceStatus(devices) = headers_ok
+            .then(|| InterfaceDeviceStatus::from_buf_read(text.as_bytes()))
+            .and_then(Result::ok)?;
         for iface in &mut self.ifaces {
             iface.seen = false;
         }
-        for line in buf.lines().skip(2) {
-            let Ok(Some((name, cur))) = parse_line(line) else {
+        for (name, dev) in devices {
+            if name == "lo" {
                 continue;
-            };
+            }
+            let cur = [dev.sent_packets, dev.sent_drop, dev.recv_drop];
             match self.ifaces.iter_mut().find(|i| i.name == name) {
                 Some(iface) => {
                     for ((total, c), last) in self.totals.iter_mut().zip(cur).zip(iface.last) {
@@ -100,7 +88,7 @@ impl NetState {
                         *total = total.wrapping_add(c);
                     }
                     self.ifaces.push(Iface {
-                        name: name.to_owned(),
+                        name,
                         last: cur,
                         seen: true,
                     });
@@ -116,16 +104,6 @@ impl NetState {
     }
 }
 
-/// Two header lines, then only well-formed interface lines.
-fn valid_dev(text: &str) -> bool {
-    let mut lines = text.lines();
-    let headers_ok = (0..2).all(|_| lines.next().is_some_and(|l| l.contains('|')));
-    headers_ok
-        && lines
-            .filter(|l| !l.trim().is_empty())
-            .all(|l| parse_line(l).is_ok())
-}
-
 /// UDP error counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Udp {
@@ -136,6 +114,13 @@ pub(crate) struct Udp {
 /// Reads `Udp: RcvbufErrors` and `Udp: InErrors` from `proc/net/snmp`. An
 /// unreadable file or one without the `Udp:` header and value lines counts
 /// once; each missing or garbled value counts once.
+// Ours, not procfs's `Snmp`: that parser requires every column of the
+// `Ip:`, `Icmp:`, `Tcp:`, `Udp:` and `UdpLite:` sections, so it rejects our
+// fixtures (no `Icmp:` lines) and would fail the whole file the day a kernel
+// adds or drops any of ~80 columns we do not read; it reports one error where
+// we count each of our two values; and it took 63.9 µs to parse this host's
+// file against 10.3 µs for our read and parse together (release build, 2
+// shared cores).
 pub(crate) fn read_snmp(path: &Path, buf: &mut String, errors: &mut u64) -> Udp {
     if !read_required(path, buf, errors) {
         return Udp::default();
@@ -178,22 +163,39 @@ fn udp_lines(text: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
 
+    const HEAD: &str = "Inter-|   Receive |  Transmit\n face |bytes packets|bytes packets\n";
+
     #[test]
-    fn lines() {
-        assert_eq!(
-            parse_line("  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16"),
-            Ok(Some(("eth0", [10, 12, 4])))
+    fn dev_lines() {
+        let mut net = NetState::default();
+        let text = format!(
+            "{HEAD}    lo: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"
         );
-        assert_eq!(parse_line("    lo: 1 2 3 4 5 6 7 8 9 10 11 12"), Ok(None));
-        // Old kernels glue a long first value to the colon.
-        assert_eq!(
-            parse_line("eth0:123456789012 2 3 4 5 6 7 8 9 10 11 12"),
-            Ok(Some(("eth0", [10, 12, 4])))
-        );
-        assert_eq!(parse_line("eth0: 1 2 3"), Err(()));
-        assert_eq!(parse_line("eth0: 1 2 3 4 5 6 7 8 9 10 11 x"), Err(()));
-        assert_eq!(parse_line("no colon here"), Err(()));
-        assert_eq!(parse_line("a b: 1 2 3 4 5 6 7 8 9 10 11 12"), Err(()));
+        let eth0 = DevTotals {
+            tx_packets: 10,
+            tx_dropped: 12,
+            rx_dropped: 4,
+        };
+        assert_eq!(net.update(&text), Some(eth0));
+        // Alias interfaces keep their second colon in the name (seen on
+        // 3.10 kernels): one more interface, not a garbled file.
+        let alias = format!("{text}team0:1: 0 0 0 1 0 0 0 0 0 1 0 1 0 0 0 0\n");
+        let with_alias = DevTotals {
+            tx_packets: 11,
+            tx_dropped: 13,
+            rx_dropped: 5,
+        };
+        assert_eq!(net.update(&alias), Some(with_alias));
+        for garbled in [
+            format!("{HEAD}  eth0: 1 2 3\n"),
+            format!("{HEAD}  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 x\n"),
+            format!("{HEAD}no colon here\n"),
+            "garbage\n".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(net.update(&garbled), None, "{garbled:?}");
+        }
+        assert_eq!(net.update(&alias), Some(with_alias));
     }
 
     #[test]

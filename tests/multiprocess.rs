@@ -43,6 +43,14 @@ fn child_main(args: &[String]) {
                 stats.room_started();
             }
             stats.participant_added();
+            // Labeled gauges: through the LiveKit call and through a handle.
+            stats.psrpc_stream_opened("server", "Signal", "Relay");
+            stats.add_ref("room", 2);
+            let handle = stats
+                .series(nodestats::Family::DebugRefCount, &["track"])
+                .unwrap();
+            handle.add(5);
+            std::mem::forget(handle);
             println!("ready");
             loop {
                 std::thread::sleep(Duration::from_secs(1));
@@ -132,9 +140,34 @@ fn gauges_of_a_killed_writer_disappear() {
     let mut c = collector(&name);
     let ns = c.update();
     assert_eq!((ns.num_rooms, ns.num_clients, ns.live_writers), (4, 1, 2));
+    // The survivor holds labeled gauges too.
+    survivor.psrpc_stream_opened("server", "Signal", "Relay");
+    survivor.add_ref("room", 1);
+    let exporter = nodestats::Exporter::new(c.segment().clone(), "n", "SERVER").unwrap();
+    let gauge = |text: &str, series: &str| -> String {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .map(|l| l.rsplit_once(' ').unwrap().1.to_string())
+            .unwrap_or_else(|| "absent".into())
+    };
+    let stream = r#"livekit_psrpc_stream_count{method="Relay",node_id="n",node_type="SERVER",role="server",service="Signal"}"#;
+    let room_ref = r#"livekit_debug_ref_count{node_id="n",node_type="SERVER",referrer="room"}"#;
+    let track_ref = r#"livekit_debug_ref_count{node_id="n",node_type="SERVER",referrer="track"}"#;
+    let text = exporter.text();
+    assert_eq!(gauge(&text, stream), "2");
+    assert_eq!(gauge(&text, room_ref), "3");
+    assert_eq!(gauge(&text, track_ref), "5");
     // SAFETY: plain kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
     child.wait().unwrap();
+    let text = exporter.text();
+    assert_eq!(gauge(&text, stream), "1", "the dead writer's streams left");
+    assert_eq!(gauge(&text, room_ref), "1");
+    assert_eq!(
+        gauge(&text, track_ref),
+        "0",
+        "the dead writer's handle left"
+    );
     let ns = c.update();
     assert_eq!(ns.num_rooms, 1, "only the survivor's room is left");
     assert_eq!(ns.num_clients, 0);
@@ -146,6 +179,12 @@ fn gauges_of_a_killed_writer_disappear() {
     again.participant_added();
     let ns = c.update();
     assert_eq!((ns.num_rooms, ns.num_clients, ns.live_writers), (1, 1, 2));
+    again.psrpc_stream_opened("server", "Signal", "Relay");
+    assert_eq!(
+        gauge(&exporter.text(), stream),
+        "2",
+        "the new writer starts from zero, not from the dead one's value"
+    );
     Segment::unlink(&name).unwrap();
 }
 

@@ -5,6 +5,7 @@ use crate::schema::{Counter, Direction, Family, Kind, COUNTERS, LIVEKIT_FAMILIES
 use crate::segment::series::{
     alloc, read_entry, read_string, MAX_LABEL_BYTES, OVERFLOW_ID, OVERFLOW_LABEL, PUBLISHED,
 };
+use crate::segment::slots::ACTIVE;
 use crate::segment::Segment;
 use crate::sync::Ordering;
 use std::collections::HashMap;
@@ -105,6 +106,14 @@ pub(crate) fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
         .collect();
     let n_series = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
     stats.registered = n_series.saturating_sub(LIVEKIT_FAMILIES) as u64;
+    // Writer slots whose labeled gauges count: active, with a live writer.
+    let live: Vec<usize> = seg
+        .slots()
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| s.state() == ACTIVE && seg.slot_alive(*i))
+        .map(|(i, _)| i)
+        .collect();
     let mut merged: HashMap<(Family, Vec<String>), SeriesValue> = HashMap::new();
     for e in &r.dir[..n_series] {
         if e.w[0].load(Ordering::Acquire) != PUBLISHED {
@@ -125,7 +134,6 @@ pub(crate) fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
             stats.corrupt_entries += 1;
             continue;
         };
-        let sums: Vec<u64> = (0..n).map(|k| r.value_sum(base + k)).collect();
         let slot = merged
             .entry((family, labels.clone()))
             .or_insert_with(|| SeriesValue {
@@ -135,7 +143,15 @@ pub(crate) fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
                 buckets: Vec::new(),
                 sum: 0.0,
             });
-        if family.def().kind == Kind::Histogram {
+        if family.def().kind == Kind::Gauge {
+            // One word per writer slot, in block 0: only live writers count.
+            let mut v = 0u64;
+            for w in live.iter().filter_map(|&i| r.gauge_word(base, i)) {
+                v = v.wrapping_add(w.load(Ordering::Relaxed));
+            }
+            slot.value = slot.value.wrapping_add(v);
+        } else if family.def().kind == Kind::Histogram {
+            let sums: Vec<u64> = (0..n).map(|k| r.value_sum(base + k)).collect();
             let nb = n - 1;
             if slot.buckets.is_empty() {
                 slot.buckets = vec![0; nb];
@@ -152,7 +168,7 @@ pub(crate) fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
             }
             slot.sum += s;
         } else {
-            slot.value = slot.value.wrapping_add(sums[0]);
+            slot.value = slot.value.wrapping_add(r.value_sum(base));
         }
     }
     let mut out: Vec<SeriesValue> = merged.into_values().collect();

@@ -15,7 +15,7 @@ use crate::sync::{AtomicU64, Ordering};
 /// First word of every segment: `"NODESTAT"` in little-endian byte order.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"NODESTAT");
 /// Layout major version: readers refuse any other major.
-pub const LAYOUT_MAJOR: u64 = 1;
+pub const LAYOUT_MAJOR: u64 = 2;
 /// Layout minor version: additive changes only; readers accept any minor.
 pub const LAYOUT_MINOR: u64 = 0;
 /// Words in the header.
@@ -170,8 +170,20 @@ impl Layout {
         let shards_offset = HEADER_SIZE;
         let slots_offset = shards_offset + shard_count * size_of::<Shard>();
         let series_offset = slots_offset + slot_count * size_of::<WriterSlot>();
-        let (series_capacity, strings_capacity, values_per_shard) =
-            (DEFAULT_SERIES, DEFAULT_STRINGS, DEFAULT_VALUES_PER_SHARD);
+        // The overflow series take room first: a gauge series has one word
+        // per writer slot. Leave at least as much again for real series.
+        let overflow: usize = crate::schema::Family::ALL
+            .iter()
+            .map(|f| match f.def().kind {
+                crate::schema::Kind::Gauge => slot_count,
+                _ => f.def().value_count(),
+            })
+            .sum();
+        let (series_capacity, strings_capacity, values_per_shard) = (
+            DEFAULT_SERIES,
+            DEFAULT_STRINGS,
+            DEFAULT_VALUES_PER_SHARD.max((2 * overflow).next_power_of_two()),
+        );
         let values_offset = series_offset
             + series_region_bytes(series_capacity as u64, strings_capacity as u64)
                 .ok_or(Error::BadLayout("series region overflows"))? as usize;
@@ -430,7 +442,7 @@ mod tests {
     /// reminder to bump LAYOUT_MAJOR (or MINOR for additive changes).
     #[test]
     fn layout_is_pinned() {
-        assert_eq!(LAYOUT_MAJOR, 1);
+        assert_eq!(LAYOUT_MAJOR, 2);
         assert_eq!(LAYOUT_MINOR, 0);
         assert_eq!(MAGIC.to_le_bytes(), *b"NODESTAT");
         assert_eq!(HEADER_SIZE, 256);

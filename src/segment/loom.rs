@@ -96,7 +96,7 @@ fn try_claim_free(s: &WriterSlot) -> bool {
 
 /// `WriterSlot::activate`.
 fn activate(s: &WriterSlot, pid: u64) {
-    s.activate(pid, 0)
+    s.activate(pid, 0, || {})
 }
 
 /// `WriterSlot::release`.
@@ -157,6 +157,7 @@ impl HeapRegion {
             strings: &self.strings,
             values: &self.values,
             values_per_shard: self.values_per_shard,
+            writer_slots: 1,
         }
     }
 
@@ -168,7 +169,13 @@ impl HeapRegion {
 
     /// `series::write_entry` into directory entry `i`.
     fn write_entry(&self, i: usize, family: Family, base: u64, ids: &[u32]) {
-        series::write_entry(&self.dir[i], family, family.def().value_count(), base, ids)
+        series::write_entry(
+            &self.dir[i],
+            family,
+            self.region().value_count(family),
+            base,
+            ids,
+        )
     }
 
     /// `series::read_entry` of directory entry `i`: family, value count,

@@ -1100,6 +1100,7 @@ impl Segment {
                     l.shard_count * l.values_per_shard,
                 ),
                 values_per_shard: l.values_per_shard,
+                writer_slots: l.slot_count,
             }
         }
     }
@@ -1117,7 +1118,8 @@ impl Segment {
                 Some(f) => lock(f, i, LockOp::TryLock)? && !held_by_this_process(slot),
             };
             if claimed {
-                slot.activate(pid, unix_ns());
+                let region = self.series_region();
+                slot.activate(pid, unix_ns(), || region.zero_slot_gauges(i));
                 return Ok(i);
             }
         }

@@ -31,7 +31,7 @@
 //! number of series can never grow past the capacities fixed at creation.
 
 use crate::error::{Error, Result};
-use crate::schema::{Family, LIVEKIT_FAMILIES};
+use crate::schema::{Family, Kind, LIVEKIT_FAMILIES};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Bytes of the allocation line at the start of the series region.
@@ -84,9 +84,46 @@ pub(crate) struct Region<'a> {
     /// Every shard's value block, `values_per_shard` words each.
     pub(crate) values: &'a [AtomicU64],
     pub(crate) values_per_shard: usize,
+    /// Writer slots of the segment: the words of a gauge series.
+    pub(crate) writer_slots: usize,
 }
 
 impl Region<'_> {
+    /// Words a series of `family` owns in each value block: a gauge series
+    /// owns one per writer slot (its writers' values live in block 0, so a
+    /// dead writer's part can be left out), anything else its family's
+    /// value count.
+    pub(crate) fn value_count(&self, family: Family) -> usize {
+        match family.def().kind {
+            Kind::Gauge => self.writer_slots,
+            _ => family.def().value_count(),
+        }
+    }
+
+    /// The word of gauge series `base` that writer slot `slot` adds to.
+    pub(crate) fn gauge_word(&self, base: usize, slot: usize) -> Option<&AtomicU64> {
+        (slot < self.writer_slots)
+            .then(|| self.values.get(base + slot))
+            .flatten()
+    }
+
+    /// Zeroes writer slot `slot`'s word of every published gauge series: a
+    /// claim does it before the slot turns ACTIVE, so a new writer never
+    /// inherits a dead one's labeled gauges.
+    pub(crate) fn zero_slot_gauges(&self, slot: usize) {
+        let n =
+            (self.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(self.dir.len());
+        for e in &self.dir[..n] {
+            if let Some((family, _, base, _, _)) = read_entry(self, e) {
+                if family.def().kind == Kind::Gauge {
+                    if let Some(w) = self.gauge_word(base, slot) {
+                        w.store(0, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
     pub(crate) fn value_sum(&self, index: usize) -> u64 {
         let mut sum = 0u64;
         let mut i = index;
@@ -101,9 +138,15 @@ impl Region<'_> {
 /// Writes the per-family overflow series into a new segment's directory.
 /// Runs before the segment is published, so nothing races with it.
 pub(crate) fn init_region(r: &Region<'_>) -> Result<()> {
+    let needed: usize = Family::ALL.iter().map(|f| r.value_count(*f)).sum();
+    if LIVEKIT_FAMILIES > r.dir.len() || needed > r.values_per_shard {
+        return Err(Error::Config(
+            "series capacity too small for the overflow series".into(),
+        ));
+    }
     let mut base = 0usize;
     for (i, f) in Family::ALL.iter().enumerate() {
-        let n = f.def().value_count();
+        let n = r.value_count(*f);
         let labels = [OVERFLOW_ID; MAX_LABELS];
         write_entry(
             &r.dir[i],
@@ -113,11 +156,6 @@ pub(crate) fn init_region(r: &Region<'_>) -> Result<()> {
             &labels[..f.def().labels.len()],
         );
         base += n;
-    }
-    if LIVEKIT_FAMILIES > r.dir.len() || base > r.values_per_shard {
-        return Err(Error::Config(
-            "series capacity too small for the overflow series".into(),
-        ));
     }
     r.alloc[alloc::NEXT_SERIES].store(LIVEKIT_FAMILIES as u64, Ordering::Relaxed);
     r.alloc[alloc::NEXT_VALUE].store(base as u64, Ordering::Relaxed);
@@ -197,7 +235,7 @@ pub(crate) fn read_entry(
     let nl = ((w1 >> 32) & 0xffff) as usize;
     let base = e.w[2].load(Ordering::Relaxed);
     let def = family.def();
-    if n != def.value_count()
+    if n != r.value_count(family)
         || nl != def.labels.len()
         || base.checked_add(n as u64)? > r.values_per_shard as u64
     {
@@ -236,7 +274,7 @@ pub(crate) fn register(r: &Region<'_>, family: Family, ids: &[u32]) -> Option<u3
             .filter(|e| e.0 == family)
             .map(|e| e.2 as u32)
     };
-    let n = family.def().value_count() as u64;
+    let n = r.value_count(family) as u64;
     let i = r.alloc[alloc::NEXT_SERIES].fetch_add(1, Ordering::AcqRel) as usize;
     let Some(e) = r.dir.get(i) else {
         return overflow();

@@ -110,7 +110,11 @@ impl WriterSlot {
     /// Completes a claim: zeroes whatever a dead predecessor left, bumps the
     /// incarnation and publishes ACTIVE last. The caller holds the claim
     /// (the slot lock, or a successful [`try_claim_free`](Self::try_claim_free)).
-    pub(crate) fn activate(&self, pid: u64, now_unix_ns: u64) {
+    ///
+    /// `zero_more` zeroes what else the slot owns (its labeled gauges); it
+    /// runs in the same window as the gauges, after CLAIMING is visible and
+    /// before ACTIVE is.
+    pub(crate) fn activate(&self, pid: u64, now_unix_ns: u64, zero_more: impl FnOnce()) {
         self.words[w::STATE].store(CLAIMING, Ordering::Relaxed);
         // A reader that sees any of the stores below must also see CLAIMING
         // when it re-checks the state (pairs with the Acquire fence in
@@ -120,6 +124,7 @@ impl WriterSlot {
         for g in &self.words[GAUGE_BASE..] {
             g.store(0, Ordering::Relaxed);
         }
+        zero_more();
         self.words[w::INCARNATION].fetch_add(1, Ordering::Relaxed);
         self.words[w::PID].store(pid, Ordering::Relaxed);
         self.words[w::CLAIMED_UNIX_NS].store(now_unix_ns, Ordering::Relaxed);
@@ -218,8 +223,8 @@ mod tests {
     #[test]
     fn gauges_of_live_slots_sum_and_clamp() {
         let slots: Vec<WriterSlot> = (0..3).map(|_| WriterSlot::new()).collect();
-        slots[0].activate(1, 0);
-        slots[1].activate(2, 0);
+        slots[0].activate(1, 0, || {});
+        slots[1].activate(2, 0, || {});
         slots[0].add(Gauge::Rooms, 3);
         slots[1].add(Gauge::Rooms, -1);
         slots[1].add(Gauge::Participants, -5);
@@ -240,10 +245,10 @@ mod tests {
     #[test]
     fn claim_zeroes_what_a_dead_writer_left() {
         let s = WriterSlot::new();
-        s.activate(1, 0);
+        s.activate(1, 0, || {});
         s.add(Gauge::Rooms, 7);
         let inc = s.incarnation();
-        s.activate(2, 0);
+        s.activate(2, 0, || {});
         assert_eq!(s.read_gauges().unwrap().1[Gauge::Rooms as usize], 0);
         assert_eq!(s.incarnation(), inc + 1);
         s.release();
@@ -256,7 +261,7 @@ mod tests {
     fn forward_latency_is_mean_of_writers_that_set_it() {
         let slots: Vec<WriterSlot> = (0..3).map(|_| WriterSlot::new()).collect();
         for s in &slots {
-            s.activate(1, 0);
+            s.activate(1, 0, || {});
         }
         slots[0].set(Gauge::ForwardLatencyNs, 100);
         slots[0].or(Gauge::ForwardSet, 1);

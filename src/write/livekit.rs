@@ -65,7 +65,9 @@ impl Stats {
     }
 
     fn gauge_add(&self, family: Family, labels: &[&str], delta: i64) {
-        self.count(family, labels, delta as u64);
+        if let Some(b) = self.base(family, labels) {
+            self.gauge_series_add(b, delta);
+        }
     }
 
     fn observe(&self, family: Family, labels: &[&str], value: f64) {

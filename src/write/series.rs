@@ -7,6 +7,7 @@
 //! the same labels only hash and take a read lock.
 
 use super::adder::{Adder, BlockStride};
+use super::stats::Writer;
 use crate::error::{Error, Result};
 use crate::schema::{Family, Kind, MAX_BUCKETS};
 use crate::segment::series::{add_string, find_entry, find_string, register, Region, MAX_LABELS};
@@ -14,6 +15,7 @@ use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// A resolved series: family, label values, value base.
@@ -122,6 +124,14 @@ impl Adder<BlockStride> {
     }
 }
 
+/// Adds to this writer's word of a gauge series.
+#[inline(always)]
+fn gauge_add(w: NonNull<AtomicU64>, n: u64) {
+    // SAFETY: the word is in the mapping kept alive by the handle's
+    // segment, and belongs to the slot its owner keeps claimed.
+    unsafe { w.as_ref() }.fetch_add(n, Ordering::Relaxed);
+}
+
 /// Adds to an `f64` stored as bits. The word is per CPU, so the loop
 /// almost never retries.
 #[inline]
@@ -136,39 +146,72 @@ fn add_f64(w: &AtomicU64, v: f64) {
     }
 }
 
+/// How a handle writes: which calls do something, and where.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Per-CPU adds through the adder.
+    Counter,
+    /// Bucket and sum through the adder.
+    Histogram,
+    /// This writer's own word of the series (one per writer slot), so the
+    /// value leaves with the writer.
+    Gauge(NonNull<AtomicU64>),
+}
+
 /// A resolved series: record through it with no lookup, no lock and no
 /// allocation, in the segment's write mode.
+///
+/// A gauge series' handle writes this writer's own part of the gauge
+/// (it keeps the writer's slot claimed while it lives): when the writer
+/// process dies, the part leaves the exported value with it.
 #[derive(Clone, Debug)]
 pub struct SeriesHandle {
     adder: Adder<BlockStride>,
     family: Family,
-    /// Whether the family is a histogram: decides which calls may write,
-    /// so no call reaches past the series' own words.
-    histogram: bool,
+    mode: Mode,
     base: usize,
     segment: Arc<Segment>,
+    /// The writer whose slot a gauge handle's word belongs to.
+    _owner: Option<Arc<Writer>>,
 }
 
-// SAFETY: the adder points into the mapping owned by `segment`, which the
-// handle keeps alive; the memory is only written through atomics or rseq
-// sections, both sound from any thread.
+// SAFETY: the adder and the gauge word point into the mapping owned by
+// `segment`, which the handle keeps alive (and a gauge handle keeps its
+// writer's slot claimed); the memory is only written through atomics or
+// rseq sections, both sound from any thread.
 unsafe impl Send for SeriesHandle {}
 // SAFETY: as above.
 unsafe impl Sync for SeriesHandle {}
 
 impl SeriesHandle {
+    /// A handle on the series at `base` of `family`, writing for `owner`.
     pub(crate) fn new(
-        segment: Arc<Segment>,
+        owner: &Arc<Writer>,
         adder: Adder<BlockStride>,
         family: Family,
         base: u32,
     ) -> Self {
+        let segment = owner.segment.clone();
+        let (mode, keep) = match family.def().kind {
+            Kind::Histogram => (Mode::Histogram, None),
+            Kind::Counter => (Mode::Counter, None),
+            Kind::Gauge => match segment
+                .series_region()
+                .gauge_word(base as usize, owner.slot)
+            {
+                Some(w) => (Mode::Gauge(NonNull::from(w)), Some(owner.clone())),
+                // Unreachable for a base the directory handed out; a handle
+                // that records nothing is the safe answer.
+                None => (Mode::Histogram, None),
+            },
+        };
         SeriesHandle {
             adder,
             family,
-            histogram: family.def().kind == Kind::Histogram,
+            mode,
             base: base as usize,
             segment,
+            _owner: keep,
         }
     }
 
@@ -177,20 +220,26 @@ impl SeriesHandle {
         self.family
     }
 
-    /// Adds `n` to a counter series (does nothing on a histogram).
+    /// Adds `n` to a counter series (or to this writer's part of a gauge;
+    /// does nothing on a histogram).
     #[inline]
     pub fn inc_by(&self, n: u64) {
-        if !self.histogram {
-            self.adder.add(self.base, n);
+        match self.mode {
+            Mode::Counter => self.adder.add(self.base, n),
+            Mode::Gauge(w) => gauge_add(w, n),
+            Mode::Histogram => {}
         }
     }
 
-    /// Adds a signed delta to a gauge series (the sum is clamped at zero
-    /// when exported; does nothing on a histogram).
+    /// Adds a signed delta to a gauge series (the sum over live writers is
+    /// clamped at zero when exported; on a counter it adds the delta's
+    /// two's complement; does nothing on a histogram).
     #[inline]
     pub fn add(&self, delta: i64) {
-        if !self.histogram {
-            self.adder.add(self.base, delta as u64);
+        match self.mode {
+            Mode::Counter => self.adder.add(self.base, delta as u64),
+            Mode::Gauge(w) => gauge_add(w, delta as u64),
+            Mode::Histogram => {}
         }
     }
 
@@ -198,7 +247,7 @@ impl SeriesHandle {
     /// gauge: they have no buckets to write).
     #[inline]
     pub fn observe(&self, value: f64) {
-        if self.histogram {
+        if let Mode::Histogram = self.mode {
             self.adder.observe(self.family, self.base, value);
         }
     }

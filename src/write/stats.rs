@@ -26,7 +26,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(crate) struct Writer {
     pub(crate) segment: Arc<Segment>,
-    slot: usize,
+    pub(crate) slot: usize,
     /// The process that claimed the slot. A forked child inherits the
     /// handle and the slot's lock; dropping the handle there must not
     /// release the parent's slot (its gauges would vanish while the parent
@@ -178,6 +178,18 @@ impl Stats {
     fn gauge_kind(&self, audio: Gauge, kind: TrackKind, delta: i64) {
         self.gauges()
             .add_index(audio as usize + kind as usize, delta);
+    }
+
+    /// Adds `delta` to this writer's part of the gauge series at `base`.
+    #[inline]
+    pub(crate) fn gauge_series_add(&self, base: u32, delta: i64) {
+        if let Some(w) = self
+            .segment()
+            .series_region()
+            .gauge_word(base as usize, self.writer.slot)
+        {
+            w.fetch_add(delta as u64, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Adds to this handle's segment's series values in its write mode.
@@ -486,7 +498,7 @@ impl Stats {
         }
         let base = self.writer.cache.resolve(self.segment(), family, labels)?;
         Ok(super::SeriesHandle::new(
-            self.segment().clone(),
+            &self.writer,
             self.series_adder(),
             family,
             base,

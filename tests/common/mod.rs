@@ -114,3 +114,19 @@ pub fn serve(segment: &str, extra: &[&str]) -> (Child, String) {
         .to_string();
     (child, addr)
 }
+
+/// Raises this process's soft limit on open files to at least `n` (within
+/// the hard limit), for tests that hold many sockets. Children inherit it.
+pub fn raise_nofile(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n as libc::rlim_t {
+            lim.rlim_cur = (n as libc::rlim_t).min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,18 +1,22 @@
 //! `nodestats`: the demo (simulated SFU traffic with a live NodeStats
-//! table) and `show` (read a segment read-only).
+//! table), `show` (read a segment read-only) and `serve` (export it over
+//! HTTP).
 
 mod demo;
 mod http;
 mod nodes;
 mod publish;
 mod serve;
+mod signals;
 mod table;
 
-use clap::{Parser, Subcommand};
-use nodestats::{Collector, CollectorConfig};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use nodestats::CollectorConfig;
+use std::fmt;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+pub(crate) use signals::{sleep_unless_stopped, stopped};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,54 +42,65 @@ enum Command {
         /// Segment name ("/name" under /dev/shm, or a file path).
         #[arg(long)]
         segment: String,
+        /// Attach even if another user owns the segment (e.g. the SFU runs as its own user).
+        #[arg(long)]
+        allow_foreign_owner: bool,
         /// Print JSON (protobuf field names) instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print exactly livekit.NodeStats as protojson (what LiveKit's strict decoder accepts).
+        #[arg(long, conflicts_with = "json")]
+        protojson: bool,
     },
 }
 
-/// Set by SIGINT/SIGTERM; every loop polls it.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
+/// An error as the CLI prints it: what it is about, then why.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Something went wrong with the segment of this name.
+    Segment(String, nodestats::Error),
+    /// Listening on this address failed.
+    Listen(String, std::io::Error),
+    /// Anything else; the message names the flag or value at fault.
+    Other(nodestats::Error),
 }
 
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe; the function pointer is valid for the program's life.
-        unsafe {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use nodestats::Error as E;
+        match self {
+            // These name the segment already.
+            Failure::Segment(_, e @ (E::NotFound(_) | E::AlreadyExists(_) | E::InvalidName(_))) => {
+                write!(f, "{e}")
+            }
+            Failure::Segment(name, e @ E::ForeignOwner { .. }) => {
+                write!(f, "segment {name:?}: {e} (pass --allow-foreign-owner)")
+            }
+            Failure::Segment(_, e @ E::Config(_)) | Failure::Other(e) => write!(f, "{e}"),
+            Failure::Segment(name, e) => write!(f, "segment {name:?}: {e}"),
+            Failure::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
         }
     }
 }
 
-pub(crate) fn stopped() -> bool {
-    STOP.load(Ordering::Relaxed)
-}
-
-/// Sleeps up to `d`, waking early on a stop signal.
-pub(crate) fn sleep_unless_stopped(d: Duration) {
-    let step = Duration::from_millis(50);
-    let mut left = d;
-    while !left.is_zero() && !stopped() {
-        let s = left.min(step);
-        std::thread::sleep(s);
-        left -= s;
-    }
-}
-
-fn show(segment: &str, json: bool) -> Result<(), nodestats::Error> {
-    let mut c = Collector::attach(segment, CollectorConfig::default())?;
+fn show(
+    segment: &str,
+    allow_foreign_owner: bool,
+    json: bool,
+    protojson: bool,
+) -> Result<(), Failure> {
+    let mut c = serve::attach(segment, allow_foreign_owner, CollectorConfig::default())?;
     // CPU load and rates need two readings: take a second one shortly after.
-    c.update();
-    std::thread::sleep(Duration::from_millis(250));
-    let ns = c.update();
-    if json {
+    let fail = |e| Failure::Segment(segment.to_string(), e);
+    c.try_update().map_err(fail)?;
+    sleep_unless_stopped(Duration::from_millis(250));
+    if stopped() {
+        return Ok(());
+    }
+    let ns = c.try_update().map_err(fail)?;
+    if protojson {
+        println!("{}", ns.to_protojson());
+    } else if json {
         println!("{}", serde_json::to_string_pretty(&ns).unwrap_or_default());
     } else {
         table::print_full(&ns);
@@ -93,36 +108,39 @@ fn show(segment: &str, json: bool) -> Result<(), nodestats::Error> {
     Ok(())
 }
 
-/// Caps glibc's malloc at two arenas unless `MALLOC_ARENA_MAX` says
-/// otherwise. By default every HTTP worker that renders a page gets an
-/// arena of its own, and each keeps the freed pages it rendered: under 50
-/// scrapers RSS crept from 11 to 12.8 MiB over 60 s. With two arenas it
-/// stays between 7 and 8.8 MiB, serving 4–8 % fewer scrapes
-/// (`tests/serve_load.rs`).
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only changes allocator tuning; it is called
-        // before any other thread exists.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
-    }
+/// The `--segment` given to `demo`, whose errors do not name it.
+fn demo_segment(matches: &ArgMatches) -> Option<String> {
+    matches
+        .subcommand_matches("demo")?
+        .get_one::<String>("segment")
+        .cloned()
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
-    let cli = Cli::parse();
-    install_signal_handlers();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    signals::install();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args),
+        Command::Demo(args) => demo::run(args).map_err(|e| match demo_segment(&matches) {
+            Some(name) => Failure::Segment(name, e),
+            None => Failure::Other(e),
+        }),
         Command::Serve(args) => serve::run(args),
-        Command::Show { segment, json } => show(&segment, json),
+        Command::Show {
+            segment,
+            allow_foreign_owner,
+            json,
+            protojson,
+        } => show(&segment, allow_foreign_owner, json, protojson),
         Command::Nodes(args) => return nodes::run(args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    match (result, signals::stop_signal()) {
+        (Ok(()), _) => ExitCode::SUCCESS,
+        (Err(e), stop) => {
             eprintln!("nodestats: {e}");
-            ExitCode::FAILURE
+            // Interrupted by a stop signal: say so in the status, as a
+            // shell would.
+            ExitCode::from(stop.map_or(1, |sig| 128 + sig as u8))
         }
     }
 }

@@ -1,10 +1,10 @@
 //! `nodestats serve`: attach read-only to a segment and export it.
 
 use crate::http::{self, App};
-use crate::{sleep_unless_stopped, stopped};
+use crate::signals::{sleep_unless_stopped, stopped};
+use crate::Failure;
 use clap::Args;
-use nodestats::Exporter;
-use nodestats::{Collector, CollectorConfig, Error};
+use nodestats::{Collector, CollectorConfig, Error, Exporter, SegmentOptions};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,9 +14,15 @@ pub(crate) struct ServeArgs {
     /// Segment to export ("/name" under /dev/shm, or a file path).
     #[arg(long)]
     segment: String,
-    /// Address to listen on (loopback unless you say otherwise).
+    /// Attach even if another user owns the segment (e.g. the SFU runs as its own user).
+    #[arg(long)]
+    allow_foreign_owner: bool,
+    /// Address to listen on (loopback unless you say otherwise; other addresses get a warning).
     #[arg(long, default_value = "127.0.0.1:9898")]
     listen: String,
+    /// Connections served at once; the next ones are answered 503 (busy).
+    #[arg(long, default_value_t = http::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// The `node_id` const label.
     #[arg(long)]
     node_id: Option<String>,
@@ -45,7 +51,7 @@ pub(crate) fn default_node_id() -> String {
     format!("ND_{host}")
 }
 
-/// Serves `exporter` on `listen` while `update` runs every `interval`.
+/// The pages' state for `exporter`, whose collector updates every `interval`.
 pub(crate) fn app(exporter: Exporter, interval: Duration) -> Arc<App> {
     let state = exporter.state();
     Arc::new(App {
@@ -55,42 +61,62 @@ pub(crate) fn app(exporter: Exporter, interval: Duration) -> Arc<App> {
         last_update_ms: AtomicU64::new(0),
         epoch: Instant::now(),
         page: Default::default(),
+        error: Default::default(),
     })
 }
 
-pub(crate) fn run(args: ServeArgs) -> Result<(), Error> {
+/// Attaches read-only to `name`, as `show` and `serve` do.
+pub(crate) fn attach(
+    name: &str,
+    allow_foreign_owner: bool,
+    config: CollectorConfig,
+) -> Result<Collector, Failure> {
+    let opts = SegmentOptions::new().allow_foreign_owner(allow_foreign_owner);
+    Collector::attach_with(name, &opts, config).map_err(|e| Failure::Segment(name.to_string(), e))
+}
+
+pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     let interval = Duration::try_from_secs_f64(args.interval)
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
-            Error::Config(format!(
+            Failure::Other(Error::Config(format!(
                 "--interval must be a positive number of seconds, got {}",
                 args.interval
-            ))
+            )))
         })?;
     let config = CollectorConfig {
         update_interval: interval,
         ..CollectorConfig::default()
     };
-    let mut collector = Collector::attach(&args.segment, config)?;
+    let mut collector = attach(&args.segment, args.allow_foreign_owner, config)?;
     let node_id = args.node_id.unwrap_or_else(default_node_id);
-    let exporter = Exporter::new(collector.segment().clone(), &node_id, &args.node_type)?;
-    let publishing = crate::publish::start(&args.publish, &node_id, &args.node_type)?;
+    let exporter = Exporter::new(collector.segment().clone(), &node_id, &args.node_type)
+        .map_err(|e| Failure::Segment(args.segment.clone(), e))?;
+    let publishing =
+        crate::publish::start(&args.publish, &node_id, &args.node_type).map_err(Failure::Other)?;
     let app = app(exporter, interval);
-    let (addr, server) = http::start(&args.listen, app.clone()).map_err(|source| Error::Io {
-        context: "listen for HTTP",
-        source,
-    })?;
+    let (addr, server) = http::start_with(&args.listen, app.clone(), args.max_connections as usize)
+        .map_err(|e| Failure::Listen(args.listen.clone(), e))?;
     println!(
         "nodestats serve: {} on http://{addr}/metrics (also /stats, /healthz)",
         args.segment
     );
     let mut next = Instant::now();
     while !stopped() {
-        let ns = collector.update();
-        app.state.publish(&ns, collector.anomalies());
-        app.updated();
-        publishing.update(&ns);
+        // The collector follows the name: after an SFU restart it is on the
+        // new segment, and so is every scrape from here on.
+        let got = collector.try_update();
+        app.state
+            .publish_segment(collector.segment(), collector.segment_status());
+        match got {
+            Ok(ns) => {
+                app.state.publish(&ns, collector.anomalies());
+                app.updated();
+                publishing.update(&ns);
+            }
+            Err(e) => app.failed(format!("segment {:?}: {e}\n", args.segment)),
+        }
         next += interval;
         sleep_unless_stopped(next.saturating_duration_since(Instant::now()));
     }

@@ -56,7 +56,7 @@ fn sum_all(shards: &[Shard]) -> [u64; COUNTERS] {
 
 /// A small valid layout (1 shard, 1 slot, minimal series region).
 fn small_layout() -> Layout {
-    Layout::new(1, 1, 0x1234_5678_9abc_def0, 42, WriteMode::Atomic).expect("layout")
+    Layout::new(1, 1, 1, 0x1234_5678_9abc_def0, 42, WriteMode::Atomic).expect("layout")
 }
 
 /// Zeroed heap header words (a freshly sized segment).

@@ -5,7 +5,6 @@
 //! is a wrong value, never undefined behaviour. Readers copy the words once
 //! (`HeaderFields::load`), validate the copy, and use only the copy.
 
-use super::rows::row_states_bytes;
 use super::series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
 use super::shard::Shard;
 use super::slots::WriterSlot;
@@ -159,6 +158,12 @@ pub(crate) fn series_region_bytes(series: u64, strings: u64) -> Option<u64> {
         .checked_add(dir)?
         .checked_add(str_)?;
     Some(n.div_ceil(REGION_ALIGN) * REGION_ALIGN)
+}
+
+/// Bytes of the row state table for `rows` rows (at most [`MAX_ROWS`]): one
+/// word each, padded to whole 128-byte lines.
+pub(crate) const fn row_states_bytes(rows: u64) -> u64 {
+    (rows * 8).div_ceil(REGION_ALIGN) * REGION_ALIGN
 }
 
 impl Layout {

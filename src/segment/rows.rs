@@ -32,7 +32,6 @@
 //! [`Shard`]: super::shard::Shard
 //! [`Segment::claim_row`]: super::Segment::claim_row
 
-use super::header::REGION_ALIGN;
 use super::shard::Shard;
 use crate::schema::COUNTERS;
 use crate::sync::{AtomicU64, Ordering};
@@ -43,12 +42,6 @@ pub(crate) type Row = Shard;
 /// State of a row nobody holds (generation 0). Any state with pid 0 is free.
 #[cfg(any(test, loom))]
 pub(crate) const FREE: u64 = 0;
-
-/// Bytes of the row state table for `rows` rows: one word each, padded to
-/// whole 128-byte lines.
-pub(crate) const fn row_states_bytes(rows: u64) -> u64 {
-    (rows * 8).div_ceil(REGION_ALIGN) * REGION_ALIGN
-}
 
 /// The owner's process id in a state word (0: free).
 pub(crate) const fn owner(state: u64) -> u32 {

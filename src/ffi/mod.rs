@@ -23,6 +23,9 @@
 //!   value makes them do nothing. They neither allocate nor lock: a call is
 //!   a NULL check, a dereference and the inlined [`Stats`](crate::Stats)
 //!   method.
+//!   Thread writers ([`nodestats_thread_t`], one per long-lived worker
+//!   thread) are the floor: `nodestats_thread_record_packets` is a NULL
+//!   check, an index and two plain load/add/stores to the thread's own row.
 //!   Series handles ([`nodestats_series_t`]) are hot-path handles too:
 //!   `nodestats_series_inc_by`, `_add` and `_observe` are an atomic add on
 //!   the current CPU's shard.

@@ -558,6 +558,13 @@ mod tests {
             l.series_offset + 128 + 4096 * 64 + 1024 * 72
         );
         assert_eq!(l.segment_size, l.values_offset + 64 * 16384 * 8);
+        // SEGMENT.md §12, the worked example.
+        let w = Layout::new(2, 128, 256, 0, 0, WriteMode::Atomic).unwrap();
+        assert_eq!(
+            (w.rows_offset, w.row_states_offset, w.series_offset),
+            (34_048, 165_120, 167_168)
+        );
+        assert_eq!((w.values_offset, w.segment_size), (503_168, 765_312));
     }
 
     fn valid() -> (HeaderFields, u64) {

@@ -357,7 +357,7 @@ typedef struct nodestats_t nodestats_t;
  * thread pools and short-lived threads. Not to be shared between threads.
  *
  * After `fork`, a handle inherited by the child records nothing and its
- * close does nothing (the row is the parent's): open a new one in the
+ * close releases nothing (the row is the parent's): open a new one in the
  * child.
  */
 typedef struct nodestats_thread_t nodestats_thread_t;
@@ -1269,8 +1269,9 @@ nodestats_status nodestats_thread_open(struct nodestats_t *s,
 
 /**
  * Gives the thread writer's row back (its counts stay in the segment) and
- * frees the handle. NULL is a no-op, and so is a handle inherited across
- * `fork` (the row stays the parent's).
+ * frees the handle. NULL is a no-op. Closing a handle inherited across
+ * `fork` frees the child's copy of it and releases nothing (the row stays
+ * the parent's).
  *
  * # Safety
  * `t` is NULL or a live handle from `nodestats_thread_open` that no other

@@ -3,7 +3,7 @@
 use super::boundary::nodestats_status;
 use super::types::DirectionArg;
 use super::writer::{nodestats_t, stats};
-use crate::write::thread::{cell_owner, RowCell, RowRef};
+use crate::write::thread::{cell_owner, take_owner, RowCell, RowRef};
 use crate::write::ThreadStats;
 
 /// A thread writer: a row of the segment's counters that only the thread
@@ -15,7 +15,7 @@ use crate::write::ThreadStats;
 /// thread pools and short-lived threads. Not to be shared between threads.
 ///
 /// After `fork`, a handle inherited by the child records nothing and its
-/// close does nothing (the row is the parent's): open a new one in the
+/// close releases nothing (the row is the parent's): open a new one in the
 /// child.
 #[derive(Debug)]
 pub struct nodestats_thread_t {
@@ -71,8 +71,9 @@ pub unsafe extern "C" fn nodestats_thread_open(
 }
 
 /// Gives the thread writer's row back (its counts stay in the segment) and
-/// frees the handle. NULL is a no-op, and so is a handle inherited across
-/// `fork` (the row stays the parent's).
+/// frees the handle. NULL is a no-op. Closing a handle inherited across
+/// `fork` frees the child's copy of it and releases nothing (the row stays
+/// the parent's).
 ///
 /// # Safety
 /// `t` is NULL or a live handle from `nodestats_thread_open` that no other
@@ -82,14 +83,15 @@ pub unsafe extern "C" fn nodestats_thread_close(t: *mut nodestats_thread_t) {
     if t.is_null() {
         return;
     }
-    // SAFETY: a thread writer's cell per the contract; its owner word is
-    // the Box made by `nodestats_thread_open`, or NULL in a forked child.
-    let owner = unsafe { cell_owner(t.cast::<RowCell>()) };
+    // The Box made by `nodestats_thread_open` (also in a forked child,
+    // where dropping it frees the memory and releases nothing).
+    let owner = take_owner(t.cast::<RowCell>());
     if owner.is_null() {
         return;
     }
     let _ = boundary!([] {
-        // SAFETY: the Box leaked by `nodestats_thread_open`, given up here.
+        // SAFETY: the Box leaked by `nodestats_thread_open`, given up here
+        // (taken out of the owner table, so only once).
         drop(unsafe { Box::from_raw(owner.cast::<ThreadStats>()) });
         Ok(())
     });

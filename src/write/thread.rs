@@ -70,7 +70,7 @@ const PAGE_BYTES: usize = 4096;
 /// Cells in one page.
 const CELLS_PER_PAGE: usize = PAGE_BYTES / size_of::<RowCell>();
 /// Pages at most: thread writers open at once in this process.
-const MAX_PAGES: usize = 64;
+const MAX_PAGES: usize = 16;
 /// Most thread writers open at once in one process.
 const MAX_CELLS: usize = MAX_PAGES * CELLS_PER_PAGE;
 
@@ -81,6 +81,10 @@ static PAGES: [AtomicPtr<RowCell>; MAX_PAGES] =
 /// cell in use at the fork is never handed out again there (its inherited
 /// handle keeps reading zero).
 static TAKEN: [AtomicBool; MAX_CELLS] = [const { AtomicBool::new(false) }; MAX_CELLS];
+/// The embedding layer's owner word of each cell, also in ordinary memory:
+/// in a forked child the cell's copy is wiped, but closing an inherited C
+/// handle there must still free its memory (releasing nothing).
+static OWNERS: [AtomicPtr<()>; MAX_CELLS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CELLS];
 
 /// Zeroes every cell page: in a forked child, before any of its code runs
 /// (for kernels without `MADV_WIPEONFORK`, and forks that kept the pages).
@@ -174,6 +178,7 @@ unsafe fn free_cell(i: usize, cell: NonNull<RowCell>) {
             owner: ptr::null_mut(),
         })
     };
+    OWNERS[i].store(ptr::null_mut(), Ordering::Relaxed);
     TAKEN[i].store(false, Ordering::Release);
 }
 
@@ -340,20 +345,43 @@ impl ThreadStats {
         self.cell.as_ptr()
     }
 
-    /// Stores the C ABI's owner word in the cell.
+    /// Stores the C ABI's owner word in the cell (and beside it, in
+    /// ordinary memory, for [`take_owner`]).
     pub(crate) fn set_owner(&self, owner: *mut ()) {
         // SAFETY: our own live cell, written on the owning thread.
         unsafe { (*self.cell.as_ptr()).owner = owner };
+        OWNERS[self.cell_index].store(owner, Ordering::Relaxed);
     }
 }
 
-/// The owner word of the cell at `cell` (null in a forked child).
+/// The owner word of the cell at `cell` for the hot path: null in a forked
+/// child (the cell is wiped), so inherited handles do nothing there.
 ///
 /// # Safety
 /// `cell` is a cell of a live thread writer, or one inherited in a child.
+#[inline(always)]
 pub(crate) unsafe fn cell_owner(cell: *const RowCell) -> *mut () {
     // SAFETY: per the contract the cell is mapped.
     unsafe { (*cell).owner }
+}
+
+/// Takes the owner word of the cell at `cell` out of ordinary memory: the
+/// owner to free on close, in the process that opened the handle *and* in
+/// a forked child (where dropping it releases nothing). Null if the cell is
+/// not one of ours or was taken already.
+pub(crate) fn take_owner(cell: *const RowCell) -> *mut () {
+    for (k, page) in PAGES.iter().enumerate() {
+        let p = page.load(Ordering::Acquire).cast_const();
+        if p.is_null() {
+            break;
+        }
+        let offset = (cell as usize).wrapping_sub(p as usize);
+        if offset < CELLS_PER_PAGE * size_of::<RowCell>() {
+            let i = k * CELLS_PER_PAGE + offset / size_of::<RowCell>();
+            return OWNERS[i].swap(ptr::null_mut(), Ordering::Relaxed);
+        }
+    }
+    ptr::null_mut()
 }
 
 impl Drop for ThreadStats {

@@ -9,6 +9,13 @@
 //! * `c_abi_rseq` / `c_abi_atomic`: `nodestats_record_packets` through an
 //!   `extern "C"` function pointer hidden from the optimiser, as a C caller
 //!   pays it.
+//! * `nodestats_thread`: `ThreadStats::record_packets`, each thread on its
+//!   own thread row (plain load/add/store).
+//! * `c_abi_thread`: `nodestats_thread_record_packets` through a function
+//!   pointer, each thread with its own `nodestats_thread_t`.
+//! * `floor_call`: the floor below through a non-inlined `extern "C"`
+//!   function reached by a function pointer — what any C call that does
+//!   two plain adds costs; `c_abi_thread`'s yardstick.
 //! * `shared_atomic`: two `fetch_add`s on one shared pair (LiveKit's Go
 //!   counters).
 //! * `prometheus_counter`: `IntCounter::inc_by` ×2.
@@ -36,7 +43,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use nodestats::__testing::ffi::{
     nodestats_close, nodestats_direction, nodestats_open_with, nodestats_options,
     nodestats_options_init, nodestats_record_packets, nodestats_status, nodestats_t,
-    nodestats_write_mode, DirectionArg, WriteModeArg,
+    nodestats_thread_close, nodestats_thread_open, nodestats_thread_record_packets,
+    nodestats_thread_t, nodestats_write_mode, DirectionArg, WriteModeArg,
 };
 use nodestats::{Direction, SegmentOptions, Stats, WriteMode};
 use prometheus::{IntCounter, IntCounterVec, Opts};
@@ -148,6 +156,23 @@ impl metrics::Recorder for RegistryRecorder {
 }
 
 type RecordPackets = unsafe extern "C" fn(*mut nodestats_t, DirectionArg, u64, u64, bool);
+type ThreadRecordPackets =
+    unsafe extern "C" fn(*mut nodestats_thread_t, DirectionArg, u64, u64, bool);
+type FloorCall = unsafe extern "C" fn(*mut Line, DirectionArg, u64, u64, bool);
+
+/// The floor through a call: a NULL check and two plain adds to a line
+/// only this thread touches, out of line, with the same signature as
+/// `nodestats_thread_record_packets`.
+///
+/// # Safety
+/// `line` is NULL or valid and exclusive for the call.
+#[inline(never)]
+unsafe extern "C" fn floor_call(line: *mut Line, _: DirectionArg, p: u64, b: u64, _: bool) {
+    // SAFETY: per the contract.
+    if let Some(line) = unsafe { line.as_mut() } {
+        line.add(p, b);
+    }
+}
 
 /// A C handle on a new anonymous segment in `mode`.
 struct CHandle(*mut nodestats_t);
@@ -190,6 +215,8 @@ fn peers(c: &mut Criterion) {
     let c_rseq = CHandle::open(nodestats_write_mode::Rseq);
     let c_atomic = CHandle::open(nodestats_write_mode::Atomic);
     let record: RecordPackets = black_box(nodestats_record_packets);
+    let thread_record: ThreadRecordPackets = black_box(nodestats_thread_record_packets);
+    let floor_fn: FloorCall = black_box(floor_call);
     let incoming = DirectionArg(nodestats_direction::Incoming as u32);
     let shared = Shared {
         packets: AtomicU64::new(0),
@@ -252,6 +279,35 @@ fn peers(c: &mut Criterion) {
                     )
                 }
             }
+        });
+        case("nodestats_thread", &|n| {
+            let t = atomic.thread_writer().unwrap();
+            for _ in 0..n {
+                t.record_packets(Direction::Incoming, black_box(1), black_box(PACKET), false);
+            }
+        });
+        case("c_abi_thread", &|n| {
+            let mut t = std::ptr::null_mut();
+            // SAFETY: the handle is live; `t` is writable.
+            let st = unsafe { nodestats_thread_open(c_atomic.ptr(), &mut t) };
+            assert_eq!(st, nodestats_status::Ok);
+            for _ in 0..n {
+                // SAFETY: this thread's live thread writer.
+                unsafe { thread_record(t, incoming, black_box(1), black_box(PACKET), false) }
+            }
+            // SAFETY: live, and not used afterwards.
+            unsafe { nodestats_thread_close(t) };
+        });
+        case("floor_call", &|n| {
+            let mut line = Line {
+                packets: 0,
+                bytes: 0,
+            };
+            for _ in 0..n {
+                // SAFETY: `line` is this thread's own.
+                unsafe { floor_fn(&mut line, incoming, black_box(1), black_box(PACKET), false) }
+            }
+            black_box(&line);
         });
         case("shared_atomic", &|n| {
             for _ in 0..n {

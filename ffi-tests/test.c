@@ -158,7 +158,7 @@ static void test_version(void) {
 }
 
 static void test_status_strings(void) {
-  for (uint32_t v = NODESTATS_STATUS_OK; v <= NODESTATS_STATUS_NOT_REGULAR_FILE;
+  for (uint32_t v = NODESTATS_STATUS_OK; v <= NODESTATS_STATUS_NO_THREAD_ROW;
        v++) {
     const char *s = nodestats_status_str((nodestats_status)v);
     CHECK(s != NULL && *s != '\0');
@@ -167,7 +167,7 @@ static void test_status_strings(void) {
       CHECK(strcmp(s, nodestats_status_str((nodestats_status)w)) != 0);
   }
   CHECK(strcmp(nodestats_status_str(
-                   (nodestats_status)(NODESTATS_STATUS_NOT_REGULAR_FILE + 1)),
+                   (nodestats_status)(NODESTATS_STATUS_NO_THREAD_ROW + 1)),
                "unknown status") == 0);
   CHECK(strcmp(nodestats_status_str((nodestats_status)0xffffffffu),
                "unknown status") == 0);
@@ -1304,6 +1304,112 @@ static void test_series_across_processes(void) {
 
 /* OS errors carry their errno; other failures report 0; something other
  * than a regular file at the name is refused without blocking. */
+#if !defined(NODESTATS_HAS_THREAD_WRITER) || NODESTATS_HAS_THREAD_WRITER != 1
+#error "the header must announce thread writers"
+#endif
+
+static void *thread_writer_worker(void *arg) {
+  nodestats_t *s = arg;
+  nodestats_thread_t *t = NULL;
+  if (nodestats_thread_open(s, &t) != NODESTATS_STATUS_OK)
+    return (void *)1;
+  for (int i = 0; i < PER_THREAD; i++)
+    nodestats_thread_record_packets(t, NODESTATS_DIRECTION_INCOMING, 1, 10,
+                                    false);
+  nodestats_thread_record_rtcp(t, NODESTATS_DIRECTION_OUTGOING, 1, 2, 3);
+  nodestats_thread_close(t);
+  return NULL;
+}
+
+/* Thread writers: one row per thread, added to the per-CPU counters; a
+ * full row table is NO_THREAD_ROW at open; NULL handles are no-ops; rows
+ * are reused; a forked child's inherited thread writer records nothing and
+ * its own gets a row of its own. */
+static void test_thread_writer(void) {
+  nodestats_options o;
+  nodestats_options_init(&o);
+  CHECK(o.thread_rows == 256);
+  o.thread_rows = 2;
+  nodestats_t *s = NULL;
+  CHECK_STATUS(nodestats_open_with(&o, &s), NODESTATS_STATUS_OK);
+
+  /* NULL handles and bad enums are no-ops; NULL arguments are statuses. */
+  nodestats_thread_record_packets(NULL, NODESTATS_DIRECTION_INCOMING, 1, 1,
+                                  false);
+  nodestats_thread_record_packet(NULL, NODESTATS_DIRECTION_INCOMING, 1, false);
+  nodestats_thread_record_rtcp(NULL, NODESTATS_DIRECTION_INCOMING, 1, 1, 1);
+  nodestats_thread_forward_latency(NULL, 1);
+  nodestats_thread_forward_jitter(NULL, 1);
+  nodestats_thread_close(NULL);
+  nodestats_thread_t *t = NULL;
+  CHECK_STATUS(nodestats_thread_open(NULL, &t), NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_thread_open(s, NULL), NODESTATS_STATUS_NULL_ARGUMENT);
+
+  /* Four threads, two rows: each thread opens, records, closes; run them
+   * two at a time so the rows are reused. */
+  for (int round = 0; round < 2; round++) {
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+      CHECK(pthread_create(&th[i], NULL, thread_writer_worker, s) == 0);
+    for (int i = 0; i < 2; i++) {
+      void *r = NULL;
+      CHECK(pthread_join(th[i], &r) == 0);
+      CHECK(r == NULL);
+    }
+  }
+  nodestats_record_packets(s, NODESTATS_DIRECTION_INCOMING, 1, 10, false);
+  nodestats_node_stats ns = read_stats(s);
+  CHECK_EQ_U64(ns.packets_in, 4 * (uint64_t)PER_THREAD + 1);
+  CHECK_EQ_U64(ns.bytes_in, 40 * (uint64_t)PER_THREAD + 10);
+  CHECK_EQ_U64(ns.nack_total, 4);
+
+  /* A full table is an error at open, never on the hot path. */
+  nodestats_thread_t *a = NULL, *b = NULL, *c = NULL;
+  CHECK_STATUS(nodestats_thread_open(s, &a), NODESTATS_STATUS_OK);
+  CHECK_STATUS(nodestats_thread_open(s, &b), NODESTATS_STATUS_OK);
+  CHECK_STATUS(nodestats_thread_open(s, &c), NODESTATS_STATUS_NO_THREAD_ROW);
+  CHECK(c == NULL);
+  nodestats_thread_record_packet(a, NODESTATS_DIRECTION_OUTGOING, 100, true);
+  nodestats_thread_record_packets(a, (nodestats_direction)7, 1, 1, false);
+  nodestats_thread_forward_latency(a, 2000);
+  nodestats_thread_close(b);
+
+  /* fork: the child's copy of `a` is inert; the child's own writer gets
+   * the free row. */
+  fflush(NULL);
+  pid_t kid = fork();
+  CHECK(kid >= 0);
+  if (kid == 0) {
+    nodestats_thread_record_packets(a, NODESTATS_DIRECTION_OUTGOING, 1000,
+                                    1000, false);
+    nodestats_thread_close(a); /* the parent's row: nothing happens */
+    nodestats_thread_t *mine = NULL;
+    if (nodestats_thread_open(s, &mine) != NODESTATS_STATUS_OK)
+      _exit(30);
+    nodestats_thread_record_packets(mine, NODESTATS_DIRECTION_OUTGOING, 5, 50,
+                                    false);
+    nodestats_thread_close(mine);
+    _exit(0);
+  }
+  int status = 0;
+  CHECK(waitpid(kid, &status, 0) == kid);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fprintf(stderr, "thread writer child: wait status %#x\n", (unsigned)status);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  nodestats_thread_record_packet(a, NODESTATS_DIRECTION_OUTGOING, 100, false);
+  ns = read_stats(s);
+  CHECK_EQ_U64(ns.packets_out, 7);
+  CHECK_EQ_U64(ns.bytes_out, 250);
+  CHECK_EQ_U64(ns.retransmit_packets_out, 1);
+  CHECK_EQ_U64(ns.forward_latency, 2000);
+  /* `a` still holds its row: one row left, then none. */
+  CHECK_STATUS(nodestats_thread_open(s, &b), NODESTATS_STATUS_OK);
+  CHECK_STATUS(nodestats_thread_open(s, &c), NODESTATS_STATUS_NO_THREAD_ROW);
+  nodestats_thread_close(b);
+  nodestats_thread_close(a);
+  nodestats_close(s);
+}
+
 static void test_last_os_error(void) {
   char file[128], path[192];
   nodestats_t *s = (nodestats_t *)(uintptr_t)0x1;
@@ -1393,6 +1499,7 @@ int main(void) {
   RUN(test_exporter_on_a_collector);
   RUN(test_series_across_processes);
   RUN(test_last_os_error);
+  RUN(test_thread_writer);
   printf("%d passed, 0 failed\n", passed);
   return 0;
 }

@@ -18,6 +18,9 @@
 #define NODESTATS_VERSION_PATCH 0
 #define NODESTATS_VERSION "0.1.0"
 
+/** This library has thread writers (`nodestats_thread_open`). */
+#define NODESTATS_HAS_THREAD_WRITER 1
+
 /**
  * Value of an optional counter the system could not provide.
  */
@@ -129,6 +132,11 @@ enum nodestats_status
    * is at the segment's name.
    */
   NODESTATS_STATUS_NOT_REGULAR_FILE = 20,
+  /**
+   * Every thread row of the segment is held by a live thread writer
+   * (`nodestats_thread_open`).
+   */
+  NODESTATS_STATUS_NO_THREAD_ROW = 21,
 };
 #ifndef __cplusplus
 typedef uint32_t nodestats_status;
@@ -338,6 +346,21 @@ typedef struct nodestats_series_t nodestats_series_t;
  * handle (it shares the parent's writer slot): open a new one.
  */
 typedef struct nodestats_t nodestats_t;
+
+/**
+ * A thread writer: a row of the segment's counters that only the thread
+ * that opened it writes, with plain loads and stores. Opaque to C.
+ *
+ * Made by `nodestats_thread_open` on the thread that will record through
+ * it, freed by `nodestats_thread_close`. Use one per long-lived worker
+ * thread (one pinned thread per core); use the `nodestats_t` calls from
+ * thread pools and short-lived threads. Not to be shared between threads.
+ *
+ * After `fork`, a handle inherited by the child records nothing and its
+ * close releases nothing (the row is the parent's): open a new one in the
+ * child.
+ */
+typedef struct nodestats_thread_t nodestats_thread_t;
 
 /**
  * How a collector updates and which rates it computes. Fill it with
@@ -723,6 +746,11 @@ typedef struct nodestats_options {
    * How writers of a new segment add (default `NODESTATS_WRITE_MODE_AUTO`).
    */
   nodestats_write_mode write_mode;
+  /**
+   * Thread rows of a new segment: thread writers (`nodestats_thread_open`)
+   * alive at once, 1 to 4096 (default 256).
+   */
+  uint32_t thread_rows;
 } nodestats_options;
 
 #ifdef __cplusplus
@@ -865,8 +893,8 @@ nodestats_status nodestats_open(const char *name,
 
 /**
  * Fills `*opts` with the defaults: anonymous, create-or-attach, mode 0600,
- * one shard per possible CPU, 128 writer slots, 200 ms init wait, own
- * segments only, automatic write mode. A NULL `opts` is ignored.
+ * one shard per possible CPU, 128 writer slots, 256 thread rows, 200 ms
+ * init wait, own segments only, automatic write mode. A NULL `opts` is ignored.
  *
  * # Safety
  * `opts` is NULL or valid for writing a `nodestats_options`.
@@ -1226,6 +1254,99 @@ void nodestats_forward_latency(struct nodestats_t *s,
  */
 void nodestats_forward_jitter(struct nodestats_t *s,
                               uint32_t ns);
+
+/**
+ * Opens a thread writer on `s`'s segment for the calling thread: claims a
+ * row of counters that only this thread will write (a free row, or one
+ * whose writer died; a reused row keeps its counts). On success stores
+ * the handle in `*out`; close it with `nodestats_thread_close` on the same
+ * thread before the thread ends.
+ *
+ * `NODESTATS_STATUS_NO_THREAD_ROW` when every row is held by a live
+ * thread writer (see `nodestats_options.thread_rows`). `*out` is left
+ * untouched on error. The thread writer keeps the segment mapped, so `s`
+ * may be closed first.
+ *
+ * # Safety
+ * `s` is a live handle from `nodestats_open*`; `out` is valid for writing
+ * a pointer.
+ */
+nodestats_status nodestats_thread_open(struct nodestats_t *s,
+                                       struct nodestats_thread_t **out);
+
+/**
+ * Gives the thread writer's row back (its counts stay in the segment) and
+ * frees the handle. NULL is a no-op. Closing a handle inherited across
+ * `fork` frees the child's copy of it and releases nothing (the row stays
+ * the parent's).
+ *
+ * # Safety
+ * `t` is NULL or a live handle from `nodestats_thread_open` that no other
+ * thread is using; it is invalid afterwards.
+ */
+void nodestats_thread_close(struct nodestats_thread_t *t);
+
+/**
+ * Records `packets` packets totalling `bytes` bytes into the thread's row,
+ * as `nodestats_record_packets` does: two plain load-add-stores on a line
+ * only this thread writes.
+ *
+ * Hot path: no lock, no allocation, no system call, cannot fail. A NULL
+ * handle, an unknown `dir` or a handle inherited across `fork` makes it a
+ * no-op.
+ *
+ * # Safety
+ * `t` is NULL (no-op) or a live handle from `nodestats_thread_open`, used
+ * on the thread that opened it.
+ */
+void nodestats_thread_record_packets(struct nodestats_thread_t *t,
+                                     nodestats_direction dir,
+                                     uint64_t packets,
+                                     uint64_t bytes,
+                                     bool retransmit);
+
+/**
+ * Records one packet of `bytes` bytes into the thread's row. Hot path.
+ *
+ * # Safety
+ * As for `nodestats_thread_record_packets`.
+ */
+void nodestats_thread_record_packet(struct nodestats_thread_t *t,
+                                    nodestats_direction dir,
+                                    uint64_t bytes,
+                                    bool retransmit);
+
+/**
+ * Records RTCP feedback (NACKs, PLIs, FIRs) into the thread's row, as
+ * `nodestats_record_rtcp` does. Hot path.
+ *
+ * # Safety
+ * As for `nodestats_thread_record_packets`.
+ */
+void nodestats_thread_record_rtcp(struct nodestats_thread_t *t,
+                                  nodestats_direction dir,
+                                  uint32_t nack,
+                                  uint32_t pli,
+                                  uint32_t fir);
+
+/**
+ * Forwarding latency, ns: a gauge of the `nodestats_t` writer slot the
+ * thread writer was opened from (as `nodestats_forward_latency`). Hot path.
+ *
+ * # Safety
+ * As for `nodestats_thread_record_packets`.
+ */
+void nodestats_thread_forward_latency(struct nodestats_thread_t *t,
+                                      uint32_t ns);
+
+/**
+ * Forwarding jitter, ns (as `nodestats_forward_jitter`). Hot path.
+ *
+ * # Safety
+ * As for `nodestats_thread_record_packets`.
+ */
+void nodestats_thread_forward_jitter(struct nodestats_thread_t *t,
+                                     uint32_t ns);
 
 /**
  * Resolves the series of `family` (its Prometheus name, e.g.

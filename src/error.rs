@@ -68,6 +68,11 @@ pub enum Error {
         /// Number of slots in the segment.
         slots: u32,
     },
+    /// Every thread row of the segment is held by a live thread writer.
+    NoThreadRow {
+        /// Number of rows in the segment.
+        rows: u32,
+    },
     /// The segment was attached read-only and cannot be written.
     ReadOnly,
     /// A configuration value is not usable.
@@ -150,6 +155,10 @@ impl fmt::Display for Error {
             Error::NoWriterSlot { slots } => write!(
                 f,
                 "all {slots} writer slots are held by live writers; create the segment with more slots"
+            ),
+            Error::NoThreadRow { rows } => write!(
+                f,
+                "all {rows} thread rows are held by live thread writers; close thread writers of threads that are done, use the per-CPU Stats calls for short-lived threads, or create the segment with more thread rows"
             ),
             Error::ReadOnly => write!(f, "segment is attached read-only"),
             Error::Config(msg) => write!(f, "invalid configuration: {msg}"),

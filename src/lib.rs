@@ -17,6 +17,10 @@
 //!   restartable sequence on Linux x86-64, a relaxed atomic add elsewhere;
 //!   the segment's [`WriteMode`] says which. Counters are ownerless — what
 //!   a writer added stays after it dies.
+//! * **Thread rows**: a long-lived worker thread can instead claim a row
+//!   of its own in the segment ([`Stats::thread_writer`] → [`ThreadStats`])
+//!   and add with plain loads and stores — no lock prefix, no rseq, on
+//!   every architecture; readers add rows and shards together.
 //! * **Gauges** (rooms, clients, tracks) live in per-writer slots and
 //!   vanish with the writer process, and never report below zero.
 //! * The **[`Collector`]** sums shards, reads the system, keeps a bounded
@@ -52,9 +56,10 @@
 //!   LiveKit's to the bit. Pure data and pure functions.
 //! * `cpu`, `rseq` — platform: which CPU am I on; restartable sequences.
 //! * [`segment`] — the storage ABI (`SEGMENT.md`) and its concurrency
-//!   protocols: header, mapping, locks, shards, writer slots, series
-//!   directory.
-//! * `write` — [`Stats`], the one per-CPU adder, [`SeriesHandle`].
+//!   protocols: header, mapping, locks, shards, writer slots, thread rows,
+//!   series directory.
+//! * `write` — [`Stats`], the one per-CPU adder, [`ThreadStats`],
+//!   [`SeriesHandle`].
 //! * [`read`] — the one reader, the [`Collector`], [rates](read::rate),
 //!   [`NodeStats`].
 //! * [`sys`] — CPU, memory, load and network probes.
@@ -115,4 +120,4 @@ pub use schema::{
 };
 pub use segment::slots::GaugeTotals;
 pub use segment::{Access, Layout, Segment, SegmentOptions, SegmentStatus, WriteMode};
-pub use write::{SeriesHandle, Stats};
+pub use write::{SeriesHandle, Stats, ThreadStats};

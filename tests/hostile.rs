@@ -189,7 +189,7 @@ fn random_bytes() {
         )
             .prop_map(|(mut b, ready)| {
                 put(&mut b, 0, MAGIC);
-                put(&mut b, 8, 1);
+                put(&mut b, 8, 2);
                 if ready {
                     put(&mut b, 31 * 8, INIT_READY);
                 }
@@ -235,8 +235,9 @@ struct Geometry {
     series_cap: u64,
     strings_cap: u64,
     vps: u64,
-    order: [usize; 4],
-    gaps: [u64; 4],
+    rows: u64,
+    order: [usize; 6],
+    gaps: [u64; 6],
 }
 
 fn geometry() -> impl Strategy<Value = Geometry> {
@@ -247,16 +248,18 @@ fn geometry() -> impl Strategy<Value = Geometry> {
         49u64..160,
         1u64..60,
         (4u32..10).prop_map(|k| 1u64 << k), // 16..512, a power of two
-        Just([0usize, 1, 2, 3]).prop_shuffle(),
-        [0u64..3, 0u64..3, 0u64..3, 0u64..3],
+        1u64..20,
+        Just([0usize, 1, 2, 3, 4, 5]).prop_shuffle(),
+        [0u64..3, 0u64..3, 0u64..3, 0u64..3, 0u64..3, 0u64..3],
     )
         .prop_map(
-            |(shards, slots, series_cap, strings_cap, vps, order, gaps)| Geometry {
+            |(shards, slots, series_cap, strings_cap, vps, rows, order, gaps)| Geometry {
                 shards,
                 slots,
                 series_cap,
                 strings_cap,
                 vps,
+                rows,
                 order,
                 gaps,
             },
@@ -314,6 +317,9 @@ struct Contents {
     slot_words: Vec<(usize, u64)>,
     shard_words: Vec<(usize, u64)>,
     value_words: Vec<(usize, u64)>,
+    /// Thread-row counter words, then row state words.
+    row_words: Vec<(usize, u64)>,
+    state_words: Vec<(usize, u64)>,
 }
 
 fn contents(g: &Geometry) -> impl Strategy<Value = Contents> {
@@ -328,16 +334,24 @@ fn contents(g: &Geometry) -> impl Strategy<Value = Contents> {
         proptest::collection::vec((0usize..(g.slots as usize * 32), hostile_u64()), 0..20),
         proptest::collection::vec((0usize..(g.shards as usize * 64), any::<u64>()), 0..10),
         proptest::collection::vec((0usize..(g.shards * g.vps) as usize, any::<u64>()), 0..30),
+        (
+            proptest::collection::vec((0usize..(g.rows as usize * 64), any::<u64>()), 0..10),
+            proptest::collection::vec((0usize..g.rows as usize, hostile_u64()), 0..5),
+        ),
     )
         .prop_map(
-            |(ns, nst, entries, strings, slot_words, shard_words, value_words)| Contents {
-                next_series: ns,
-                next_string: nst,
-                entries,
-                strings,
-                slot_words,
-                shard_words,
-                value_words,
+            |(ns, nst, entries, strings, slot_words, shard_words, value_words, (rw, sw))| {
+                Contents {
+                    next_series: ns,
+                    next_string: nst,
+                    entries,
+                    strings,
+                    slot_words,
+                    shard_words,
+                    value_words,
+                    row_words: rw,
+                    state_words: sw,
+                }
             },
         )
 }
@@ -350,8 +364,10 @@ fn build(g: &Geometry, c: &Contents) -> Vec<u8> {
         g.slots * SLOT_BYTES,
         series_bytes,
         g.shards * g.vps * 8,
+        g.rows * SHARD_BYTES,
+        g.rows * 8,
     ];
-    let mut offsets = [0u64; 4];
+    let mut offsets = [0u64; 6];
     let mut at = 256u64;
     for (k, &r) in g.order.iter().enumerate() {
         at += g.gaps[k] * 128;
@@ -362,7 +378,7 @@ fn build(g: &Geometry, c: &Contents) -> Vec<u8> {
     let mut b = vec![0u8; size as usize];
     let hdr = [
         (0, MAGIC),
-        (1, 1),
+        (1, 2),
         (2, 7), // a newer minor: accepted
         (3, 256),
         (4, size),
@@ -382,6 +398,10 @@ fn build(g: &Geometry, c: &Contents) -> Vec<u8> {
         (18, g.strings_cap),
         (19, offsets[3]),
         (20, g.vps),
+        (23, g.rows),
+        (24, SHARD_BYTES),
+        (25, offsets[4]),
+        (26, offsets[5]),
         (31, INIT_READY),
     ];
     for (w, v) in hdr {
@@ -435,6 +455,12 @@ fn build(g: &Geometry, c: &Contents) -> Vec<u8> {
     }
     for &(w, v) in &c.value_words {
         put(&mut b, offsets[3] as usize + w * 8, v);
+    }
+    for &(w, v) in &c.row_words {
+        put(&mut b, offsets[4] as usize + w * 8, v);
+    }
+    for &(w, v) in &c.state_words {
+        put(&mut b, offsets[5] as usize + w * 8, v);
     }
     b
 }

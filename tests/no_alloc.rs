@@ -1,5 +1,5 @@
 //! The record path never allocates: a counting global allocator watches a
-//! million records of every hot-path call.
+//! million records of every hot-path call, the thread writer's included.
 
 mod common;
 
@@ -21,11 +21,19 @@ fn recording_allocates_nothing() {
         SegmentOptions::new().write_mode(WriteMode::Atomic),
     ] {
         let stats = Stats::open(&opts).unwrap();
+        let thread = stats.thread_writer().unwrap();
         // Warm up: first use of a thread-local or lazy path may allocate.
         stats.record_packets(Direction::Incoming, 1, 1, false);
         let before = allocs();
         for i in 0..1_000_000u64 {
             common::record_packet_round(&stats, i);
+            thread.record_packets(Direction::Incoming, 1, 1200, false);
+            thread.record_packet(Direction::Outgoing, 1200, i % 16 == 0);
+            thread.record_rtcp(Direction::Incoming, 1, 1, 1);
+        }
+        for _ in 0..10_000 {
+            thread.forward_latency(1000);
+            thread.forward_jitter(10);
         }
         for _ in 0..10_000 {
             common::record_event_round(&stats);
@@ -37,7 +45,7 @@ fn recording_allocates_nothing() {
             .unwrap()
             .update();
         assert!(allocs() > before);
-        assert_eq!(ns.packets_in, 1 + 32_000_000);
+        assert_eq!(ns.packets_in, 1 + 32_000_000 + 1_000_000);
     }
     let _ = std::fs::remove_file(&name);
 }

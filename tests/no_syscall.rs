@@ -34,11 +34,18 @@ mod linux {
     /// with status 0 through the raw `exit` system call (strict mode allows
     /// it; `exit_group`, which `std::process::exit` uses, it does not).
     fn in_strict_child(work: impl FnOnce()) -> End {
+        in_strict_child_after(|| (), |()| work())
+    }
+
+    /// As [`in_strict_child`], with `setup` run in the child before it
+    /// enters strict mode (system calls allowed there).
+    fn in_strict_child_after<T>(setup: impl FnOnce() -> T, work: impl FnOnce(T)) -> End {
         // SAFETY: the process is single-threaded (harness = false), so the
         // child may run any code; it allocates nothing before it exits.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
         if pid == 0 {
+            let state = setup();
             // SAFETY: prctl with these arguments only changes this
             // thread's system-call filter.
             let r = unsafe {
@@ -54,7 +61,7 @@ mod linux {
                 // SAFETY: _exit is always safe to call.
                 unsafe { libc::_exit(99) };
             }
-            work();
+            work(state);
             // SAFETY: SYS_exit ends this (only) thread and so the process.
             unsafe { libc::syscall(libc::SYS_exit, 0) };
             unreachable!();
@@ -212,6 +219,111 @@ mod linux {
         }
     }
 
+    /// A child opens its own thread writers (Rust and C) before strict
+    /// mode, then records millions of times through them — and through
+    /// the thread writers it inherited from the parent, which must be
+    /// no-ops (they are the parent's rows).
+    pub(super) fn thread_writer_makes_no_system_call() {
+        const IN: DirectionArg = DirectionArg(nodestats_direction::Incoming as u32);
+        let path = std::env::temp_dir().join(format!("nodestats-nosys-t-{}", std::process::id()));
+        for named in [false, true] {
+            let _ = std::fs::remove_file(&path);
+            let mut opts = SegmentOptions::new();
+            if named {
+                opts = opts.name(path.to_str().unwrap().to_string());
+            }
+            let stats = Stats::open(&opts).unwrap();
+            // The C handle: the same named segment, or an anonymous one of
+            // its own.
+            let cname = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+            let mut copts = std::mem::MaybeUninit::<nodestats_options>::uninit();
+            let mut handle = ptr::null_mut();
+            // SAFETY: options_init fills the struct; the name outlives the
+            // call; `handle` is writable.
+            unsafe {
+                nodestats_options_init(copts.as_mut_ptr());
+                let mut copts = copts.assume_init();
+                if named {
+                    copts.name = cname.as_ptr();
+                }
+                assert_eq!(
+                    nodestats_open_with(&copts, &mut handle),
+                    nodestats_status::Ok
+                );
+            }
+            let inherited = stats.thread_writer().unwrap();
+            let mut c_inherited = ptr::null_mut();
+            // SAFETY: `handle` is live; `c_inherited` is writable.
+            assert_eq!(
+                unsafe { nodestats_thread_open(handle, &mut c_inherited) },
+                nodestats_status::Ok
+            );
+            let end = in_strict_child_after(
+                || {
+                    let mut c = ptr::null_mut();
+                    // SAFETY: `handle` is live; `c` is writable.
+                    let st = unsafe { nodestats_thread_open(handle, &mut c) };
+                    (stats.thread_writer().unwrap(), c, st)
+                },
+                |(own, c, st)| {
+                    if st != nodestats_status::Ok {
+                        return;
+                    }
+                    for _ in 0..ROUNDS {
+                        own.record_packets(Direction::Incoming, 1, 1200, false);
+                        own.record_rtcp(Direction::Incoming, 1, 0, 0);
+                        inherited.record_packets(Direction::Incoming, 1000, 1, false);
+                        // SAFETY: live thread writers of this thread (the
+                        // inherited one reads as no row here).
+                        unsafe {
+                            nodestats_thread_record_packets(c, IN, 1, 1200, false);
+                            nodestats_thread_record_rtcp(c, IN, 1, 0, 0);
+                            nodestats_thread_record_packets(c_inherited, IN, 1000, 1, false);
+                            nodestats_thread_forward_latency(c, 1000);
+                        }
+                    }
+                    std::mem::forget(own);
+                },
+            );
+            expect_clean(end, &format!("thread writer, named: {named}"));
+            let ns = Collector::new(stats.segment().clone(), CollectorConfig::default())
+                .unwrap()
+                .update();
+            let mut c_ns = std::mem::MaybeUninit::uninit();
+            // SAFETY: `handle` is live; `c_ns` is writable and written on OK.
+            let c_ns = unsafe {
+                assert_eq!(
+                    nodestats_read(handle, c_ns.as_mut_ptr()),
+                    nodestats_status::Ok
+                );
+                c_ns.assume_init()
+            };
+            let (rust, c) = if named {
+                (2 * ROUNDS, 2 * ROUNDS)
+            } else {
+                (ROUNDS, ROUNDS)
+            };
+            assert_eq!(
+                (ns.packets_in, c_ns.packets_in),
+                (rust, c),
+                "named: {named}: inherited handles wrote, or records were lost"
+            );
+            assert_eq!(
+                (ns.nack_total, c_ns.nack_total),
+                (rust, c),
+                "named: {named}"
+            );
+            // SAFETY: live handles, not used afterwards.
+            unsafe {
+                nodestats_thread_close(c_inherited);
+                nodestats_close(handle);
+            }
+            drop(inherited);
+            println!("  thread writer, named {named}: child exited cleanly, inherited handles inert, totals exact");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
     pub(super) fn control_a_system_call_is_caught() {
         let stats = Stats::open(&SegmentOptions::new()).unwrap();
         let end = in_strict_child(|| {
@@ -245,6 +357,9 @@ fn main() {
         }),
         ("c_abi_makes_no_system_call", |_| {
             linux::c_abi_makes_no_system_call()
+        }),
+        ("thread_writer_makes_no_system_call", |_| {
+            linux::thread_writer_makes_no_system_call()
         }),
         ("control_a_system_call_is_caught", |_| {
             linux::control_a_system_call_is_caught()

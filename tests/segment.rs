@@ -136,12 +136,21 @@ fn another_major_version_is_refused() {
         matches!(
             r,
             Err(Error::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         ),
         "{r:?}"
     );
+    // A layout-1 segment (no thread rows) is refused too.
+    set_word(&mut b, 1, 1);
+    assert!(matches!(
+        attach_bytes("ver1", &b),
+        Err(Error::UnsupportedVersion {
+            found: 1,
+            supported: 2
+        })
+    ));
 }
 
 #[test]

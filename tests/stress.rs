@@ -90,6 +90,33 @@ fn child_main(args: &[String]) {
                 say(&mut out, b"a");
             }
         }
+        // Two threads, each with a thread writer (a row of its own), plus
+        // the per-CPU path: record one packet through each, acknowledge,
+        // forever (until SIGKILL).
+        "row-acker" => {
+            let stats = Stats::open(&opts).unwrap();
+            let (ready, go) = (std::sync::Barrier::new(3), std::sync::Barrier::new(3));
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    let (stats, ready, go) = (&stats, &ready, &go);
+                    s.spawn(move || {
+                        let t = stats.thread_writer().unwrap();
+                        ready.wait();
+                        go.wait();
+                        loop {
+                            t.record_packets(Direction::Outgoing, 1, 10, false);
+                            stats.record_packets(Direction::Incoming, 1, 10, false);
+                            say(&mut std::io::stdout().lock(), b"a");
+                        }
+                    });
+                }
+                ready.wait();
+                say(&mut out, b"R");
+                // The threads share stdout for their acknowledgements.
+                drop(out);
+                go.wait();
+            });
+        }
         // Register a new series (new label string, new directory entry),
         // count into it, acknowledge, forever.
         "registrar" => {
@@ -391,6 +418,66 @@ fn killed_writers_keep_acknowledged_counts(rng: &mut Rng, log: &mut Vec<String>)
     ));
 }
 
+/// Thread writers of processes SIGKILLed at random points while recording
+/// (two per process, two processes at a time, into a table of only four
+/// rows): every acknowledged increment is counted, a dead process's rows are
+/// reused by the next process without losing their counts, and afterwards
+/// every row can be claimed again.
+fn killed_thread_writers_rows_reused(rng: &mut Rng, log: &mut Vec<String>) {
+    const KILLS: usize = 24;
+    const ROWS: usize = 4;
+    let name = shm_name("rows");
+    let _ = Segment::unlink(&name);
+    let survivor =
+        Stats::open(&SegmentOptions::new().name(name.clone()).thread_rows(ROWS)).unwrap();
+    let acked = Arc::new(Mutex::new(0u64));
+    std::thread::scope(|s| {
+        for lane in 0..2 {
+            let mut r = Rng(rng.next() ^ lane);
+            let (name, acked) = (&name, &acked);
+            s.spawn(move || {
+                for _ in 0..KILLS / 2 {
+                    let mut c = spawn(&["row-acker", name], &[]);
+                    wait_ready(&mut c);
+                    let delay = Duration::from_micros(r.below(30_000));
+                    let n = kill_after_and_count(c, delay);
+                    *acked.lock().unwrap() += n;
+                }
+            });
+        }
+    });
+    let acked = *acked.lock().unwrap();
+    // Every child is dead: all rows can be claimed, and keep their counts.
+    let mine: Vec<_> = (0..ROWS)
+        .map(|_| survivor.thread_writer().unwrap())
+        .collect();
+    assert!(matches!(
+        survivor.thread_writer(),
+        Err(Error::NoThreadRow { rows }) if rows == ROWS as u32
+    ));
+    for t in &mine {
+        t.record_packets(Direction::Outgoing, 1, 10, false);
+    }
+    let ns = Collector::attach(&name, no_system()).unwrap().update();
+    let rows_counted = ns.packets_out - ROWS as u64;
+    // Each acknowledgement follows one row add and one shard add; at most
+    // two threads per kill were between an add and its acknowledgement.
+    let in_flight = 2 * KILLS as u64;
+    assert!(
+        rows_counted >= acked && rows_counted <= acked + in_flight,
+        "acknowledged {acked}, counted {rows_counted} through thread rows"
+    );
+    assert!(ns.packets_in >= acked && ns.packets_in <= acked + in_flight);
+    assert_eq!(ns.bytes_out, 10 * ns.packets_out);
+    drop(mine);
+    drop(survivor);
+    Segment::unlink(&name).unwrap();
+    log.push(format!(
+        "SIGKILL with thread writers: {KILLS} processes x 2 thread writers killed at random 0-30 ms into {ROWS} rows, {acked} acknowledged, {rows_counted} counted through rows, {} through shards; every row reusable afterwards",
+        ns.packets_in
+    ));
+}
+
 /// Writers SIGKILLed while registering labeled series (new strings and
 /// directory entries): nothing acknowledged is lost, no entry is ever
 /// half-published (corrupt), and reads stay bounded.
@@ -498,12 +585,15 @@ fn main() {
     let seed = seed();
     println!("stress: seed {seed} (NODESTATS_STRESS_SEED)");
     type Ctx = (Rng, Vec<String>);
-    let tests: [common::Test<Ctx>; 4] = [
+    let tests: [common::Test<Ctx>; 5] = [
         ("signal_storm_exact_totals", |c| {
             signal_storm_exact_totals(&mut c.1)
         }),
         ("killed_writers_keep_acknowledged_counts", |c| {
             killed_writers_keep_acknowledged_counts(&mut c.0, &mut c.1)
+        }),
+        ("killed_thread_writers_rows_reused", |c| {
+            killed_thread_writers_rows_reused(&mut c.0, &mut c.1)
         }),
         ("killed_during_registration", |c| {
             killed_during_registration(&mut c.0, &mut c.1)

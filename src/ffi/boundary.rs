@@ -55,6 +55,9 @@ pub enum nodestats_status {
     /// Something other than a regular file (a FIFO, a directory, a device)
     /// is at the segment's name.
     NotRegularFile = 20,
+    /// Every thread row of the segment is held by a live thread writer
+    /// (`nodestats_thread_open`).
+    NoThreadRow = 21,
 }
 
 impl From<Error> for nodestats_status {
@@ -98,6 +101,7 @@ impl From<&Error> for nodestats_status {
             Error::UnsupportedWriteMode(_) => S::UnsupportedWriteMode,
             Error::ForeignOwner { .. } => S::ForeignOwner,
             Error::NoWriterSlot { .. } => S::NoWriterSlot,
+            Error::NoThreadRow { .. } => S::NoThreadRow,
             Error::ReadOnly => S::ReadOnly,
             Error::Config(_) => S::Config,
             Error::FixedSeries { .. } => S::InvalidArgument,
@@ -150,6 +154,7 @@ pub extern "C" fn nodestats_status_str(status: StatusArg) -> *const c_char {
         18 => b"internal panic (a bug in nodestats)\0",
         19 => b"no space for the segment on its file system\0",
         20 => b"not a regular file at the segment's name\0",
+        21 => b"no free thread row in the segment\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()
@@ -183,13 +188,13 @@ mod tests {
     #[test]
     fn every_status_has_its_own_string() {
         let mut seen = std::collections::HashSet::new();
-        for v in 0..=nodestats_status::NotRegularFile as u32 {
+        for v in 0..=nodestats_status::NoThreadRow as u32 {
             // SAFETY: nodestats_status_str returns a static NUL-terminated string.
             let s = unsafe { CStr::from_ptr(nodestats_status_str(StatusArg(v))) };
             assert_ne!(s.to_bytes(), b"unknown status", "status {v}");
             assert!(seen.insert(s.to_owned()), "status {v} repeats {s:?}");
         }
-        for v in [21, 1000, u32::MAX] {
+        for v in [22, 1000, u32::MAX] {
             // SAFETY: as above.
             let s = unsafe { CStr::from_ptr(nodestats_status_str(StatusArg(v))) };
             assert_eq!(s.to_bytes(), b"unknown status");
@@ -205,6 +210,7 @@ mod tests {
             (Error::Config("x".into()), S::Config),
             (Error::InvalidName("".into()), S::InvalidArgument),
             (Error::NoWriterSlot { slots: 1 }, S::NoWriterSlot),
+            (Error::NoThreadRow { rows: 1 }, S::NoThreadRow),
             (std::io::Error::other("x").into(), S::Io),
         ];
         for (e, s) in cases {

@@ -10,7 +10,8 @@
 //! Conventions (the README's "C API conventions" is the contract):
 //!
 //! * Every symbol starts with `nodestats_`; handles are opaque and come in
-//!   `_open`/`_close` pairs ([`nodestats_t`], [`nodestats_collector_t`],
+//!   `_open`/`_close` pairs ([`nodestats_t`], [`nodestats_thread_t`],
+//!   [`nodestats_collector_t`],
 //!   [`nodestats_series_t`], [`nodestats_exporter_t`]).
 //! * Setup functions return a [`nodestats_status`] with fixed values, mapped
 //!   from [`Error`](crate::Error) in one `match`. Out-parameters are written
@@ -22,6 +23,9 @@
 //!   value makes them do nothing. They neither allocate nor lock: a call is
 //!   a NULL check, a dereference and the inlined [`Stats`](crate::Stats)
 //!   method.
+//!   Thread writers ([`nodestats_thread_t`], one per long-lived worker
+//!   thread) are the floor: `nodestats_thread_record_packets` is a NULL
+//!   check, an index and two plain load/add/stores to the thread's own row.
 //!   Series handles ([`nodestats_series_t`]) are hot-path handles too:
 //!   `nodestats_series_inc_by`, `_add` and `_observe` are an atomic add on
 //!   the current CPU's shard.
@@ -38,6 +42,7 @@
 //!
 //! Layout: [`status`](nodestats_status) and the boundary here in `boundary`,
 //! enum and option types in `types`, the writer handle in `writer`, the
+//! thread writer handle (a row per long-lived thread) in `thread`, the
 //! merged statistics structs in `node_stats`, the collector in `collector`,
 //! series handles in `series`, the labeled recording calls in `labeled`,
 //! the Prometheus exporter handle in `exporter`.
@@ -82,6 +87,9 @@ mod node_stats;
 mod types;
 mod writer;
 
+// Thread writers: a row of counters per long-lived C thread.
+mod thread;
+
 // Labeled series, LiveKit's labeled recording calls, Prometheus text.
 mod series;
 
@@ -99,6 +107,7 @@ pub use node_stats::{
     nodestats_node_stats, nodestats_node_stats_rate, NODESTATS_SEGMENT_ID_SIZE,
     NODESTATS_UNAVAILABLE,
 };
+pub use thread::*;
 pub use types::{
     nodestats_collector_options, nodestats_connection_quality, nodestats_direction,
     nodestats_disposition, nodestats_options, nodestats_track_kind, nodestats_track_source,

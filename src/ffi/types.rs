@@ -6,7 +6,8 @@ use crate::read::CollectorConfig;
 use crate::schema::{ConnectionQuality, TrackSource};
 use crate::schema::{Direction, TrackKind};
 use crate::segment::{
-    SegmentOptions, WriteMode, DEFAULT_INIT_WAIT, DEFAULT_MODE, DEFAULT_WRITER_SLOTS,
+    SegmentOptions, WriteMode, DEFAULT_INIT_WAIT, DEFAULT_MODE, DEFAULT_THREAD_ROWS,
+    DEFAULT_WRITER_SLOTS,
 };
 use crate::sys::SystemConfig;
 use std::ffi::{c_char, CStr};
@@ -248,6 +249,9 @@ pub struct nodestats_options {
     pub allow_foreign_owner: bool,
     /// How writers of a new segment add (default `NODESTATS_WRITE_MODE_AUTO`).
     pub write_mode: WriteModeArg,
+    /// Thread rows of a new segment: thread writers (`nodestats_thread_open`)
+    /// alive at once, 1 to 4096 (default 256).
+    pub thread_rows: u32,
 }
 
 impl Default for nodestats_options {
@@ -261,6 +265,7 @@ impl Default for nodestats_options {
             init_wait_ms: millis(DEFAULT_INIT_WAIT),
             allow_foreign_owner: false,
             write_mode: WriteModeArg(nodestats_write_mode::Auto as u32),
+            thread_rows: DEFAULT_THREAD_ROWS as u32,
         }
     }
 }
@@ -310,6 +315,7 @@ impl nodestats_options {
         let mut o = SegmentOptions::new()
             .mode(self.mode)
             .writer_slots(self.writer_slots as usize)
+            .thread_rows(self.thread_rows as usize)
             .init_wait(Duration::from_millis(self.init_wait_ms.into()))
             .allow_foreign_owner(self.allow_foreign_owner);
         if self.shards != 0 {

@@ -75,8 +75,8 @@ pub unsafe extern "C" fn nodestats_open(
 }
 
 /// Fills `*opts` with the defaults: anonymous, create-or-attach, mode 0600,
-/// one shard per possible CPU, 128 writer slots, 200 ms init wait, own
-/// segments only, automatic write mode. A NULL `opts` is ignored.
+/// one shard per possible CPU, 128 writer slots, 256 thread rows, 200 ms
+/// init wait, own segments only, automatic write mode. A NULL `opts` is ignored.
 ///
 /// # Safety
 /// `opts` is NULL or valid for writing a `nodestats_options`.

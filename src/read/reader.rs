@@ -1,5 +1,5 @@
-//! The one reader of a segment: shard sums, live writers' gauges and the
-//! labeled series. The collector ([`Totals`](super::Totals)) and the
+//! The one reader of a segment: shard and thread-row sums, live writers'
+//! gauges and the labeled series. The collector ([`Totals`](super::Totals)) and the
 //! exporter ([`Scrape`]) both start from these functions, so a segment is
 //! aggregated one way only.
 //!
@@ -8,14 +8,20 @@
 
 use super::series::{read_all, SeriesStats, SeriesValue};
 use crate::schema::COUNTERS;
+use crate::segment::rows;
 use crate::segment::shard::sum_all;
 use crate::segment::slots::{merge, GaugeTotals};
 use crate::segment::Segment;
 
-/// The fixed counters summed over every shard, indexed by
+/// The fixed counters summed over every shard and every thread row (live,
+/// released or dead: counters are ownerless), indexed by
 /// [`Counter`](crate::Counter).
 pub(crate) fn shard_sums(seg: &Segment) -> [u64; COUNTERS] {
-    sum_all(seg.shards())
+    let mut sums = sum_all(seg.shards());
+    for (s, r) in sums.iter_mut().zip(rows::sum_all(seg.rows())) {
+        *s = s.wrapping_add(r);
+    }
+    sums
 }
 
 /// The gauges of the writers that are alive, clamped at zero.

@@ -28,6 +28,8 @@ pub(crate) const INIT_READY: u64 = u64::from_le_bytes(*b"READY\0\0\x01");
 pub(crate) const MAX_SHARDS: u64 = 4096;
 /// Most writer slots a segment may declare.
 pub(crate) const MAX_SLOTS: u64 = 4096;
+/// Most thread rows a segment may declare.
+pub(crate) const MAX_ROWS: u64 = 4096;
 /// Alignment of every region.
 pub(crate) const REGION_ALIGN: u64 = 128;
 /// Most labeled series a segment may declare.
@@ -93,6 +95,11 @@ pub(crate) mod word {
     pub(crate) const STRINGS_CAPACITY: usize = 18;
     pub(crate) const VALUES_OFFSET: usize = 19;
     pub(crate) const VALUES_PER_SHARD: usize = 20;
+    // 21 and 22 are reserved for another change; 27 is reserved.
+    pub(crate) const ROW_COUNT: usize = 23;
+    pub(crate) const ROW_STRIDE: usize = 24;
+    pub(crate) const ROWS_OFFSET: usize = 25;
+    pub(crate) const ROW_STATES_OFFSET: usize = 26;
     pub(crate) const INIT_STATE: usize = 31;
 }
 
@@ -135,6 +142,12 @@ pub struct Layout {
     pub values_offset: usize,
     /// Series values (u64 words) per shard.
     pub values_per_shard: usize,
+    /// Number of thread rows (rows of counters owned by one thread writer each).
+    pub row_count: usize,
+    /// Byte offset of the first thread row.
+    pub rows_offset: usize,
+    /// Byte offset of the row state words (one `u64` per row).
+    pub row_states_offset: usize,
 }
 
 /// Bytes of the labeled-series region for the given capacities.
@@ -147,12 +160,19 @@ pub(crate) fn series_region_bytes(series: u64, strings: u64) -> Option<u64> {
     Some(n.div_ceil(REGION_ALIGN) * REGION_ALIGN)
 }
 
+/// Bytes of the row state table for `rows` rows (at most [`MAX_ROWS`]): one
+/// word each, padded to whole 128-byte lines.
+pub(crate) const fn row_states_bytes(rows: u64) -> u64 {
+    (rows * 8).div_ceil(REGION_ALIGN) * REGION_ALIGN
+}
+
 impl Layout {
-    /// The geometry of a new segment with `shard_count` shards and
-    /// `slot_count` writer slots.
+    /// The geometry of a new segment with `shard_count` shards,
+    /// `slot_count` writer slots and `row_count` thread rows.
     pub(crate) fn new(
         shard_count: usize,
         slot_count: usize,
+        row_count: usize,
         segment_id: u128,
         created_unix_ns: u64,
         write_mode: WriteMode,
@@ -167,9 +187,16 @@ impl Layout {
                 "writer slot count {slot_count} must be between 1 and {MAX_SLOTS}"
             )));
         }
+        if row_count == 0 || row_count as u64 > MAX_ROWS {
+            return Err(Error::Config(format!(
+                "thread row count {row_count} must be between 1 and {MAX_ROWS}"
+            )));
+        }
         let shards_offset = HEADER_SIZE;
         let slots_offset = shards_offset + shard_count * size_of::<Shard>();
-        let series_offset = slots_offset + slot_count * size_of::<WriterSlot>();
+        let rows_offset = slots_offset + slot_count * size_of::<WriterSlot>();
+        let row_states_offset = rows_offset + row_count * size_of::<Shard>();
+        let series_offset = row_states_offset + row_states_bytes(row_count as u64) as usize;
         // The overflow series take room first: a gauge series has one word
         // per writer slot. Leave at least as much again for real series.
         let overflow: usize = crate::schema::Family::ALL
@@ -203,6 +230,9 @@ impl Layout {
             strings_capacity,
             values_offset,
             values_per_shard,
+            row_count,
+            rows_offset,
+            row_states_offset,
         })
     }
 
@@ -230,6 +260,10 @@ impl Layout {
         w[word::STRINGS_CAPACITY] = self.strings_capacity as u64;
         w[word::VALUES_OFFSET] = self.values_offset as u64;
         w[word::VALUES_PER_SHARD] = self.values_per_shard as u64;
+        w[word::ROW_COUNT] = self.row_count as u64;
+        w[word::ROW_STRIDE] = size_of::<Shard>() as u64;
+        w[word::ROWS_OFFSET] = self.rows_offset as u64;
+        w[word::ROW_STATES_OFFSET] = self.row_states_offset as u64;
         HeaderFields { words: w }
     }
 }
@@ -319,6 +353,11 @@ impl HeaderFields {
                 "writer slot stride differs from this library's",
             ));
         }
+        if w[word::ROW_STRIDE] != size_of::<Shard>() as u64 {
+            return Err(Error::BadLayout(
+                "thread row stride differs from this library's shard",
+            ));
+        }
         let shard_count = w[word::SHARD_COUNT];
         if shard_count == 0 || shard_count > MAX_SHARDS || !shard_count.is_power_of_two() {
             return Err(Error::BadLayout(
@@ -388,7 +427,31 @@ impl HeaderFields {
         .ok_or(Error::BadLayout(
             "series values region is misaligned or outside the segment",
         ))?;
-        let regions = [shards, slots, series, values];
+        let row_count = w[word::ROW_COUNT];
+        if row_count == 0 || row_count > MAX_ROWS {
+            return Err(Error::BadLayout("thread row count out of range"));
+        }
+        let rows = region(
+            w[word::ROWS_OFFSET],
+            row_count,
+            w[word::ROW_STRIDE],
+            header_end,
+            segment_size,
+        )
+        .ok_or(Error::BadLayout(
+            "thread row region is misaligned or outside the segment",
+        ))?;
+        let row_states = region(
+            w[word::ROW_STATES_OFFSET],
+            1,
+            row_states_bytes(row_count),
+            header_end,
+            segment_size,
+        )
+        .ok_or(Error::BadLayout(
+            "row state region is misaligned or outside the segment",
+        ))?;
+        let regions = [shards, slots, series, values, rows, row_states];
         for (i, a) in regions.iter().enumerate() {
             for b in &regions[i + 1..] {
                 if a.0 < b.1 && b.0 < a.1 {
@@ -413,6 +476,9 @@ impl HeaderFields {
             strings_capacity: strings_cap as usize,
             values_offset: values.0 as usize,
             values_per_shard: vps as usize,
+            row_count: row_count as usize,
+            rows_offset: rows.0 as usize,
+            row_states_offset: row_states.0 as usize,
         })
     }
 }
@@ -472,16 +538,30 @@ mod tests {
             word::STRINGS_CAPACITY,
             word::VALUES_OFFSET,
             word::VALUES_PER_SHARD,
+            word::ROW_COUNT,
+            word::ROW_STRIDE,
+            word::ROWS_OFFSET,
+            word::ROW_STATES_OFFSET,
             word::INIT_STATE,
         ];
         assert_eq!(
             words,
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 31]
+            [
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 24,
+                25, 26, 31
+            ]
         );
-        let l = Layout::new(64, 128, 1, 2, WriteMode::Atomic).unwrap();
+        let l = Layout::new(64, 128, 256, 1, 2, WriteMode::Atomic).unwrap();
         assert_eq!(l.shards_offset, 256);
         assert_eq!(l.slots_offset, 256 + 64 * 512);
-        assert_eq!(l.series_offset, 256 + 64 * 512 + 128 * 256);
+        assert_eq!(l.rows_offset, 256 + 64 * 512 + 128 * 256);
+        assert_eq!(l.row_states_offset, l.rows_offset + 256 * 512);
+        assert_eq!(row_states_bytes(256), 256 * 8);
+        assert_eq!(row_states_bytes(3), 128);
+        assert_eq!(l.series_offset, l.row_states_offset + 256 * 8);
+        let f = l.to_fields();
+        assert_eq!(f.words[21..23], [0, 0], "words 21 and 22 stay reserved");
+        assert_eq!(f.words[27..31], [0, 0, 0, 0], "words 27-30 stay reserved");
         assert_eq!(size_of::<SeriesEntry>(), 64);
         assert_eq!(size_of::<StringEntry>(), 72);
         assert_eq!(ALLOC_LINE_BYTES, 128);
@@ -490,10 +570,17 @@ mod tests {
             l.series_offset + 128 + 4096 * 64 + 1024 * 72
         );
         assert_eq!(l.segment_size, l.values_offset + 64 * 16384 * 8);
+        // SEGMENT.md §12, the worked example.
+        let w = Layout::new(2, 128, 256, 0, 0, WriteMode::Atomic).unwrap();
+        assert_eq!(
+            (w.rows_offset, w.row_states_offset, w.series_offset),
+            (34_048, 165_120, 167_168)
+        );
+        assert_eq!((w.values_offset, w.segment_size), (503_168, 765_312));
     }
 
     fn valid() -> (HeaderFields, u64) {
-        let l = Layout::new(4, 8, 0xabc, 5, WriteMode::Atomic).unwrap();
+        let l = Layout::new(4, 8, 3, 0xabc, 5, WriteMode::Atomic).unwrap();
         let mut f = l.to_fields();
         f.words[word::INIT_STATE] = INIT_READY;
         (f, l.segment_size as u64)
@@ -504,6 +591,11 @@ mod tests {
         let (f, size) = valid();
         let l = f.validate(size).unwrap();
         assert_eq!((l.shard_count, l.slot_count, l.segment_id), (4, 8, 0xabc));
+        assert_eq!(l.row_count, 3);
+        assert_eq!(
+            l,
+            Layout::new(4, 8, 3, 0xabc, 5, WriteMode::Atomic).unwrap()
+        );
     }
 
     #[test]
@@ -532,10 +624,10 @@ mod tests {
             Err(Error::NotInitialized)
         ));
         assert!(matches!(
-            bad(word::LAYOUT_MAJOR, 2),
+            bad(word::LAYOUT_MAJOR, 1),
             Err(Error::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 1,
+                supported: 2
             })
         ));
         assert!(matches!(
@@ -570,6 +662,18 @@ mod tests {
             (word::SERIES_OFFSET, 256),
             (word::VALUES_OFFSET, size - 8),
             (word::VALUES_OFFSET, u64::MAX - 127),
+            (word::ROW_COUNT, 0),
+            (word::ROW_COUNT, MAX_ROWS + 1),
+            (word::ROW_COUNT, u64::MAX),
+            (word::ROW_STRIDE, 256),
+            (word::ROWS_OFFSET, 0),
+            (word::ROWS_OFFSET, 300),
+            (word::ROWS_OFFSET, 256),
+            (word::ROWS_OFFSET, size),
+            (word::ROWS_OFFSET, u64::MAX - 127),
+            (word::ROW_STATES_OFFSET, 256),
+            (word::ROW_STATES_OFFSET, size - 8),
+            (word::ROW_STATES_OFFSET, u64::MAX - 127),
         ] {
             assert!(
                 matches!(bad(w, v), Err(Error::BadLayout(_))),
@@ -587,16 +691,22 @@ mod tests {
     #[test]
     fn odd_geometries_are_config_errors() {
         assert!(matches!(
-            Layout::new(3, 8, 0, 0, WriteMode::Atomic),
+            Layout::new(3, 8, 1, 0, 0, WriteMode::Atomic),
             Err(Error::Config(_))
         ));
         assert!(matches!(
-            Layout::new(8192, 8, 0, 0, WriteMode::Atomic),
+            Layout::new(8192, 8, 1, 0, 0, WriteMode::Atomic),
             Err(Error::Config(_))
         ));
         assert!(matches!(
-            Layout::new(8, 0, 0, 0, WriteMode::Atomic),
+            Layout::new(8, 0, 1, 0, 0, WriteMode::Atomic),
             Err(Error::Config(_))
         ));
+        for rows in [0, MAX_ROWS as usize + 1] {
+            assert!(matches!(
+                Layout::new(8, 8, rows, 0, 0, WriteMode::Atomic),
+                Err(Error::Config(_))
+            ));
+        }
     }
 }

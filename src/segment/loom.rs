@@ -3,7 +3,8 @@
 //! `core::sync::atomic` for loom's model-checked atomics) on heap-backed
 //! storage: shard adds vs sums, header publication vs attach, series
 //! registration vs the reader, writer-slot claim / takeover / release vs
-//! the collector.
+//! the collector, thread-row claim / release / reuse and single-writer adds
+//! vs the collector.
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
@@ -56,7 +57,7 @@ fn sum_all(shards: &[Shard]) -> [u64; COUNTERS] {
 
 /// A small valid layout (1 shard, 1 slot, minimal series region).
 fn small_layout() -> Layout {
-    Layout::new(1, 1, 0x1234_5678_9abc_def0, 42, WriteMode::Atomic).expect("layout")
+    Layout::new(1, 1, 1, 0x1234_5678_9abc_def0, 42, WriteMode::Atomic).expect("layout")
 }
 
 /// Zeroed heap header words (a freshly sized segment).
@@ -564,5 +565,159 @@ fn d_slot_release_vs_read_gauges() {
         writer.join().unwrap();
         assert!(read_gauges(&slot).is_none());
         assert_eq!(merge(std::slice::from_ref(&*slot)).live_writers, 0);
+    });
+}
+
+// ---------------------------------------------------------------- (e) rows
+
+type Claim = fn(&[AtomicU64], u32) -> Option<(usize, u64)>;
+type ReleaseFn = fn(&AtomicU64, u64) -> bool;
+
+/// One thread writer's life: claim the row (two tries), check that nobody
+/// else holds it, add `n` with the single-writer add, give it back.
+fn row_writer(
+    states: &[AtomicU64],
+    row: &Shard,
+    holders: &AtomicU64,
+    pid: u32,
+    n: u64,
+    claim: Claim,
+    release: ReleaseFn,
+) -> u64 {
+    for _ in 0..2 {
+        if let Some((i, held)) = claim(states, pid) {
+            assert_eq!(i, 0);
+            assert_eq!(holders.fetch_add(1, Relaxed), 0, "two owners of one row");
+            super::rows::add(&row.counters[Counter::PacketsInInitial as usize], n);
+            holders.fetch_sub(1, Relaxed);
+            assert!(release(&states[0], held), "release of a row we hold");
+            return n;
+        }
+        thread::yield_now();
+    }
+    0
+}
+
+/// Two thread writers of one process share a one-row table: each claims
+/// it (the second may find it held), adds, and releases, while the
+/// collector sums. The row is never held twice, the reuser keeps adding to
+/// the counts it found (no lost update across the hand-off), sums never go
+/// down, and the final sum is exactly what the writers that got the row
+/// added.
+fn rows_model(claim: Claim, release: ReleaseFn) {
+    let states = Arc::new([AtomicU64::new(super::rows::FREE)]);
+    let row = Arc::new(new_shard());
+    let holders = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = [5u64, 7]
+        .into_iter()
+        .map(|n| {
+            let (s, r, h) = (states.clone(), row.clone(), holders.clone());
+            thread::spawn(move || row_writer(&s[..], &r, &h, 1, n, claim, release))
+        })
+        .collect();
+    thread::yield_now();
+    let first = super::rows::sum_all(std::slice::from_ref(&*row))[0];
+    let second = super::rows::sum_all(std::slice::from_ref(&*row))[0];
+    assert!(second >= first, "sum went down");
+    let added: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(added > 0, "a free row could not be claimed");
+    let last = super::rows::sum_all(std::slice::from_ref(&*row))[0];
+    assert_eq!(last, added, "lost update across a row hand-off");
+    assert_eq!(
+        super::rows::owner(states[0].load(Relaxed)),
+        0,
+        "row left held"
+    );
+}
+
+fn claim_first(states: &[AtomicU64], pid: u32) -> Option<(usize, u64)> {
+    super::rows::claim_first(states, pid, |_| false)
+}
+
+#[test]
+fn e_row_claim_release_reuse_vs_sum() {
+    explore("rows: claim_first+add+release vs sum_all", || {
+        rows_model(claim_first, super::rows::release)
+    });
+}
+
+#[test]
+fn e_broken_relaxed_release_is_caught() {
+    must_fail("rows: release with a Relaxed store", || {
+        rows_model(claim_first, |state, held| {
+            state.store(held & !(u32::MAX as u64), Relaxed);
+            true
+        })
+    });
+}
+
+#[test]
+fn e_broken_claim_without_cas_is_caught() {
+    must_fail("rows: claim by load-then-store", || {
+        rows_model(
+            |states, pid| {
+                let seen = states[0].load(Acquire);
+                if super::rows::owner(seen) != 0 {
+                    return None;
+                }
+                let held = (seen & !(u32::MAX as u64)) + (1 << 32) + pid as u64;
+                states[0].store(held, Relaxed);
+                Some((0, held))
+            },
+            super::rows::release,
+        )
+    });
+}
+
+type RowAdd = fn(&AtomicU64, u64);
+
+/// The row's owner adds packets and bytes while the collector sums; a
+/// second writer runs `other` on the same row (nothing, for the real
+/// protocol). The sums are never below an earlier sum and the final sum
+/// is exact.
+fn row_add_model(add: RowAdd, second_writer: bool) {
+    let row = Arc::new(new_shard());
+    let (p, b) = (
+        Counter::PacketsInInitial as usize,
+        Counter::BytesInInitial as usize,
+    );
+    let writers: Vec<_> = (0..1 + second_writer as u64)
+        .map(|_| {
+            let r = row.clone();
+            thread::spawn(move || {
+                add(&r.counters[p], 1);
+                add(&r.counters[b], 1200);
+            })
+        })
+        .collect();
+    // Without a yield here loom never schedules the writers before the
+    // sums (one execution); with it, every interleaving.
+    thread::yield_now();
+    let first = super::rows::sum_all(std::slice::from_ref(&*row));
+    let second = super::rows::sum_all(std::slice::from_ref(&*row));
+    assert!(
+        second[p] >= first[p] && second[b] >= first[b],
+        "sum went down"
+    );
+    let n = writers.len() as u64;
+    for w in writers {
+        w.join().unwrap();
+    }
+    let last = super::rows::sum_all(std::slice::from_ref(&*row));
+    assert_eq!((last[p], last[b]), (n, 1200 * n), "lost update");
+}
+
+#[test]
+fn e_single_writer_add_vs_sum() {
+    explore("rows: single-writer add vs sum_all", || {
+        row_add_model(super::rows::add, false)
+    });
+}
+
+#[test]
+fn e_broken_two_writers_on_one_row_is_caught() {
+    // What a forked child recording through its parent's row would do.
+    must_fail("rows: two writers on one row", || {
+        row_add_model(super::rows::add, true)
     });
 }

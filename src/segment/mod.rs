@@ -1,8 +1,9 @@
 //! The shared-memory segment: creation, attachment, validation.
 //!
 //! A segment is one mapping: a [header] of 32 words at offset 0,
-//! then the per-CPU [`Shard`]s, then the [`WriterSlot`]s, all addressed by
-//! offsets recorded in the header. It is backed by
+//! then the per-CPU [`Shard`]s, the [`WriterSlot`]s, the thread [rows] and
+//! their state words, and the labeled series, all addressed by offsets
+//! recorded in the header. It is backed by
 //!
 //! * a named POSIX shared-memory object (`"/name"`, i.e. `/dev/shm/name`),
 //! * a file (any name containing a `/` after the first character, e.g.
@@ -43,6 +44,8 @@ mod header;
 mod loom;
 mod map;
 #[deny(unsafe_code)]
+pub(crate) mod rows;
+#[deny(unsafe_code)]
 pub(crate) mod series;
 #[deny(unsafe_code)]
 pub(crate) mod shard;
@@ -65,10 +68,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Byte offset, far past any segment's end, of writer slot 0's lock byte.
 const LOCK_BASE: i64 = 1 << 40;
+/// Byte offset of thread row 0's lock byte (past every slot's).
+const ROW_LOCK_BASE: i64 = (1 << 40) + (1 << 20);
 /// Largest file we are willing to map as a segment.
 const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 /// Default number of writer slots (writer handles alive at once).
 pub const DEFAULT_WRITER_SLOTS: usize = 128;
+/// Default number of thread rows (thread writers alive at once).
+pub const DEFAULT_THREAD_ROWS: usize = 256;
 /// Default permission bits of a named segment.
 pub const DEFAULT_MODE: u32 = 0o600;
 /// Default time an attach waits for a concurrent creator to finish.
@@ -82,6 +89,7 @@ pub struct SegmentOptions {
     mode: u32,
     shards: Option<usize>,
     writer_slots: usize,
+    thread_rows: usize,
     allow_foreign_owner: bool,
     init_wait: Duration,
     write_mode: Option<WriteMode>,
@@ -94,6 +102,7 @@ impl Default for SegmentOptions {
             mode: DEFAULT_MODE,
             shards: None,
             writer_slots: DEFAULT_WRITER_SLOTS,
+            thread_rows: DEFAULT_THREAD_ROWS,
             allow_foreign_owner: false,
             init_wait: DEFAULT_INIT_WAIT,
             write_mode: None,
@@ -131,6 +140,17 @@ impl SegmentOptions {
     /// Number of writer slots (default 128).
     pub fn writer_slots(mut self, slots: usize) -> Self {
         self.writer_slots = slots;
+        self
+    }
+
+    /// Number of thread rows of a new segment (default 256, at most 4096):
+    /// how many thread writers ([`Stats::thread_writer`]) may be alive at
+    /// once across every process. Rows are reused, so this bounds the live
+    /// ones, not how many threads ever wrote.
+    ///
+    /// [`Stats::thread_writer`]: crate::Stats::thread_writer
+    pub fn thread_rows(mut self, rows: usize) -> Self {
+        self.thread_rows = rows;
         self
     }
 
@@ -663,15 +683,18 @@ pub struct Segment {
     map: Mapping,
     layout: Layout,
     name: Option<String>,
-    /// The descriptor the mapping came from; writers' slot locks live on it.
+    /// Keeps forked children from holding this writer's locks (see
+    /// `fork`); writable named segments only. Declared before `file`: it
+    /// is unregistered before the descriptor closes.
+    fork_guard: Option<fork::Guard>,
+    /// The segment file: for a writer, a description of its own that
+    /// nothing maps, on which its slot locks live; for a reader, the one
+    /// it mapped.
     file: Option<File>,
     /// A separate read-only open file description for asking whether slot
     /// locks are held (a description never conflicts with its own locks).
     probe: Option<File>,
     writable: bool,
-    /// Keeps forked children from holding this writer's locks (see
-    /// `fork`); writable named segments only.
-    fork_guard: Option<fork::Guard>,
 }
 
 impl Segment {
@@ -751,6 +774,7 @@ impl Segment {
         Layout::new(
             shards,
             opts.writer_slots,
+            opts.thread_rows,
             random_id(),
             unix_ns(),
             resolve_write_mode(opts.write_mode, shards)?,
@@ -1072,6 +1096,104 @@ impl Segment {
         }
     }
 
+    /// The thread rows.
+    pub(crate) fn rows(&self) -> &[rows::Row] {
+        // SAFETY: as for shards(), for the row region (validate() checked
+        // rows_offset and row_count * size_of::<Row>() against the mapping).
+        unsafe {
+            debug_assert!(
+                self.layout.rows_offset + self.layout.row_count * size_of::<rows::Row>()
+                    <= self.map.len()
+            );
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(self.layout.rows_offset) as *const rows::Row,
+                self.layout.row_count,
+            )
+        }
+    }
+
+    /// The thread rows' state words.
+    pub(crate) fn row_states(&self) -> &[AtomicU64] {
+        // SAFETY: validate() checked that row_states_bytes(row_count) >=
+        // row_count * 8 bytes from the 128-aligned row_states_offset lie
+        // inside the mapping; accessed only atomically.
+        unsafe {
+            debug_assert!(
+                self.layout.row_states_offset + self.layout.row_count * 8 <= self.map.len()
+            );
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(self.layout.row_states_offset) as *const AtomicU64,
+                self.layout.row_count,
+            )
+        }
+    }
+
+    /// Claims a thread row for one thread writer (see [`rows`]).
+    ///
+    /// Named segments (Linux): the claim holds the row's lock byte
+    /// (`ROW_LOCK_BASE + row`) on a new open file description of its own,
+    /// so the kernel frees it when the owner closes it or dies, and two
+    /// handles of one process exclude each other like two processes do. A
+    /// row whose lock can be taken is free or belonged to a dead writer;
+    /// under the lock its state word is compare-and-swapped to this
+    /// process. Anonymous segments (and named ones elsewhere): the
+    /// compare-and-swap alone, taking over rows whose owner process is gone.
+    pub(crate) fn claim_row(&self) -> Result<RowClaim> {
+        if !self.writable {
+            return Err(Error::ReadOnly);
+        }
+        let pid = std::process::id();
+        let states = self.row_states();
+        let full = || Error::NoThreadRow {
+            rows: states.len() as u32,
+        };
+        #[cfg(target_os = "linux")]
+        if let (Some(file), Some(name)) = (&self.file, &self.name) {
+            let own = reopen(file, &Backing::parse(name)?, name, libc::O_RDWR)?;
+            for (i, state) in states.iter().enumerate() {
+                let at = ROW_LOCK_BASE + i as i64;
+                if !try_lock_byte(&own, at)? {
+                    continue;
+                }
+                // Under the lock nobody else may change the state: load it
+                // now (a releaser stores FREE before it unlocks).
+                let seen = state.load(std::sync::atomic::Ordering::Relaxed);
+                if let Some(held) = rows::try_claim(state, seen, pid) {
+                    return Ok(RowClaim {
+                        row: i,
+                        held,
+                        _fork_guard: fork::Guard::new(own.as_raw_fd()),
+                        lock: Some(own),
+                    });
+                }
+                unlock_byte(&own, at)?;
+            }
+            return Err(full());
+        }
+        let (row, held) =
+            rows::claim_first(states, pid, |owner| !process_alive(owner)).ok_or_else(full)?;
+        Ok(RowClaim {
+            row,
+            held,
+            lock: None,
+            _fork_guard: None,
+        })
+    }
+
+    /// Releases a row claimed by [`claim_row`](Self::claim_row): state back
+    /// to FREE (Release), then the lock byte is let go. Its counts stay.
+    pub(crate) fn release_row(&self, claim: RowClaim) {
+        if let Some(state) = self.row_states().get(claim.row) {
+            rows::release(state, claim.held);
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(own) = &claim.lock {
+            // Explicitly, not by closing: a forked child may share this
+            // open file description and would keep the lock held.
+            let _ = unlock_byte(own, ROW_LOCK_BASE + claim.row as i64);
+        }
+    }
+
     /// The labeled-series region.
     pub(crate) fn series_region(&self) -> series::Region<'_> {
         use series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
@@ -1161,6 +1283,53 @@ impl Segment {
     pub fn active_slots(&self) -> usize {
         self.slots().iter().filter(|s| s.state() == ACTIVE).count()
     }
+}
+
+/// A claimed thread row: which, the state word it holds, and the open file
+/// description holding its lock byte (named segments on Linux).
+#[derive(Debug)]
+pub(crate) struct RowClaim {
+    pub(crate) row: usize,
+    held: u64,
+    /// Keeps a forked child from holding the row's lock (see `fork`).
+    /// Declared before `lock`: unregistered before the descriptor closes.
+    _fork_guard: Option<fork::Guard>,
+    lock: Option<File>,
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)`; a process we may not
+/// signal exists too). A reused pid looks alive: its row is then kept, never
+/// wrongly taken.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Drops this open file description's lock on byte `at` of `f`.
+#[cfg(target_os = "linux")]
+fn unlock_byte(f: &File, at: i64) -> Result<()> {
+    // SAFETY: flock is plain old data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_UNLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = at as libc::off_t;
+    fl.l_len = 1;
+    // SAFETY: fd is open for the life of `f`; `fl` outlives the call.
+    let r = unsafe {
+        libc::fcntl(
+            f.as_raw_fd(),
+            libc::F_OFD_SETLK,
+            &mut fl as *mut libc::flock,
+        )
+    };
+    if r < 0 {
+        return Err(Error::last_os("unlock thread row"));
+    }
+    Ok(())
 }
 
 /// Whether slot `s` is active and was claimed by this process. Only

@@ -2,6 +2,9 @@
 //!
 //! * [`Stats`] — a writer handle: fixed counters per CPU, gauges in this
 //!   writer's slot, and LiveKit's labeled recording calls.
+//! * [`ThreadStats`] — a thread writer: a row of counters in the segment
+//!   that only its thread writes, with plain loads and stores (for
+//!   long-lived, pinned worker threads; see `thread` for when to use which).
 //! * [`SeriesHandle`] — a resolved labeled series, recorded without lookup.
 //! * `adder` — the one per-CPU adder that fixed counters and series
 //!   handles share (rseq sections or relaxed `fetch_add`).
@@ -16,12 +19,21 @@
 //! index is masked or bounded by the validated layout before it is added to
 //! a pointer, and the memory is only written through atomics or rseq
 //! sections (see `rseq`), in the one mode the segment was created with.
+//!
+//! A thread writer's row is the exception to "only through atomics or
+//! rseq" in spirit only: it is written with relaxed atomic loads and stores
+//! by its one owner. Its row pointer lives in a cell of a private
+//! `mmap`ed page marked wipe-on-fork; cells are handed out once at a time
+//! (an atomic flag per cell) and read only by the owning thread, so a
+//! forked child reads a null row instead of its parent's.
 
 mod adder;
 #[deny(unsafe_code)]
 mod livekit;
 mod series;
 mod stats;
+pub(crate) mod thread;
 
 pub use series::SeriesHandle;
 pub use stats::Stats;
+pub use thread::ThreadStats;

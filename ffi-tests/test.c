@@ -931,10 +931,15 @@ static void test_series_handles(void) {
   text = exporter_text(e);
   CHECK_LINE(text, "livekit_packet_loss_total{country=\"US\",direction=\"incoming\"," NODE
                    ",source=\"CAMERA\",type=\"VIDEO\"} 50");
+  /* A gauge handle's values are its writer's: it keeps the writer's slot
+     (and so the gauge) alive until it is closed too. */
+  CHECK_LINE(text, "nodestats_live_writers{" NODE "} 1");
+  free(text);
+  nodestats_series_close(gauge);
+  text = exporter_text(e);
   CHECK_LINE(text, "nodestats_live_writers{" NODE "} 0");
   free(text);
   nodestats_series_close(counter);
-  nodestats_series_close(gauge);
   nodestats_series_close(rtt);
   nodestats_series_close(fwd);
   nodestats_exporter_close(e);

@@ -70,28 +70,41 @@ fn signal_and_wait(child: &mut Child, sig: libc::c_int, limit: Duration) -> Dura
 }
 
 #[test]
-fn a_signal_stops_commands_blocked_on_a_fifo() {
+fn a_fifo_at_the_name_is_a_prompt_error_never_a_hang() {
     let dir = TempDir::new("fifo");
     let fifo = dir.path("segment");
     mkfifo(&fifo);
-    for (args, sig) in [
-        (
-            vec!["serve", "--segment", &fifo, "--listen", "127.0.0.1:0"],
-            libc::SIGTERM,
-        ),
-        (vec!["show", "--segment", &fifo], libc::SIGTERM),
-        (vec!["show", "--segment", &fifo, "--json"], libc::SIGINT),
+    for args in [
+        vec!["serve", "--segment", &fifo, "--listen", "127.0.0.1:0"],
+        vec!["show", "--segment", &fifo],
+        vec!["show", "--segment", &fifo, "--json"],
     ] {
         let mut child = nodestats(&args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Let it reach the blocking open(2).
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(child.try_wait().unwrap().is_none(), "{args:?} exited early");
-        let took = signal_and_wait(&mut child, sig, Duration::from_secs(2));
-        println!("{args:?}: exited {took:?} after signal {sig}");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(2) {
+                // Still blocked: the hang this test is about. A signal
+                // must at least end it.
+                let took = signal_and_wait(&mut child, libc::SIGTERM, Duration::from_secs(2));
+                panic!("{args:?} hung on the FIFO (ended {took:?} after SIGTERM)");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{args:?} succeeded on a FIFO");
+        assert!(
+            err.contains(&fifo) && err.contains("not a regular file"),
+            "{args:?}: {err}"
+        );
+        println!("{args:?}: failed in {:?}: {}", start.elapsed(), err.trim());
     }
 }
 
@@ -220,5 +233,115 @@ fn listen_warnings_and_errors_name_the_address() {
         err.contains("warning") && err.contains("0.0.0.0"),
         "no warning for a non-loopback address: {err:?}"
     );
+    Segment::unlink(&name).unwrap();
+}
+
+#[test]
+fn demo_beside_a_real_writer_checks_only_its_own_adds_and_leaves_the_segment() {
+    let name = format!("/nodestats-cli-{}-demo-shared", std::process::id());
+    let _ = Segment::unlink(&name);
+    let sfu = Stats::open(&SegmentOptions::new().name(&name)).unwrap();
+    sfu.room_started();
+    let id = sfu.segment().id();
+    // The real writer keeps recording while the demo runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (sfu, stop) = (sfu.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sfu.record_packets(nodestats::Direction::Incoming, 10, 12_000, false);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let out = nodestats(&[
+        "demo",
+        "--segment",
+        &name,
+        "--duration",
+        "2",
+        "--interval",
+        "0.5",
+        "--workers",
+        "2",
+        "--rate",
+        "5000",
+        "--listen",
+        "",
+    ])
+    .output()
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo failed beside a real writer:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("attached to the existing segment"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("all landed"), "{stdout}");
+    // The SFU's segment is still at its name, the same one.
+    let again = Segment::attach(&name, nodestats::Access::ReadOnly).unwrap();
+    assert_eq!(
+        again.id(),
+        id,
+        "the demo replaced or removed the SFU's segment"
+    );
+    drop(sfu);
+    Segment::unlink(&name).unwrap();
+}
+
+#[test]
+fn demo_never_unlinks_a_segment_another_writer_joined() {
+    let name = format!("/nodestats-cli-{}-demo-joined", std::process::id());
+    let _ = Segment::unlink(&name);
+    let mut demo = nodestats(&[
+        "demo",
+        "--segment",
+        &name,
+        "--duration",
+        "2",
+        "--interval",
+        "0.5",
+        "--listen",
+        "",
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Join the segment the demo created, and hold it past the demo's end.
+    let start = Instant::now();
+    let joined = loop {
+        // Attach only: the demo must be the one that created it.
+        match Segment::attach(&name, nodestats::Access::ReadWrite)
+            .and_then(|seg| Stats::from_segment(std::sync::Arc::new(seg)))
+        {
+            Ok(s) => break s,
+            Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("could not join the demo's segment: {e}"),
+        }
+    };
+    joined.room_started();
+    let status = demo.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut demo.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(status.success(), "{stdout}");
+    assert!(
+        stdout.contains("left") && stdout.contains("in place"),
+        "{stdout}"
+    );
+    let still = Segment::attach(&name, nodestats::Access::ReadOnly).unwrap();
+    assert_eq!(
+        still.id(),
+        joined.segment().id(),
+        "the demo orphaned a live writer"
+    );
+    drop(joined);
     Segment::unlink(&name).unwrap();
 }

@@ -59,6 +59,10 @@ unsafe fn series<'a>(h: *const nodestats_series_t, kind: Kind) -> Option<&'a Ser
 /// does not fit lands in its family's overflow series: opening never fails
 /// for lack of room. `*out` is untouched on error.
 ///
+/// A gauge series' handle writes its writer's own part of the gauge, which
+/// leaves the exported value when the writer process dies; the handle keeps
+/// the writer's slot (and so that part) alive until it is closed too.
+///
 /// This is the slow path (it may lock, hash and allocate): open a handle
 /// once, then record through it with `nodestats_series_inc_by`,
 /// `nodestats_series_add` or `nodestats_series_observe`.

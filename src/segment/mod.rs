@@ -695,6 +695,9 @@ pub struct Segment {
     /// locks are held (a description never conflicts with its own locks).
     probe: Option<File>,
     writable: bool,
+    /// The process that mapped it: in a forked child, `file` no longer
+    /// holds locks (see `fork`), so nothing may be claimed through it.
+    pid: u32,
 }
 
 impl Segment {
@@ -717,6 +720,7 @@ impl Segment {
                 probe: None,
                 writable: true,
                 fork_guard: None,
+                pid: std::process::id(),
             };
             series::init_region(&seg.series_region())?;
             layout.to_fields().publish(seg.header_words());
@@ -794,6 +798,7 @@ impl Segment {
             probe: None,
             writable: true,
             fork_guard: None,
+            pid: std::process::id(),
         };
         series::init_region(&seg.series_region())?;
         layout.to_fields().publish(seg.header_words());
@@ -973,6 +978,7 @@ impl Segment {
             },
             file: Some(file),
             writable,
+            pid: std::process::id(),
         })
     }
 
@@ -994,7 +1000,8 @@ impl Segment {
     /// was removed or replaced (the SFU restarted, or an operator removed
     /// it). Anonymous segments are always [`SegmentStatus::Current`].
     pub fn status(&self) -> Result<SegmentStatus> {
-        let (Some(file), Some(name)) = (&self.file, &self.name) else {
+        let (Some(file), Some(name)) = (self.probe.as_ref().or(self.file.as_ref()), &self.name)
+        else {
             return Ok(SegmentStatus::Current);
         };
         let ours = file.metadata().map_err(|e| Error::io("stat segment", e))?;
@@ -1020,7 +1027,7 @@ impl Segment {
     /// mapping: reading past its end would fault. Readers call it before
     /// each read (a `fstat`).
     pub(crate) fn check_size(&self) -> Result<()> {
-        let Some(file) = &self.file else {
+        let Some(file) = self.probe.as_ref().or(self.file.as_ref()) else {
             return Ok(());
         };
         let size = file
@@ -1149,7 +1156,14 @@ impl Segment {
         };
         #[cfg(target_os = "linux")]
         if let (Some(file), Some(name)) = (&self.file, &self.name) {
-            let own = reopen(file, &Backing::parse(name)?, name, libc::O_RDWR)?;
+            // From the probe: in a forked child `file` is /dev/null (see
+            // `fork`), the probe is still the segment file.
+            let own = reopen(
+                self.probe.as_ref().unwrap_or(file),
+                &Backing::parse(name)?,
+                name,
+                libc::O_RDWR,
+            )?;
             for (i, state) in states.iter().enumerate() {
                 let at = ROW_LOCK_BASE + i as i64;
                 if !try_lock_byte(&own, at)? {
@@ -1232,6 +1246,7 @@ impl Segment {
         if !self.writable {
             return Err(Error::ReadOnly);
         }
+        self.check_not_inherited()?;
         let pid = std::process::id() as u64;
         let slots = self.slots();
         for (i, slot) in slots.iter().enumerate() {
@@ -1271,6 +1286,18 @@ impl Segment {
                     || lock(p, i, LockOp::IsHeld).unwrap_or(true)
             }
         }
+    }
+
+    /// Refuses to claim a writer slot through a segment handle inherited
+    /// across `fork`: the child's copy of the lock descriptor was pointed
+    /// at `/dev/null` so that it never keeps the parent's locks.
+    fn check_not_inherited(&self) -> Result<()> {
+        if self.file.is_some() && std::process::id() != self.pid {
+            return Err(Error::Config(
+                "this segment handle was inherited across fork: open a handle of its own in the child (Stats::open / nodestats_open)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses to write this segment unless every add of this process

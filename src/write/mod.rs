@@ -29,10 +29,14 @@
 
 mod adder;
 #[deny(unsafe_code)]
+mod cache;
+#[deny(unsafe_code)]
 mod livekit;
 mod series;
 mod stats;
 pub(crate) mod thread;
+#[deny(unsafe_code)]
+mod writer;
 
 pub use series::SeriesHandle;
 pub use stats::Stats;

@@ -12,7 +12,8 @@
 //! predictable branch on it.
 
 use super::adder::{Adder, BlockStride, Rseq, ShardStride};
-use super::series::Cache;
+use super::cache::Cache;
+use super::writer::Writer;
 use crate::cpu::CpuSource;
 use crate::error::{Error, Result};
 use crate::schema::{Counter, Direction, Gauge, TrackKind};
@@ -20,29 +21,6 @@ use crate::segment::slots::WriterSlot;
 use crate::segment::{Segment, SegmentOptions, WriteMode};
 use std::ptr::NonNull;
 use std::sync::Arc;
-
-/// Owns the writer slot and this writer's series cache; the slot is
-/// released when the last clone of a [`Stats`] drops.
-#[derive(Debug)]
-pub(crate) struct Writer {
-    pub(crate) segment: Arc<Segment>,
-    pub(crate) slot: usize,
-    /// The process that claimed the slot. A forked child inherits the
-    /// handle and the slot's lock; dropping the handle there must not
-    /// release the parent's slot (its gauges would vanish while the parent
-    /// still runs).
-    pid: u32,
-    /// This writer's resolved label strings and series.
-    pub(crate) cache: Cache,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        if std::process::id() == self.pid {
-            self.segment.release_slot(self.slot);
-        }
-    }
-}
 
 /// A writer handle on a segment: the hot-path recording API.
 ///

@@ -104,6 +104,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
     }
     let stats = Stats::open(&opts)?;
     let mut collector = Collector::new(stats.segment().clone(), config.clone())?;
+    // What was there before this run: on a segment other writers share,
+    // only this run's adds are ours to check.
+    let base = collector.update();
+    let mut others = base.live_writers.saturating_sub(1);
     let where_ = args
         .segment
         .as_deref()
@@ -120,6 +124,12 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         }
     );
     if let Some(name) = &args.segment {
+        if !created {
+            println!(
+                "  attached to the existing segment {name} ({} other writer(s) live); checking only this run's adds",
+                others
+            );
+        }
         println!("  read it from another shell: nodestats show --segment {name}");
     }
     let app = if args.listen.is_empty() {
@@ -166,6 +176,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
             break;
         }
         last = collector.update();
+        others = others.max(last.live_writers.saturating_sub(1));
         if let Some(app) = &app {
             app.state.publish(&last, collector.anomalies());
             app.updated();
@@ -183,34 +194,57 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         recorded.nacks += r.nacks;
     }
     let fin = collector.update();
+    others = others.max(fin.live_writers.saturating_sub(1));
     println!("{}", table::row(start.elapsed().as_secs_f64(), &fin));
+    // The segment's growth during this run against what the workers
+    // recorded: equal when this run was the only writer; when others wrote
+    // too, every add of ours must have landed (growth at least ours).
+    let grew = |f: fn(&nodestats::NodeStats) -> u64| f(&fin).wrapping_sub(f(&base));
     let checks = [
-        ("packets_in", fin.packets_in, recorded.packets_in),
-        ("bytes_in", fin.bytes_in, recorded.bytes_in),
-        ("packets_out", fin.packets_out, recorded.packets_out),
-        ("bytes_out", fin.bytes_out, recorded.bytes_out),
+        ("packets_in", grew(|n| n.packets_in), recorded.packets_in),
+        ("bytes_in", grew(|n| n.bytes_in), recorded.bytes_in),
+        ("packets_out", grew(|n| n.packets_out), recorded.packets_out),
+        ("bytes_out", grew(|n| n.bytes_out), recorded.bytes_out),
         (
             "retransmit_packets_out",
-            fin.retransmit_packets_out,
+            grew(|n| n.retransmit_packets_out),
             recorded.retransmit_packets,
         ),
-        ("nack_total", fin.nack_total, recorded.nacks),
+        ("nack_total", grew(|n| n.nack_total), recorded.nacks),
     ];
-    let exact = checks.iter().all(|(_, a, b)| a == b);
+    let shared = others > 0;
+    let exact = checks
+        .iter()
+        .all(|(_, a, b)| if shared { a >= b } else { a == b });
     println!(
-        "totals: {} (segment vs what the workers recorded: {})",
+        "totals: {} ({}: {})",
         checks
             .iter()
             .map(|(n, a, _)| format!("{n}={a}"))
             .collect::<Vec<_>>()
             .join(" "),
-        if exact { "exact" } else { "MISMATCH" }
+        if shared {
+            "this run's adds, in a segment other writers also added to"
+        } else {
+            "segment growth vs what the workers recorded"
+        },
+        match (exact, shared) {
+            (true, false) => "exact",
+            (true, true) => "all landed",
+            (false, _) => "MISMATCH",
+        }
     );
     let _ = last;
     drop(stats);
-    if created && !args.keep {
-        if let Some(name) = &args.segment {
+    if let Some(name) = &args.segment {
+        // Never pull a segment from under writers that still hold it.
+        let holders = nodestats::Totals::read(collector.segment())
+            .gauges
+            .live_writers;
+        if created && !args.keep && holders == 0 {
             let _ = Segment::unlink(name);
+        } else if created && !args.keep {
+            println!("  left {name} in place: {holders} other writer(s) still hold it");
         }
     }
     if exact {

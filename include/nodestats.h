@@ -1373,6 +1373,10 @@ void nodestats_thread_forward_jitter(struct nodestats_thread_t *t,
  * does not fit lands in its family's overflow series: opening never fails
  * for lack of room. `*out` is untouched on error.
  *
+ * A gauge series' handle writes its writer's own part of the gauge, which
+ * leaves the exported value when the writer process dies; the handle keeps
+ * the writer's slot (and so that part) alive until it is closed too.
+ *
  * This is the slow path (it may lock, hash and allocate): open a handle
  * once, then record through it with `nodestats_series_inc_by`,
  * `nodestats_series_add` or `nodestats_series_observe`.

@@ -538,32 +538,11 @@ impl Collector {
 }
 
 fn to_rate(r: &rate::Rates, interval: Duration, complete: bool) -> NodeStatsRate {
-    let p = |k: RateCounter| r.per_sec[k as usize];
     let span = super::livekit_time::rate_span(r.window_secs, r.ended_at);
-    NodeStatsRate {
+    let mut out = NodeStatsRate {
         started_at: span.started_at,
         ended_at: span.ended_at,
         duration: span.duration,
-        track_publish_attempts: p(RateCounter::TrackPublishAttempts),
-        track_publish_success: p(RateCounter::TrackPublishSuccess),
-        track_publish_cancels: p(RateCounter::TrackPublishCancels),
-        track_subscribe_attempts: p(RateCounter::TrackSubscribeAttempts),
-        track_subscribe_success: p(RateCounter::TrackSubscribeSuccess),
-        track_subscribe_cancels: p(RateCounter::TrackSubscribeCancels),
-        bytes_in: p(RateCounter::BytesIn),
-        bytes_out: p(RateCounter::BytesOut),
-        packets_in: p(RateCounter::PacketsIn),
-        packets_out: p(RateCounter::PacketsOut),
-        nack_total: p(RateCounter::NackTotal),
-        sys_packets_out: p(RateCounter::SysPacketsOut),
-        sys_packets_dropped: p(RateCounter::SysPacketsDropped),
-        retransmit_bytes_out: p(RateCounter::RetransmitBytesOut),
-        retransmit_packets_out: p(RateCounter::RetransmitPacketsOut),
-        participant_signal_connected: p(RateCounter::ParticipantSignalConnected),
-        participant_rtc_connected: p(RateCounter::ParticipantRtcConnected),
-        participant_rtc_init: p(RateCounter::ParticipantRtcInit),
-        participant_rtc_canceled: p(RateCounter::ParticipantRtcCanceled),
-        participant_rtc_active: p(RateCounter::ParticipantRtcActive),
         cpu_load: r.cpu_load,
         memory_load: r.memory_load,
         memory_used: r.memory_used,
@@ -572,6 +551,39 @@ fn to_rate(r: &rate::Rates, interval: Duration, complete: bool) -> NodeStatsRate
         window_seconds: r.window_secs,
         complete,
         resets: r.resets,
+        ..NodeStatsRate::default()
+    };
+    for k in RateCounter::ALL {
+        *rate_field(&mut out, k) = r.per_sec[k as usize];
+    }
+    out
+}
+
+/// The `NodeStatsRate` field of each rate counter. The match is exhaustive:
+/// a new [`RateCounter`] does not compile until it has its field.
+fn rate_field(r: &mut NodeStatsRate, k: RateCounter) -> &mut f64 {
+    use RateCounter as C;
+    match k {
+        C::TrackPublishAttempts => &mut r.track_publish_attempts,
+        C::TrackPublishSuccess => &mut r.track_publish_success,
+        C::TrackPublishCancels => &mut r.track_publish_cancels,
+        C::TrackSubscribeAttempts => &mut r.track_subscribe_attempts,
+        C::TrackSubscribeSuccess => &mut r.track_subscribe_success,
+        C::TrackSubscribeCancels => &mut r.track_subscribe_cancels,
+        C::BytesIn => &mut r.bytes_in,
+        C::BytesOut => &mut r.bytes_out,
+        C::PacketsIn => &mut r.packets_in,
+        C::PacketsOut => &mut r.packets_out,
+        C::NackTotal => &mut r.nack_total,
+        C::SysPacketsOut => &mut r.sys_packets_out,
+        C::SysPacketsDropped => &mut r.sys_packets_dropped,
+        C::RetransmitBytesOut => &mut r.retransmit_bytes_out,
+        C::RetransmitPacketsOut => &mut r.retransmit_packets_out,
+        C::ParticipantSignalConnected => &mut r.participant_signal_connected,
+        C::ParticipantRtcConnected => &mut r.participant_rtc_connected,
+        C::ParticipantRtcInit => &mut r.participant_rtc_init,
+        C::ParticipantRtcCanceled => &mut r.participant_rtc_canceled,
+        C::ParticipantRtcActive => &mut r.participant_rtc_active,
     }
 }
 

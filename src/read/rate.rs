@@ -52,6 +52,30 @@ pub enum RateCounter {
 }
 
 impl RateCounter {
+    /// Every counter, in index order.
+    pub const ALL: [RateCounter; RATE_COUNTERS] = [
+        RateCounter::TrackPublishAttempts,
+        RateCounter::TrackPublishSuccess,
+        RateCounter::TrackPublishCancels,
+        RateCounter::TrackSubscribeAttempts,
+        RateCounter::TrackSubscribeSuccess,
+        RateCounter::TrackSubscribeCancels,
+        RateCounter::BytesIn,
+        RateCounter::BytesOut,
+        RateCounter::PacketsIn,
+        RateCounter::PacketsOut,
+        RateCounter::NackTotal,
+        RateCounter::SysPacketsOut,
+        RateCounter::SysPacketsDropped,
+        RateCounter::RetransmitBytesOut,
+        RateCounter::RetransmitPacketsOut,
+        RateCounter::ParticipantSignalConnected,
+        RateCounter::ParticipantRtcConnected,
+        RateCounter::ParticipantRtcInit,
+        RateCounter::ParticipantRtcCanceled,
+        RateCounter::ParticipantRtcActive,
+    ];
+
     /// Whether counter `i` comes from the system (`/proc/net/dev`) rather
     /// than from the segment: it restarts on its own, never with a segment.
     fn is_system(i: usize) -> bool {
@@ -214,6 +238,13 @@ mod tests {
 
     fn bytes_in(r: &Rates) -> f64 {
         r.per_sec[RateCounter::BytesIn as usize]
+    }
+
+    #[test]
+    fn every_rate_counter_is_listed_in_index_order() {
+        for (i, k) in RateCounter::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! [`Exporter`]: a `prometheus::core::Collector` that reads the segment at
 //! scrape time and emits every LiveKit family plus our own.
 
+use super::text;
 use crate::read::reader::Scrape;
 use crate::read::{Anomalies, NodeStats, SeriesValue};
 use crate::schema::{Counter, Family, Gauge, Kind, COUNTERS, FAMILIES, MAX_BUCKETS};
@@ -454,42 +455,10 @@ impl Fam {
     }
 
     fn write_text(&self, consts: &[(String, String)], out: &mut String) {
-        use std::fmt::Write;
-        let kind = match self.kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
+        text::family_header(out, self.name, self.help, self.kind);
+        let line = |out: &mut String, suffix: &str, pairs: &[(&str, &str)], le, v| {
+            text::sample(out, self.name, suffix, pairs, le, v)
         };
-        out.push_str("# HELP ");
-        out.push_str(self.name);
-        out.push(' ');
-        escape(out, self.help, false);
-        out.push_str("\n# TYPE ");
-        out.push_str(self.name);
-        out.push(' ');
-        out.push_str(kind);
-        out.push('\n');
-        let line =
-            |out: &mut String, suffix: &str, pairs: &[(&str, &str)], le: Option<&str>, v: f64| {
-                out.push_str(self.name);
-                out.push_str(suffix);
-                if !pairs.is_empty() || le.is_some() {
-                    out.push('{');
-                    let mut first = true;
-                    for (n, val) in pairs.iter().copied().chain(le.map(|l| ("le", l))) {
-                        if !first {
-                            out.push(',');
-                        }
-                        first = false;
-                        out.push_str(n);
-                        out.push_str("=\"");
-                        escape(out, val, true);
-                        out.push('"');
-                    }
-                    out.push('}');
-                }
-                let _ = writeln!(out, " {}", Display(v));
-            };
         // `le` as client_golang prints it (Go's shortest `%g`: `1e+06`).
         let (bounds, nb) = &self.bounds;
         let les: Vec<String> = bounds[..*nb]
@@ -565,34 +534,6 @@ impl Fam {
             })
             .collect();
         family(self.name, self.help, self.kind, metrics)
-    }
-}
-
-/// Prometheus' rendering of a sample value.
-struct Display(f64);
-
-impl std::fmt::Display for Display {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v = self.0;
-        if v.is_nan() {
-            f.write_str("NaN")
-        } else if v.is_infinite() {
-            f.write_str(if v > 0.0 { "+Inf" } else { "-Inf" })
-        } else {
-            write!(f, "{v}")
-        }
-    }
-}
-
-/// Escapes help text (`\` and newline) or a label value (also `"`).
-fn escape(out: &mut String, s: &str, quote: bool) {
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quote => out.push_str("\\\""),
-            c => out.push(c),
-        }
     }
 }
 

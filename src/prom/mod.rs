@@ -11,5 +11,6 @@
 //! `record_rtt`, …).
 
 mod exporter;
+mod text;
 
 pub use exporter::{Exporter, ExporterState};

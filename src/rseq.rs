@@ -58,13 +58,11 @@
 //! its own non-locked add: every increment lands exactly once.
 //!
 //! Committing both with one 16-byte `movdqa` store (load the pair, `paddq`,
-//! store) also works, and an earlier version did that. It was dropped after
-//! measuring on the AMD EPYC (Zen 4) CI machine: back to back, the vector
-//! store-to-load forwarding that chains one call to the next costs ≈ 2.8 ns
-//! per pair there, against ≈ 1.8 ns for two scalar sections
-//! (`benches/README.md`). (On an Intel Xeon it had cost 1.88 ns, where one
-//! scalar section cost 1.50 ns; with a few ns of other work between calls
-//! neither form shows.) The one thing it gave — a reader never seeing
+//! store) also works, and an earlier version did that. It was dropped
+//! because, back to back, the vector store-to-load forwarding that chains
+//! one call to the next made it slower than two scalar sections on the
+//! machines measured (numbers and their history: `benches/README.md`).
+//! The one thing it gave — a reader never seeing
 //! packets without their bytes — the collector does not promise anyway (a
 //! sum, not a snapshot), and atomic mode does not give it either: a reader
 //! or a kill between the two adds can see bytes one call behind.

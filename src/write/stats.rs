@@ -197,9 +197,9 @@ impl Stats {
     /// Retransmits count in the direction's totals (`packets_out`,
     /// `bytes_out`) and also in `retransmit_*`. Hot path, on one cache line
     /// of the current CPU's shard: in rseq mode two restartable sequences,
-    /// one non-locked add each (≈ 1.7–1.9 ns), in atomic mode two relaxed
-    /// `fetch_add`s (≈ 5–9 ns, by CPU). A reader may see the packets of a
-    /// call before its bytes.
+    /// one non-locked add each, in atomic mode two relaxed `fetch_add`s
+    /// (costs: `benches/README.md`). A reader may see the packets of a call
+    /// before its bytes.
     #[inline]
     pub fn record_packets(&self, dir: Direction, packets: u64, bytes: u64, retransmit: bool) {
         self.counters

@@ -5,12 +5,12 @@
 //! * **[`Stats`]** (per-CPU shards) for thread pools, async runtimes and
 //!   short-lived threads: any thread may record through any handle, and a
 //!   thread costs nothing until it records. An add is an rseq section
-//!   (≈ 1.8 ns on Linux x86-64) or a locked add.
+//!   (Linux x86-64) or a locked add.
 //! * **[`ThreadStats`]** (a thread row) for a fixed set of long-lived worker
 //!   threads — one pinned thread per core, as most SFUs run their packet
 //!   loops. The thread claims a row of the segment once and then records
-//!   with plain loads and stores (≈ 1 ns for packets + bytes, no lock
-//!   prefix, no rseq, the same on every architecture). Unlike a
+//!   with plain loads and stores (no lock prefix, no rseq, the same on
+//!   every architecture; costs: `benches/README.md`). Unlike a
 //!   thread-local counter, the row lives in the segment: collectors in other
 //!   processes read it at once, and nothing is lost when the thread or the
 //!   process dies. Rows are bounded ([`SegmentOptions::thread_rows`],

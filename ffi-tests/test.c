@@ -532,6 +532,52 @@ static void test_open_with(void) {
   CHECK_STATUS(nodestats_segment_unlink(path), NODESTATS_STATUS_OK);
 }
 
+/* The SFU restarts (its segment is removed and made anew) and an operator
+   shrinks the file under a live collector: the C collector follows the
+   name, and a shrunk file is a status, never a SIGBUS. */
+static void test_collector_follows_the_segment(void) {
+  char path[128];
+  path_in_scratch(path, sizeof path, "follow.seg");
+  nodestats_t *first = NULL;
+  CHECK_STATUS(nodestats_open(path, &first), NODESTATS_STATUS_OK);
+  nodestats_record_packets(first, NODESTATS_DIRECTION_INCOMING, 100, 1000, false);
+  nodestats_collector_t *c = NULL;
+  CHECK_STATUS(nodestats_collector_open(path, NULL, &c), NODESTATS_STATUS_OK);
+  nodestats_node_stats ns;
+  CHECK_STATUS(nodestats_collector_update(c, &ns, NULL, 0, NULL), NODESTATS_STATUS_OK);
+  CHECK_EQ_U64(ns.packets_in, 100);
+
+  /* Restart: a new segment at the name. */
+  nodestats_close(first);
+  CHECK_STATUS(nodestats_segment_unlink(path), NODESTATS_STATUS_OK);
+  nodestats_t *second = NULL;
+  CHECK_STATUS(nodestats_open(path, &second), NODESTATS_STATUS_OK);
+  nodestats_record_packets(second, NODESTATS_DIRECTION_INCOMING, 7, 70, false);
+  CHECK_STATUS(nodestats_collector_update(c, &ns, NULL, 0, NULL), NODESTATS_STATUS_OK);
+  CHECK_EQ_U64(ns.packets_in, 7);
+
+  /* `truncate -s 4096` under the live collector. */
+  CHECK(truncate(path, 4096) == 0);
+  ns.packets_in = 12345;
+  CHECK_STATUS(nodestats_collector_update(c, &ns, NULL, 0, NULL),
+               NODESTATS_STATUS_SIZE_MISMATCH);
+  CHECK_EQ_U64(ns.packets_in, 12345); /* out untouched on error */
+
+  /* A valid segment back at the name: read again. */
+  CHECK_STATUS(nodestats_segment_unlink(path), NODESTATS_STATUS_OK);
+  nodestats_t *third = NULL;
+  CHECK_STATUS(nodestats_open(path, &third), NODESTATS_STATUS_OK);
+  nodestats_record_packets(third, NODESTATS_DIRECTION_INCOMING, 3, 30, false);
+  CHECK_STATUS(nodestats_collector_update(c, &ns, NULL, 0, NULL), NODESTATS_STATUS_OK);
+  CHECK_EQ_U64(ns.packets_in, 3);
+  nodestats_collector_close(c);
+  /* The writer whose file was shrunk must not record again (its mapping
+     would fault); closing it is fine. */
+  nodestats_close(second);
+  nodestats_close(third);
+  CHECK_STATUS(nodestats_segment_unlink(path), NODESTATS_STATUS_OK);
+}
+
 /* Damaged segment files give their status, never a crash. */
 static void test_invalid_segments(void) {
   char path[128];
@@ -1496,6 +1542,7 @@ int main(void) {
   RUN(test_every_recording_function);
   RUN(test_collector);
   RUN(test_open_with);
+  RUN(test_collector_follows_the_segment);
   RUN(test_invalid_segments);
   RUN(test_threads_share_a_handle);
   RUN(test_multiprocess);

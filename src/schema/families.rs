@@ -23,7 +23,7 @@ pub enum Buckets {
     List(&'static [f64]),
     /// `n` bounds spaced geometrically from `min` to `max` inclusive,
     /// bit-identical to client_golang's `ExponentialBucketsRange` (Go's
-    /// `math.Pow`, see [`crate::gofloat`]).
+    /// `math.Pow`, reproduced in `gofloat`).
     ExpRange(f64, f64, usize),
 }
 

@@ -55,7 +55,7 @@ pub enum WriteMode {
     /// processes, on every platform.
     Atomic = 0,
     /// A non-locked add inside a restartable sequence (Linux x86-64 only;
-    /// see [`crate::rseq`]): no lock prefix. Needs a shard for every possible
+    /// see `rseq`): no lock prefix. Needs a shard for every possible
     /// CPU id. Readers older than this mode reject it with
     /// [`Error::UnsupportedWriteMode`].
     Rseq = 1,

@@ -1,8 +1,8 @@
 //! The shared-memory segment: creation, attachment, validation.
 //!
-//! A segment is one mapping: a [header] of 32 words at offset 0,
-//! then the per-CPU [`Shard`]s, the [`WriterSlot`]s, the thread [rows] and
-//! their state words, and the labeled series, all addressed by offsets
+//! A segment is one mapping: a header of 32 words at offset 0, then the
+//! per-CPU shards, the writer slots, the thread rows and their state
+//! words, and the labeled series, all addressed by offsets
 //! recorded in the header. It is backed by
 //!
 //! * a named POSIX shared-memory object (`"/name"`, i.e. `/dev/shm/name`),

@@ -226,7 +226,9 @@ impl<'a> RowRef<'a> {
 }
 
 /// A thread writer: a row of the segment's counters that only the calling
-/// thread writes (see the [module docs](self) for when to use it).
+/// thread writes. Use it for long-lived worker threads (one pinned thread
+/// per core); use [`Stats`] itself from thread pools and short-lived
+/// threads.
 ///
 /// Not `Send`: it records on the thread that made it, and gives its row
 /// back when dropped there.

@@ -44,6 +44,9 @@ pub(crate) const DEFAULT_SERIES: usize = 4096;
 pub(crate) const DEFAULT_STRINGS: usize = 1024;
 /// Default series values per shard.
 pub(crate) const DEFAULT_VALUES_PER_SHARD: usize = 16384;
+/// Most labeled-series value blocks a new segment gets: one per shard up to
+/// this many, then shared stripes (see `Layout::value_blocks`).
+pub(crate) const MAX_VALUE_BLOCKS: usize = 16;
 
 /// How writers add to shards. Fixed at creation and stored in the header:
 /// a plain add and a locked add on one shard lose updates, so every writer
@@ -95,7 +98,10 @@ pub(crate) mod word {
     pub(crate) const STRINGS_CAPACITY: usize = 18;
     pub(crate) const VALUES_OFFSET: usize = 19;
     pub(crate) const VALUES_PER_SHARD: usize = 20;
-    // 21 and 22 are reserved for another change; 27 is reserved.
+    /// Labeled-series value blocks; 0 (as written before this word was
+    /// used) means one per shard.
+    pub(crate) const VALUE_BLOCKS: usize = 21;
+    // 22 and 27 are reserved.
     pub(crate) const ROW_COUNT: usize = 23;
     pub(crate) const ROW_STRIDE: usize = 24;
     pub(crate) const ROWS_OFFSET: usize = 25;
@@ -142,6 +148,13 @@ pub struct Layout {
     pub values_offset: usize,
     /// Series values (u64 words) per shard.
     pub values_per_shard: usize,
+    /// Labeled-series value blocks: one per shard while that is at most
+    /// 16, so a writer adds to its CPU's own block (an rseq section on an
+    /// rseq segment); past that, 16 blocks that CPUs share by `cpu & 15`,
+    /// written with `fetch_add` in both modes. Memory then follows the
+    /// labeled capacity, not the number of possible CPUs: 2 MiB of values
+    /// with the default capacities on a 256-CPU host instead of 32 MiB.
+    pub value_blocks: usize,
     /// Number of thread rows (rows of counters owned by one thread writer each).
     pub row_count: usize,
     /// Byte offset of the first thread row.
@@ -214,7 +227,8 @@ impl Layout {
         let values_offset = series_offset
             + series_region_bytes(series_capacity as u64, strings_capacity as u64)
                 .ok_or(Error::BadLayout("series region overflows"))? as usize;
-        let segment_size = values_offset + shard_count * values_per_shard * 8;
+        let value_blocks = shard_count.min(MAX_VALUE_BLOCKS);
+        let segment_size = values_offset + value_blocks * values_per_shard * 8;
         Ok(Layout {
             segment_id,
             created_unix_ns,
@@ -230,6 +244,7 @@ impl Layout {
             strings_capacity,
             values_offset,
             values_per_shard,
+            value_blocks,
             row_count,
             rows_offset,
             row_states_offset,
@@ -260,6 +275,7 @@ impl Layout {
         w[word::STRINGS_CAPACITY] = self.strings_capacity as u64;
         w[word::VALUES_OFFSET] = self.values_offset as u64;
         w[word::VALUES_PER_SHARD] = self.values_per_shard as u64;
+        w[word::VALUE_BLOCKS] = self.value_blocks as u64;
         w[word::ROW_COUNT] = self.row_count as u64;
         w[word::ROW_STRIDE] = size_of::<Shard>() as u64;
         w[word::ROWS_OFFSET] = self.rows_offset as u64;
@@ -417,9 +433,18 @@ impl HeaderFields {
         .ok_or(Error::BadLayout(
             "series region is misaligned or outside the segment",
         ))?;
+        let value_blocks = match w[word::VALUE_BLOCKS] {
+            0 => shard_count,
+            n => n,
+        };
+        if !value_blocks.is_power_of_two() || value_blocks > shard_count {
+            return Err(Error::BadLayout(
+                "value block count is not a power of two up to the shard count",
+            ));
+        }
         let values = region(
             w[word::VALUES_OFFSET],
-            shard_count,
+            value_blocks,
             vps * 8,
             header_end,
             segment_size,
@@ -476,6 +501,7 @@ impl HeaderFields {
             strings_capacity: strings_cap as usize,
             values_offset: values.0 as usize,
             values_per_shard: vps as usize,
+            value_blocks: value_blocks as usize,
             row_count: row_count as usize,
             rows_offset: rows.0 as usize,
             row_states_offset: row_states.0 as usize,
@@ -560,7 +586,8 @@ mod tests {
         assert_eq!(row_states_bytes(3), 128);
         assert_eq!(l.series_offset, l.row_states_offset + 256 * 8);
         let f = l.to_fields();
-        assert_eq!(f.words[21..23], [0, 0], "words 21 and 22 stay reserved");
+        assert_eq!(f.words[21], 16, "64 shards share 16 value blocks");
+        assert_eq!(f.words[22], 0, "word 22 stays reserved");
         assert_eq!(f.words[27..31], [0, 0, 0, 0], "words 27-30 stay reserved");
         assert_eq!(size_of::<SeriesEntry>(), 64);
         assert_eq!(size_of::<StringEntry>(), 72);
@@ -569,7 +596,7 @@ mod tests {
             l.values_offset,
             l.series_offset + 128 + 4096 * 64 + 1024 * 72
         );
-        assert_eq!(l.segment_size, l.values_offset + 64 * 16384 * 8);
+        assert_eq!(l.segment_size, l.values_offset + 16 * 16384 * 8);
         // SEGMENT.md §12, the worked example.
         let w = Layout::new(2, 128, 256, 0, 0, WriteMode::Atomic).unwrap();
         assert_eq!(
@@ -659,6 +686,9 @@ mod tests {
             (word::VALUES_PER_SHARD, 17),
             (word::VALUES_PER_SHARD, 48),
             (word::VALUES_PER_SHARD, 0),
+            (word::VALUE_BLOCKS, 3),
+            (word::VALUE_BLOCKS, 1 << 20),
+            (word::VALUE_BLOCKS, u64::MAX),
             (word::SERIES_OFFSET, 256),
             (word::VALUES_OFFSET, size - 8),
             (word::VALUES_OFFSET, u64::MAX - 127),

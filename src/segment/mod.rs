@@ -1213,10 +1213,10 @@ impl Segment {
         use series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
         let l = &self.layout;
         let base = self.map.as_ptr();
-        debug_assert!(l.values_offset + l.shard_count * l.values_per_shard * 8 <= self.map.len());
+        debug_assert!(l.values_offset + l.value_blocks * l.values_per_shard * 8 <= self.map.len());
         // SAFETY: validate() (or Layout::new for our own segments) checked
         // that the series region [series_offset, + series_region_bytes) and
-        // the values region [values_offset, + shard_count * values_per_shard
+        // the values region [values_offset, + value_blocks * values_per_shard
         // * 8) are 128-aligned and inside the mapping; the alloc line,
         // directory and string table are laid out in that order inside the
         // series region. All of it is accessed only through atomics.
@@ -1233,7 +1233,7 @@ impl Segment {
                 ),
                 values: std::slice::from_raw_parts(
                     base.add(l.values_offset) as *const AtomicU64,
-                    l.shard_count * l.values_per_shard,
+                    l.value_blocks * l.values_per_shard,
                 ),
                 values_per_shard: l.values_per_shard,
                 writer_slots: l.slot_count,

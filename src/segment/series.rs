@@ -81,7 +81,8 @@ pub(crate) struct Region<'a> {
     pub(crate) alloc: &'a [AtomicU64; 16],
     pub(crate) dir: &'a [SeriesEntry],
     pub(crate) strings: &'a [StringEntry],
-    /// Every shard's value block, `values_per_shard` words each.
+    /// Every value block, `values_per_shard` words each (one per shard, or
+    /// shared stripes on hosts with many CPUs; see `Layout::value_blocks`).
     pub(crate) values: &'a [AtomicU64],
     pub(crate) values_per_shard: usize,
     /// Writer slots of the segment: the words of a gauge series.

@@ -174,17 +174,27 @@ impl Stats {
     #[inline]
     pub(crate) fn series_adder(&self) -> Adder<BlockStride> {
         let r = self.segment().series_region();
-        // SAFETY: the value region is `shard_count` blocks of
-        // `values_per_shard` words (a power of two, validated), kept mapped
-        // by the segment this handle holds; the rseq area is this handle's,
-        // valid for the same segment (same shard count, same mode).
+        let l = self.segment().layout();
+        // Rseq sections need a block of their own for every possible CPU id;
+        // blocks that CPUs share (many-CPU hosts) take `fetch_add` from
+        // every writer, in both modes, so no word ever sees both.
+        let rseq = if l.value_blocks == l.shard_count {
+            self.rseq
+        } else {
+            Default::default()
+        };
+        // SAFETY: the value region is `value_blocks` blocks (a power of two)
+        // of `values_per_shard` words (a power of two, validated), kept
+        // mapped by the segment this handle holds; the rseq area, if any, is
+        // this handle's, for a segment in rseq mode whose value blocks cover
+        // as many CPU ids as its shards, all of them.
         unsafe {
             Adder::new(
                 NonNull::from(&r.values[0]),
                 BlockStride::new(r.values_per_shard),
-                self.segment().layout().shard_count,
+                l.value_blocks,
                 self.cpu,
-                self.rseq,
+                rseq,
             )
         }
     }

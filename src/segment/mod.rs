@@ -69,6 +69,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Byte offset, far past any segment's end, of writer slot 0's lock byte.
 const LOCK_BASE: i64 = 1 << 40;
 /// Byte offset of thread row 0's lock byte (past every slot's).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const ROW_LOCK_BASE: i64 = (1 << 40) + (1 << 20);
 /// Largest file we are willing to map as a segment.
 const MAX_SEGMENT_BYTES: u64 = 1 << 30;
@@ -1321,6 +1322,7 @@ pub(crate) struct RowClaim {
     /// Keeps a forked child from holding the row's lock (see `fork`).
     /// Declared before `lock`: unregistered before the descriptor closes.
     _fork_guard: Option<fork::Guard>,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     lock: Option<File>,
 }
 

@@ -88,9 +88,9 @@ pub(crate) struct Adder<S: Stride> {
 /// Whether the adder uses rseq sections, and with which area.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub(crate) type Rseq = Option<crate::rseq::Area>;
-/// Rseq exists only on Linux x86-64.
+/// Rseq exists only on Linux x86-64: elsewhere there is never an area.
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-pub(crate) type Rseq = ();
+pub(crate) type Rseq = Option<std::convert::Infallible>;
 
 impl<S: Stride> Adder<S> {
     /// An adder for the region at `base` of `blocks` blocks.
@@ -112,7 +112,7 @@ impl<S: Stride> Adder<S> {
     ) -> Self {
         debug_assert!(blocks.is_power_of_two());
         #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-        let () = rseq;
+        let _ = rseq;
         Adder {
             base,
             stride,

@@ -18,7 +18,7 @@ use crate::cpu::CpuSource;
 use crate::error::{Error, Result};
 use crate::schema::{Counter, Direction, Gauge, TrackKind};
 use crate::segment::slots::WriterSlot;
-use crate::segment::{Segment, SegmentOptions, WriteMode};
+use crate::segment::{Segment, SegmentOptions};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -76,15 +76,16 @@ impl Stats {
         segment.check_writer()?;
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         let rseq = match mode {
-            WriteMode::Atomic => None,
-            WriteMode::Rseq => Some(
+            crate::WriteMode::Atomic => None,
+            crate::WriteMode::Rseq => Some(
                 crate::rseq::Area::for_writer()
                     .map_err(|_| Error::UnsupportedWriteMode(mode as u64))?,
             ),
         };
         #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-        let rseq = {
+        let rseq: Rseq = {
             let _ = mode;
+            None
         };
         let slot = segment.claim_slot()?;
         let cpu = CpuSource::detect();

@@ -457,35 +457,6 @@ fn reopen(file: &File, backing: &Backing, name: &str, flags: libc::c_int) -> Res
     }
 }
 
-/// Tries to take the write lock on byte `at` of `f` (an OFD lock on
-/// Linux: it belongs to this open file description and goes with it).
-#[cfg(target_os = "linux")]
-fn try_lock_byte(f: &File, at: i64) -> Result<bool> {
-    // SAFETY: flock is plain old data; all-zero is a valid value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as _;
-    fl.l_whence = libc::SEEK_SET as _;
-    fl.l_start = at as libc::off_t;
-    fl.l_len = 1;
-    // SAFETY: fd is open for the life of `f`; `fl` is a valid flock that
-    // outlives the call.
-    let r = unsafe {
-        libc::fcntl(
-            f.as_raw_fd(),
-            libc::F_OFD_SETLK,
-            &mut fl as *mut libc::flock,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EAGAIN | libc::EACCES) => Ok(false),
-            _ => Err(Error::io("lock stale segment", e)),
-        };
-    }
-    Ok(true)
-}
-
 /// One step of a bounded wait for another process: spin and yield a few
 /// times (a creator that is nearly done), then sleep 2 ms per step.
 fn pause(backoff: &crossbeam_utils::Backoff) {
@@ -1338,29 +1309,6 @@ fn process_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-/// Drops this open file description's lock on byte `at` of `f`.
-#[cfg(target_os = "linux")]
-fn unlock_byte(f: &File, at: i64) -> Result<()> {
-    // SAFETY: flock is plain old data; all-zero is a valid value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_UNLCK as _;
-    fl.l_whence = libc::SEEK_SET as _;
-    fl.l_start = at as libc::off_t;
-    fl.l_len = 1;
-    // SAFETY: fd is open for the life of `f`; `fl` outlives the call.
-    let r = unsafe {
-        libc::fcntl(
-            f.as_raw_fd(),
-            libc::F_OFD_SETLK,
-            &mut fl as *mut libc::flock,
-        )
-    };
-    if r < 0 {
-        return Err(Error::last_os("unlock thread row"));
-    }
-    Ok(())
-}
-
 /// Whether slot `s` is active and was claimed by this process. Only
 /// needed where slot locks are POSIX record locks (`F_SETLK`), which belong
 /// to the process: they never conflict with the process's own locks, and
@@ -1380,6 +1328,25 @@ enum LockOp {
 
 /// Takes, drops or tests the lock byte of writer slot `i`.
 fn lock(f: &File, i: usize, op: LockOp) -> Result<bool> {
+    lock_byte(f, LOCK_BASE + i as i64, op)
+}
+
+/// Tries to take the write lock on byte `at` of `f`.
+#[cfg(target_os = "linux")]
+fn try_lock_byte(f: &File, at: i64) -> Result<bool> {
+    lock_byte(f, at, LockOp::TryLock)
+}
+
+/// Drops this open file description's lock on byte `at` of `f`.
+#[cfg(target_os = "linux")]
+fn unlock_byte(f: &File, at: i64) -> Result<()> {
+    lock_byte(f, at, LockOp::Unlock).map(drop)
+}
+
+/// Takes, drops or tests the write lock on byte `at` of `f`: an OFD lock
+/// on Linux (it belongs to this open file description and goes with it),
+/// a POSIX record lock elsewhere. The one place that speaks `fcntl` locks.
+fn lock_byte(f: &File, at: i64, op: LockOp) -> Result<bool> {
     // SAFETY: flock is plain old data; all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = match op {
@@ -1387,7 +1354,7 @@ fn lock(f: &File, i: usize, op: LockOp) -> Result<bool> {
         _ => libc::F_WRLCK,
     } as _;
     fl.l_whence = libc::SEEK_SET as _;
-    fl.l_start = (LOCK_BASE + i as i64) as libc::off_t;
+    fl.l_start = at as libc::off_t;
     fl.l_len = 1;
     #[cfg(target_os = "linux")]
     let (set, get) = (libc::F_OFD_SETLK, libc::F_OFD_GETLK);
@@ -1404,7 +1371,7 @@ fn lock(f: &File, i: usize, op: LockOp) -> Result<bool> {
         let e = std::io::Error::last_os_error();
         return match (op, e.raw_os_error()) {
             (LockOp::TryLock, Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
-            _ => Err(Error::io("segment slot lock", e)),
+            _ => Err(Error::io("segment lock", e)),
         };
     }
     Ok(match op {

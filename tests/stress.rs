@@ -477,7 +477,15 @@ fn killed_thread_writers_rows_reused(rng: &mut Rng, log: &mut Vec<String>) {
         "acknowledged {acked}, counted {rows_counted} through thread rows"
     );
     assert!(ns.packets_in >= acked && ns.packets_in <= acked + in_flight);
-    assert_eq!(ns.bytes_out, 10 * ns.packets_out);
+    // Packets and bytes are two stores: a kill between them leaves one
+    // call's packets without its bytes, at most once per killed thread.
+    assert!(
+        ns.bytes_out <= 10 * ns.packets_out
+            && ns.bytes_out >= 10 * ns.packets_out.saturating_sub(in_flight),
+        "bytes {} for {} packets",
+        ns.bytes_out,
+        ns.packets_out
+    );
     drop(mine);
     drop(survivor);
     Segment::unlink(&name).unwrap();

@@ -536,6 +536,9 @@ mod tests {
     }
 
     #[test]
+    // Shows the C library's pow on this platform; miri's float functions
+    // are not the platform's (it adds its own rounding noise).
+    #[cfg_attr(miri, ignore)]
     fn powf_is_not_gos_pow() {
         let growth = go_pow(100.0, 1.0 / 14.0);
         assert_eq!(format_go_g(100.0 * go_pow(growth, 7.0)), "999.999999999999");

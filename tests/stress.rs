@@ -362,6 +362,29 @@ fn signal_storm_exact_totals(log: &mut Vec<String>) {
     }
 }
 
+/// Runs `kills` children in `mode` on segment `name`, two at a time (so
+/// kills land while another writer records), each SIGKILLed 0-30 ms after
+/// it is ready; returns the increments they acknowledged in all.
+fn kill_children_in_two_lanes(rng: &mut Rng, mode: &str, name: &str, kills: usize) -> u64 {
+    let acked = Mutex::new(0u64);
+    std::thread::scope(|s| {
+        for lane in 0..2 {
+            let mut r = Rng(rng.next() ^ lane);
+            let acked = &acked;
+            s.spawn(move || {
+                for _ in 0..kills / 2 {
+                    let mut c = spawn(&[mode, name], &[]);
+                    wait_ready(&mut c);
+                    let delay = Duration::from_micros(r.below(30_000));
+                    let n = kill_after_and_count(c, delay);
+                    *acked.lock().unwrap() += n;
+                }
+            });
+        }
+    });
+    acked.into_inner().unwrap()
+}
+
 /// Writers SIGKILLed at random points while recording: every acknowledged
 /// increment is counted (and at most one unacknowledged one per kill), the
 /// gauges of the dead vanish, and a collector runs throughout.
@@ -374,26 +397,9 @@ fn killed_writers_keep_acknowledged_counts(rng: &mut Rng, log: &mut Vec<String>)
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(CallStats::default());
     let col = collector_thread(name.clone(), stop.clone(), calls.clone());
-    let acked = Arc::new(Mutex::new(0u64));
-    // Two at a time, so kills land while another writer records.
-    std::thread::scope(|s| {
-        for lane in 0..2 {
-            let mut r = Rng(rng.next() ^ lane);
-            let (name, acked) = (&name, &acked);
-            s.spawn(move || {
-                for _ in 0..KILLS / 2 {
-                    let mut c = spawn(&["acker", name], &[]);
-                    wait_ready(&mut c);
-                    let delay = Duration::from_micros(r.below(30_000));
-                    let n = kill_after_and_count(c, delay);
-                    *acked.lock().unwrap() += n;
-                }
-            });
-        }
-    });
+    let acked = kill_children_in_two_lanes(rng, "acker", &name, KILLS);
     stop.store(true, Ordering::Relaxed);
     col.join().unwrap();
-    let acked = *acked.lock().unwrap();
     let mut c = Collector::attach(&name, no_system()).unwrap();
     let ns = c.update();
     assert!(
@@ -439,23 +445,7 @@ fn killed_thread_writers_rows_reused(rng: &mut Rng, log: &mut Vec<String>) {
     let _ = Segment::unlink(&name);
     let survivor =
         Stats::open(&SegmentOptions::new().name(name.clone()).thread_rows(ROWS)).unwrap();
-    let acked = Arc::new(Mutex::new(0u64));
-    std::thread::scope(|s| {
-        for lane in 0..2 {
-            let mut r = Rng(rng.next() ^ lane);
-            let (name, acked) = (&name, &acked);
-            s.spawn(move || {
-                for _ in 0..KILLS / 2 {
-                    let mut c = spawn(&["row-acker", name], &[]);
-                    wait_ready(&mut c);
-                    let delay = Duration::from_micros(r.below(30_000));
-                    let n = kill_after_and_count(c, delay);
-                    *acked.lock().unwrap() += n;
-                }
-            });
-        }
-    });
-    let acked = *acked.lock().unwrap();
+    let acked = kill_children_in_two_lanes(rng, "row-acker", &name, KILLS);
     // Every child is dead: all rows can be claimed, and keep their counts.
     let mine: Vec<_> = (0..ROWS)
         .map(|_| survivor.thread_writer().unwrap())

@@ -201,3 +201,28 @@ fn a_counter_that_goes_down_is_an_anomaly_not_a_spike() {
     assert_eq!(c.anomalies().resets, 0);
     let _ = Arc::clone(stats.segment());
 }
+
+#[test]
+fn a_read_racing_a_truncate_reads_zeros_never_faults() {
+    let (_dir, name) = path_name("race");
+    let w = Stats::open(&SegmentOptions::new().name(&name)).unwrap();
+    w.record_packets(Direction::Outgoing, 5, 500, false);
+    w.room_started();
+    let ro = nodestats::Segment::attach(&name, nodestats::Access::ReadOnly).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&name)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    // `Totals::read` checks nothing first: the read lands on pages past
+    // the file's end, exactly what a truncate between a collector's size
+    // check and its read does. It must read zeros, not kill the process.
+    let t = nodestats::Totals::read(&ro);
+    // The shards sit in the first page, which the file still has; the
+    // slots and series past it read as zeros.
+    assert_eq!(t.get(nodestats::Counter::PacketsOutInitial), 5);
+    // And a collector on that mapping reports the shrink.
+    let mut c = Collector::new(Arc::new(ro), config()).unwrap();
+    assert!(matches!(c.try_update(), Err(Error::SizeMismatch { .. })));
+}

@@ -266,17 +266,24 @@ impl Exporter {
         let (segment, status) = published.unwrap_or((self.segment.clone(), SegmentStatus::Current));
         // A file shrunk under the mapping must not be read (a fault); the
         // scrape then exports only what it knows without it.
-        let readable = segment.check_size().is_ok();
+        let faults = segment.faults();
+        let mut readable = segment.check_size().is_ok();
+        let mut scrape = if readable {
+            Scrape::read(&segment)
+        } else {
+            Scrape::unreadable()
+        };
+        if segment.faults() != faults {
+            // The file shrank during the read (see `segment::bus`).
+            readable = false;
+            scrape = Scrape::unreadable();
+        }
         let Scrape {
             counters,
             gauges,
             series,
             series_stats: sstats,
-        } = if readable {
-            Scrape::read(&segment)
-        } else {
-            Scrape::unreadable()
-        };
+        } = scrape;
         let latest = self
             .state
             .latest

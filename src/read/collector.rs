@@ -420,7 +420,16 @@ impl Collector {
             self.anomalies.segment_errors += 1;
             return Err(e);
         }
+        let faults = self.segment.faults();
         let totals = Totals::read(&self.segment);
+        if self.segment.faults() != faults {
+            // The file shrank while it was read: what was read is partly
+            // zeros. Not an update.
+            self.anomalies.segment_errors += 1;
+            return Err(self.segment.check_size().err().unwrap_or(Error::BadLayout(
+                "the segment file shrank while it was read",
+            )));
+        }
         let sys = match &mut self.system {
             Some(p) => p.sample(),
             None => SystemSample::default(),

@@ -36,6 +36,8 @@
 //! * System calls (`shm_open`, `open`, `fcntl`, `fchmod`, `ftruncate`,
 //!   `mmap`) get NUL-terminated names and descriptors that outlive the call.
 
+#[cfg(target_os = "linux")]
+mod bus;
 mod file;
 mod fork;
 #[deny(unsafe_code)]
@@ -222,6 +224,10 @@ pub enum Access {
 /// atomic, so any number of threads and processes may share it.
 #[derive(Debug)]
 pub struct Segment {
+    /// Keeps a read-only mapping's faults from killing the process (see
+    /// `bus`). Declared before `map`: unregistered before the unmap.
+    #[cfg(target_os = "linux")]
+    bus_guard: Option<bus::Guard>,
     map: Mapping,
     layout: Layout,
     name: Option<String>,
@@ -255,6 +261,8 @@ impl Segment {
         let Some(name) = &opts.name else {
             let map = Mapping::anonymous(layout.segment_size)?;
             let seg = Segment {
+                #[cfg(target_os = "linux")]
+                bus_guard: None,
                 map,
                 layout,
                 name: None,
@@ -333,6 +341,8 @@ impl Segment {
         reserve(&file, layout.segment_size, name)?;
         let map = Mapping::file(file.as_fd(), layout.segment_size, true)?;
         let seg = Segment {
+            #[cfg(target_os = "linux")]
+            bus_guard: None,
             map,
             layout,
             name: Some(name.to_string()),
@@ -509,6 +519,12 @@ impl Segment {
             file
         };
         Ok(Segment {
+            #[cfg(target_os = "linux")]
+            bus_guard: if writable {
+                None
+            } else {
+                bus::Guard::new(map.as_ptr(), map.len())
+            },
             map,
             layout,
             name: Some(name.to_string()),
@@ -563,6 +579,16 @@ impl Segment {
             Err(Error::NotFound(_)) => Ok(SegmentStatus::Removed),
             Err(e) => Err(e),
         }
+    }
+
+    /// How many reads of this (read-only) mapping have faulted on a file
+    /// shrunk under it and read zeros instead (see `bus`); a reader compares
+    /// it before and after a read, and discards a read during which it grew.
+    pub(crate) fn faults(&self) -> usize {
+        #[cfg(target_os = "linux")]
+        return self.bus_guard.as_ref().map_or(0, |g| g.faults());
+        #[cfg(not(target_os = "linux"))]
+        return 0;
     }
 
     /// Fails with [`Error::SizeMismatch`] if the file was shrunk under the

@@ -1,0 +1,151 @@
+//! Readers survive a segment file shrunk under their mapping.
+//!
+//! Reading a page of a shared file mapping past the file's end raises
+//! SIGBUS. Readers check the file's size before each read, but a truncate
+//! can land between the check and the read. For the read-only mappings of
+//! collectors, a SIGBUS handler closes that window: a fault inside a
+//! registered mapping is answered by mapping a zero page over the faulting
+//! page (so the load completes, reading zeros) and marking the mapping
+//! *faulted* (a count); a reader compares the count before and after its
+//! read and reports the read as failed. A fault anywhere else goes to the handler that was there
+//! before (or, if there was none, the default action, as if we were never
+//! installed).
+//!
+//! The handler touches only atomics and makes two system calls (`mmap`,
+//! and `sigaction` to fall back): nothing that can deadlock or allocate.
+//! Writers' read-write mappings are not registered: a writer whose file is
+//! shrunk still faults on its next record (only processes with write access
+//! can shrink a segment).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// Most read-only mappings guarded at once (a process rarely has more than
+/// a few collectors).
+const SLOTS: usize = 64;
+
+struct Range {
+    start: AtomicUsize,
+    end: AtomicUsize,
+    faults: AtomicUsize,
+}
+
+static RANGES: [Range; SLOTS] = [const {
+    Range {
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        faults: AtomicUsize::new(0),
+    }
+}; SLOTS];
+
+/// The SIGBUS action that was in place before ours.
+static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+
+/// A registered read-only mapping; unregistered on drop.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    index: usize,
+}
+
+impl Guard {
+    /// Registers `[start, start + len)`, installing the handler on first
+    /// use; `None` if the registry is full (the mapping is then unguarded).
+    pub(crate) fn new(start: *const u8, len: usize) -> Option<Guard> {
+        install();
+        let (start, end) = (start as usize, start as usize + len);
+        let index = RANGES.iter().position(|r| {
+            r.end
+                .compare_exchange(0, usize::MAX, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })?;
+        let r = &RANGES[index];
+        r.faults.store(0, Ordering::Relaxed);
+        r.start.store(start, Ordering::Relaxed);
+        r.end.store(end, Ordering::Release);
+        Some(Guard { index })
+    }
+
+    /// Reads of the mapping that faulted (and read zeros) so far: a reader
+    /// compares it before and after its read.
+    pub(crate) fn faults(&self) -> usize {
+        RANGES[self.index].faults.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let r = &RANGES[self.index];
+        r.start.store(0, Ordering::Relaxed);
+        r.end.store(0, Ordering::Release);
+    }
+}
+
+fn install() {
+    PREVIOUS.get_or_init(|| {
+        // SAFETY: sigaction with valid, zero-initialised structs; the
+        // handler only uses async-signal-safe operations (see `on_sigbus`).
+        unsafe {
+            let mut ours: libc::sigaction = std::mem::zeroed();
+            ours.sa_sigaction = on_sigbus as *const () as usize;
+            ours.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut ours.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGBUS, &ours, &mut old);
+            old
+        }
+    });
+}
+
+extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    for r in &RANGES {
+        let end = r.end.load(Ordering::Acquire);
+        let start = r.start.load(Ordering::Relaxed);
+        if end != 0 && end != usize::MAX && (start..end).contains(&addr) {
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+            let at = addr & !(page - 1);
+            // SAFETY: the page lies inside a mapping we own (registered and
+            // not yet unmapped: the guard is dropped before the mapping);
+            // replacing it with a private zero page only changes what this
+            // reader sees of a file that is already gone there.
+            let p = unsafe {
+                libc::mmap(
+                    at as *mut libc::c_void,
+                    page,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                r.faults.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
+        }
+    }
+    // Not ours: what would have happened without us.
+    let Some(old) = PREVIOUS.get() else {
+        return;
+    };
+    if old.sa_sigaction == libc::SIG_DFL || old.sa_sigaction == libc::SIG_IGN {
+        // SAFETY: restores the default action; returning re-executes the
+        // faulting instruction, which then takes the default (core dump).
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut());
+        }
+    } else if old.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed for exactly this.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(old.sa_sigaction) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: as above, a plain handler.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(old.sa_sigaction) };
+        f(sig);
+    }
+}

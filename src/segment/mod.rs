@@ -17,9 +17,11 @@
 //! only the checked copy is used. Every kind of damage has its own
 //! [`Error`]. Collectors attach read-only (`PROT_READ`) and never write.
 //!
-//! What validation cannot prevent: a process with write access that
-//! truncates the file after we mapped it makes later reads fault (SIGBUS).
-//! Give write access only to the writers you trust.
+//! A process with write access can truncate the file after we mapped it.
+//! Readers check the size before each read and, on Linux, a SIGBUS guard
+//! turns a read that races the truncate into zeros and an error (see
+//! `bus`); a *writer* whose file was shrunk still faults on its next
+//! record. Give write access only to the writers you trust.
 //!
 //! # Safety
 //!

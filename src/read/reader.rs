@@ -6,7 +6,7 @@
 //! Every read is a sum of relaxed loads, not a snapshot: an add that races
 //! with the read is counted now or in the next read, never lost.
 
-use super::series::{read_all, SeriesStats, SeriesValue};
+use super::series::{read_all_with, SeriesStats, SeriesValue};
 use crate::schema::COUNTERS;
 use crate::segment::rows;
 use crate::segment::shard::sum_all;
@@ -55,10 +55,15 @@ impl Scrape {
 
     /// Reads the segment now.
     pub(crate) fn read(seg: &Segment) -> Scrape {
-        let (series, series_stats) = read_all(seg);
+        // The fixed gauges and the labeled ones both ask whether a slot's
+        // writer lives (an fcntl each): ask once per slot per scrape.
+        let mut known: Vec<Option<bool>> = vec![None; seg.slots().len()];
+        let mut alive = |i: usize| *known[i].get_or_insert_with(|| seg.slot_alive(i));
+        let gauges = merge(seg.slots(), &mut alive);
+        let (series, series_stats) = read_all_with(seg, &mut alive);
         Scrape {
             counters: shard_sums(seg),
-            gauges: live_gauges(seg),
+            gauges,
             series,
             series_stats,
         }

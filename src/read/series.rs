@@ -90,6 +90,15 @@ pub struct SeriesStats {
 /// from the validated layout; entries with out-of-range fields are skipped
 /// and counted.
 pub(crate) fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
+    read_all_with(seg, |i| seg.slot_alive(i))
+}
+
+/// [`read_all`] asking `alive(i)` whether writer slot `i`'s writer lives
+/// (only for active slots), so a scrape can ask the kernel once per slot.
+pub(crate) fn read_all_with(
+    seg: &Segment,
+    mut alive: impl FnMut(usize) -> bool,
+) -> (Vec<SeriesValue>, SeriesStats) {
     let r = seg.series_region();
     let mut stats = SeriesStats {
         strings_overflowed: r.alloc[alloc::STRINGS_OVERFLOWED].load(Ordering::Relaxed),
@@ -111,7 +120,7 @@ pub(crate) fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
         .slots()
         .iter()
         .enumerate()
-        .filter(|(i, s)| s.state() == ACTIVE && seg.slot_alive(*i))
+        .filter(|(i, s)| s.state() == ACTIVE && alive(*i))
         .map(|(i, _)| i)
         .collect();
     let mut merged: HashMap<(Family, Vec<String>), SeriesValue> = HashMap::new();

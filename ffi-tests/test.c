@@ -1461,6 +1461,203 @@ static void test_thread_writer(void) {
   nodestats_close(s);
 }
 
+#if !defined(NODESTATS_HAS_THREAD_SERIES) || NODESTATS_HAS_THREAD_SERIES != 1
+#error "the header must announce thread series"
+#endif
+
+#define FR_NACKS "livekit_nack_total"
+static const char *const fr_in[2] = {"incoming", "FR"};
+
+/* A worker: a thread writer and a thread series on it, PER_THREAD NACKs
+ * through the series, then the series closed after its thread writer
+ * (which turns it off: the late calls record nothing). */
+static void *thread_series_worker(void *arg) {
+  nodestats_t *s = arg;
+  nodestats_thread_t *t = NULL;
+  nodestats_thread_series_t *h = NULL;
+  if (nodestats_thread_open(s, &t) != NODESTATS_STATUS_OK)
+    return (void *)1;
+  if (nodestats_thread_series_open(t, FR_NACKS, fr_in, 2, &h) !=
+      NODESTATS_STATUS_OK)
+    return (void *)2;
+  for (int i = 0; i < PER_THREAD; i++)
+    nodestats_thread_series_inc_by(h, 1);
+  nodestats_thread_close(t);
+  nodestats_thread_series_inc_by(h, 1000000);
+  nodestats_thread_series_close(h);
+  return NULL;
+}
+
+/* Thread series: counters and histograms in the thread's row add up with
+ * the per-CPU series of the same labels in the exporter and (for the media
+ * families) in NodeStats; gauges take the per-CPU path; a row whose slots
+ * are full falls back without losing a count; rows reused by later threads
+ * keep their series; NULL handles are no-ops; a forked child's inherited
+ * thread series records nothing. */
+static void test_thread_series(void) {
+  nodestats_options o;
+  nodestats_options_init(&o);
+  o.thread_rows = 2;
+  nodestats_t *s = NULL;
+  CHECK_STATUS(nodestats_open_with(&o, &s), NODESTATS_STATUS_OK);
+  nodestats_thread_t *t = NULL;
+  CHECK_STATUS(nodestats_thread_open(s, &t), NODESTATS_STATUS_OK);
+
+  /* Arguments. */
+  nodestats_thread_series_t *h = (nodestats_thread_series_t *)(uintptr_t)0x1;
+  CHECK_STATUS(nodestats_thread_series_open(NULL, FR_NACKS, fr_in, 2, &h),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_thread_series_open(t, NULL, fr_in, 2, &h),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_thread_series_open(t, FR_NACKS, fr_in, 2, NULL),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_thread_series_open(t, FR_NACKS, fr_in, 3, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_thread_series_open(t, "livekit_nope", fr_in, 2, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_thread_series_open(t, "livekit_room_total", NULL, 0, &h),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK(h == (nodestats_thread_series_t *)(uintptr_t)0x1);
+  nodestats_thread_series_inc_by(NULL, 1);
+  nodestats_thread_series_add(NULL, 1);
+  nodestats_thread_series_observe(NULL, 1.0);
+  nodestats_thread_series_close(NULL);
+
+  /* A counter through the row (41) and the per-CPU path (1); calls of
+   * another kind are ignored. */
+  const char *const loss[4] = {"incoming", "CAMERA", "VIDEO", "US"};
+  nodestats_thread_series_t *counter = NULL;
+  CHECK_STATUS(nodestats_thread_series_open(t, "livekit_packet_loss_total",
+                                            loss, 4, &counter),
+               NODESTATS_STATUS_OK);
+  nodestats_thread_series_inc_by(counter, 40);
+  nodestats_thread_series_inc_by(counter, 1);
+  nodestats_thread_series_observe(counter, 5.0);
+  nodestats_thread_series_add(counter, 100);
+  nodestats_series_t *shared = NULL;
+  CHECK_STATUS(nodestats_series_open(s, "livekit_packet_loss_total", loss, 4,
+                                     &shared),
+               NODESTATS_STATUS_OK);
+  nodestats_series_inc_by(shared, 1);
+  nodestats_series_close(shared);
+
+  /* A histogram: 10 and 60 ms through the row, 20000 per CPU. */
+  const char *const rtt_labels[4] = {"outgoing", "MICROPHONE", "AUDIO", "DE"};
+  nodestats_thread_series_t *rtt = NULL;
+  CHECK_STATUS(nodestats_thread_series_open(t, "livekit_rtt_ms", rtt_labels, 4,
+                                            &rtt),
+               NODESTATS_STATUS_OK);
+  nodestats_thread_series_observe(rtt, 10.0);
+  nodestats_thread_series_observe(rtt, 60.0);
+  nodestats_thread_series_inc_by(rtt, 100);
+  nodestats_series_t *rtt_shared = NULL;
+  CHECK_STATUS(nodestats_series_open(s, "livekit_rtt_ms", rtt_labels, 4,
+                                     &rtt_shared),
+               NODESTATS_STATUS_OK);
+  nodestats_series_observe(rtt_shared, 20000.0);
+  nodestats_series_close(rtt_shared);
+
+  /* A gauge: +5 -2, through the per-CPU path. */
+  const char *const stream[3] = {"server", "Svc", "Stream"};
+  nodestats_thread_series_t *gauge = NULL;
+  CHECK_STATUS(nodestats_thread_series_open(t, "livekit_psrpc_stream_count",
+                                            stream, 3, &gauge),
+               NODESTATS_STATUS_OK);
+  nodestats_thread_series_add(gauge, 5);
+  nodestats_thread_series_add(gauge, -2);
+
+  /* 80 more counters on this row: 64 slots, so some fall back. Each gets
+   * its index + 1. */
+  nodestats_thread_series_t *many[80];
+  for (int i = 0; i < 80; i++) {
+    char country[16];
+    snprintf(country, sizeof country, "C%d", i);
+    const char *const l[4] = {"incoming", "CAMERA", "VIDEO", country};
+    CHECK_STATUS(nodestats_thread_series_open(t, "livekit_packet_loss_total", l,
+                                              4, &many[i]),
+                 NODESTATS_STATUS_OK);
+    nodestats_thread_series_inc_by(many[i], (uint64_t)i + 1);
+  }
+
+  /* fork: the child's inherited thread series record nothing; a thread
+   * writer of its own (the free row) records 7 NACKs. */
+  fflush(NULL);
+  pid_t kid = fork();
+  CHECK(kid >= 0);
+  if (kid == 0) {
+    nodestats_thread_series_inc_by(counter, 1000);
+    nodestats_thread_series_observe(rtt, 1000.0);
+    nodestats_thread_series_inc_by(many[79], 1000);
+    nodestats_thread_series_close(counter);
+    nodestats_thread_close(t);
+    nodestats_thread_t *mine = NULL;
+    nodestats_thread_series_t *nacks = NULL;
+    if (nodestats_thread_open(s, &mine) != NODESTATS_STATUS_OK ||
+        nodestats_thread_series_open(mine, FR_NACKS, fr_in, 2, &nacks) !=
+            NODESTATS_STATUS_OK)
+      _exit(30);
+    nodestats_thread_series_inc_by(nacks, 7);
+    nodestats_thread_series_close(nacks);
+    nodestats_thread_close(mine);
+    _exit(0);
+  }
+  int status = 0;
+  CHECK(waitpid(kid, &status, 0) == kid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  /* One row is free (the child's, released when it exited): workers run
+   * one at a time, so each reuses it and the child's NACK slot. */
+  for (int round = 0; round < 3; round++) {
+    pthread_t th;
+    void *r = NULL;
+    CHECK(pthread_create(&th, NULL, thread_series_worker, s) == 0);
+    CHECK(pthread_join(th, &r) == 0);
+    CHECK(r == NULL);
+  }
+  nodestats_node_stats ns = read_stats(s);
+  CHECK_EQ_U64(ns.nack_total, 7 + 3 * (uint64_t)PER_THREAD);
+
+  nodestats_exporter_t *e = open_exporter(s);
+  char *text = exporter_text(e);
+  CHECK_LINE(text, "livekit_packet_loss_total{country=\"US\",direction=\"incoming\"," NODE
+                   ",source=\"CAMERA\",type=\"VIDEO\"} 42");
+  for (int i = 0; i < 80; i++) {
+    char line[256];
+    snprintf(line, sizeof line,
+             "livekit_packet_loss_total{country=\"C%d\",direction=\"incoming\"," NODE
+             ",source=\"CAMERA\",type=\"VIDEO\"} %d", i, i + 1);
+    CHECK_LINE(text, line);
+  }
+  CHECK_LINE(text, "livekit_psrpc_stream_count{method=\"Stream\"," NODE
+                   ",role=\"server\",service=\"Svc\"} 3");
+#define RTT "livekit_rtt_ms_bucket{country=\"DE\",direction=\"outgoing\"," NODE \
+            ",source=\"MICROPHONE\",type=\"AUDIO\","
+  CHECK_LINE(text, RTT "le=\"50\"} 1");
+  CHECK_LINE(text, RTT "le=\"100\"} 2");
+  CHECK_LINE(text, RTT "le=\"10000\"} 2");
+  CHECK_LINE(text, RTT "le=\"+Inf\"} 3");
+#undef RTT
+  CHECK_LINE(text, "livekit_rtt_ms_sum{country=\"DE\",direction=\"outgoing\"," NODE
+                   ",source=\"MICROPHONE\",type=\"AUDIO\"} 20070");
+  char nacks[160];
+  snprintf(nacks, sizeof nacks,
+           "livekit_nack_total{country=\"FR\",direction=\"incoming\"," NODE "} %llu",
+           7 + 3 * (unsigned long long)PER_THREAD);
+  CHECK_LINE(text, nacks);
+  free(text);
+  nodestats_exporter_close(e);
+
+  for (int i = 0; i < 80; i++)
+    nodestats_thread_series_close(many[i]);
+  nodestats_thread_series_close(counter);
+  nodestats_thread_series_close(rtt);
+  nodestats_thread_close(t);
+  nodestats_thread_series_inc_by(NULL, 1);
+  nodestats_thread_series_add(gauge, 1); /* its thread writer is closed */
+  nodestats_thread_series_close(gauge);
+  nodestats_close(s);
+}
+
 static void test_last_os_error(void) {
   char file[128], path[192];
   nodestats_t *s = (nodestats_t *)(uintptr_t)0x1;
@@ -1552,6 +1749,7 @@ int main(void) {
   RUN(test_series_across_processes);
   RUN(test_last_os_error);
   RUN(test_thread_writer);
+  RUN(test_thread_series);
   printf("%d passed, 0 failed\n", passed);
   return 0;
 }

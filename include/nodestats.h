@@ -21,6 +21,9 @@
 /** This library has thread writers (`nodestats_thread_open`). */
 #define NODESTATS_HAS_THREAD_WRITER 1
 
+/** Thread writers have labeled series (`nodestats_thread_series_open`). */
+#define NODESTATS_HAS_THREAD_SERIES 1
+
 /**
  * Value of an optional counter the system could not provide.
  */
@@ -346,6 +349,19 @@ typedef struct nodestats_series_t nodestats_series_t;
  * handle (it shares the parent's writer slot): open a new one.
  */
 typedef struct nodestats_t nodestats_t;
+
+/**
+ * A labeled series recorded from one thread writer's thread (a Rust
+ * `ThreadSeries`). Opaque to C.
+ *
+ * Made by `nodestats_thread_series_open`, freed by
+ * `nodestats_thread_series_close`, used only on the thread writer's
+ * thread. A counter or histogram series records into series slots of the
+ * thread's row: plain loads and stores, like
+ * `nodestats_thread_record_packets`. Closing the thread writer first turns
+ * the series handle off (it records nothing; close it still).
+ */
+typedef struct nodestats_thread_series_t nodestats_thread_series_t;
 
 /**
  * A thread writer: a row of the segment's counters that only the thread
@@ -1347,6 +1363,76 @@ void nodestats_thread_forward_latency(struct nodestats_thread_t *t,
  */
 void nodestats_thread_forward_jitter(struct nodestats_thread_t *t,
                                      uint32_t ns);
+
+/**
+ * Resolves a labeled series as `nodestats_series_open` does (same
+ * families, labels and errors) for recording from the thread writer `t`,
+ * and stores a new handle in `*out`. A counter or histogram series takes
+ * series slots of the thread's row (64 per row: a counter takes one, a
+ * histogram its bucket count plus two; a slot stays with its series for
+ * the segment's life, so a thread that reuses the row and opens the same
+ * series reuses them); when the row has no free slots, or for a gauge, the
+ * handle records through the per-CPU path instead. Opening never fails
+ * for lack of room. `NODESTATS_STATUS_NULL_ARGUMENT` also for a thread
+ * writer inherited across `fork` (open a new one in the child).
+ *
+ * Slow path (it may lock, hash and allocate): open once per thread, then
+ * record with `nodestats_thread_series_inc_by`, `_add` and `_observe`.
+ *
+ * # Safety
+ * `t` is a live handle from `nodestats_thread_open`, used on its own
+ * thread; `family`, `labels` and `out` as for `nodestats_series_open`.
+ */
+nodestats_status nodestats_thread_series_open(struct nodestats_thread_t *t,
+                                              const char *family,
+                                              const char *const *labels,
+                                              size_t n_labels,
+                                              struct nodestats_thread_series_t **out);
+
+/**
+ * Adds `n` to a counter series. Hot path: no lock, no allocation, no
+ * system call, cannot fail. A NULL handle, a series that is not a counter,
+ * or a handle inherited across `fork` makes it a no-op.
+ *
+ * # Safety
+ * `h` is NULL (no-op) or a live handle from
+ * `nodestats_thread_series_open`, used on its thread writer's thread.
+ */
+void nodestats_thread_series_inc_by(const struct nodestats_thread_series_t *h,
+                                    uint64_t n);
+
+/**
+ * Adds `delta` to a gauge series (through the per-CPU path, as
+ * `nodestats_series_add`). Hot path. A NULL handle or a series that is not
+ * a gauge makes it a no-op.
+ *
+ * # Safety
+ * As for `nodestats_thread_series_inc_by`.
+ */
+void nodestats_thread_series_add(const struct nodestats_thread_series_t *h,
+                                 int64_t delta);
+
+/**
+ * Observes `value` in a histogram series (in the family's unit). Hot
+ * path. A NULL handle or a series that is not a histogram makes it a
+ * no-op.
+ *
+ * # Safety
+ * As for `nodestats_thread_series_inc_by`.
+ */
+void nodestats_thread_series_observe(const struct nodestats_thread_series_t *h,
+                                     double value);
+
+/**
+ * Frees a thread series handle; what it recorded stays in the segment
+ * (its row slots stay bound to the series). NULL is a no-op. May come
+ * before or after `nodestats_thread_close` of its thread writer.
+ *
+ * # Safety
+ * `h` is NULL or a live handle from `nodestats_thread_series_open`, on its
+ * thread writer's thread; it is invalid afterwards.
+ */
+void nodestats_thread_series_close(struct nodestats_thread_series_t *h);
 
 /**
  * Resolves the series of `family` (its Prometheus name, e.g.

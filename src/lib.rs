@@ -59,7 +59,7 @@
 //!   protocols: header, mapping, locks, shards, writer slots, thread rows,
 //!   series directory.
 //! * `write` — [`Stats`], the one per-CPU adder, [`ThreadStats`],
-//!   [`SeriesHandle`].
+//!   [`SeriesHandle`], [`ThreadSeries`].
 //! * [`read`] — the one reader, the [`Collector`], [rates](read::rate),
 //!   [`NodeStats`].
 //! * [`sys`] — CPU, memory, load and network probes.
@@ -120,4 +120,4 @@ pub use schema::{
 };
 pub use segment::slots::GaugeTotals;
 pub use segment::{Access, Layout, Segment, SegmentOptions, SegmentStatus, WriteMode};
-pub use write::{SeriesHandle, Stats, ThreadStats};
+pub use write::{SeriesHandle, Stats, ThreadSeries, ThreadStats};

@@ -8,7 +8,7 @@
 mod common;
 
 use nodestats::{
-    Collector, CollectorConfig, Direction, Error, Exporter, Segment, SegmentOptions, Stats,
+    Collector, CollectorConfig, Direction, Error, Exporter, Family, Segment, SegmentOptions, Stats,
 };
 
 fn no_system() -> CollectorConfig {
@@ -162,6 +162,155 @@ fn forked_child_never_writes_the_parents_row() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// The value of the exported sample `name{labels}` (without the node
+/// labels, which the test names "n"/"SERVER").
+fn sample(text: &str, line_prefix: &str) -> f64 {
+    let hits: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(line_prefix))
+        .collect();
+    assert_eq!(hits.len(), 1, "{line_prefix}: {hits:?}");
+    hits[0].rsplit_once(' ').unwrap().1.parse().unwrap()
+}
+
+/// Thread series: 1 000 threads, four alive at a time on four rows, each
+/// record a counter and a histogram series through their row (and the
+/// per-CPU path beside them): every handle binds row slots (a reused row
+/// keeps its bindings, or 1 000 threads would exhaust 64 slots), and the
+/// exporter and NodeStats count every add once. A thread that opens more
+/// series than its row has slots falls back to the per-CPU path with exact
+/// totals, and a gauge always takes it.
+fn thread_series_add_up_and_reuse_slots() {
+    let stats = Stats::open(&SegmentOptions::new().thread_rows(4)).unwrap();
+    const ROUNDS: u64 = 250;
+    let nacks = ["incoming", "FR"];
+    let rtt = ["outgoing", "MICROPHONE", "AUDIO", "DE"];
+    for round in 0..ROUNDS {
+        std::thread::scope(|s| {
+            for k in 0..4u64 {
+                let stats = &stats;
+                s.spawn(move || {
+                    let t = stats.thread_writer().unwrap();
+                    let n = t.series(Family::NackTotal, &nacks).unwrap();
+                    let h = t.series(Family::RttMs, &rtt).unwrap();
+                    assert!(n.in_row() && h.in_row(), "round {round}: slots not reused");
+                    n.inc_by(round * 4 + k);
+                    n.add(1);
+                    n.observe(1.0); // not a histogram: nothing
+                    h.observe(10.0);
+                    h.observe(60.0);
+                    h.inc_by(5); // not a counter: nothing
+                                 // The per-CPU path, on the same series.
+                    stats.series(Family::NackTotal, &nacks).unwrap().inc_by(1);
+                    stats.series(Family::RttMs, &rtt).unwrap().observe(20_000.0);
+                });
+            }
+        });
+    }
+    let n = 4 * ROUNDS;
+    let want_nacks = n * (n - 1) / 2 + 2 * n;
+    let ns = Collector::new(stats.segment().clone(), no_system())
+        .unwrap()
+        .update();
+    assert_eq!(
+        ns.nack_total, want_nacks,
+        "NodeStats folds the row slots in"
+    );
+    let text = Exporter::new(stats.segment().clone(), "n", "SERVER")
+        .unwrap()
+        .text();
+    let node = "node_id=\"n\",node_type=\"SERVER\"";
+    let nack_line = format!("livekit_nack_total{{country=\"FR\",direction=\"incoming\",{node}}}");
+    assert_eq!(sample(&text, &nack_line), want_nacks as f64);
+    let rtt_labels = format!(
+        "country=\"DE\",direction=\"outgoing\",{node},source=\"MICROPHONE\",type=\"AUDIO\""
+    );
+    let bucket = |le: &str| {
+        sample(
+            &text,
+            &format!("livekit_rtt_ms_bucket{{{rtt_labels},le=\"{le}\"}}"),
+        )
+    };
+    assert_eq!(bucket("50"), n as f64);
+    assert_eq!(bucket("100"), 2.0 * n as f64);
+    assert_eq!(bucket("+Inf"), 3.0 * n as f64);
+    assert_eq!(
+        sample(&text, &format!("livekit_rtt_ms_sum{{{rtt_labels}}}")),
+        20_070.0 * n as f64
+    );
+
+    // More series than slots: counters fit one per slot, the rest
+    // record per CPU; a gauge never takes a slot; every count arrives.
+    let t = stats.thread_writer().unwrap();
+    let countries: Vec<String> = (0..100).map(|i| format!("X{i}")).collect();
+    let handles: Vec<_> = countries
+        .iter()
+        .map(|c| {
+            t.series(Family::PacketLossTotal, &["incoming", "CAMERA", "VIDEO", c])
+                .unwrap()
+        })
+        .collect();
+    // The row was used before (its NACK and RTT slots stay bound): the
+    // first series take the free slots, the others fall back.
+    let in_row = handles.iter().filter(|h| h.in_row()).count();
+    assert!((40..64).contains(&in_row), "{in_row} of 100 in the row");
+    assert!(handles[..in_row].iter().all(|h| h.in_row()));
+    for (i, h) in handles.iter().enumerate() {
+        h.inc_by(i as u64 + 1);
+    }
+    let g = t
+        .series(Family::PsrpcStreamCount, &["server", "Svc", "M"])
+        .unwrap();
+    assert!(!g.in_row(), "gauges are per writer slot");
+    g.add(5);
+    g.add(-2);
+    let text = Exporter::new(stats.segment().clone(), "n", "SERVER")
+        .unwrap()
+        .text();
+    for (i, c) in countries.iter().enumerate() {
+        let line = format!("livekit_packet_loss_total{{country=\"{c}\",direction=\"incoming\",{node},source=\"CAMERA\",type=\"VIDEO\"}}");
+        assert_eq!(sample(&text, &line), (i + 1) as f64, "{c}");
+    }
+    let gauge = format!(
+        "livekit_psrpc_stream_count{{method=\"M\",{node},role=\"server\",service=\"Svc\"}}"
+    );
+    assert_eq!(sample(&text, &gauge), 3.0);
+}
+
+/// A forked child's inherited thread series record nothing (they are the
+/// parent's row slots); its own thread writer's series do.
+fn forked_child_never_writes_the_parents_series() {
+    let stats = Stats::open(&SegmentOptions::new().thread_rows(2)).unwrap();
+    let mine = stats.thread_writer().unwrap();
+    let labels = ["incoming", "FR"];
+    let h = mine.series(Family::NackTotal, &labels).unwrap();
+    assert!(h.in_row());
+    h.inc_by(1);
+    // SAFETY: single-threaded here (harness = false, scopes joined).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        h.inc_by(1_000);
+        let own = stats.thread_writer().unwrap();
+        let o = own.series(Family::NackTotal, &labels).unwrap();
+        o.inc_by(5);
+        let ok = o.in_row();
+        std::mem::forget(o);
+        std::mem::forget(own);
+        // SAFETY: ends the child without running the parent's exit path.
+        unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+    }
+    let mut status = 0;
+    // SAFETY: our child; `status` is writable.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    h.inc_by(1);
+    let ns = Collector::new(stats.segment().clone(), no_system())
+        .unwrap()
+        .update();
+    assert_eq!(ns.nack_total, 7);
+}
+
 fn main() {
     let tests: &[common::Test<()>] = &[
         ("ten_thousand_threads_reuse_four_rows_anonymous", |_| {
@@ -173,6 +322,12 @@ fn main() {
         ("rows_and_shards_add_up", |_| rows_and_shards_add_up()),
         ("forked_child_never_writes_the_parents_row", |_| {
             forked_child_never_writes_the_parents_row()
+        }),
+        ("thread_series_add_up_and_reuse_slots", |_| {
+            thread_series_add_up_and_reuse_slots()
+        }),
+        ("forked_child_never_writes_the_parents_series", |_| {
+            forked_child_never_writes_the_parents_series()
         }),
     ];
     if common::run(&mut (), tests) > 0 {

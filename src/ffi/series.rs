@@ -35,6 +35,42 @@ unsafe fn series<'a>(h: *const nodestats_series_t, kind: Kind) -> Option<&'a Ser
     (h.kind == kind).then_some(&h.series)
 }
 
+/// The family and label values of a series-open call.
+///
+/// # Safety
+/// `family` is a non-NULL, NUL-terminated string; `labels` is NULL or
+/// points to `n_labels` pointers, each NULL or a NUL-terminated string.
+pub(crate) unsafe fn series_args<'a>(
+    family: *const c_char,
+    labels: *const *const c_char,
+    n_labels: usize,
+) -> Result<(Family, [&'a str; MAX_LABELS], usize), nodestats_status> {
+    // SAFETY: non-NULL (checked) and NUL-terminated per the contract.
+    let name = unsafe { name_arg(family) }?.ok_or(nodestats_status::NullArgument)?;
+    let family = Family::from_name(name).ok_or(nodestats_status::InvalidArgument)?;
+    let def = family.def();
+    if n_labels != def.labels.len() || n_labels > MAX_LABELS {
+        return Err(nodestats_status::InvalidArgument);
+    }
+    if n_labels > 0 && labels.is_null() {
+        return Err(nodestats_status::NullArgument);
+    }
+    let mut values = [""; MAX_LABELS];
+    for (i, v) in values.iter_mut().enumerate().take(n_labels) {
+        // SAFETY: `labels` is non-NULL here and points to n_labels
+        // pointers per the contract; i < n_labels.
+        let p = unsafe { labels.add(i).read() };
+        if p.is_null() {
+            return Err(nodestats_status::NullArgument);
+        }
+        // SAFETY: non-NULL (checked) and NUL-terminated per the contract.
+        *v = unsafe { CStr::from_ptr(p) }
+            .to_str()
+            .map_err(|_| nodestats_status::InvalidArgument)?;
+    }
+    Ok((family, values, n_labels))
+}
+
 /// Resolves the series of `family` (its Prometheus name, e.g.
 /// `"livekit_rtt_ms"`) with label values `labels[0..n_labels]`, in the
 /// family's label order, registering it in the segment if needed, and
@@ -80,29 +116,9 @@ pub unsafe extern "C" fn nodestats_series_open(
     out: *mut *mut nodestats_series_t,
 ) -> nodestats_status {
     boundary!([s, family, out] {
-        // SAFETY: non-NULL (checked) and NUL-terminated per the contract.
-        let name = unsafe { name_arg(family) }?.ok_or(nodestats_status::NullArgument)?;
-        let family = Family::from_name(name).ok_or(nodestats_status::InvalidArgument)?;
+        // SAFETY: forwarded from this function's contract.
+        let (family, values, n_labels) = unsafe { series_args(family, labels, n_labels) }?;
         let def = family.def();
-        if n_labels != def.labels.len() || n_labels > MAX_LABELS {
-            return Err(nodestats_status::InvalidArgument);
-        }
-        if n_labels > 0 && labels.is_null() {
-            return Err(nodestats_status::NullArgument);
-        }
-        let mut values = [""; MAX_LABELS];
-        for (i, v) in values.iter_mut().enumerate().take(n_labels) {
-            // SAFETY: `labels` is non-NULL here and points to n_labels
-            // pointers per the contract; i < n_labels.
-            let p = unsafe { labels.add(i).read() };
-            if p.is_null() {
-                return Err(nodestats_status::NullArgument);
-            }
-            // SAFETY: non-NULL (checked) and NUL-terminated per the contract.
-            *v = unsafe { CStr::from_ptr(p) }
-                .to_str()
-                .map_err(|_| nodestats_status::InvalidArgument)?;
-        }
         // SAFETY: `s` is non-NULL (checked) and live per the contract.
         let stats = unsafe { &(*s).stats };
         let series = stats.series(family, &values[..n_labels])?;

@@ -1,10 +1,24 @@
 //! The thread writer handle: a row of counters owned by one C thread.
 
 use super::boundary::nodestats_status;
+use super::series::series_args;
 use super::types::DirectionArg;
 use super::writer::{nodestats_t, stats};
-use crate::write::thread::{cell_owner, take_owner, RowCell, RowRef};
+use crate::schema::Kind;
+use crate::write::thread::{cell_owner, take_owner, RowCell, RowMode, RowRef, ThreadSeriesRaw};
 use crate::write::ThreadStats;
+use std::cell::RefCell;
+use std::ffi::c_char;
+
+/// What a C thread writer handle owns: the Rust thread writer, and the
+/// thread series opened from it (closing the thread writer turns them off,
+/// so a series handle closed late records nothing instead of writing a
+/// row that another thread may own by then).
+#[derive(Debug)]
+struct CThread {
+    writer: ThreadStats,
+    series: RefCell<Vec<*mut nodestats_thread_series_t>>,
+}
 
 /// A thread writer: a row of the segment's counters that only the thread
 /// that opened it writes, with plain loads and stores. Opaque to C.
@@ -59,11 +73,14 @@ pub unsafe extern "C" fn nodestats_thread_open(
     boundary!([s, out] {
         // SAFETY: `s` is non-NULL (checked) and live per the contract.
         let stats = unsafe { stats(s) }.ok_or(nodestats_status::NullArgument)?;
-        let writer = Box::into_raw(Box::new(ThreadStats::open(stats)?));
+        let writer = Box::into_raw(Box::new(CThread {
+            writer: ThreadStats::open(stats)?,
+            series: RefCell::new(Vec::new()),
+        }));
         // SAFETY: just leaked, so live; `nodestats_thread_close` frees it.
-        let cell = unsafe { &*writer }.cell();
+        let cell = unsafe { &*writer }.writer.cell();
         // SAFETY: as above.
-        unsafe { &*writer }.set_owner(writer.cast());
+        unsafe { &*writer }.writer.set_owner(writer.cast());
         // SAFETY: `out` is non-NULL (checked) and writable per the contract.
         unsafe { out.write(cell.cast()) };
         Ok(())
@@ -92,7 +109,16 @@ pub unsafe extern "C" fn nodestats_thread_close(t: *mut nodestats_thread_t) {
     let _ = boundary!([] {
         // SAFETY: the Box leaked by `nodestats_thread_open`, given up here
         // (taken out of the owner table, so only once).
-        drop(unsafe { Box::from_raw(owner.cast::<ThreadStats>()) });
+        let thread = unsafe { Box::from_raw(owner.cast::<CThread>()) };
+        for h in thread.series.borrow().iter() {
+            // SAFETY: series handles still open on this thread writer
+            // (closing one removes it from the list); same thread.
+            unsafe {
+                (**h).raw.mode = RowMode::Off;
+                (**h).thread = std::ptr::null();
+            }
+        }
+        drop(thread);
         Ok(())
     });
 }
@@ -158,22 +184,28 @@ pub unsafe extern "C" fn nodestats_thread_record_rtcp(
     }
 }
 
-/// The owning Rust handle of a live, non-inherited thread writer.
+/// The owning handle of a live, non-inherited thread writer.
 ///
 /// # Safety
 /// As for `nodestats_thread_record_packets`.
 #[inline(always)]
-unsafe fn writer<'a>(t: *mut nodestats_thread_t) -> Option<&'a ThreadStats> {
+unsafe fn owner<'a>(t: *mut nodestats_thread_t) -> Option<&'a CThread> {
     if t.is_null() {
         return None;
     }
     // SAFETY: a thread writer's cell per the contract; a non-NULL owner is
     // the live Box made by `nodestats_thread_open`.
-    unsafe {
-        cell_owner(t.cast::<RowCell>())
-            .cast::<ThreadStats>()
-            .as_ref()
-    }
+    unsafe { cell_owner(t.cast::<RowCell>()).cast::<CThread>().as_ref() }
+}
+
+/// The Rust thread writer of a live, non-inherited thread writer.
+///
+/// # Safety
+/// As for `nodestats_thread_record_packets`.
+#[inline(always)]
+unsafe fn writer<'a>(t: *mut nodestats_thread_t) -> Option<&'a ThreadStats> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { owner(t) }.map(|o| &o.writer)
 }
 
 /// Forwarding latency, ns: a gauge of the `nodestats_t` writer slot the
@@ -199,4 +231,157 @@ pub unsafe extern "C" fn nodestats_thread_forward_jitter(t: *mut nodestats_threa
     if let Some(w) = unsafe { writer(t) } {
         w.forward_jitter(ns);
     }
+}
+
+/// A labeled series recorded from one thread writer's thread (a Rust
+/// `ThreadSeries`). Opaque to C.
+///
+/// Made by `nodestats_thread_series_open`, freed by
+/// `nodestats_thread_series_close`, used only on the thread writer's
+/// thread. A counter or histogram series records into series slots of the
+/// thread's row: plain loads and stores, like
+/// `nodestats_thread_record_packets`. Closing the thread writer first turns
+/// the series handle off (it records nothing; close it still).
+#[derive(Debug)]
+pub struct nodestats_thread_series_t {
+    raw: ThreadSeriesRaw,
+    kind: Kind,
+    /// The thread writer's owner, while it is open.
+    thread: *const CThread,
+}
+
+/// Resolves a labeled series as `nodestats_series_open` does (same
+/// families, labels and errors) for recording from the thread writer `t`,
+/// and stores a new handle in `*out`. A counter or histogram series takes
+/// series slots of the thread's row (64 per row: a counter takes one, a
+/// histogram its bucket count plus two; a slot stays with its series for
+/// the segment's life, so a thread that reuses the row and opens the same
+/// series reuses them); when the row has no free slots, or for a gauge, the
+/// handle records through the per-CPU path instead. Opening never fails
+/// for lack of room. `NODESTATS_STATUS_NULL_ARGUMENT` also for a thread
+/// writer inherited across `fork` (open a new one in the child).
+///
+/// Slow path (it may lock, hash and allocate): open once per thread, then
+/// record with `nodestats_thread_series_inc_by`, `_add` and `_observe`.
+///
+/// # Safety
+/// `t` is a live handle from `nodestats_thread_open`, used on its own
+/// thread; `family`, `labels` and `out` as for `nodestats_series_open`.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_thread_series_open(
+    t: *mut nodestats_thread_t,
+    family: *const c_char,
+    labels: *const *const c_char,
+    n_labels: usize,
+    out: *mut *mut nodestats_thread_series_t,
+) -> nodestats_status {
+    boundary!([t, family, out] {
+        // SAFETY: `t` is non-NULL (checked) and live per the contract.
+        let thread = unsafe { owner(t) }.ok_or(nodestats_status::NullArgument)?;
+        // SAFETY: forwarded from this function's contract.
+        let (family, values, n) = unsafe { series_args(family, labels, n_labels) }?;
+        let shared = thread.writer.stats().series(family, &values[..n])?;
+        let raw = ThreadSeriesRaw::bind(&thread.writer, shared);
+        let handle = Box::into_raw(Box::new(nodestats_thread_series_t {
+            raw,
+            kind: family.def().kind,
+            thread,
+        }));
+        thread.series.borrow_mut().push(handle);
+        // SAFETY: `out` is non-NULL (checked) and writable per the contract.
+        unsafe { out.write(handle) };
+        Ok(())
+    })
+}
+
+/// The series behind `h` if it is of `kind`.
+///
+/// # Safety
+/// `h` is NULL or a live handle from `nodestats_thread_series_open`.
+#[inline(always)]
+unsafe fn thread_series<'a>(
+    h: *const nodestats_thread_series_t,
+    kind: Kind,
+) -> Option<&'a ThreadSeriesRaw> {
+    // SAFETY: per the contract, NULL or live and used on its own thread.
+    let h = unsafe { h.as_ref() }?;
+    (h.kind == kind).then_some(&h.raw)
+}
+
+/// Adds `n` to a counter series. Hot path: no lock, no allocation, no
+/// system call, cannot fail. A NULL handle, a series that is not a counter,
+/// or a handle inherited across `fork` makes it a no-op.
+///
+/// # Safety
+/// `h` is NULL (no-op) or a live handle from
+/// `nodestats_thread_series_open`, used on its thread writer's thread.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_thread_series_inc_by(
+    h: *const nodestats_thread_series_t,
+    n: u64,
+) {
+    // SAFETY: forwarded from this function's contract.
+    if let Some(s) = unsafe { thread_series(h, Kind::Counter) } {
+        s.inc_by(n);
+    }
+}
+
+/// Adds `delta` to a gauge series (through the per-CPU path, as
+/// `nodestats_series_add`). Hot path. A NULL handle or a series that is not
+/// a gauge makes it a no-op.
+///
+/// # Safety
+/// As for `nodestats_thread_series_inc_by`.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_thread_series_add(
+    h: *const nodestats_thread_series_t,
+    delta: i64,
+) {
+    // SAFETY: forwarded from this function's contract.
+    if let Some(s) = unsafe { thread_series(h, Kind::Gauge) } {
+        s.add(delta);
+    }
+}
+
+/// Observes `value` in a histogram series (in the family's unit). Hot
+/// path. A NULL handle or a series that is not a histogram makes it a
+/// no-op.
+///
+/// # Safety
+/// As for `nodestats_thread_series_inc_by`.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_thread_series_observe(
+    h: *const nodestats_thread_series_t,
+    value: f64,
+) {
+    // SAFETY: forwarded from this function's contract.
+    if let Some(s) = unsafe { thread_series(h, Kind::Histogram) } {
+        s.observe(value);
+    }
+}
+
+/// Frees a thread series handle; what it recorded stays in the segment
+/// (its row slots stay bound to the series). NULL is a no-op. May come
+/// before or after `nodestats_thread_close` of its thread writer.
+///
+/// # Safety
+/// `h` is NULL or a live handle from `nodestats_thread_series_open`, on its
+/// thread writer's thread; it is invalid afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_thread_series_close(h: *mut nodestats_thread_series_t) {
+    if h.is_null() {
+        return;
+    }
+    let _ = boundary!([] {
+        // SAFETY: a live handle made by Box::into_raw in
+        // `nodestats_thread_series_open`, given up here.
+        let handle = unsafe { Box::from_raw(h) };
+        // SAFETY: a non-null `thread` is the open thread writer's owner
+        // (closing it nulls this), on this thread.
+        if let Some(thread) = unsafe { handle.thread.as_ref() } {
+            thread.series.borrow_mut().retain(|&p| p != h);
+        }
+        drop(handle);
+        Ok(())
+    });
 }

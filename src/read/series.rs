@@ -54,7 +54,8 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
             }
             _ => continue,
         };
-        counters[target] = counters[target].wrapping_add(r.value_sum(base));
+        let v = r.value_sum(base).wrapping_add(r.row_value_sum(base));
+        counters[target] = counters[target].wrapping_add(v);
     }
 }
 
@@ -124,6 +125,15 @@ pub(crate) fn read_all_with(
         .filter(|(i, s)| s.state() == ACTIVE && alive(*i))
         .map(|(i, _)| i)
         .collect();
+    // What thread writers' rows hold, by value index: the wrapping sum of
+    // the words (counts) and the sum of them as f64 bits (histogram sums).
+    let mut in_rows: HashMap<usize, (u64, f64)> = HashMap::new();
+    r.each_row_value(|i, v| {
+        let e = in_rows.entry(i).or_insert((0, 0.0));
+        e.0 = e.0.wrapping_add(v);
+        e.1 += f64::from_bits(v);
+    });
+    let row_count = |i: usize| in_rows.get(&i).map_or(0, |e| e.0);
     let mut merged: HashMap<(Family, Vec<String>), SeriesValue> = HashMap::new();
     for e in &r.dir[..n_series] {
         if e.w[0].load(Ordering::Acquire) != PUBLISHED {
@@ -161,7 +171,9 @@ pub(crate) fn read_all_with(
             }
             slot.value = slot.value.wrapping_add(v);
         } else if family.def().kind == Kind::Histogram {
-            let sums: Vec<u64> = (0..n).map(|k| r.value_sum(base + k)).collect();
+            let sums: Vec<u64> = (0..n)
+                .map(|k| r.value_sum(base + k).wrapping_add(row_count(base + k)))
+                .collect();
             let nb = n - 1;
             if slot.buckets.is_empty() {
                 slot.buckets = vec![0; nb];
@@ -176,9 +188,10 @@ pub(crate) fn read_all_with(
                 s += f64::from_bits(r.values[i].load(Ordering::Relaxed));
                 i += r.values_per_shard;
             }
-            slot.sum += s;
+            slot.sum += s + in_rows.get(&(base + nb)).map_or(0.0, |e| e.1);
         } else {
-            slot.value = slot.value.wrapping_add(r.value_sum(base));
+            let v = r.value_sum(base).wrapping_add(row_count(base));
+            slot.value = slot.value.wrapping_add(v);
         }
     }
     let mut out: Vec<SeriesValue> = merged.into_values().collect();

@@ -17,7 +17,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"NODESTAT");
 /// Layout major version: readers refuse any other major.
 pub const LAYOUT_MAJOR: u64 = 2;
 /// Layout minor version: additive changes only; readers accept any minor.
-pub const LAYOUT_MINOR: u64 = 0;
+pub const LAYOUT_MINOR: u64 = 1;
 /// Words in the header.
 pub(crate) const HEADER_WORDS: usize = 32;
 /// Bytes in the header; the first region starts here.
@@ -30,6 +30,12 @@ pub(crate) const MAX_SHARDS: u64 = 4096;
 pub(crate) const MAX_SLOTS: u64 = 4096;
 /// Most thread rows a segment may declare.
 pub(crate) const MAX_ROWS: u64 = 4096;
+/// Most series slots a thread row may declare.
+pub(crate) const MAX_ROW_SERIES_SLOTS: u64 = 1024;
+/// Series slots of each thread row in a new segment (see
+/// `segment::rows`): room for a few histograms and a few dozen counters
+/// per thread writer, 1 KiB per row.
+pub(crate) const ROW_SERIES_SLOTS: usize = 64;
 /// Alignment of every region.
 pub(crate) const REGION_ALIGN: u64 = 128;
 /// Most labeled series a segment may declare.
@@ -101,11 +107,15 @@ pub(crate) mod word {
     /// Labeled-series value blocks; 0 (as written before this word was
     /// used) means one per shard.
     pub(crate) const VALUE_BLOCKS: usize = 21;
-    // 22 and 27 are reserved.
+    // 22, 29 and 30 are reserved.
     pub(crate) const ROW_COUNT: usize = 23;
     pub(crate) const ROW_STRIDE: usize = 24;
     pub(crate) const ROWS_OFFSET: usize = 25;
     pub(crate) const ROW_STATES_OFFSET: usize = 26;
+    /// Series slots per thread row (layout minor 1); 0, as written before
+    /// this word was used, means rows have none.
+    pub(crate) const ROW_SERIES_SLOTS: usize = 27;
+    pub(crate) const ROW_SERIES_OFFSET: usize = 28;
     pub(crate) const INIT_STATE: usize = 31;
 }
 
@@ -161,6 +171,11 @@ pub struct Layout {
     pub rows_offset: usize,
     /// Byte offset of the row state words (one `u64` per row).
     pub row_states_offset: usize,
+    /// Series slots per thread row (0: the segment's rows have none).
+    pub row_series_slots: usize,
+    /// Byte offset of the rows' series slots: per row, `row_series_slots`
+    /// binding words, then as many value words.
+    pub row_series_offset: usize,
 }
 
 /// Bytes of the labeled-series region for the given capacities.
@@ -228,7 +243,9 @@ impl Layout {
             + series_region_bytes(series_capacity as u64, strings_capacity as u64)
                 .ok_or(Error::BadLayout("series region overflows"))? as usize;
         let value_blocks = shard_count.min(MAX_VALUE_BLOCKS);
-        let segment_size = values_offset + value_blocks * values_per_shard * 8;
+        let row_series_offset = values_offset + value_blocks * values_per_shard * 8;
+        let row_series_slots = ROW_SERIES_SLOTS;
+        let segment_size = row_series_offset + row_count * row_series_slots * 16;
         Ok(Layout {
             segment_id,
             created_unix_ns,
@@ -248,6 +265,8 @@ impl Layout {
             row_count,
             rows_offset,
             row_states_offset,
+            row_series_slots,
+            row_series_offset,
         })
     }
 
@@ -280,6 +299,8 @@ impl Layout {
         w[word::ROW_STRIDE] = size_of::<Shard>() as u64;
         w[word::ROWS_OFFSET] = self.rows_offset as u64;
         w[word::ROW_STATES_OFFSET] = self.row_states_offset as u64;
+        w[word::ROW_SERIES_SLOTS] = self.row_series_slots as u64;
+        w[word::ROW_SERIES_OFFSET] = self.row_series_offset as u64;
         HeaderFields { words: w }
     }
 }
@@ -476,7 +497,25 @@ impl HeaderFields {
         .ok_or(Error::BadLayout(
             "row state region is misaligned or outside the segment",
         ))?;
-        let regions = [shards, slots, series, values, rows, row_states];
+        let row_series_slots = w[word::ROW_SERIES_SLOTS];
+        if row_series_slots > MAX_ROW_SERIES_SLOTS {
+            return Err(Error::BadLayout("row series slot count out of range"));
+        }
+        let row_series = match row_series_slots {
+            // Written before rows had series slots: an empty region.
+            0 => (segment_size, segment_size),
+            n => region(
+                w[word::ROW_SERIES_OFFSET],
+                row_count,
+                n * 16,
+                header_end,
+                segment_size,
+            )
+            .ok_or(Error::BadLayout(
+                "row series region is misaligned or outside the segment",
+            ))?,
+        };
+        let regions = [shards, slots, series, values, rows, row_states, row_series];
         for (i, a) in regions.iter().enumerate() {
             for b in &regions[i + 1..] {
                 if a.0 < b.1 && b.0 < a.1 {
@@ -505,6 +544,8 @@ impl HeaderFields {
             row_count: row_count as usize,
             rows_offset: rows.0 as usize,
             row_states_offset: row_states.0 as usize,
+            row_series_slots: row_series_slots as usize,
+            row_series_offset: row_series.0 as usize,
         })
     }
 }
@@ -535,7 +576,7 @@ mod tests {
     #[test]
     fn layout_is_pinned() {
         assert_eq!(LAYOUT_MAJOR, 2);
-        assert_eq!(LAYOUT_MINOR, 0);
+        assert_eq!(LAYOUT_MINOR, 1);
         assert_eq!(MAGIC.to_le_bytes(), *b"NODESTAT");
         assert_eq!(HEADER_SIZE, 256);
         assert_eq!(size_of::<Shard>(), 512);
@@ -568,13 +609,15 @@ mod tests {
             word::ROW_STRIDE,
             word::ROWS_OFFSET,
             word::ROW_STATES_OFFSET,
+            word::ROW_SERIES_SLOTS,
+            word::ROW_SERIES_OFFSET,
             word::INIT_STATE,
         ];
         assert_eq!(
             words,
             [
                 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 24,
-                25, 26, 31
+                25, 26, 27, 28, 31
             ]
         );
         let l = Layout::new(64, 128, 256, 1, 2, WriteMode::Atomic).unwrap();
@@ -588,7 +631,9 @@ mod tests {
         let f = l.to_fields();
         assert_eq!(f.words[21], 16, "64 shards share 16 value blocks");
         assert_eq!(f.words[22], 0, "word 22 stays reserved");
-        assert_eq!(f.words[27..31], [0, 0, 0, 0], "words 27-30 stay reserved");
+        assert_eq!(f.words[29..31], [0, 0], "words 29-30 stay reserved");
+        assert_eq!(f.words[27], 64, "64 series slots per row");
+        assert_eq!(l.row_series_offset, l.values_offset + 16 * 16384 * 8);
         assert_eq!(size_of::<SeriesEntry>(), 64);
         assert_eq!(size_of::<StringEntry>(), 72);
         assert_eq!(ALLOC_LINE_BYTES, 128);
@@ -596,14 +641,15 @@ mod tests {
             l.values_offset,
             l.series_offset + 128 + 4096 * 64 + 1024 * 72
         );
-        assert_eq!(l.segment_size, l.values_offset + 16 * 16384 * 8);
+        assert_eq!(l.segment_size, l.row_series_offset + 256 * 64 * 16);
         // SEGMENT.md §12, the worked example.
         let w = Layout::new(2, 128, 256, 0, 0, WriteMode::Atomic).unwrap();
         assert_eq!(
             (w.rows_offset, w.row_states_offset, w.series_offset),
             (34_048, 165_120, 167_168)
         );
-        assert_eq!((w.values_offset, w.segment_size), (503_168, 765_312));
+        assert_eq!((w.values_offset, w.row_series_offset), (503_168, 765_312));
+        assert_eq!(w.segment_size, 765_312 + 256 * 1024);
     }
 
     fn valid() -> (HeaderFields, u64) {
@@ -704,6 +750,13 @@ mod tests {
             (word::ROW_STATES_OFFSET, 256),
             (word::ROW_STATES_OFFSET, size - 8),
             (word::ROW_STATES_OFFSET, u64::MAX - 127),
+            (word::ROW_SERIES_SLOTS, MAX_ROW_SERIES_SLOTS + 1),
+            (word::ROW_SERIES_SLOTS, u64::MAX),
+            (word::ROW_SERIES_SLOTS, 1 << 20),
+            (word::ROW_SERIES_OFFSET, 256),
+            (word::ROW_SERIES_OFFSET, 300),
+            (word::ROW_SERIES_OFFSET, size - 128),
+            (word::ROW_SERIES_OFFSET, u64::MAX - 127),
         ] {
             assert!(
                 matches!(bad(w, v), Err(Error::BadLayout(_))),

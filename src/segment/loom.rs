@@ -159,6 +159,8 @@ impl HeapRegion {
             values: &self.values,
             values_per_shard: self.values_per_shard,
             writer_slots: 1,
+            row_series: &[],
+            row_series_slots: 0,
         }
     }
 

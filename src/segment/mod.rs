@@ -705,6 +705,30 @@ impl Segment {
         }
     }
 
+    /// The thread rows' series slots: per row, `row_series_slots` binding
+    /// words, then as many value words (empty for segments made before rows
+    /// had them).
+    pub(crate) fn row_series(&self) -> &[AtomicU64] {
+        let l = &self.layout;
+        // SAFETY: validate() checked that row_count * row_series_slots * 16
+        // bytes from the 128-aligned row_series_offset lie inside the
+        // mapping (or that there are none); accessed only atomically.
+        unsafe {
+            let words = l.row_count * l.row_series_slots * 2;
+            debug_assert!(l.row_series_offset + words * 8 <= self.map.len());
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(l.row_series_offset) as *const AtomicU64,
+                words,
+            )
+        }
+    }
+
+    /// Row `row`'s series slots (see [`row_series`](Self::row_series)).
+    pub(crate) fn row_series_of(&self, row: usize) -> &[AtomicU64] {
+        let n = self.layout.row_series_slots * 2;
+        self.row_series().get(row * n..(row + 1) * n).unwrap_or(&[])
+    }
+
     /// Claims a thread row for one thread writer (see [`rows`]).
     ///
     /// Named segments (Linux): the claim holds the row's lock byte
@@ -807,6 +831,8 @@ impl Segment {
                 ),
                 values_per_shard: l.values_per_shard,
                 writer_slots: l.slot_count,
+                row_series: self.row_series(),
+                row_series_slots: l.row_series_slots,
             }
         }
     }

@@ -29,6 +29,23 @@
 //! dead) is the segment's business ([`Segment::claim_row`]): a per-row lock
 //! byte for named segments, the owner's pid for anonymous ones.
 //!
+//! # Series slots
+//!
+//! Beside its counters, each row has `row_series_slots` **series slots**
+//! (a region of their own: per row, that many binding words, then as many
+//! value words) for the labeled series its thread writer records into. A
+//! slot is bound to one word of the labeled values (the binding is the
+//! value index plus one; 0 is unbound) by the row's owner, once, and stays bound for the
+//! segment's life: like the counters, a slot's value is ownerless, so the
+//! next owner of the row finds the binding and keeps adding. Owners bind
+//! the first unbound slots in order, so the bound slots of a row are a
+//! prefix and a reader stops at the first 0. A binding is stored with
+//! Release before the owner's first add to the value; a reader loads it
+//! with Acquire, then the value — it never adds a value to the wrong
+//! series, at worst it misses adds made after its own load of the binding
+//! (a later read has them). Readers add the bound slots' values to their
+//! series ([`bound_slots`]), as they add rows to shards.
+//!
 //! [`Shard`]: super::shard::Shard
 //! [`Segment::claim_row`]: super::Segment::claim_row
 
@@ -116,6 +133,72 @@ pub(crate) fn add(word: &AtomicU64, n: u64) {
     );
 }
 
+/// The slot of a row's series slots (`words`: `slots` bindings, then
+/// `slots` values) whose run of `n` slots holds the value words `base ..
+/// base + n`: one bound earlier (by this owner or a previous one), or the
+/// first `n` unbound slots, bound now. `None` if neither exists (the row's
+/// slots are full). Only the row's owner calls this.
+pub(crate) fn bind_run(words: &[AtomicU64], slots: usize, base: u64, n: usize) -> Option<usize> {
+    let bindings = words.get(..slots)?;
+    let mut first_free = slots;
+    for (s, b) in bindings.iter().enumerate() {
+        let bound = b.load(Ordering::Acquire);
+        if bound == 0 {
+            first_free = s;
+            break;
+        }
+        if bound == base + 1 {
+            // Runs are bound whole: check anyway (a hostile segment).
+            let run = bindings.get(s..s + n)?;
+            let whole = run
+                .iter()
+                .zip(1..)
+                .all(|(w, k)| w.load(Ordering::Relaxed) == base + k);
+            return whole.then_some(s);
+        }
+    }
+    if first_free + n > slots {
+        return None;
+    }
+    for (k, b) in bindings[first_free..first_free + n].iter().enumerate() {
+        b.store(base + 1 + k as u64, Ordering::Release);
+    }
+    Some(first_free)
+}
+
+/// Calls `f(value index, value)` for each bound slot of a row's series
+/// slots (`words`: `slots` bindings, then `slots` values), in order, up to
+/// the first unbound one. Bindings past `values` (a hostile segment) are
+/// skipped.
+#[inline]
+pub(crate) fn bound_slots(
+    words: &[AtomicU64],
+    slots: usize,
+    values: usize,
+    mut f: impl FnMut(usize, u64),
+) {
+    let (Some(bindings), Some(vals)) = (words.get(..slots), words.get(slots..2 * slots)) else {
+        return;
+    };
+    for (b, v) in bindings.iter().zip(vals) {
+        let bound = b.load(Ordering::Acquire);
+        if bound == 0 {
+            return;
+        }
+        let index = (bound - 1) as usize;
+        if index < values {
+            f(index, v.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// The thread writer's `f64` add: like [`add`], for a value stored as bits.
+#[inline(always)]
+pub(crate) fn add_f64(word: &AtomicU64, v: f64) {
+    let sum = f64::from_bits(word.load(Ordering::Relaxed)) + v;
+    word.store(sum.to_bits(), Ordering::Relaxed);
+}
+
 /// Sums every counter over `rows` (relaxed loads; a sum, not a snapshot).
 pub(crate) fn sum_all(rows: &[Row]) -> [u64; COUNTERS] {
     super::shard::sum_all(rows)
@@ -161,6 +244,28 @@ mod tests {
         // Our own rows are never judged dead.
         assert!(claim_first(&s, 9, |_| true).is_some());
         assert!(claim_first(&s, 9, |_| true).is_none());
+    }
+
+    #[test]
+    fn series_slots_bind_once_and_are_found_again() {
+        let w: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
+        assert_eq!(bind_run(&w, 4, 10, 2), Some(0));
+        assert_eq!(bind_run(&w, 4, 20, 1), Some(2));
+        assert_eq!(bind_run(&w, 4, 10, 2), Some(0), "found, not bound twice");
+        assert_eq!(bind_run(&w, 4, 30, 2), None, "one slot left");
+        assert_eq!(bind_run(&w, 4, 30, 1), Some(3));
+        assert_eq!(bind_run(&w, 4, 40, 1), None, "full");
+        add(&w[4 + 1], 7);
+        add(&w[4 + 3], 9);
+        let mut seen = vec![];
+        bound_slots(&w, 4, 31, |i, v| seen.push((i, v)));
+        assert_eq!(seen, [(10, 0), (11, 7), (20, 0), (30, 9)]);
+        let mut seen = vec![];
+        bound_slots(&w, 4, 30, |i, v| seen.push((i, v)));
+        assert_eq!(seen.len(), 3, "bindings past the values are skipped");
+        // A run whose tail was damaged is not handed out.
+        w[1].store(99, Ordering::Relaxed);
+        assert_eq!(bind_run(&w, 4, 10, 2), None);
     }
 
     #[test]

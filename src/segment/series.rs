@@ -87,6 +87,10 @@ pub(crate) struct Region<'a> {
     pub(crate) values_per_shard: usize,
     /// Writer slots of the segment: the words of a gauge series.
     pub(crate) writer_slots: usize,
+    /// The thread rows' series slots (see `rows`): per row,
+    /// `row_series_slots` bindings, then as many values.
+    pub(crate) row_series: &'a [AtomicU64],
+    pub(crate) row_series_slots: usize,
 }
 
 impl Region<'_> {
@@ -125,6 +129,33 @@ impl Region<'_> {
         }
     }
 
+    /// Calls `f(value index, value)` for every bound series slot of every
+    /// thread row: the parts of labeled values that thread writers hold.
+    pub(crate) fn each_row_value(&self, mut f: impl FnMut(usize, u64)) {
+        let per_row = 2 * self.row_series_slots;
+        if per_row == 0 {
+            return;
+        }
+        for row in self.row_series.chunks_exact(per_row) {
+            super::rows::bound_slots(row, self.row_series_slots, self.values_per_shard, &mut f);
+        }
+    }
+
+    /// What thread rows hold of value `index`: the wrapping sum of their
+    /// slots bound to it. Allocates nothing; scans every row's bound slots,
+    /// so it is for a few series (the media ones folded into the counters).
+    pub(crate) fn row_value_sum(&self, index: usize) -> u64 {
+        let mut sum = 0u64;
+        self.each_row_value(|i, v| {
+            if i == index {
+                sum = sum.wrapping_add(v);
+            }
+        });
+        sum
+    }
+
+    /// The sum of value `index` over the value blocks only (thread rows'
+    /// parts not included: see [`each_row_value`](Self::each_row_value)).
     pub(crate) fn value_sum(&self, index: usize) -> u64 {
         let mut sum = 0u64;
         let mut i = index;

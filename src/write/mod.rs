@@ -40,4 +40,4 @@ mod writer;
 
 pub use series::SeriesHandle;
 pub use stats::Stats;
-pub use thread::ThreadStats;
+pub use thread::{ThreadSeries, ThreadStats};

@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
 
 /// Precomputed bucket bounds of every family.
-fn bounds(family: Family) -> &'static ([f64; MAX_BUCKETS], usize) {
+pub(crate) fn bounds(family: Family) -> &'static ([f64; MAX_BUCKETS], usize) {
     static TABLE: OnceLock<Vec<([f64; MAX_BUCKETS], usize)>> = OnceLock::new();
     &TABLE.get_or_init(|| {
         Family::ALL
@@ -163,6 +163,11 @@ impl SeriesHandle {
         if let Mode::Histogram = self.mode {
             self.adder.observe(self.family, self.base, value);
         }
+    }
+
+    /// The index of the series' first value word.
+    pub(crate) fn base(&self) -> usize {
+        self.base
     }
 
     /// The segment this handle records into.

@@ -45,9 +45,10 @@
 //! [`SegmentOptions::thread_rows`]: crate::SegmentOptions::thread_rows
 //! [`Error::NoThreadRow`]: crate::Error::NoThreadRow
 
+use super::series::{bounds, SeriesHandle};
 use super::stats::Stats;
 use crate::error::{Error, Result};
-use crate::schema::{Counter, Direction, COUNTERS};
+use crate::schema::{Counter, Direction, Family, Kind, COUNTERS};
 use crate::segment::rows;
 use crate::segment::RowClaim;
 use crate::sync::AtomicU64;
@@ -63,6 +64,9 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 pub(crate) struct RowCell {
     row: *const AtomicU64,
     owner: *mut (),
+    /// The row's series slots (bindings, then values); null when the
+    /// segment's rows have none.
+    series: *const AtomicU64,
 }
 
 /// Bytes of one cell page (the first 4 KiB of whatever page mmap gives).
@@ -176,6 +180,7 @@ unsafe fn free_cell(i: usize, cell: NonNull<RowCell>) {
         cell.as_ptr().write(RowCell {
             row: ptr::null(),
             owner: ptr::null_mut(),
+            series: ptr::null(),
         })
     };
     OWNERS[i].store(ptr::null_mut(), Ordering::Relaxed);
@@ -273,9 +278,16 @@ impl ThreadStats {
             }
         };
         let row = &segment.rows()[claim.row].counters[0];
+        let series = segment
+            .row_series_of(claim.row)
+            .first()
+            .map_or(ptr::null(), |w| w as *const AtomicU64);
         // SAFETY: a cell just handed to us alone; the row stays mapped while
         // `stats` (which holds the segment) lives in this handle.
-        unsafe { (*cell.as_ptr()).row = row };
+        unsafe {
+            (*cell.as_ptr()).row = row;
+            (*cell.as_ptr()).series = series;
+        }
         Ok(ThreadStats {
             cell,
             cell_index,
@@ -342,6 +354,19 @@ impl ThreadStats {
         self.stats.forward_jitter(ns);
     }
 
+    /// A labeled series recorded from this thread: resolves it as
+    /// [`Stats::series`] does (slow path, same errors), then binds it to
+    /// series slots of this thread's row, so that recording is plain
+    /// loads and stores like [`record_packets`](Self::record_packets). See
+    /// [`ThreadSeries`].
+    pub fn series(&self, family: Family, labels: &[&str]) -> Result<ThreadSeries<'_>> {
+        let shared = self.stats.series(family, labels)?;
+        Ok(ThreadSeries {
+            raw: ThreadSeriesRaw::bind(self, shared),
+            _thread: PhantomData,
+        })
+    }
+
     /// The cell the C ABI hands out as its handle.
     pub(crate) fn cell(&self) -> *mut RowCell {
         self.cell.as_ptr()
@@ -398,6 +423,201 @@ impl Drop for ThreadStats {
         }
         // SAFETY: our cell, which nothing uses after this.
         unsafe { free_cell(self.cell_index, self.cell) };
+    }
+}
+
+/// How a thread series records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowMode {
+    /// Into the row's series slots from value word `offset` of the row's
+    /// slot words on: a counter (one slot).
+    Counter(usize),
+    /// A histogram's buckets and sum (consecutive slots).
+    Histogram(usize),
+    /// Through the per-CPU series handle: a gauge (its words are per
+    /// writer slot, shared by the process's threads), or a series that
+    /// found no free slots in the row.
+    Shared,
+    /// Nothing: the C ABI's thread writer was closed before this handle.
+    Off,
+}
+
+/// A thread series without the borrow of its thread writer: what the C ABI
+/// keeps (it orders the lifetimes itself).
+#[derive(Debug)]
+pub(crate) struct ThreadSeriesRaw {
+    cell: NonNull<RowCell>,
+    pub(crate) mode: RowMode,
+    family: Family,
+    shared: SeriesHandle,
+}
+
+impl ThreadSeriesRaw {
+    /// Binds `shared`'s series to slots of `t`'s row where it can.
+    pub(crate) fn bind(t: &ThreadStats, shared: SeriesHandle) -> ThreadSeriesRaw {
+        let family = shared.family();
+        let kind = family.def().kind;
+        let words = t.stats.segment().row_series_of(t.row_index());
+        let slots = words.len() / 2;
+        let mode = match kind {
+            Kind::Gauge => RowMode::Shared,
+            _ => {
+                let n = family.def().value_count();
+                match rows::bind_run(words, slots, shared.base() as u64, n) {
+                    Some(s) if kind == Kind::Counter => RowMode::Counter(slots + s),
+                    Some(s) => RowMode::Histogram(slots + s),
+                    None => RowMode::Shared,
+                }
+            }
+        };
+        ThreadSeriesRaw {
+            cell: t.cell,
+            mode,
+            family,
+            shared,
+        }
+    }
+
+    /// The row's series slot words, if this process may write them.
+    #[inline(always)]
+    fn slots(&self) -> Option<NonNull<AtomicU64>> {
+        // SAFETY: the cell of a live thread writer (or one wiped in a
+        // forked child, which reads null); read on the owning thread.
+        NonNull::new(unsafe { (*self.cell.as_ptr()).series }.cast_mut())
+    }
+
+    /// Whether this process's thread writer still holds its row (false in
+    /// a forked child, where inherited handles record nothing).
+    #[inline(always)]
+    fn live(&self) -> bool {
+        // SAFETY: as in `slots`.
+        !unsafe { (*self.cell.as_ptr()).row }.is_null()
+    }
+
+    #[inline(always)]
+    fn word(w: NonNull<AtomicU64>, offset: usize) -> &'static AtomicU64 {
+        // SAFETY: `offset` came from `bind` and lies inside the row's
+        // series slots, which the thread writer's segment keeps mapped while
+        // the handle may be used (its contract).
+        unsafe { &*w.as_ptr().add(offset) }
+    }
+
+    /// See [`ThreadSeries::inc_by`].
+    #[inline]
+    pub(crate) fn inc_by(&self, n: u64) {
+        match self.mode {
+            RowMode::Counter(off) => {
+                if let Some(w) = self.slots() {
+                    rows::add(Self::word(w, off), n);
+                }
+            }
+            RowMode::Shared if self.live() => self.shared.inc_by(n),
+            _ => {}
+        }
+    }
+
+    /// See [`ThreadSeries::add`].
+    #[inline]
+    pub(crate) fn add(&self, delta: i64) {
+        match self.mode {
+            RowMode::Counter(off) => {
+                if let Some(w) = self.slots() {
+                    rows::add(Self::word(w, off), delta as u64);
+                }
+            }
+            RowMode::Shared if self.live() => self.shared.add(delta),
+            _ => {}
+        }
+    }
+
+    /// See [`ThreadSeries::observe`].
+    #[inline]
+    pub(crate) fn observe(&self, value: f64) {
+        match self.mode {
+            RowMode::Histogram(off) => {
+                if let Some(w) = self.slots() {
+                    let (b, nb) = bounds(self.family);
+                    let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
+                    rows::add(Self::word(w, off + bucket), 1);
+                    rows::add_f64(Self::word(w, off + nb + 1), value);
+                }
+            }
+            RowMode::Shared if self.live() => self.shared.observe(value),
+            _ => {}
+        }
+    }
+}
+
+/// A labeled series recorded from one thread writer's thread: a counter
+/// or histogram series lives in series slots of the writer's row, so
+/// recording is a plain load and store (no lock prefix, no rseq) on memory
+/// only this thread writes, like [`ThreadStats::record_packets`]; readers
+/// add the slots to the series. Made by [`ThreadStats::series`]; borrows
+/// the thread writer, and is not `Send`.
+///
+/// A row has a fixed number of series slots (64: a counter takes one, a
+/// histogram its bucket count plus two). A slot stays bound to its series
+/// for the segment's life, so threads that reuse the row and record the
+/// same series reuse its slots. A series that finds no free slots records
+/// through the per-CPU path instead ([`SeriesHandle`]): it never fails and
+/// never loses a count. Gauge series always take the per-CPU path: a
+/// gauge's words are per writer slot (so a dead process's part leaves the
+/// value), shared by the process's threads.
+///
+/// In a forked child, a thread series inherited from the parent records
+/// nothing, as its thread writer does.
+///
+/// ```
+/// use nodestats::{Family, Stats};
+/// let stats = Stats::anonymous().unwrap();
+/// let t = stats.thread_writer().unwrap();
+/// // Slow path, once per worker thread: resolve the series.
+/// let nacks = t.series(Family::NackTotal, &["incoming", "FR"]).unwrap();
+/// let rtt = t.series(Family::RttMs, &["outgoing", "MICROPHONE", "AUDIO", "FR"]).unwrap();
+/// assert!(nacks.in_row() && rtt.in_row());
+/// // Hot path: plain adds to this thread's row.
+/// nacks.inc_by(3);
+/// rtt.observe(42.0);
+/// ```
+#[derive(Debug)]
+pub struct ThreadSeries<'t> {
+    raw: ThreadSeriesRaw,
+    _thread: PhantomData<&'t ThreadStats>,
+}
+
+impl ThreadSeries<'_> {
+    /// The family this series belongs to.
+    pub fn family(&self) -> Family {
+        self.raw.family
+    }
+
+    /// Whether this series records into the thread's row (plain adds), or
+    /// else through the per-CPU path (a gauge, or a row whose series slots
+    /// were full).
+    pub fn in_row(&self) -> bool {
+        matches!(self.raw.mode, RowMode::Counter(_) | RowMode::Histogram(_))
+    }
+
+    /// Adds `n` to a counter series (or to this process's part of a gauge;
+    /// nothing on a histogram). Hot path: no lock, no allocation, no system
+    /// call, cannot fail.
+    #[inline]
+    pub fn inc_by(&self, n: u64) {
+        self.raw.inc_by(n);
+    }
+
+    /// Adds a signed delta to a gauge series (a counter takes its two's
+    /// complement; nothing on a histogram). Hot path.
+    #[inline]
+    pub fn add(&self, delta: i64) {
+        self.raw.add(delta);
+    }
+
+    /// Observes a value in a histogram series (nothing on a counter or a
+    /// gauge). Hot path.
+    #[inline]
+    pub fn observe(&self, value: f64) {
+        self.raw.observe(value);
     }
 }
 

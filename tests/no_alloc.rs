@@ -3,7 +3,7 @@
 
 mod common;
 
-use nodestats::{Collector, Direction, SegmentOptions, Stats, WriteMode};
+use nodestats::{Collector, Direction, Family, SegmentOptions, Stats, WriteMode};
 
 #[global_allocator]
 static GLOBAL: common::Counting = common::Counting;
@@ -22,6 +22,16 @@ fn recording_allocates_nothing() {
     ] {
         let stats = Stats::open(&opts).unwrap();
         let thread = stats.thread_writer().unwrap();
+        let nacks = thread
+            .series(Family::NackTotal, &["incoming", "FR"])
+            .unwrap();
+        let rtt = thread
+            .series(Family::RttMs, &["outgoing", "MICROPHONE", "AUDIO", "FR"])
+            .unwrap();
+        let gauge = thread
+            .series(Family::PsrpcStreamCount, &["server", "Svc", "M"])
+            .unwrap();
+        assert!(nacks.in_row() && rtt.in_row() && !gauge.in_row());
         // Warm up: first use of a thread-local or lazy path may allocate.
         stats.record_packets(Direction::Incoming, 1, 1, false);
         let before = allocs();
@@ -30,6 +40,9 @@ fn recording_allocates_nothing() {
             thread.record_packets(Direction::Incoming, 1, 1200, false);
             thread.record_packet(Direction::Outgoing, 1200, i % 16 == 0);
             thread.record_rtcp(Direction::Incoming, 1, 1, 1);
+            nacks.inc_by(1);
+            rtt.observe((i % 200) as f64);
+            gauge.add(if i % 2 == 0 { 1 } else { -1 });
         }
         for _ in 0..10_000 {
             thread.forward_latency(1000);
@@ -46,6 +59,8 @@ fn recording_allocates_nothing() {
             .update();
         assert!(allocs() > before);
         assert_eq!(ns.packets_in, 1 + 32_000_000 + 1_000_000);
+        // Per-CPU rounds, the row and the thread series: 1M NACKs each.
+        assert_eq!(ns.nack_total, 3_000_000);
     }
     let _ = std::fs::remove_file(&name);
 }

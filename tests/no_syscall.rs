@@ -251,38 +251,70 @@ mod linux {
                     nodestats_status::Ok
                 );
             }
+            let fr = ["incoming", "FR"];
+            let family = std::ffi::CString::new("livekit_nack_total").unwrap();
+            let c_fr: Vec<std::ffi::CString> = fr
+                .iter()
+                .map(|l| std::ffi::CString::new(*l).unwrap())
+                .collect();
+            let c_fr: Vec<*const std::ffi::c_char> = c_fr.iter().map(|l| l.as_ptr()).collect();
+            // Thread series, C and Rust: `t` on thread writer `t`.
+            let c_series = |t| {
+                let mut h = ptr::null_mut();
+                // SAFETY: a live thread writer of this thread; NUL-terminated
+                // strings; `h` is writable.
+                let st = unsafe {
+                    nodestats_thread_series_open(t, family.as_ptr(), c_fr.as_ptr(), 2, &mut h)
+                };
+                (h, st)
+            };
             let inherited = stats.thread_writer().unwrap();
+            let inherited_series = inherited.series(Family::NackTotal, &fr).unwrap();
             let mut c_inherited = ptr::null_mut();
             // SAFETY: `handle` is live; `c_inherited` is writable.
             assert_eq!(
                 unsafe { nodestats_thread_open(handle, &mut c_inherited) },
                 nodestats_status::Ok
             );
+            let (c_inherited_series, st) = c_series(c_inherited);
+            assert_eq!(st, nodestats_status::Ok);
             let end = in_strict_child_after(
                 || {
                     let mut c = ptr::null_mut();
                     // SAFETY: `handle` is live; `c` is writable.
                     let st = unsafe { nodestats_thread_open(handle, &mut c) };
-                    (stats.thread_writer().unwrap(), c, st)
+                    let (cs, st2) = c_series(c);
+                    // The child never drops it: its series may borrow it
+                    // for good.
+                    let own: &'static _ = Box::leak(Box::new(stats.thread_writer().unwrap()));
+                    let own_series = own.series(Family::NackTotal, &fr).unwrap();
+                    let ok = st == nodestats_status::Ok
+                        && st2 == nodestats_status::Ok
+                        && own_series.in_row();
+                    (own, own_series, c, cs, ok)
                 },
-                |(own, c, st)| {
-                    if st != nodestats_status::Ok {
+                |(own, own_series, c, cs, ok)| {
+                    if !ok {
                         return;
                     }
                     for _ in 0..ROUNDS {
                         own.record_packets(Direction::Incoming, 1, 1200, false);
                         own.record_rtcp(Direction::Incoming, 1, 0, 0);
+                        own_series.inc_by(1);
                         inherited.record_packets(Direction::Incoming, 1000, 1, false);
-                        // SAFETY: live thread writers of this thread (the
-                        // inherited one reads as no row here).
+                        inherited_series.inc_by(1000);
+                        // SAFETY: live thread writers and series of this
+                        // thread (the inherited ones read as no row here).
                         unsafe {
                             nodestats_thread_record_packets(c, IN, 1, 1200, false);
                             nodestats_thread_record_rtcp(c, IN, 1, 0, 0);
+                            nodestats_thread_series_inc_by(cs, 1);
                             nodestats_thread_record_packets(c_inherited, IN, 1000, 1, false);
+                            nodestats_thread_series_inc_by(c_inherited_series, 1000);
                             nodestats_thread_forward_latency(c, 1000);
                         }
                     }
-                    std::mem::forget(own);
+                    std::mem::forget(own_series);
                 },
             );
             expect_clean(end, &format!("thread writer, named: {named}"));
@@ -308,13 +340,16 @@ mod linux {
                 (rust, c),
                 "named: {named}: inherited handles wrote, or records were lost"
             );
+            // The rows' NACKs and as many through the thread series.
             assert_eq!(
                 (ns.nack_total, c_ns.nack_total),
-                (rust, c),
+                (2 * rust, 2 * c),
                 "named: {named}"
             );
+            drop(inherited_series);
             // SAFETY: live handles, not used afterwards.
             unsafe {
+                nodestats_thread_series_close(c_inherited_series);
                 nodestats_thread_close(c_inherited);
                 nodestats_close(handle);
             }

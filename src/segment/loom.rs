@@ -723,3 +723,88 @@ fn e_broken_two_writers_on_one_row_is_caught() {
         row_add_model(super::rows::add, true)
     });
 }
+
+// ------------------------------------------------------ (f) row series slots
+
+type Bind = fn(&[AtomicU64], usize, u64, usize) -> Option<usize>;
+
+/// What a reader sees of a row's series slots: (value of index 3, value of
+/// index 7), summed over the slots bound to each.
+fn slot_sums(words: &[AtomicU64]) -> (u64, u64) {
+    let (mut x, mut y) = (0, 0);
+    super::rows::bound_slots(words, 2, 16, |i, v| match i {
+        3 => x += v,
+        7 => y += v,
+        other => panic!("a slot bound to value {other}, which nobody recorded"),
+    });
+    (x, y)
+}
+
+/// Two thread writers own a one-row table in turn (claim, bind, add,
+/// release): the first records series X (value index 3) five times, the
+/// second series Y (index 7) seven times, each binding a slot of the row's
+/// two. The collector reads the slots meanwhile. A reused row never hands
+/// the first owner's counts to the second's series: X's sum never goes
+/// down, no slot is ever seen bound to anything else, and the final sums
+/// are exact.
+fn row_series_model(bind: Bind) {
+    let states = Arc::new([AtomicU64::new(super::rows::FREE)]);
+    let words: Arc<Vec<AtomicU64>> = Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
+    let writers: Vec<_> = [(3u64, 5u64), (7, 7)]
+        .into_iter()
+        .map(|(base, n)| {
+            let (s, w) = (states.clone(), words.clone());
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    if let Some((_, held)) = claim_first(&s[..], 1) {
+                        let slot = bind(&w, 2, base, 1).expect("a free slot");
+                        super::rows::add(&w[2 + slot], n);
+                        assert!(super::rows::release(&s[0], held));
+                        return (base, n);
+                    }
+                    thread::yield_now();
+                }
+                (base, 0)
+            })
+        })
+        .collect();
+    thread::yield_now();
+    let first = slot_sums(&words);
+    let second = slot_sums(&words);
+    assert!(
+        second.0 >= first.0 && second.1 >= first.1,
+        "a sum went down"
+    );
+    let mut want = (0, 0);
+    for w in writers {
+        match w.join().unwrap() {
+            (3, n) => want.0 += n,
+            (_, n) => want.1 += n,
+        }
+    }
+    assert_eq!(
+        slot_sums(&words),
+        want,
+        "counts lost or moved to another series"
+    );
+}
+
+#[test]
+fn f_row_series_bind_add_reuse_vs_read() {
+    explore(
+        "row series: bind_run+add across a row hand-off vs reads",
+        || row_series_model(super::rows::bind_run),
+    );
+}
+
+#[test]
+fn f_broken_rebinding_a_bound_slot_is_caught() {
+    // A new owner that takes the first slot without looking at what it is
+    // bound to: the previous owner's counts move to the new series.
+    must_fail("row series: bind the first slot, bound or not", || {
+        row_series_model(|words, _slots, base, _n| {
+            words[0].store(base + 1, Release);
+            Some(0)
+        })
+    });
+}

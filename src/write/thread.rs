@@ -21,6 +21,17 @@
 //! and shards, so totals are exact whichever mix of paths, threads and
 //! processes recorded them.
 //!
+//! Labeled series follow the same split: [`Stats::series`] gives a
+//! [`SeriesHandle`] any thread may use (per-CPU value blocks);
+//! [`ThreadStats::series`] gives a [`ThreadSeries`] that records a counter
+//! or histogram into *series slots* of the thread's own row with plain
+//! adds. Slots are few (64 per row) and stay bound to their series for the
+//! segment's life, so a thread that reuses a row reuses its slots; a series
+//! that finds none records per CPU instead, as every gauge does (a gauge's
+//! parts belong to writer processes, so a dead one's part can leave the
+//! value). Memory: 1 KiB of slots per row, 256 KiB with the default 256
+//! rows, whatever the number of CPUs.
+//!
 //! # Lifecycle
 //!
 //! [`Stats::thread_writer`] claims a free row (or one whose owner died) and
@@ -457,6 +468,8 @@ impl ThreadSeriesRaw {
     pub(crate) fn bind(t: &ThreadStats, shared: SeriesHandle) -> ThreadSeriesRaw {
         let family = shared.family();
         let kind = family.def().kind;
+        // Built on first use: on this slow path, not in `observe`.
+        let _ = bounds(family);
         let words = t.stats.segment().row_series_of(t.row_index());
         let slots = words.len() / 2;
         let mode = match kind {

@@ -72,6 +72,14 @@ fn c_and_cpp_tests_pass_under_asan_and_ubsan() {
     make("check");
 }
 
+/// The timing program of `make -C ffi-tests floor` (thread writer vs the
+/// floor through a call) builds and counts exactly; its timing is for
+/// benches, not for tests.
+#[test]
+fn thread_floor_program_counts_exactly() {
+    make("floor-check");
+}
+
 #[test]
 fn c_tests_are_valgrind_clean() {
     let installed = Command::new("valgrind")

@@ -36,8 +36,8 @@ pub struct nodestats_thread_t {
     _opaque: [u8; 0],
 }
 
-/// The row behind `t`, if any: none for NULL, for a closed row, or in a
-/// forked child.
+/// The row behind `t`: none for NULL; for a handle inherited in a forked
+/// child, its private scratch row.
 ///
 /// # Safety
 /// `t` is NULL or a live handle from `nodestats_thread_open` (or one
@@ -48,7 +48,7 @@ unsafe fn row<'a>(t: *mut nodestats_thread_t) -> Option<RowRef<'a>> {
         return None;
     }
     // SAFETY: per the contract, a non-NULL `t` is a thread writer's cell.
-    unsafe { RowRef::of(t.cast::<RowCell>()) }
+    Some(unsafe { RowRef::of(t.cast::<RowCell>()) })
 }
 
 /// Opens a thread writer on `s`'s segment for the calling thread: claims a

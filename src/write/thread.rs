@@ -45,11 +45,15 @@
 //!
 //! A forked child must never write into its parent's rows: two writers on
 //! one row lose counts. The hot path cannot afford `getpid`, so the handle
-//! reads its row pointer from a small *cell* in process-private memory that
-//! the kernel zeroes in the child (`MADV_WIPEONFORK`, and a
-//! `pthread_atfork` child handler as well): in a forked child every
-//! inherited thread writer — Rust or C — reads a null row and records
-//! nothing, and dropping or closing it there releases nothing. The child
+//! reads where its row is from a small *cell* in process-private memory
+//! that the kernel zeroes in the child (`MADV_WIPEONFORK`, and a
+//! `pthread_atfork` child handler as well). The cell holds the row's
+//! distance from a scratch row inside the cell itself, so a zeroed cell
+//! points at its own scratch: in a forked child every inherited thread
+//! writer — Rust or C — adds into that private scratch, which nobody reads,
+//! and dropping or closing it there releases nothing. (A distance rather
+//! than a pointer keeps the hot path free of a null check: one load and the
+//! two adds.) The child
 //! opens its own thread writers (new rows) and records through those. The
 //! parent's handles are untouched.
 //!
@@ -67,25 +71,29 @@ use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-/// What the hot path reads: the row's first word (null: no row — a closed
-/// handle, or any handle in a forked child), and one word for the embedding
-/// layer (the C ABI keeps its handle there). Lives in a wipe-on-fork page.
-#[repr(C)]
+/// What the hot path reads: where the row is, as its distance (wrapping)
+/// from `scratch` — 0, as in a zeroed cell, means no row (a closed handle,
+/// or any handle in a forked child) and makes adds land in `scratch` —, and
+/// one word for the embedding layer (the C ABI keeps its handle there).
+/// Lives in a wipe-on-fork page.
+#[repr(C, align(64))]
 #[derive(Debug)]
 pub(crate) struct RowCell {
-    row: *const AtomicU64,
+    row_delta: usize,
     owner: *mut (),
     /// The row's series slots (bindings, then values); null when the
-    /// segment's rows have none.
+    /// segment's rows have none, or there is no row.
     series: *const AtomicU64,
+    /// Where a row-less handle's adds go: private, read by no one.
+    scratch: [AtomicU64; COUNTERS],
 }
 
-/// Bytes of one cell page (the first 4 KiB of whatever page mmap gives).
-const PAGE_BYTES: usize = 4096;
+/// Bytes of one cell page: a run of whole pages, mapped on first use.
+const PAGE_BYTES: usize = 64 * 1024;
 /// Cells in one page.
 const CELLS_PER_PAGE: usize = PAGE_BYTES / size_of::<RowCell>();
 /// Pages at most: thread writers open at once in this process.
-const MAX_PAGES: usize = 16;
+const MAX_PAGES: usize = 36;
 /// Most thread writers open at once in one process.
 const MAX_CELLS: usize = MAX_PAGES * CELLS_PER_PAGE;
 
@@ -187,34 +195,45 @@ fn alloc_cell() -> Result<(usize, NonNull<RowCell>)> {
 /// `cell` is cell `i` from [`alloc_cell`], used by no one any more.
 unsafe fn free_cell(i: usize, cell: NonNull<RowCell>) {
     // SAFETY: per the contract, a live cell nobody else uses.
-    unsafe {
-        cell.as_ptr().write(RowCell {
-            row: ptr::null(),
-            owner: ptr::null_mut(),
-            series: ptr::null(),
-        })
-    };
+    unsafe { ptr::write_bytes(cell.as_ptr(), 0, 1) };
     OWNERS[i].store(ptr::null_mut(), Ordering::Relaxed);
     TAKEN[i].store(false, Ordering::Release);
 }
 
-/// A claimed row's counters, as the hot path writes them.
+/// A claimed row's counters, as the hot path writes them (or the cell's
+/// scratch row, for a handle without a row).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RowRef<'a>(&'a [AtomicU64; COUNTERS]);
 
 impl<'a> RowRef<'a> {
-    /// The row of the cell at `cell`, if it has one.
+    /// The row of the cell at `cell`: its claimed row, or its own scratch
+    /// row when it has none (closed, or inherited in a forked child).
     ///
     /// # Safety
     /// `cell` is a cell of a live thread writer (or of one inherited from
-    /// the parent in a forked child, which reads as no row), and the row
-    /// is used only on the writer's own thread.
+    /// the parent in a forked child), used only on the writer's own thread.
     #[inline(always)]
-    pub(crate) unsafe fn of(cell: *const RowCell) -> Option<RowRef<'a>> {
-        // SAFETY: per the contract the cell is mapped; a non-null row points
-        // to COUNTERS words of a row that the writer's segment (which it
-        // holds) keeps mapped.
-        unsafe { (*cell).row.cast::<[AtomicU64; COUNTERS]>().as_ref() }.map(RowRef)
+    pub(crate) unsafe fn of(cell: *const RowCell) -> RowRef<'a> {
+        // SAFETY: per the contract the cell is mapped. Its distance is 0
+        // (the scratch row, in the cell) or was set by `ThreadStats::open`
+        // from a row whose provenance it exposed, which the writer's segment
+        // (held by the writer) keeps mapped.
+        unsafe {
+            let scratch = ptr::addr_of!((*cell).scratch);
+            let row = scratch.addr().wrapping_add((*cell).row_delta);
+            RowRef(&*ptr::with_exposed_provenance::<[AtomicU64; COUNTERS]>(row))
+        }
+    }
+
+    /// Whether the cell at `cell` holds a row (false for a closed handle
+    /// and in a forked child).
+    ///
+    /// # Safety
+    /// As for [`of`](Self::of).
+    #[inline(always)]
+    pub(crate) unsafe fn held(cell: *const RowCell) -> bool {
+        // SAFETY: per the contract the cell is mapped.
+        unsafe { (*cell).row_delta != 0 }
     }
 
     /// See [`ThreadStats::record_packets`].
@@ -288,15 +307,20 @@ impl ThreadStats {
                 return Err(e);
             }
         };
-        let row = &segment.rows()[claim.row].counters[0];
+        let row = ptr::from_ref(&segment.rows()[claim.row].counters);
         let series = segment
             .row_series_of(claim.row)
             .first()
             .map_or(ptr::null(), |w| w as *const AtomicU64);
         // SAFETY: a cell just handed to us alone; the row stays mapped while
-        // `stats` (which holds the segment) lives in this handle.
+        // `stats` (which holds the segment) lives in this handle. The row is
+        // in the segment's mapping, never in the cell, so its distance from
+        // the scratch row is not 0.
         unsafe {
-            (*cell.as_ptr()).row = row;
+            let scratch = ptr::addr_of!((*cell.as_ptr()).scratch);
+            let delta = row.expose_provenance().wrapping_sub(scratch.addr());
+            debug_assert_ne!(delta, 0);
+            (*cell.as_ptr()).row_delta = delta;
             (*cell.as_ptr()).series = series;
         }
         Ok(ThreadStats {
@@ -309,7 +333,7 @@ impl ThreadStats {
     }
 
     #[inline(always)]
-    fn row(&self) -> Option<RowRef<'_>> {
+    fn row(&self) -> RowRef<'_> {
         // SAFETY: our own live cell, read on the owning thread.
         unsafe { RowRef::of(self.cell.as_ptr()) }
     }
@@ -332,9 +356,7 @@ impl ThreadStats {
     /// system call, no allocation, cannot fail; a no-op in a forked child.
     #[inline]
     pub fn record_packets(&self, dir: Direction, packets: u64, bytes: u64, retransmit: bool) {
-        if let Some(row) = self.row() {
-            row.record_packets(dir, packets, bytes, retransmit);
-        }
+        self.row().record_packets(dir, packets, bytes, retransmit);
     }
 
     /// Records one packet of `bytes` bytes. Hot path.
@@ -347,9 +369,7 @@ impl ThreadStats {
     /// [`Stats::record_rtcp`] does. Hot path.
     #[inline]
     pub fn record_rtcp(&self, dir: Direction, nack: u32, pli: u32, fir: u32) {
-        if let Some(row) = self.row() {
-            row.record_rtcp(dir, nack, pli, fir);
-        }
+        self.row().record_rtcp(dir, nack, pli, fir);
     }
 
     /// Forwarding latency, ns: a gauge of the writer slot, set through
@@ -426,7 +446,8 @@ impl Drop for ThreadStats {
     fn drop(&mut self) {
         // In a forked child the cell reads as zero: the row and the cell
         // are the parent's, and stay so.
-        if self.row().is_none() {
+        // SAFETY: our own cell, read on the owning thread.
+        if !unsafe { RowRef::held(self.cell.as_ptr()) } {
             return;
         }
         if let Some(claim) = self.claim.take() {
@@ -504,7 +525,7 @@ impl ThreadSeriesRaw {
     #[inline(always)]
     fn live(&self) -> bool {
         // SAFETY: as in `slots`.
-        !unsafe { (*self.cell.as_ptr()).row }.is_null()
+        unsafe { RowRef::held(self.cell.as_ptr()) }
     }
 
     #[inline(always)]

@@ -1,6 +1,8 @@
 //! Recording through a labeled series handle vs the fixed counters, in
 //! both write modes: one counter (`SeriesHandle::inc_by` vs a fixed
-//! single-counter call) and a histogram observation.
+//! single-counter call) and a histogram observation; and the thread
+//! writer's form of the same series (`ThreadSeries`, plain adds to series
+//! slots of the thread's row).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use nodestats::WriteMode;
@@ -30,6 +32,20 @@ fn series(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("histogram_observe", name), |b| {
             b.iter(|| hist.observe(black_box(120.0)))
+        });
+        let thread = stats.thread_writer().unwrap();
+        let t_handle = thread
+            .series(Family::NackTotal, &["incoming", "DE"])
+            .unwrap();
+        let t_hist = thread
+            .series(Family::RttMs, &["outgoing", "CAMERA", "VIDEO", "DE"])
+            .unwrap();
+        assert!(t_handle.in_row() && t_hist.in_row());
+        g.bench_function(BenchmarkId::new("thread_series", name), |b| {
+            b.iter(|| t_handle.inc_by(black_box(1)))
+        });
+        g.bench_function(BenchmarkId::new("thread_histogram_observe", name), |b| {
+            b.iter(|| t_hist.observe(black_box(120.0)))
         });
     }
     g.finish();

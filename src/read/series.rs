@@ -13,7 +13,8 @@ use std::collections::HashMap;
 /// Adds the country-labeled media series (packets, bytes, NACK/PLI/FIR)
 /// into the fixed counters, so NodeStats counts every country. Reads only
 /// those families' entries and no strings but the direction and
-/// transmission labels; allocates nothing.
+/// transmission labels; allocates only to index what thread writers hold
+/// in their rows' series slots, when they hold anything.
 pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
     let r = seg.series_region();
     let n = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
@@ -29,6 +30,18 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
         Some((b, len)) if &b[..len] == b"initial" => Some(false),
         Some((b, len)) if &b[..len] == b"retransmit" => Some(true),
         _ => None,
+    };
+    // Thread rows' parts of series values, by value index: read once, so
+    // each media entry costs a binary search, not a pass over every row.
+    let mut in_rows: Vec<(usize, u64)> = Vec::new();
+    r.each_row_value(|i, v| in_rows.push((i, v)));
+    in_rows.sort_unstable_by_key(|&(i, _)| i);
+    let row_sum = |index: usize| -> u64 {
+        let from = in_rows.partition_point(|&(i, _)| i < index);
+        in_rows[from..]
+            .iter()
+            .take_while(|&&(i, _)| i == index)
+            .fold(0u64, |s, &(_, v)| s.wrapping_add(v))
     };
     for e in &r.dir[..n] {
         let Some((family, _, base, ids, _)) = read_entry(&r, e) else {
@@ -54,7 +67,7 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
             }
             _ => continue,
         };
-        let v = r.value_sum(base).wrapping_add(r.row_value_sum(base));
+        let v = r.value_sum(base).wrapping_add(row_sum(base));
         counters[target] = counters[target].wrapping_add(v);
     }
 }

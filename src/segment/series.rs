@@ -141,19 +141,6 @@ impl Region<'_> {
         }
     }
 
-    /// What thread rows hold of value `index`: the wrapping sum of their
-    /// slots bound to it. Allocates nothing; scans every row's bound slots,
-    /// so it is for a few series (the media ones folded into the counters).
-    pub(crate) fn row_value_sum(&self, index: usize) -> u64 {
-        let mut sum = 0u64;
-        self.each_row_value(|i, v| {
-            if i == index {
-                sum = sum.wrapping_add(v);
-            }
-        });
-        sum
-    }
-
     /// The sum of value `index` over the value blocks only (thread rows'
     /// parts not included: see [`each_row_value`](Self::each_row_value)).
     pub(crate) fn value_sum(&self, index: usize) -> u64 {

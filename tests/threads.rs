@@ -291,6 +291,14 @@ fn forked_child_never_writes_the_parents_series() {
     assert!(pid >= 0);
     if pid == 0 {
         h.inc_by(1_000);
+        // Opening a series on the inherited writer binds nothing in the
+        // parent's row (the parent may be binding its slots right now).
+        let late = mine.series(Family::PliTotal, &labels).unwrap();
+        late.inc_by(1_000);
+        if late.in_row() {
+            // SAFETY: ends the child without running the parent's exit path.
+            unsafe { libc::_exit(4) };
+        }
         let own = stats.thread_writer().unwrap();
         let o = own.series(Family::NackTotal, &labels).unwrap();
         o.inc_by(5);
@@ -309,6 +317,11 @@ fn forked_child_never_writes_the_parents_series() {
         .unwrap()
         .update();
     assert_eq!(ns.nack_total, 7);
+    let text = Exporter::new(stats.segment().clone(), "n", "SERVER")
+        .unwrap()
+        .text();
+    let pli = "livekit_pli_total{country=\"FR\",direction=\"incoming\",node_id=\"n\",node_type=\"SERVER\"}";
+    assert_eq!(sample(&text, pli), 0.0, "the child's late series recorded");
 }
 
 fn main() {

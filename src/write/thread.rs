@@ -493,7 +493,12 @@ impl ThreadSeriesRaw {
         let _ = bounds(family);
         let words = t.stats.segment().row_series_of(t.row_index());
         let slots = words.len() / 2;
+        // SAFETY: the writer's own cell, read on its thread.
+        let held = unsafe { RowRef::held(t.cell.as_ptr()) };
         let mode = match kind {
+            // An inherited writer in a forked child: the row (and its
+            // bindings) are the parent's; bind nothing, record nothing.
+            _ if !held => RowMode::Off,
             Kind::Gauge => RowMode::Shared,
             _ => {
                 let n = family.def().value_count();

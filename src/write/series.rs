@@ -25,15 +25,24 @@ pub(crate) fn bounds(family: Family) -> &'static ([f64; MAX_BUCKETS], usize) {
     })[family as usize]
 }
 
+/// Where `value` goes in a histogram of `family`: the offset of its bucket
+/// (the last, +Inf, past every bound) and of the sum word, from the
+/// series' first value word.
+#[inline]
+pub(crate) fn histogram_offsets(family: Family, value: f64) -> (usize, usize) {
+    let (b, nb) = bounds(family);
+    let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
+    (bucket, nb + 1)
+}
+
 impl Adder<BlockStride> {
     /// Observes `value` in the histogram of `family` whose values start at
     /// `base`: one bucket add and the sum.
     #[inline]
     pub(crate) fn observe(&self, family: Family, base: usize, value: f64) {
-        let (b, nb) = bounds(family);
-        let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
+        let (bucket, sum) = histogram_offsets(family, value);
         self.add(base + bucket, 1);
-        add_f64(self.word(base + nb + 1), value);
+        add_f64(self.word(base + sum), value);
     }
 }
 

@@ -60,7 +60,7 @@
 //! [`SegmentOptions::thread_rows`]: crate::SegmentOptions::thread_rows
 //! [`Error::NoThreadRow`]: crate::Error::NoThreadRow
 
-use super::series::{bounds, SeriesHandle};
+use super::series::{bounds, histogram_offsets, SeriesHandle};
 use super::stats::Stats;
 use crate::error::{Error, Result};
 use crate::schema::{Counter, Direction, Family, Kind, COUNTERS};
@@ -470,7 +470,8 @@ pub(crate) enum RowMode {
     /// writer slot, shared by the process's threads), or a series that
     /// found no free slots in the row.
     Shared,
-    /// Nothing: the C ABI's thread writer was closed before this handle.
+    /// Nothing: the writer is one inherited in a forked child, or the C
+    /// ABI's thread writer was closed before this handle.
     Off,
 }
 
@@ -555,18 +556,11 @@ impl ThreadSeriesRaw {
         }
     }
 
-    /// See [`ThreadSeries::add`].
+    /// See [`ThreadSeries::add`]: the delta's two's complement, added as
+    /// [`inc_by`](Self::inc_by) adds (as `SeriesHandle::add` does).
     #[inline]
     pub(crate) fn add(&self, delta: i64) {
-        match self.mode {
-            RowMode::Counter(off) => {
-                if let Some(w) = self.slots() {
-                    rows::add(Self::word(w, off), delta as u64);
-                }
-            }
-            RowMode::Shared if self.live() => self.shared.add(delta),
-            _ => {}
-        }
+        self.inc_by(delta as u64);
     }
 
     /// See [`ThreadSeries::observe`].
@@ -575,10 +569,9 @@ impl ThreadSeriesRaw {
         match self.mode {
             RowMode::Histogram(off) => {
                 if let Some(w) = self.slots() {
-                    let (b, nb) = bounds(self.family);
-                    let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
+                    let (bucket, sum) = histogram_offsets(self.family, value);
                     rows::add(Self::word(w, off + bucket), 1);
-                    rows::add_f64(Self::word(w, off + nb + 1), value);
+                    rows::add_f64(Self::word(w, off + sum), value);
                 }
             }
             RowMode::Shared if self.live() => self.shared.observe(value),

@@ -31,18 +31,9 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
         Some((b, len)) if &b[..len] == b"retransmit" => Some(true),
         _ => None,
     };
-    // Thread rows' parts of series values, by value index: read once, so
-    // each media entry costs a binary search, not a pass over every row.
-    let mut in_rows: Vec<(usize, u64)> = Vec::new();
-    r.each_row_value(|i, v| in_rows.push((i, v)));
-    in_rows.sort_unstable_by_key(|&(i, _)| i);
-    let row_sum = |index: usize| -> u64 {
-        let from = in_rows.partition_point(|&(i, _)| i < index);
-        in_rows[from..]
-            .iter()
-            .take_while(|&&(i, _)| i == index)
-            .fold(0u64, |s, &(_, v)| s.wrapping_add(v))
-    };
+    // Thread rows' parts of series values: read once, so each media entry
+    // costs a binary search, not a pass over every row.
+    let in_rows = r.row_values();
     for e in &r.dir[..n] {
         let Some((family, _, base, ids, _)) = read_entry(&r, e) else {
             continue;
@@ -67,7 +58,7 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
             }
             _ => continue,
         };
-        let v = r.value_sum(base).wrapping_add(row_sum(base));
+        let v = r.value_sum(base).wrapping_add(in_rows.count(base));
         counters[target] = counters[target].wrapping_add(v);
     }
 }
@@ -138,15 +129,8 @@ pub(crate) fn read_all_with(
         .filter(|(i, s)| s.state() == ACTIVE && alive(*i))
         .map(|(i, _)| i)
         .collect();
-    // What thread writers' rows hold, by value index: the wrapping sum of
-    // the words (counts) and the sum of them as f64 bits (histogram sums).
-    let mut in_rows: HashMap<usize, (u64, f64)> = HashMap::new();
-    r.each_row_value(|i, v| {
-        let e = in_rows.entry(i).or_insert((0, 0.0));
-        e.0 = e.0.wrapping_add(v);
-        e.1 += f64::from_bits(v);
-    });
-    let row_count = |i: usize| in_rows.get(&i).map_or(0, |e| e.0);
+    // What thread writers' rows hold of the values.
+    let in_rows = r.row_values();
     let mut merged: HashMap<(Family, Vec<String>), SeriesValue> = HashMap::new();
     for e in &r.dir[..n_series] {
         if e.w[0].load(Ordering::Acquire) != PUBLISHED {
@@ -185,7 +169,7 @@ pub(crate) fn read_all_with(
             slot.value = slot.value.wrapping_add(v);
         } else if family.def().kind == Kind::Histogram {
             let sums: Vec<u64> = (0..n)
-                .map(|k| r.value_sum(base + k).wrapping_add(row_count(base + k)))
+                .map(|k| r.value_sum(base + k).wrapping_add(in_rows.count(base + k)))
                 .collect();
             let nb = n - 1;
             if slot.buckets.is_empty() {
@@ -201,9 +185,9 @@ pub(crate) fn read_all_with(
                 s += f64::from_bits(r.values[i].load(Ordering::Relaxed));
                 i += r.values_per_shard;
             }
-            slot.sum += s + in_rows.get(&(base + nb)).map_or(0.0, |e| e.1);
+            slot.sum += s + in_rows.float_sum(base + nb);
         } else {
-            let v = r.value_sum(base).wrapping_add(row_count(base));
+            let v = r.value_sum(base).wrapping_add(in_rows.count(base));
             slot.value = slot.value.wrapping_add(v);
         }
     }

@@ -129,20 +129,30 @@ impl Region<'_> {
         }
     }
 
-    /// Calls `f(value index, value)` for every bound series slot of every
-    /// thread row: the parts of labeled values that thread writers hold.
-    pub(crate) fn each_row_value(&self, mut f: impl FnMut(usize, u64)) {
+    /// What the thread rows' bound series slots hold: the parts of labeled
+    /// values that thread writers recorded, indexed by value index (read
+    /// once; looked up per series by binary search).
+    pub(crate) fn row_values(&self) -> RowValues {
+        let mut parts = Vec::new();
         let per_row = 2 * self.row_series_slots;
-        if per_row == 0 {
-            return;
+        if per_row > 0 {
+            for row in self.row_series.chunks_exact(per_row) {
+                super::rows::bound_slots(
+                    row,
+                    self.row_series_slots,
+                    self.values_per_shard,
+                    |i, v| parts.push((i, v)),
+                );
+            }
         }
-        for row in self.row_series.chunks_exact(per_row) {
-            super::rows::bound_slots(row, self.row_series_slots, self.values_per_shard, &mut f);
-        }
+        // Stable: a value's parts stay in row order, so float sums add up
+        // the same way on every read.
+        parts.sort_by_key(|&(i, _)| i);
+        RowValues(parts)
     }
 
     /// The sum of value `index` over the value blocks only (thread rows'
-    /// parts not included: see [`each_row_value`](Self::each_row_value)).
+    /// parts not included: see [`row_values`](Self::row_values)).
     pub(crate) fn value_sum(&self, index: usize) -> u64 {
         let mut sum = 0u64;
         let mut i = index;
@@ -151,6 +161,32 @@ impl Region<'_> {
             i += self.values_per_shard;
         }
         sum
+    }
+}
+
+/// The thread rows' parts of labeled values, `(value index, word)` sorted
+/// by index (see [`Region::row_values`]).
+pub(crate) struct RowValues(Vec<(usize, u64)>);
+
+impl RowValues {
+    /// The words bound to value `index`, one per slot bound to it.
+    fn parts(&self, index: usize) -> impl Iterator<Item = u64> + '_ {
+        let from = self.0.partition_point(|&(i, _)| i < index);
+        self.0[from..]
+            .iter()
+            .take_while(move |&&(i, _)| i == index)
+            .map(|&(_, v)| v)
+    }
+
+    /// What the rows hold of a count (counter or bucket) word: the wrapping
+    /// sum of its parts.
+    pub(crate) fn count(&self, index: usize) -> u64 {
+        self.parts(index).fold(0, u64::wrapping_add)
+    }
+
+    /// What the rows hold of a histogram's sum word: its parts as `f64`.
+    pub(crate) fn float_sum(&self, index: usize) -> f64 {
+        self.parts(index).map(f64::from_bits).sum()
     }
 }
 

@@ -141,6 +141,23 @@ static int count_prefixed(const char *text, const char *prefix) {
 /* Const labels of the exporters below, as they print (labels are sorted). */
 #define NODE "node_id=\"n1\",node_type=\"SERVER\""
 
+/* The scrape of livekit_rtt_ms{outgoing, MICROPHONE, AUDIO, DE} after
+ * observations of 10, 60 and 20000 ms. */
+static void check_rtt_10_60_20000(const char *text) {
+#define RTT "livekit_rtt_ms_bucket{country=\"DE\",direction=\"outgoing\"," NODE \
+            ",source=\"MICROPHONE\",type=\"AUDIO\","
+  CHECK_LINE(text, RTT "le=\"50\"} 1");
+  CHECK_LINE(text, RTT "le=\"100\"} 2");
+  CHECK_LINE(text, RTT "le=\"5000\"} 2");
+  CHECK_LINE(text, RTT "le=\"10000\"} 2");
+  CHECK_LINE(text, RTT "le=\"+Inf\"} 3");
+#undef RTT
+  CHECK_LINE(text, "livekit_rtt_ms_sum{country=\"DE\",direction=\"outgoing\"," NODE
+                   ",source=\"MICROPHONE\",type=\"AUDIO\"} 20070");
+  CHECK_LINE(text, "livekit_rtt_ms_count{country=\"DE\",direction=\"outgoing\"," NODE
+                   ",source=\"MICROPHONE\",type=\"AUDIO\"} 3");
+}
+
 static nodestats_exporter_t *open_exporter(const nodestats_t *s) {
   nodestats_exporter_t *e = NULL;
   CHECK_STATUS(nodestats_exporter_open(s, "n1", "SERVER", &e),
@@ -952,18 +969,7 @@ static void test_series_handles(void) {
                    ",source=\"CAMERA\",type=\"VIDEO\"} 42");
   CHECK_LINE(text, "livekit_psrpc_stream_count{method=\"Stream\"," NODE
                    ",role=\"server\",service=\"Svc\"} 3");
-#define RTT "livekit_rtt_ms_bucket{country=\"DE\",direction=\"outgoing\"," NODE \
-            ",source=\"MICROPHONE\",type=\"AUDIO\","
-  CHECK_LINE(text, RTT "le=\"50\"} 1");
-  CHECK_LINE(text, RTT "le=\"100\"} 2");
-  CHECK_LINE(text, RTT "le=\"5000\"} 2");
-  CHECK_LINE(text, RTT "le=\"10000\"} 2");
-  CHECK_LINE(text, RTT "le=\"+Inf\"} 3");
-#undef RTT
-  CHECK_LINE(text, "livekit_rtt_ms_sum{country=\"DE\",direction=\"outgoing\"," NODE
-                   ",source=\"MICROPHONE\",type=\"AUDIO\"} 20070");
-  CHECK_LINE(text, "livekit_rtt_ms_count{country=\"DE\",direction=\"outgoing\"," NODE
-                   ",source=\"MICROPHONE\",type=\"AUDIO\"} 3");
+  check_rtt_10_60_20000(text);
   CHECK_LINE(text, "livekit_forward_latency_ns_count{" NODE "} 1");
   CHECK_LINE(text, "livekit_forward_latency_ns_sum{" NODE "} 1500");
   CHECK_LINE(text, "nodestats_series_registered{" NODE "} 4");
@@ -1630,15 +1636,7 @@ static void test_thread_series(void) {
   }
   CHECK_LINE(text, "livekit_psrpc_stream_count{method=\"Stream\"," NODE
                    ",role=\"server\",service=\"Svc\"} 3");
-#define RTT "livekit_rtt_ms_bucket{country=\"DE\",direction=\"outgoing\"," NODE \
-            ",source=\"MICROPHONE\",type=\"AUDIO\","
-  CHECK_LINE(text, RTT "le=\"50\"} 1");
-  CHECK_LINE(text, RTT "le=\"100\"} 2");
-  CHECK_LINE(text, RTT "le=\"10000\"} 2");
-  CHECK_LINE(text, RTT "le=\"+Inf\"} 3");
-#undef RTT
-  CHECK_LINE(text, "livekit_rtt_ms_sum{country=\"DE\",direction=\"outgoing\"," NODE
-                   ",source=\"MICROPHONE\",type=\"AUDIO\"} 20070");
+  check_rtt_10_60_20000(text);
   char nacks[160];
   snprintf(nacks, sizeof nacks,
            "livekit_nack_total{country=\"FR\",direction=\"incoming\"," NODE "} %llu",

@@ -265,3 +265,51 @@ fn a_read_only_collector_in_the_same_process_sees_the_writer() {
     let _ = Arc::clone(c.segment());
     nodestats::Segment::unlink(&name).unwrap();
 }
+
+/// A failed update because the file shrank is reported as a shrunk
+/// segment by `segment_status`, however the shrink and the update
+/// interleave: the exporter's health reads the status first. The file is
+/// truncated while updates run back to back, so the truncation often lands
+/// inside an update (after its segment check), not only between two.
+#[test]
+fn a_shrink_during_an_update_is_a_shrunk_status() {
+    use nodestats::{SegmentOptions, SegmentStatus};
+    let dir = std::env::temp_dir().join(format!("nodestats-shrink-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("{}/seg", dir.display());
+    let no_system = CollectorConfig {
+        system: None,
+        ..CollectorConfig::default()
+    };
+    for round in 0..20u64 {
+        let _ = std::fs::remove_file(&name);
+        let w = Stats::open(&SegmentOptions::new().name(&name)).unwrap();
+        w.record_packets(Direction::Incoming, 1, 100, false);
+        let mut c = Collector::attach(&name, no_system.clone()).unwrap();
+        let path = name.clone();
+        let cutter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_micros(200 + 97 * round));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(4096)
+                .unwrap();
+        });
+        let err = loop {
+            if let Err(e) = c.try_update() {
+                break e;
+            }
+        };
+        cutter.join().unwrap();
+        assert!(matches!(err, Error::SizeMismatch { .. }), "{err:?}");
+        assert!(
+            matches!(c.segment_status(), SegmentStatus::Shrunk { .. }),
+            "round {round}: the update failed on a shrunk file, the status says {:?}",
+            c.segment_status()
+        );
+        drop(w);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -362,6 +362,21 @@ impl Collector {
         }
     }
 
+    /// Counts an update that could not read the segment, and returns why.
+    /// A file found shrunk after the segment check (it shrank during this
+    /// update) makes the status say so too, as the next check would: the
+    /// status never says `Current` for an update that failed on a shrink.
+    fn unreadable(&mut self, e: Error) -> Error {
+        self.anomalies.segment_errors += 1;
+        if let Error::SizeMismatch { header, file } = e {
+            self.status = SegmentStatus::Shrunk {
+                size: file,
+                needed: header,
+            };
+        }
+        e
+    }
+
     /// What the collector has noticed so far.
     pub fn anomalies(&self) -> Anomalies {
         self.anomalies
@@ -417,18 +432,17 @@ impl Collector {
             .check_segment()
             .and_then(|()| self.segment.check_size());
         if let Err(e) = read {
-            self.anomalies.segment_errors += 1;
-            return Err(e);
+            return Err(self.unreadable(e));
         }
         let faults = self.segment.faults();
         let totals = Totals::read(&self.segment);
         if self.segment.faults() != faults {
             // The file shrank while it was read: what was read is partly
             // zeros. Not an update.
-            self.anomalies.segment_errors += 1;
-            return Err(self.segment.check_size().err().unwrap_or(Error::BadLayout(
+            let e = self.segment.check_size().err().unwrap_or(Error::BadLayout(
                 "the segment file shrank while it was read",
-            )));
+            ));
+            return Err(self.unreadable(e));
         }
         let sys = match &mut self.system {
             Some(p) => p.sample(),

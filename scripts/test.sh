@@ -27,6 +27,6 @@ if ! command -v redis-server >/dev/null; then
   fi
 fi
 
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast
 cargo test --doc
 cargo run --release -- demo --duration 3 --interval 1 --workers 3 --rate 30000 --listen ""

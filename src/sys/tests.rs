@@ -574,41 +574,61 @@ fn live_values_in_range() {
 
 #[test]
 #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
-fn live_load_rises_with_a_busy_thread() {
+fn live_load_counts_this_process_busy_time() {
+    // The machine may already be busy with other work, so a rise in
+    // machine-wide load is not something this test can cause. What it can
+    // control is a lower bound: the busy time the probe reports over an
+    // interval (load x elapsed x CPUs) includes this process's own CPU time
+    // in that interval, however busy the rest of the machine is.
     let _serial = LIVE.lock().unwrap_or_else(|e| e.into_inner());
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
-    let interval = Duration::from_millis(300);
-    let mut p = SystemProbe::new(SystemConfig::default());
-    let mut seen = Vec::new();
-    // Other work on the machine can blur one attempt; one clear rise in a
-    // few attempts shows the busy time is measured.
-    for _ in 0..10 {
-        p.sample();
-        std::thread::sleep(interval);
-        let idle = p.sample().cpu_load.expect("idle load");
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let spinner = std::thread::spawn(move || {
-            let mut x = 0u64;
-            while !flag.load(Ordering::Relaxed) {
-                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-            }
-            x
-        });
-        std::thread::sleep(interval);
-        let busy = p.sample().cpu_load.expect("busy load");
-        stop.store(true, Ordering::Relaxed);
-        let _ = spinner.join();
-
-        seen.push((idle, busy));
-        let one_thread = 1.0 / p.sample().num_cpus.expect("num_cpus");
-        if busy > idle + one_thread * 0.5 {
-            return;
-        }
+    use std::time::Instant;
+    #[allow(unsafe_code)]
+    fn own_cpu() -> Duration {
+        // SAFETY: getrusage writes one rusage into the zeroed local.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid pointer to a local rusage.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        assert_eq!(rc, 0, "getrusage");
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(ru.ru_utime) + tv(ru.ru_stime)
     }
-    panic!("load did not rise with a busy thread: (idle, busy) = {seen:?}");
+    let mut p = SystemProbe::new(SystemConfig::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let spinner = std::thread::spawn(move || {
+        let mut x = 0u64;
+        while !flag.load(Ordering::Relaxed) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        x
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let (cpu0, t0) = (own_cpu(), Instant::now());
+    let first = p.sample();
+    std::thread::sleep(Duration::from_millis(1000));
+    let busy = p.sample();
+    let (cpu1, t1) = (own_cpu(), Instant::now());
+    stop.store(true, Ordering::Relaxed);
+    let _ = spinner.join();
+
+    let own = (cpu1 - cpu0).as_secs_f64();
+    let cpus = busy.num_cpus.expect("num_cpus");
+    let load = busy.cpu_load.expect("busy load");
+    let reported = load * (t1 - t0).as_secs_f64() * cpus;
+    // /proc/stat and cgroup accounting advance in ticks (up to 10 ms,
+    // per CPU, at each end of the interval).
+    let slack = 0.02 * cpus + 0.02;
+    assert!(
+        own > slack,
+        "the spinning thread ran for {own:.3} s of CPU in 1 s: {first:?}"
+    );
+    assert!(
+        reported + slack >= own,
+        "the probe reported {reported:.3} s busy (load {load:.3} x {cpus} CPUs) \
+         while this process alone used {own:.3} s"
+    );
 }
 
 /// The live tests read machine-wide counters on hosts whose cgroup is the

@@ -166,7 +166,7 @@ void test_series_and_exporter() {
   CHECK(nodestats_series_open(w.get(), "livekit_debug_ref_count", two, 2, &none) ==
         NODESTATS_STATUS_INVALID_ARGUMENT);
   CHECK(nodestats_series_open(w.get(), "no_such_family", two, 2, &none) ==
-        NODESTATS_STATUS_INVALID_ARGUMENT);
+        NODESTATS_STATUS_UNKNOWN_FAMILY);
   CHECK(none == nullptr);
 }
 

@@ -24,6 +24,9 @@
 /** Thread writers have labeled series (`nodestats_thread_series_open`). */
 #define NODESTATS_HAS_THREAD_SERIES 1
 
+/** Families can be declared at run time (`nodestats_family_declare`). */
+#define NODESTATS_HAS_DECLARED_FAMILIES 1
+
 /**
  * Value of an optional counter the system could not provide.
  */
@@ -140,6 +143,25 @@ enum nodestats_status
    * (`nodestats_thread_open`).
    */
   NODESTATS_STATUS_NO_THREAD_ROW = 21,
+  /**
+   * A family of this name exists with another kind, labels, buckets or
+   * unit (`nodestats_family_declare`), LiveKit's families included.
+   */
+  NODESTATS_STATUS_FAMILY_CONFLICT = 22,
+  /**
+   * Every entry of the segment's family directory is taken.
+   */
+  NODESTATS_STATUS_FAMILY_DIRECTORY_FULL = 23,
+  /**
+   * Another live process is declaring the family and has not finished
+   * within the wait: try again.
+   */
+  NODESTATS_STATUS_FAMILY_BUSY = 24,
+  /**
+   * No family of this name is known or declared in the segment
+   * (`nodestats_series_open` and friends).
+   */
+  NODESTATS_STATUS_UNKNOWN_FAMILY = 25,
 };
 #ifndef __cplusplus
 typedef uint32_t nodestats_status;
@@ -308,6 +330,33 @@ enum nodestats_write_mode
 };
 #ifndef __cplusplus
 typedef uint32_t nodestats_write_mode;
+#endif // __cplusplus
+
+/**
+ * The kind of a declared family.
+ */
+enum nodestats_metric_kind
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * A monotonic counter (`nodestats_series_inc_by`).
+   */
+  NODESTATS_METRIC_KIND_COUNTER = 0,
+  /**
+   * A value that goes up and down (`nodestats_series_add`); each writer
+   * process's part leaves the exported value when the process dies.
+   */
+  NODESTATS_METRIC_KIND_GAUGE = 1,
+  /**
+   * Observations in buckets with a sum and a count
+   * (`nodestats_series_observe`).
+   */
+  NODESTATS_METRIC_KIND_HISTOGRAM = 2,
+};
+#ifndef __cplusplus
+typedef uint32_t nodestats_metric_kind;
 #endif // __cplusplus
 
 /**
@@ -768,6 +817,61 @@ typedef struct nodestats_options {
    */
   uint32_t thread_rows;
 } nodestats_options;
+
+/**
+ * A family to declare with `nodestats_family_declare`. Fill it with
+ * `nodestats_family_spec_init`, then set the fields you need; every
+ * pointer is read during the call only (the strings and arrays are
+ * copied).
+ */
+typedef struct nodestats_family_spec {
+  /**
+   * A Prometheus metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`, at most 128
+   * bytes, not starting with `__` or `nodestats_`). Required.
+   */
+  const char *name;
+  /**
+   * Help text, at most 864 bytes of UTF-8 (NULL: empty).
+   */
+  const char *help;
+  /**
+   * Counter, gauge or histogram (default counter).
+   */
+  nodestats_metric_kind kind;
+  /**
+   * `n_labels` label names (Prometheus label names, at most 64 bytes,
+   * not starting with `__`, no `le` on a histogram, not `node_id` or
+   * `node_type`, which the exporter adds); label values are given in
+   * this order when a series is opened.
+   */
+  const char *const *label_names;
+  /**
+   * 0 to 8.
+   */
+  size_t n_labels;
+  /**
+   * Histogram upper bounds, finite and strictly increasing, +Inf
+   * implied; NULL with `n_buckets` 0 gives client_golang's default
+   * buckets (0.005 … 10). Must be empty for counters and gauges.
+   */
+  const double *buckets;
+  /**
+   * 0 to 48.
+   */
+  size_t n_buckets;
+  /**
+   * The most series (label sets) the family may have; later ones are
+   * recorded in the family's overflow series (every label
+   * `__overflow__`), counted in `nodestats_series_overflow_total`. 0: the
+   * default, 2000.
+   */
+  uint32_t max_series;
+  /**
+   * The unit (`[a-zA-Z0-9_]`, at most 32 bytes), e.g. `"seconds"`;
+   * NULL: none.
+   */
+  const char *unit;
+} nodestats_family_spec;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1435,12 +1539,59 @@ void nodestats_thread_series_observe(const struct nodestats_thread_series_t *h,
 void nodestats_thread_series_close(struct nodestats_thread_series_t *h);
 
 /**
- * Resolves the series of `family` (its Prometheus name, e.g.
- * `"livekit_rtt_ms"`) with label values `labels[0..n_labels]`, in the
- * family's label order, registering it in the segment if needed, and
+ * Fills `*spec` with the defaults: every pointer NULL, every count 0, a
+ * counter with the default series cap. NULL is a no-op.
+ *
+ * # Safety
+ * `spec` is NULL or valid for writing a `nodestats_family_spec`.
+ */
+void nodestats_family_spec_init(struct nodestats_family_spec *spec);
+
+/**
+ * Declares a family in `s`'s segment (slow path, any process), so that
+ * its series can be opened by name with `nodestats_series_open` and
+ * `nodestats_thread_series_open` — from this process or any other attached
+ * to the segment — and every reader (`nodestats serve`, `nodestats show`,
+ * `nodestats_exporter_*`) exports it with its help, type and buckets.
+ *
+ * Declaring a family that exists with the same kind, label names, buckets
+ * and unit returns `NODESTATS_STATUS_OK` (help and `max_series` of the
+ * first declaration stand): declare it from every process that uses it.
+ *
+ * `NODESTATS_STATUS_FAMILY_CONFLICT` when the name exists with another
+ * kind, labels, buckets or unit (LiveKit's families included);
+ * `NODESTATS_STATUS_INVALID_ARGUMENT` for a name or label name that breaks
+ * Prometheus' rules (or starts with `__`, or `nodestats_` for a family),
+ * a histogram label `le`, more than 8 labels or 48 buckets, buckets that
+ * are not finite and strictly increasing, buckets on a counter or gauge,
+ * an unknown kind, or strings that are not UTF-8 or too long;
+ * `NODESTATS_STATUS_NULL_ARGUMENT` for a NULL `s`, `spec`, `spec->name`,
+ * label name, or array with a non-zero count;
+ * `NODESTATS_STATUS_FAMILY_DIRECTORY_FULL` when the segment's family
+ * directory is full (128 families by default);
+ * `NODESTATS_STATUS_FAMILY_BUSY` when another live process has been
+ * declaring the same name for longer than 0.5 s without finishing (retry);
+ * `NODESTATS_STATUS_UNSUPPORTED_VERSION` for a segment made by a nodestats
+ * older than layout 2.2, which has no family directory. A reader never
+ * sees a family half-declared.
+ *
+ * # Safety
+ * `s` is a live writer handle; `spec` points to an initialised
+ * `nodestats_family_spec` whose strings are NULL or NUL-terminated and
+ * whose arrays hold their counts of elements.
+ */
+nodestats_status nodestats_family_declare(const struct nodestats_t *s,
+                                          const struct nodestats_family_spec *spec);
+
+/**
+ * Resolves the series of `family` (its Prometheus name: one of LiveKit's,
+ * e.g. `"livekit_rtt_ms"`, or one any process declared in the segment with
+ * `nodestats_family_declare`) with label values `labels[0..n_labels]`, in
+ * the family's label order, registering it in the segment if needed, and
  * stores a new handle in `*out`.
  *
- * `NODESTATS_STATUS_INVALID_ARGUMENT` for an unknown family, a label count
+ * `NODESTATS_STATUS_UNKNOWN_FAMILY` for a name no process declared.
+ * `NODESTATS_STATUS_INVALID_ARGUMENT` for a label count
  * other than the family's, a family name or label value that is not
  * UTF-8, or a series the fixed counters and gauges already export (which
  * would be a duplicate sample): every series of `livekit_room_total`,
@@ -1455,9 +1606,10 @@ void nodestats_thread_series_close(struct nodestats_thread_series_t *h);
  * `NODESTATS_STATUS_NULL_ARGUMENT` for a NULL `s`, `family`, `out`,
  * label value, or a NULL `labels` with `n_labels` > 0. Label values are
  * copied. A label value longer than 64 bytes, or one that does not fit in
- * the segment's intern table, is recorded as `__overflow__`; a series that
- * does not fit lands in its family's overflow series: opening never fails
- * for lack of room. `*out` is untouched on error.
+ * the segment's intern table, is recorded as `__overflow__`; a series of a
+ * family past its series cap (`max_series`), or one that does not fit,
+ * lands in its family's overflow series (every label `__overflow__`):
+ * opening never fails for lack of room. `*out` is untouched on error.
  *
  * A gauge series' handle writes its writer's own part of the gauge, which
  * leaves the exported value when the writer process dies; the handle keeps

@@ -94,3 +94,21 @@ pub mod rseq_hooks {
         Some(())
     }
 }
+
+/// Label sets, strings and entries a writer's resolution cache holds (its
+/// memory is bounded by the segment's capacities).
+pub fn cache_remembered(stats: &crate::Stats) -> usize {
+    stats.writer.cache.remembered()
+}
+
+/// The valid declared families of `seg`'s family directory.
+pub fn declared_families(seg: &Segment) -> Vec<crate::FamilySpec> {
+    seg.family_region()
+        .map(|r| {
+            r.scan()
+                .into_iter()
+                .filter_map(|(_, d)| d.map(|d| d.spec))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -95,6 +95,40 @@ pub enum Error {
     /// Something other than a regular file (a FIFO, a directory, a device,
     /// a socket) is at the segment's name.
     NotRegularFile(String),
+    /// A family declaration breaks Prometheus' naming rules or this
+    /// library's limits (the message says which).
+    InvalidFamily(String),
+    /// A family of this name exists with another kind, labels, buckets or
+    /// unit.
+    FamilyConflict {
+        /// The family as it exists.
+        existing: String,
+        /// The family as this declaration asked for it.
+        requested: String,
+    },
+    /// Every entry of the segment's family directory is taken.
+    FamilyDirectoryFull {
+        /// Entries the directory holds.
+        capacity: u32,
+    },
+    /// Another live declarer has held the family's entry unpublished past
+    /// the wait: try again.
+    FamilyBusy(String),
+    /// The segment was made by a nodestats without a family directory
+    /// (layout before 2.2): it cannot hold declared families.
+    NoFamilyDirectory,
+    /// No family of this name is known or declared in the segment.
+    UnknownFamily(String),
+    /// A series was opened with another number of label values than its
+    /// family has label names.
+    LabelCount {
+        /// The family's metric name.
+        family: String,
+        /// Label names of the family.
+        expected: usize,
+        /// Label values given.
+        got: usize,
+    },
 }
 
 impl Error {
@@ -111,6 +145,35 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::InvalidFamily(m) => write!(f, "invalid family: {m}"),
+            Error::LabelCount {
+                family,
+                expected,
+                got,
+            } => write!(
+                f,
+                "{family} takes {expected} label values, in the order of its label names; got {got}"
+            ),
+            Error::FamilyConflict { existing, requested } => write!(
+                f,
+                "family conflict: {existing} exists; {requested} was declared (declare the same kind, labels, buckets and unit, or use another name)"
+            ),
+            Error::FamilyDirectoryFull { capacity } => write!(
+                f,
+                "the segment's family directory is full ({capacity} families): create the segment with a larger family capacity"
+            ),
+            Error::FamilyBusy(n) => write!(
+                f,
+                "family {n:?} is being declared by another live process that has not finished: try again"
+            ),
+            Error::NoFamilyDirectory => write!(
+                f,
+                "the segment has no family directory (made before layout 2.2): recreate it with this nodestats to declare families"
+            ),
+            Error::UnknownFamily(n) => write!(
+                f,
+                "no family {n:?}: declare it first (any process attached to the segment may)"
+            ),
             Error::InvalidName(n) => write!(
                 f,
                 "invalid segment name {n:?}: use \"/name\" for /dev/shm or a file path containing '/'"

@@ -115,9 +115,13 @@ pub use read::{
     Timestamp, Totals,
 };
 pub use schema::{
-    Buckets, ConnectionQuality, Counter, Direction, Family, FamilyDef, Gauge, Kind, TrackKind,
-    TrackSource, COUNTERS, FAMILIES, LIVEKIT_FAMILIES, MAX_BUCKETS,
+    Buckets, ConnectionQuality, Counter, Direction, Family, FamilyDef, FamilyId, FamilySpec, Gauge,
+    Kind, TrackKind, TrackSource, COUNTERS, DEFAULT_BUCKETS, DEFAULT_LIVEKIT_MAX_SERIES,
+    DEFAULT_MAX_SERIES, FAMILIES, LIVEKIT_FAMILIES, MAX_BUCKETS, MAX_DECLARED_BUCKETS,
+    MAX_FAMILY_LABELS, MAX_HELP_BYTES, MAX_LABEL_NAME_BYTES, MAX_NAME_BYTES, MAX_UNIT_BYTES,
 };
 pub use segment::slots::GaugeTotals;
-pub use segment::{Access, Layout, Segment, SegmentOptions, SegmentStatus, WriteMode};
-pub use write::{SeriesHandle, Stats, ThreadSeries, ThreadStats};
+pub use segment::{Access, Capacities, Layout, Segment, SegmentOptions, SegmentStatus, WriteMode};
+#[cfg(feature = "metrics")]
+pub use write::MetricsRecorder;
+pub use write::{DeclaredFamily, SeriesHandle, Stats, ThreadSeries, ThreadStats};

@@ -5,6 +5,8 @@
 //!
 //! Needs `make` and a C/C++ compiler (gcc or clang) with sanitizers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -41,26 +43,10 @@ fn lib_dir() -> &'static Path {
     })
 }
 
-/// Runs `make -C ffi-tests <target>` with its own build directory.
+/// Runs `make -C ffi-tests <target>` with its own build directory: the
+/// target's C test programs must run and report no failure.
 fn make(target: &str) {
-    let build = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("ffi-tests")
-        .join(target);
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(manifest_dir().join("ffi-tests"))
-        .arg(target)
-        .arg(format!("LIBDIR={}", lib_dir().display()))
-        .arg(format!("BUILDDIR={}", build.display()))
-        // cargo points this at its own (possibly stale) libnodestats.so.
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("run make (is it installed?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    print!("{stdout}");
-    eprint!("{stderr}");
-    assert!(out.status.success(), "make {target} failed: {}", out.status);
+    let stdout = make_build(target);
     assert!(
         stdout.contains("passed, 0 failed"),
         "make {target} ran no C test"
@@ -135,4 +121,126 @@ fn library_version_matches_the_header() {
     // SAFETY: nodestats_version returns a static NUL-terminated string.
     let v = unsafe { std::ffi::CStr::from_ptr(nodestats::__testing::ffi::nodestats_version()) };
     assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+}
+
+/// The directory `make -C ffi-tests <target>` builds into.
+fn build_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("ffi-tests")
+        .join(target)
+}
+
+/// Runs `make -C ffi-tests <target>` with its own build directory against
+/// the fresh library; fails unless make succeeds; make's output.
+fn make_build(target: &str) -> String {
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(manifest_dir().join("ffi-tests"))
+        .arg(target)
+        .arg(format!("LIBDIR={}", lib_dir().display()))
+        .arg(format!("BUILDDIR={}", build_dir(target).display()))
+        // cargo points this at its own (possibly stale) libnodestats.so.
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("run make (is it installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "make {target} failed: {}", out.status);
+    stdout
+}
+
+/// The value of the sample `line_start` (its name and labels) in `text`.
+fn sample(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {line_start} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// examples/sfu_families.c and its C++ twin: families declared by four
+/// worker processes each, exported exactly by a `nodestats serve` that was
+/// never told about them; the dead workers' gauge parts are gone, the
+/// parent's stays; the program removes its segment when stdin closes.
+#[test]
+fn the_sfu_example_and_its_cpp_twin_export_through_serve() {
+    use std::io::{BufRead, BufReader};
+    make_build("sfu");
+    let dir = build_dir("sfu");
+    for program in ["sfu_families_c", "sfu_families_cpp"] {
+        let name = format!("/nodestats-sfu-{}-{program}", std::process::id());
+        let mut child = Command::new(dir.join(program))
+            .args([&name, "4"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the example");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready 4 workers", "{program}");
+        let (mut serve, addr) = common::serve(&name, &["--node-id", "n1"]);
+        let text = common::http_body(&addr, "/metrics");
+        let _ = serve.kill();
+        let _ = serve.wait();
+        let c = r#"node_id="n1",node_type="SERVER""#;
+        let s = |l: &str| sample(&text, l);
+        assert!(text.contains(
+            "# HELP sfu_forward_delay_seconds Time from receiving a packet to forwarding it.\n# TYPE sfu_forward_delay_seconds histogram\n"
+        ));
+        assert_eq!(
+            s(&format!(
+                r#"sfu_rtp_packets_total{{direction="incoming",media="video",{c}}}"#
+            )),
+            4000.0
+        );
+        assert_eq!(
+            s(&format!(
+                r#"sfu_rtp_packets_total{{direction="outgoing",media="audio",{c}}}"#
+            )),
+            8000.0
+        );
+        assert_eq!(
+            s(&format!(r#"sfu_rtcp_feedback_total{{{c},type="nack"}}"#)),
+            120.0
+        );
+        assert_eq!(
+            s(&format!(r#"sfu_rtcp_feedback_total{{{c},type="pli"}}"#)),
+            12.0
+        );
+        assert_eq!(s(&format!("sfu_keyframe_requests_total{{{c}}}")), 12.0);
+        assert_eq!(s(&format!(r#"sfu_transports{{{c},protocol="tcp"}}"#)), 2.0);
+        assert_eq!(s(&format!(r#"sfu_transports{{{c},protocol="udp"}}"#)), 0.0);
+        for (le, v) in [
+            ("0.0005", 2000.0),
+            ("0.001", 2000.0),
+            ("0.0025", 4000.0),
+            ("+Inf", 4000.0),
+        ] {
+            assert_eq!(
+                s(&format!(
+                    r#"sfu_forward_delay_seconds_bucket{{{c},le="{le}"}}"#
+                )),
+                v,
+                "{program} le {le}"
+            );
+        }
+        let rooms: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("sfu_room_bytes_total{"))
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
+            .collect();
+        assert_eq!(rooms.len(), 5, "4 rooms and the overflow series: {text}");
+        assert_eq!(
+            rooms.iter().sum::<f64>(),
+            4.0 * 6.0 * 1200.0,
+            "nothing lost"
+        );
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success(), "{program} failed");
+        let shm = format!("/dev/shm{name}");
+        assert!(!Path::new(&shm).exists(), "{program} left {shm}");
+    }
 }

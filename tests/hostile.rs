@@ -120,8 +120,15 @@ fn collect_all(seg: Segment) {
     let text = timed("Exporter::text", || ex.text());
     // Every line of the exposition is one line: hostile strings are escaped.
     for line in text.lines() {
+        // A comment, or a metric name (declared families may have any
+        // valid one) with labels and a value.
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        let ok_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
         assert!(
-            line.starts_with('#') || line.starts_with("livekit_") || line.starts_with("nodestats_"),
+            line.starts_with('#') || (ok_name && line.contains(' ')),
             "bad exposition line {line:?}"
         );
     }
@@ -222,6 +229,51 @@ fn valid_header_hostile_fields() {
         .unwrap();
     println!(
         "hostile valid_header_hostile_fields: {} executions so far",
+        EXECUTIONS.load(Ordering::Relaxed)
+    );
+}
+
+// ------------------------------------------- hostile family directories
+
+/// Hostile words in the family directory of a real segment with declared
+/// families and their series: state words, shapes, lengths, bounds,
+/// names, overflow entries and caps. Readers skip and count what is out
+/// of range; nothing crashes, panics or hangs.
+#[test]
+fn hostile_family_directory() {
+    watchdog();
+    // A path of its own: tests run in parallel.
+    let good = common::image::real_segment_image(&dir().join("valid-families"));
+    let families_offset = word(&good, 29) as usize;
+    let cap = word(&good, 30) as usize;
+    assert!(cap > 0, "the image has a family directory");
+    let region_words = (1024 + 2048 * cap) / 8;
+    let p = dir().join("families");
+    // The entries that hold the image's families (each at its name's
+    // home entry).
+    let used: Vec<usize> = (0..cap)
+        .filter(|k| word(&good, (families_offset + 1024 + 2048 * k) / 8) != 0)
+        .collect();
+    assert_eq!(used.len(), 2, "the image declares two families");
+    // Mostly those entries' fixed words, then their strings and bounds,
+    // sometimes anywhere in the region.
+    let at = prop_oneof![
+        (proptest::sample::select(used.clone()), 0usize..20).prop_map(|(e, w)| 128 + 256 * e + w),
+        (proptest::sample::select(used), 0usize..256).prop_map(|(e, w)| 128 + 256 * e + w),
+        0usize..region_words,
+    ];
+    let strat = proptest::collection::vec((at, hostile_u64()), 1..6);
+    runner()
+        .run(&strat, |edits| {
+            let mut b = good.clone();
+            for (w, v) in edits {
+                put(&mut b, families_offset + w * 8, v);
+            }
+            run_image(&p, &b)
+        })
+        .unwrap();
+    println!(
+        "hostile hostile_family_directory: {} executions so far",
         EXECUTIONS.load(Ordering::Relaxed)
     );
 }

@@ -189,7 +189,7 @@ fn child_opens_and_touches_everything() {
 
 #[test]
 fn a_full_tmpfs_is_an_error_at_open_never_a_sigbus() {
-    let Some(fs) = Tmpfs::mount("tmpfs", "1m") else {
+    let Some(fs) = Tmpfs::mount("tmpfs", "3m") else {
         return;
     };
     let small = path_str(&fs.0.join("small"));
@@ -213,7 +213,8 @@ fn a_full_tmpfs_is_an_error_at_open_never_a_sigbus() {
         );
         assert_eq!(st.code(), Some(want), "{what}: {st}");
     };
-    // Two shards fit in 1 MiB. Create it, then fill the file system.
+    // Two shards (about 2 MiB) fit in 3 MiB. Create it, then fill the file
+    // system.
     ok(child(&small, "2", ""), "create the small segment", 0);
     {
         use std::io::Write;
@@ -228,7 +229,8 @@ fn a_full_tmpfs_is_an_error_at_open_never_a_sigbus() {
         0,
     );
     std::fs::remove_file(fs.0.join("filler")).unwrap();
-    // Sixteen shards (> 2 MiB) do not fit: an error at open, no file left.
+    // Sixteen shards (about 4 MiB) do not fit: an error at open, no file
+    // left.
     ok(
         child(&big, "16", "1"),
         "create the big segment",

@@ -8,7 +8,7 @@ mod common;
 
 use nodestats::{Collector, CollectorConfig, Direction, Segment, SegmentOptions, Stats};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 const THREADS: u64 = 2;
@@ -86,15 +86,6 @@ fn child_main(args: &[String]) {
     }
 }
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .arg("child")
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn seg_name(tag: &str) -> String {
     format!("/nodestats-mp-{}-{tag}", std::process::id())
 }
@@ -114,7 +105,7 @@ fn exact_totals_from_several_processes() {
     let n: u64 = 100_000;
     // Every child races to create the segment: one creates, the rest attach.
     let children: Vec<Child> = (0..procs)
-        .map(|id| spawn(&["writer", &name, &id.to_string(), &n.to_string()]))
+        .map(|id| common::spawn_child(&["writer", &name, &id.to_string(), &n.to_string()]))
         .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success(), "a writer failed");
@@ -131,7 +122,7 @@ fn gauges_of_a_killed_writer_disappear() {
     let _ = Segment::unlink(&name);
     let survivor = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
     survivor.room_started();
-    let mut child = spawn(&["holder", &name, "5000"]);
+    let mut child = common::spawn_child(&["holder", &name, "5000"]);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -191,7 +182,7 @@ fn gauges_of_a_killed_writer_disappear() {
 fn a_forked_helper_does_not_keep_a_dead_parents_gauges() {
     let name = seg_name("forkhelper");
     let _ = Segment::unlink(&name);
-    let mut parent = spawn(&["forking-holder", &name]);
+    let mut parent = common::spawn_child(&["forking-holder", &name]);
     let mut out = BufReader::new(parent.stdout.take().unwrap());
     let (mut helper, mut line) = (0i32, String::new());
     for _ in 0..2 {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use nodestats::{Collector, Direction, Family, SegmentOptions, Stats, WriteMode};
+use nodestats::{Collector, Direction, Family, FamilySpec, SegmentOptions, Stats, WriteMode};
 
 #[global_allocator]
 static GLOBAL: common::Counting = common::Counting;
@@ -32,6 +32,26 @@ fn recording_allocates_nothing() {
             .series(Family::PsrpcStreamCount, &["server", "Svc", "M"])
             .unwrap();
         assert!(nacks.in_row() && rtt.in_row() && !gauge.in_row());
+        // Declared families, per-CPU and in the row.
+        let rooms = stats
+            .declare(&FamilySpec::counter("sfu_room_packets_total", "").labels(&["room"]))
+            .unwrap();
+        let delay = stats
+            .declare(&FamilySpec::histogram(
+                "sfu_delay_seconds",
+                "",
+                &[0.001, 0.01],
+            ))
+            .unwrap();
+        let transports = stats
+            .declare(&FamilySpec::gauge("sfu_transports", "").labels(&["protocol"]))
+            .unwrap();
+        let d_room = rooms.series(&["blue"]).unwrap();
+        let d_delay = delay.series(&[]).unwrap();
+        let d_gauge = transports.series(&["udp"]).unwrap();
+        let t_room = thread.series(&rooms, &["blue"]).unwrap();
+        let t_delay = thread.series(&delay, &[]).unwrap();
+        assert!(t_room.in_row() && t_delay.in_row());
         // Warm up: first use of a thread-local or lazy path may allocate.
         stats.record_packets(Direction::Incoming, 1, 1, false);
         let before = allocs();
@@ -43,6 +63,11 @@ fn recording_allocates_nothing() {
             nacks.inc_by(1);
             rtt.observe((i % 200) as f64);
             gauge.add(if i % 2 == 0 { 1 } else { -1 });
+            d_room.inc_by(1);
+            t_room.inc_by(1);
+            d_delay.observe(0.002);
+            t_delay.observe(0.0005);
+            d_gauge.add(if i % 2 == 0 { 1 } else { -1 });
         }
         for _ in 0..10_000 {
             thread.forward_latency(1000);
@@ -61,6 +86,18 @@ fn recording_allocates_nothing() {
         assert_eq!(ns.packets_in, 1 + 32_000_000 + 1_000_000);
         // Per-CPU rounds, the row and the thread series: 1M NACKs each.
         assert_eq!(ns.nack_total, 3_000_000);
+        let (all, _) = nodestats::__testing::read_all(stats.segment());
+        let room = all
+            .iter()
+            .find(|s| s.family == rooms.id() && s.labels[0] == "blue")
+            .unwrap();
+        assert_eq!(room.value, 2_000_000, "declared counter, both paths");
+        let d = all.iter().find(|s| s.family == delay.id()).unwrap();
+        assert_eq!(
+            d.buckets,
+            vec![1_000_000, 1_000_000, 0],
+            "declared histogram"
+        );
     }
     let _ = std::fs::remove_file(&name);
 }

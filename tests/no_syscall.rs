@@ -110,14 +110,29 @@ mod linux {
                 let hist = stats
                     .series(Family::RttMs, &["outgoing", "CAMERA", "VIDEO", "DE"])
                     .unwrap();
+                let declared = stats
+                    .declare(
+                        &nodestats::FamilySpec::histogram("sfu_delay_seconds", "", &[0.001, 0.01])
+                            .labels(&["room"]),
+                    )
+                    .unwrap()
+                    .series(&["blue"])
+                    .unwrap();
+                let rooms = stats
+                    .declare(&nodestats::FamilySpec::gauge("sfu_rooms", ""))
+                    .unwrap()
+                    .series(&[])
+                    .unwrap();
                 let end = in_strict_child(|| {
                     for i in 0..ROUNDS {
                         crate::common::record_packet_round(&stats, i);
                         counter.inc_by(1);
+                        declared.observe(0.002);
                     }
                     for _ in 0..EVENTS {
                         crate::common::record_event_round(&stats);
                         hist.observe(12.5);
+                        rooms.add(1);
                     }
                 });
                 expect_clean(end, &format!("Rust API, {mode:?}, named: {named}"));
@@ -140,6 +155,13 @@ mod linux {
                 assert!(
                     text.lines().any(|l| l == rtt_count),
                     "{mode:?}: no `{rtt_count}` in the scrape"
+                );
+                let delay_count = format!(
+                    "sfu_delay_seconds_count{{node_id=\"n\",node_type=\"SERVER\",room=\"blue\"}} {ROUNDS}"
+                );
+                assert!(
+                    text.lines().any(|l| l == delay_count),
+                    "{mode:?}: no `{delay_count}` in the scrape"
                 );
                 println!("  Rust API, {mode:?}, named {named}: child exited cleanly, totals exact");
             }

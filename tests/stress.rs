@@ -272,11 +272,17 @@ fn shm_name(tag: &str) -> String {
     format!("/nodestats-stress-{}-{tag}", std::process::id())
 }
 
+/// The NACK series of direction `dir`, with the family's overflow series
+/// (every label `__overflow__`: series past the family's cap or the
+/// directory), and the corrupt entries seen.
 fn nack_sum(seg: &Segment, dir: &str) -> (u64, u64) {
     let (all, st) = read_all(seg);
     let v = all
         .iter()
-        .filter(|s| s.family == Family::NackTotal && s.labels[0] == dir)
+        .filter(|s| {
+            s.family == Family::NackTotal
+                && (s.labels[0] == dir || s.labels.iter().all(|l| l == "__overflow__"))
+        })
         .map(|s| s.value)
         .sum();
     (v, st.corrupt_entries)

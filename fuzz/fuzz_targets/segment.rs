@@ -85,8 +85,15 @@ fn collect_all(seg: Segment) {
     ex.state().publish(&ns, c.anomalies());
     let text = ex.text();
     for line in text.lines() {
+        // A comment, or a metric name (declared families may have any
+        // valid one) with labels and a value.
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        let ok_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':');
         assert!(
-            line.starts_with('#') || line.starts_with("livekit_") || line.starts_with("nodestats_"),
+            line.starts_with('#') || (ok_name && line.contains(' ')),
             "bad exposition line {line:?}"
         );
     }

@@ -58,6 +58,17 @@ pub enum nodestats_status {
     /// Every thread row of the segment is held by a live thread writer
     /// (`nodestats_thread_open`).
     NoThreadRow = 21,
+    /// A family of this name exists with another kind, labels, buckets or
+    /// unit (`nodestats_family_declare`), LiveKit's families included.
+    FamilyConflict = 22,
+    /// Every entry of the segment's family directory is taken.
+    FamilyDirectoryFull = 23,
+    /// Another live process is declaring the family and has not finished
+    /// within the wait: try again.
+    FamilyBusy = 24,
+    /// No family of this name is known or declared in the segment
+    /// (`nodestats_series_open` and friends).
+    UnknownFamily = 25,
 }
 
 impl From<Error> for nodestats_status {
@@ -107,6 +118,13 @@ impl From<&Error> for nodestats_status {
             Error::FixedSeries { .. } => S::InvalidArgument,
             Error::NoSpace { .. } => S::NoSpace,
             Error::NotRegularFile(_) => S::NotRegularFile,
+            Error::InvalidFamily(_) => S::InvalidArgument,
+            Error::FamilyConflict { .. } => S::FamilyConflict,
+            Error::FamilyDirectoryFull { .. } => S::FamilyDirectoryFull,
+            Error::FamilyBusy(_) => S::FamilyBusy,
+            Error::NoFamilyDirectory => S::UnsupportedVersion,
+            Error::UnknownFamily(_) => S::UnknownFamily,
+            Error::LabelCount { .. } => S::InvalidArgument,
         }
     }
 }
@@ -155,6 +173,10 @@ pub extern "C" fn nodestats_status_str(status: StatusArg) -> *const c_char {
         19 => b"no space for the segment on its file system\0",
         20 => b"not a regular file at the segment's name\0",
         21 => b"no free thread row in the segment\0",
+        22 => b"a family of this name exists with another kind, labels, buckets or unit\0",
+        23 => b"the segment's family directory is full\0",
+        24 => b"the family is being declared by another process: try again\0",
+        25 => b"no family of this name is declared in the segment\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()
@@ -188,13 +210,13 @@ mod tests {
     #[test]
     fn every_status_has_its_own_string() {
         let mut seen = std::collections::HashSet::new();
-        for v in 0..=nodestats_status::NoThreadRow as u32 {
+        for v in 0..=nodestats_status::UnknownFamily as u32 {
             // SAFETY: nodestats_status_str returns a static NUL-terminated string.
             let s = unsafe { CStr::from_ptr(nodestats_status_str(StatusArg(v))) };
             assert_ne!(s.to_bytes(), b"unknown status", "status {v}");
             assert!(seen.insert(s.to_owned()), "status {v} repeats {s:?}");
         }
-        for v in [22, 1000, u32::MAX] {
+        for v in [26, 1000, u32::MAX] {
             // SAFETY: as above.
             let s = unsafe { CStr::from_ptr(nodestats_status_str(StatusArg(v))) };
             assert_eq!(s.to_bytes(), b"unknown status");
@@ -211,6 +233,20 @@ mod tests {
             (Error::InvalidName("".into()), S::InvalidArgument),
             (Error::NoWriterSlot { slots: 1 }, S::NoWriterSlot),
             (Error::NoThreadRow { rows: 1 }, S::NoThreadRow),
+            (Error::InvalidFamily("x".into()), S::InvalidArgument),
+            (
+                Error::FamilyConflict {
+                    existing: "a".into(),
+                    requested: "b".into(),
+                },
+                S::FamilyConflict,
+            ),
+            (
+                Error::FamilyDirectoryFull { capacity: 1 },
+                S::FamilyDirectoryFull,
+            ),
+            (Error::FamilyBusy("x".into()), S::FamilyBusy),
+            (Error::UnknownFamily("x".into()), S::UnknownFamily),
             (std::io::Error::other("x").into(), S::Io),
         ];
         for (e, s) in cases {

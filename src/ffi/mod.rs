@@ -90,7 +90,9 @@ mod writer;
 // Thread writers: a row of counters per long-lived C thread.
 mod thread;
 
-// Labeled series, LiveKit's labeled recording calls, Prometheus text.
+// Labeled series, families declared at run time, LiveKit's labeled
+// recording calls, Prometheus text.
+mod family;
 mod series;
 
 mod labeled;
@@ -119,6 +121,10 @@ pub use writer::*;
 pub use exporter::{
     nodestats_exporter_close, nodestats_exporter_open, nodestats_exporter_open_collector,
     nodestats_exporter_t, nodestats_exporter_text,
+};
+pub use family::{
+    nodestats_family_declare, nodestats_family_spec, nodestats_family_spec_init,
+    nodestats_metric_kind, MetricKindArg,
 };
 pub use labeled::*;
 pub use series::{

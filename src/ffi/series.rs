@@ -4,9 +4,10 @@
 use super::boundary::nodestats_status;
 use super::types::name_arg;
 use super::writer::nodestats_t;
-use crate::schema::{Family, Kind};
+use crate::schema::{FamilyId, Kind};
 use crate::segment::series::MAX_LABELS;
 use crate::write::SeriesHandle;
+use crate::Stats;
 use std::ffi::{c_char, CStr};
 
 /// A series handle: one series of one family (a [`SeriesHandle`]). Opaque
@@ -35,21 +36,23 @@ unsafe fn series<'a>(h: *const nodestats_series_t, kind: Kind) -> Option<&'a Ser
     (h.kind == kind).then_some(&h.series)
 }
 
-/// The family and label values of a series-open call.
+/// The family and label values of a series-open call on `stats`' segment.
+/// The label count is checked against the family's before any label
+/// pointer is read.
 ///
 /// # Safety
 /// `family` is a non-NULL, NUL-terminated string; `labels` is NULL or
 /// points to `n_labels` pointers, each NULL or a NUL-terminated string.
 pub(crate) unsafe fn series_args<'a>(
+    stats: &Stats,
     family: *const c_char,
     labels: *const *const c_char,
     n_labels: usize,
-) -> Result<(Family, [&'a str; MAX_LABELS], usize), nodestats_status> {
+) -> Result<(FamilyId, [&'a str; MAX_LABELS], usize), nodestats_status> {
     // SAFETY: non-NULL (checked) and NUL-terminated per the contract.
     let name = unsafe { name_arg(family) }?.ok_or(nodestats_status::NullArgument)?;
-    let family = Family::from_name(name).ok_or(nodestats_status::InvalidArgument)?;
-    let def = family.def();
-    if n_labels != def.labels.len() || n_labels > MAX_LABELS {
+    let family = stats.family(name)?;
+    if n_labels != stats.family_labels(family)? || n_labels > MAX_LABELS {
         return Err(nodestats_status::InvalidArgument);
     }
     if n_labels > 0 && labels.is_null() {
@@ -71,12 +74,14 @@ pub(crate) unsafe fn series_args<'a>(
     Ok((family, values, n_labels))
 }
 
-/// Resolves the series of `family` (its Prometheus name, e.g.
-/// `"livekit_rtt_ms"`) with label values `labels[0..n_labels]`, in the
-/// family's label order, registering it in the segment if needed, and
+/// Resolves the series of `family` (its Prometheus name: one of LiveKit's,
+/// e.g. `"livekit_rtt_ms"`, or one any process declared in the segment with
+/// `nodestats_family_declare`) with label values `labels[0..n_labels]`, in
+/// the family's label order, registering it in the segment if needed, and
 /// stores a new handle in `*out`.
 ///
-/// `NODESTATS_STATUS_INVALID_ARGUMENT` for an unknown family, a label count
+/// `NODESTATS_STATUS_UNKNOWN_FAMILY` for a name no process declared.
+/// `NODESTATS_STATUS_INVALID_ARGUMENT` for a label count
 /// other than the family's, a family name or label value that is not
 /// UTF-8, or a series the fixed counters and gauges already export (which
 /// would be a duplicate sample): every series of `livekit_room_total`,
@@ -91,9 +96,10 @@ pub(crate) unsafe fn series_args<'a>(
 /// `NODESTATS_STATUS_NULL_ARGUMENT` for a NULL `s`, `family`, `out`,
 /// label value, or a NULL `labels` with `n_labels` > 0. Label values are
 /// copied. A label value longer than 64 bytes, or one that does not fit in
-/// the segment's intern table, is recorded as `__overflow__`; a series that
-/// does not fit lands in its family's overflow series: opening never fails
-/// for lack of room. `*out` is untouched on error.
+/// the segment's intern table, is recorded as `__overflow__`; a series of a
+/// family past its series cap (`max_series`), or one that does not fit,
+/// lands in its family's overflow series (every label `__overflow__`):
+/// opening never fails for lack of room. `*out` is untouched on error.
 ///
 /// A gauge series' handle writes its writer's own part of the gauge, which
 /// leaves the exported value when the writer process dies; the handle keeps
@@ -116,15 +122,14 @@ pub unsafe extern "C" fn nodestats_series_open(
     out: *mut *mut nodestats_series_t,
 ) -> nodestats_status {
     boundary!([s, family, out] {
-        // SAFETY: forwarded from this function's contract.
-        let (family, values, n_labels) = unsafe { series_args(family, labels, n_labels) }?;
-        let def = family.def();
         // SAFETY: `s` is non-NULL (checked) and live per the contract.
         let stats = unsafe { &(*s).stats };
+        // SAFETY: forwarded from this function's contract.
+        let (family, values, n_labels) = unsafe { series_args(stats, family, labels, n_labels) }?;
         let series = stats.series(family, &values[..n_labels])?;
         let handle = Box::into_raw(Box::new(nodestats_series_t {
+            kind: series.kind(),
             series,
-            kind: def.kind,
         }));
         // SAFETY: `out` is non-NULL (checked) and writable per the contract.
         unsafe { out.write(handle) };
@@ -197,7 +202,7 @@ pub unsafe extern "C" fn nodestats_series_close(h: *mut nodestats_series_t) {
 mod tests {
     use super::*;
     use crate::prom::Exporter;
-    use crate::Stats;
+    use crate::{Family, Stats};
     use std::collections::HashSet;
     use std::ffi::CString;
     use std::ptr;

@@ -278,13 +278,15 @@ pub unsafe extern "C" fn nodestats_thread_series_open(
     boundary!([t, family, out] {
         // SAFETY: `t` is non-NULL (checked) and live per the contract.
         let thread = unsafe { owner(t) }.ok_or(nodestats_status::NullArgument)?;
+        let stats = thread.writer.stats();
         // SAFETY: forwarded from this function's contract.
-        let (family, values, n) = unsafe { series_args(family, labels, n_labels) }?;
-        let shared = thread.writer.stats().series(family, &values[..n])?;
+        let (family, values, n) = unsafe { series_args(stats, family, labels, n_labels) }?;
+        let shared = stats.series(family, &values[..n])?;
+        let kind = shared.kind();
         let raw = ThreadSeriesRaw::bind(&thread.writer, shared);
         let handle = Box::into_raw(Box::new(nodestats_thread_series_t {
             raw,
-            kind: family.def().kind,
+            kind,
             thread,
         }));
         thread.series.borrow_mut().push(handle);

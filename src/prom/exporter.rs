@@ -4,131 +4,230 @@
 use super::text;
 use crate::read::reader::Scrape;
 use crate::read::{Anomalies, NodeStats, SeriesValue};
-use crate::schema::{Counter, Family, Gauge, Kind, COUNTERS, FAMILIES, MAX_BUCKETS};
+use crate::schema::{Counter, Family, FamilyId, Gauge, Kind, COUNTERS, FAMILIES};
 use crate::segment::series::OVERFLOW_LABEL;
 use crate::segment::slots::GaugeTotals;
 use crate::segment::{Segment, SegmentStatus};
 use prometheus::core::{Collector as PromCollector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// One family of our own: its description, and how a scrape fills it.
+struct Own {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    points: fn(&OwnInput<'_>) -> Vec<Point>,
+}
+
+/// What our own families are filled from at a scrape.
+struct OwnInput<'a> {
+    layout: &'a crate::segment::Layout,
+    gauges: &'a GaugeTotals,
+    sstats: &'a crate::read::SeriesStats,
+    anomalies: &'a Anomalies,
+    ns: &'a NodeStats,
+    current: bool,
+    /// Per family: (name, series sent to its overflow series by its cap),
+    /// declared families always, LiveKit's when not zero.
+    overflow: &'a [(String, u64)],
+    declared: usize,
+    refused: u64,
+    corrupt_families: u64,
+}
+
+fn scalar(v: f64) -> Vec<Point> {
+    vec![Point {
+        values: Vec::new(),
+        val: Val::Scalar(v),
+    }]
+}
+
+fn optional(v: Option<u64>) -> Vec<Point> {
+    v.map(|v| scalar(v as f64)).unwrap_or_default()
+}
+
 /// Families of our own: segment, collector and extra system statistics.
-const OWN: &[(&str, &str, Kind, &[&str])] = &[
-    (
-        "nodestats_segment_info",
-        "The segment being exported; its id changes when counters restart.",
-        Kind::Gauge,
-        &["segment_id"],
-    ),
-    (
-        "nodestats_segment_created_timestamp_seconds",
-        "When the segment was created, Unix seconds.",
-        Kind::Gauge,
-        &[],
-    ),
-    (
-        "nodestats_segment_shards",
-        "Per-CPU shards in the segment.",
-        Kind::Gauge,
-        &[],
-    ),
-    (
-        "nodestats_live_writers",
-        "Writer processes whose gauges are counted.",
-        Kind::Gauge,
-        &[],
-    ),
-    (
-        "nodestats_dead_writer_slots",
-        "Writer slots whose process died (their gauges are ignored).",
-        Kind::Gauge,
-        &[],
-    ),
-    (
-        "nodestats_series_registered",
-        "Labeled series registered in the segment.",
-        Kind::Gauge,
-        &[],
-    ),
-    (
-        "nodestats_series_overflowed_total",
-        "Series that did not fit and were recorded in their family's overflow series.",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_label_values_overflowed_total",
-        "Label values that did not fit in the intern table and were recorded as __overflow__.",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_series_corrupt_entries",
-        "Series entries skipped because their fields were out of range.",
-        Kind::Gauge,
-        &[],
-    ),
-    (
-        "nodestats_collector_resets_total",
-        "Collector updates that saw a counter reset (a new segment, or a system counter that restarted).",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_collector_decreases_total",
-        "Collector updates that saw a segment counter go down within one segment (a bogus add; not turned into a rate).",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_collector_reattaches_total",
-        "Times the collector re-attached to a new segment at the name (the writer restarted).",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_segment_errors_total",
-        "Collector updates that could not read the segment (its file shrank under the mapping).",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_segment_current",
-        "1 while the segment exported is the one at its name and whole; 0 when it was replaced, removed or shrunk.",
-        Kind::Gauge,
-        &[],
-    ),
-    (
-        "nodestats_probe_errors_total",
-        "System probe reads that failed.",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_cpus",
-        "CPUs available to the node (fractional, from the cgroup quota).",
-        Kind::Gauge,
-        &[],
-    ),
-    (
-        "nodestats_udp_rcvbuf_errors_total",
-        "UDP datagrams dropped for a full receive buffer (Udp: RcvbufErrors).",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_udp_in_errors_total",
-        "UDP input errors (Udp: InErrors).",
-        Kind::Counter,
-        &[],
-    ),
-    (
-        "nodestats_rx_dropped_total",
-        "Packets dropped on receive by the network interfaces.",
-        Kind::Counter,
-        &[],
-    ),
+/// Each entry pairs a family with what fills it, so none can be dropped or
+/// mismatched.
+const OWN: &[Own] = &[
+    Own {
+        name: "nodestats_segment_info",
+        help: "The segment being exported; its id changes when counters restart.",
+        kind: Kind::Gauge,
+        labels: &["segment_id"],
+        points: |i| {
+            vec![Point {
+                values: vec![format!("{:032x}", i.layout.segment_id)],
+                val: Val::Scalar(1.0),
+            }]
+        },
+    },
+    Own {
+        name: "nodestats_segment_created_timestamp_seconds",
+        help: "When the segment was created, Unix seconds.",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.layout.created_unix_ns as f64 / 1e9),
+    },
+    Own {
+        name: "nodestats_segment_shards",
+        help: "Per-CPU shards in the segment.",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.layout.shard_count as f64),
+    },
+    Own {
+        name: "nodestats_live_writers",
+        help: "Writer processes whose gauges are counted.",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.gauges.live_writers as f64),
+    },
+    Own {
+        name: "nodestats_dead_writer_slots",
+        help: "Writer slots whose process died (their gauges are ignored).",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.gauges.dead_writers as f64),
+    },
+    Own {
+        name: "nodestats_series_registered",
+        help: "Labeled series registered in the segment.",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.sstats.registered as f64),
+    },
+    Own {
+        name: "nodestats_series_overflowed_total",
+        help: "Series that did not fit and were recorded in their family's overflow series.",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| scalar(i.sstats.series_overflowed as f64),
+    },
+    Own {
+        name: "nodestats_series_overflow_total",
+        help: "Label sets of a family recorded in its overflow series because the family reached its series cap.",
+        kind: Kind::Counter,
+        labels: &["family"],
+        points: |i| {
+            i.overflow
+                .iter()
+                .map(|(f, n)| Point {
+                    values: vec![f.clone()],
+                    val: Val::Scalar(*n as f64),
+                })
+                .collect()
+        },
+    },
+    Own {
+        name: "nodestats_families_declared",
+        help: "Families declared at run time in the segment's family directory.",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.declared as f64),
+    },
+    Own {
+        name: "nodestats_family_declarations_refused_total",
+        help: "Family declarations refused because the segment's family directory was full.",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| scalar(i.refused as f64),
+    },
+    Own {
+        name: "nodestats_family_corrupt_entries",
+        help: "Family directory entries skipped because their description was out of range.",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.corrupt_families as f64),
+    },
+    Own {
+        name: "nodestats_label_values_overflowed_total",
+        help: "Label values that did not fit in the intern table and were recorded as __overflow__.",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| scalar(i.sstats.strings_overflowed as f64),
+    },
+    Own {
+        name: "nodestats_series_corrupt_entries",
+        help: "Series entries skipped because their fields were out of range.",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.sstats.corrupt_entries as f64),
+    },
+    Own {
+        name: "nodestats_collector_resets_total",
+        help: "Collector updates that saw a counter reset (a new segment, or a system counter that restarted).",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| scalar(i.anomalies.resets as f64),
+    },
+    Own {
+        name: "nodestats_collector_decreases_total",
+        help: "Collector updates that saw a segment counter go down within one segment (a bogus add; not turned into a rate).",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| scalar(i.anomalies.decreases as f64),
+    },
+    Own {
+        name: "nodestats_collector_reattaches_total",
+        help: "Times the collector re-attached to a new segment at the name (the writer restarted).",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| scalar(i.anomalies.reattaches as f64),
+    },
+    Own {
+        name: "nodestats_segment_errors_total",
+        help: "Collector updates that could not read the segment (its file shrank under the mapping).",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| scalar(i.anomalies.segment_errors as f64),
+    },
+    Own {
+        name: "nodestats_segment_current",
+        help: "1 while the segment exported is the one at its name and whole; 0 when it was replaced, removed or shrunk.",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.current as u8 as f64),
+    },
+    Own {
+        name: "nodestats_probe_errors_total",
+        help: "System probe reads that failed.",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| scalar(i.anomalies.probe_errors as f64),
+    },
+    Own {
+        name: "nodestats_cpus",
+        help: "CPUs available to the node (fractional, from the cgroup quota).",
+        kind: Kind::Gauge,
+        labels: &[],
+        points: |i| scalar(i.ns.num_cpus_exact),
+    },
+    Own {
+        name: "nodestats_udp_rcvbuf_errors_total",
+        help: "UDP datagrams dropped for a full receive buffer (Udp: RcvbufErrors).",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| optional(i.ns.udp_rcvbuf_errors),
+    },
+    Own {
+        name: "nodestats_udp_in_errors_total",
+        help: "UDP input errors (Udp: InErrors).",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| optional(i.ns.udp_in_errors),
+    },
+    Own {
+        name: "nodestats_rx_dropped_total",
+        help: "Packets dropped on receive by the network interfaces.",
+        kind: Kind::Counter,
+        labels: &[],
+        points: |i| optional(i.ns.rx_dropped),
+    },
 ];
 
 /// What the node's collector last saw, shared with the exporter so that a
@@ -198,7 +297,7 @@ impl Exporter {
         const_labels.sort();
         let cl: HashMap<String, String> = const_labels.iter().cloned().collect();
         let mut descs = Vec::new();
-        let own = OWN.iter().map(|(n, h, _, l)| (*n, *h, *l));
+        let own = OWN.iter().map(|o| (o.name, o.help, o.labels));
         for (name, help, labels) in FAMILIES
             .iter()
             .map(|f| (f.name, f.help, f.labels))
@@ -237,7 +336,10 @@ impl Exporter {
     /// are left out, as a registry does.
     pub fn text(&self) -> String {
         let fams = self.snapshot();
-        let points: usize = fams.iter().map(|f| f.points.len() * (f.bounds.1 + 3)).sum();
+        let points: usize = fams
+            .iter()
+            .map(|f| f.points.len() * (f.bounds.len() + 3))
+            .sum();
         let mut out = String::with_capacity(4096 + points * 160);
         for f in fams.iter().filter(|f| !f.points.is_empty()) {
             f.write_text(&self.const_labels, &mut out);
@@ -283,6 +385,7 @@ impl Exporter {
             gauges,
             series,
             series_stats: sstats,
+            families: declared,
         } = scrape;
         let latest = self
             .state
@@ -298,7 +401,20 @@ impl Exporter {
 
         let mut out: Vec<Fam> = FAMILIES
             .iter()
-            .map(|d| Fam::new(d.name, d.help, d.kind, d.labels, d.buckets.bounds()))
+            .map(|d| {
+                let (b, n) = d.buckets.bounds();
+                let bounds = match d.kind {
+                    Kind::Histogram => b[..n].to_vec(),
+                    _ => Vec::new(),
+                };
+                Fam::new(
+                    d.name.into(),
+                    d.help.into(),
+                    d.kind,
+                    d.labels.iter().map(|l| (*l).into()).collect(),
+                    bounds,
+                )
+            })
             .collect();
         for (f, fam) in Family::ALL.iter().zip(out.iter_mut()).filter(|_| readable) {
             fam.points = fixed(
@@ -309,6 +425,30 @@ impl Exporter {
                 sys_start,
             );
         }
+        // Declared families follow LiveKit's, in directory order.
+        let mut slot_of: HashMap<FamilyId, usize> = HashMap::new();
+        let mut overflow: Vec<(String, u64)> = Vec::new();
+        for f in Family::ALL {
+            let n = declared.livekit_overflowed[f as usize];
+            if n > 0 {
+                overflow.push((f.def().name.to_string(), n));
+            }
+        }
+        for d in &declared.valid {
+            slot_of.insert(d.id, out.len());
+            overflow.push((d.spec.name.clone(), d.overflowed));
+            let spec = &d.spec;
+            out.push(Fam::new(
+                spec.name.clone().into(),
+                spec.help.clone().into(),
+                spec.kind,
+                spec.labels.iter().map(|l| l.clone().into()).collect(),
+                match spec.kind {
+                    Kind::Histogram => spec.effective_buckets().to_vec(),
+                    _ => Vec::new(),
+                },
+            ));
+        }
         // read_all already merged series among themselves; only the fixed
         // points can share their labels.
         let fixed_len: Vec<usize> = out.iter().map(|f| f.points.len()).collect();
@@ -317,11 +457,18 @@ impl Exporter {
             if empty && s.labels.iter().all(|l| l == OVERFLOW_LABEL) {
                 continue;
             }
-            let fam = &mut out[s.family as usize];
+            let at = match s.family.livekit() {
+                Some(f) => f as usize,
+                None => match slot_of.get(&s.family) {
+                    Some(&i) => i,
+                    None => continue,
+                },
+            };
+            let fam = &mut out[at];
             // A series whose labels equal a fixed series (e.g. country ""
             // through a handle) is the same sample: add it in, never print
             // a label set twice.
-            let n_fixed = fixed_len[s.family as usize];
+            let n_fixed = fixed_len[at];
             match fam.points[..n_fixed]
                 .iter_mut()
                 .find(|p| p.values == s.labels)
@@ -342,42 +489,27 @@ impl Exporter {
         }
 
         let (ns, anomalies) = latest.unwrap_or_default();
-        let l = segment.layout();
-        let current = readable && status == SegmentStatus::Current;
-        let scalar = |v: f64| {
-            vec![Point {
-                values: Vec::new(),
-                val: Val::Scalar(v),
-            }]
+        let input = OwnInput {
+            layout: segment.layout(),
+            gauges: &gauges,
+            sstats: &sstats,
+            anomalies: &anomalies,
+            ns: &ns,
+            current: readable && status == SegmentStatus::Current,
+            overflow: &overflow,
+            declared: declared.valid.len(),
+            refused: declared.refused,
+            corrupt_families: declared.corrupt,
         };
-        let optional = |v: Option<u64>| v.map(|v| scalar(v as f64)).unwrap_or_default();
-        let own_points: [Vec<Point>; 19] = [
-            vec![Point {
-                values: vec![format!("{:032x}", l.segment_id)],
-                val: Val::Scalar(1.0),
-            }],
-            scalar(l.created_unix_ns as f64 / 1e9),
-            scalar(l.shard_count as f64),
-            scalar(gauges.live_writers as f64),
-            scalar(gauges.dead_writers as f64),
-            scalar(sstats.registered as f64),
-            scalar(sstats.series_overflowed as f64),
-            scalar(sstats.strings_overflowed as f64),
-            scalar(sstats.corrupt_entries as f64),
-            scalar(anomalies.resets as f64),
-            scalar(anomalies.decreases as f64),
-            scalar(anomalies.reattaches as f64),
-            scalar(anomalies.segment_errors as f64),
-            scalar(current as u8 as f64),
-            scalar(anomalies.probe_errors as f64),
-            scalar(ns.num_cpus_exact),
-            optional(ns.udp_rcvbuf_errors),
-            optional(ns.udp_in_errors),
-            optional(ns.rx_dropped),
-        ];
-        for ((name, help, kind, labels), points) in OWN.iter().zip(own_points) {
-            let mut fam = Fam::new(name, help, *kind, labels, ([0.0; MAX_BUCKETS], 0));
-            fam.points = points;
+        for o in OWN {
+            let mut fam = Fam::new(
+                o.name.into(),
+                o.help.into(),
+                o.kind,
+                o.labels.iter().map(|l| (*l).into()).collect(),
+                Vec::new(),
+            );
+            fam.points = (o.points)(&input);
             out.push(fam);
         }
         out
@@ -415,21 +547,22 @@ struct Point {
 
 /// One family ready to export.
 struct Fam {
-    name: &'static str,
-    help: &'static str,
+    name: Cow<'static, str>,
+    help: Cow<'static, str>,
     kind: Kind,
-    labels: &'static [&'static str],
-    bounds: ([f64; MAX_BUCKETS], usize),
+    labels: Vec<Cow<'static, str>>,
+    /// Histogram bounds, +Inf excluded (empty otherwise).
+    bounds: Vec<f64>,
     points: Vec<Point>,
 }
 
 impl Fam {
     fn new(
-        name: &'static str,
-        help: &'static str,
+        name: Cow<'static, str>,
+        help: Cow<'static, str>,
         kind: Kind,
-        labels: &'static [&'static str],
-        bounds: ([f64; MAX_BUCKETS], usize),
+        labels: Vec<Cow<'static, str>>,
+        bounds: Vec<f64>,
     ) -> Self {
         Fam {
             name,
@@ -453,7 +586,7 @@ impl Fam {
             .chain(
                 self.labels
                     .iter()
-                    .copied()
+                    .map(|l| &**l)
                     .zip(p.values.iter().map(String::as_str)),
             )
             .collect();
@@ -462,13 +595,13 @@ impl Fam {
     }
 
     fn write_text(&self, consts: &[(String, String)], out: &mut String) {
-        text::family_header(out, self.name, self.help, self.kind);
+        text::family_header(out, &self.name, &self.help, self.kind);
         let line = |out: &mut String, suffix: &str, pairs: &[(&str, &str)], le, v| {
-            text::sample(out, self.name, suffix, pairs, le, v)
+            text::sample(out, &self.name, suffix, pairs, le, v)
         };
         // `le` as client_golang prints it (Go's shortest `%g`: `1e+06`).
-        let (bounds, nb) = &self.bounds;
-        let les: Vec<String> = bounds[..*nb]
+        let les: Vec<String> = self
+            .bounds
             .iter()
             .map(|b| crate::gofloat::format_go_g(*b))
             .collect();
@@ -519,18 +652,18 @@ impl Fam {
                         m.set_gauge(g);
                     }
                     (Val::Hist(buckets, sum), _) => {
-                        let (bounds, nb) = &self.bounds;
+                        let nb = self.bounds.len();
                         let mut h = proto::Histogram::default();
                         let mut cum = 0u64;
-                        let mut bs = Vec::with_capacity(*nb);
-                        for (ub, c) in bounds[..*nb].iter().zip(buckets) {
+                        let mut bs = Vec::with_capacity(nb);
+                        for (ub, c) in self.bounds.iter().zip(buckets) {
                             cum = cum.saturating_add(*c);
                             let mut b = proto::Bucket::default();
                             b.set_upper_bound(*ub);
                             b.set_cumulative_count(cum);
                             bs.push(b);
                         }
-                        cum = cum.saturating_add(buckets.get(*nb).copied().unwrap_or(0));
+                        cum = cum.saturating_add(buckets.get(nb).copied().unwrap_or(0));
                         h.set_bucket(bs);
                         h.set_sample_count(cum);
                         h.set_sample_sum(*sum);
@@ -540,7 +673,7 @@ impl Fam {
                 m
             })
             .collect();
-        family(self.name, self.help, self.kind, metrics)
+        family(&self.name, &self.help, self.kind, metrics)
     }
 }
 

@@ -7,7 +7,7 @@
 //! with the read is counted now or in the next read, never lost.
 
 use super::series::{read_all_with, SeriesStats, SeriesValue};
-use crate::schema::COUNTERS;
+use crate::schema::{FamilyId, FamilySpec, COUNTERS, LIVEKIT_FAMILIES};
 use crate::segment::rows;
 use crate::segment::shard::sum_all;
 use crate::segment::slots::{merge, GaugeTotals};
@@ -40,6 +40,69 @@ pub(crate) struct Scrape {
     pub(crate) series: Vec<SeriesValue>,
     /// What reading the series found besides them.
     pub(crate) series_stats: SeriesStats,
+    /// The declared families and their overflow counts.
+    pub(crate) families: DeclaredFamilies,
+}
+
+/// A declared family as a scrape exports it.
+#[derive(Debug)]
+pub(crate) struct DeclaredView {
+    pub(crate) id: FamilyId,
+    pub(crate) spec: FamilySpec,
+    /// Label sets sent to the overflow series by the family's cap.
+    pub(crate) overflowed: u64,
+}
+
+/// What the family directory holds, read once per scrape.
+#[derive(Debug)]
+pub(crate) struct DeclaredFamilies {
+    /// Published, valid families, in directory order.
+    pub(crate) valid: Vec<DeclaredView>,
+    /// Published entries whose description is out of range (skipped).
+    pub(crate) corrupt: u64,
+    /// Declarations refused because the directory was full.
+    pub(crate) refused: u64,
+    /// Per LiveKit family: label sets sent to its overflow series by the
+    /// cap.
+    pub(crate) livekit_overflowed: [u64; LIVEKIT_FAMILIES],
+}
+
+impl DeclaredFamilies {
+    fn none() -> Self {
+        DeclaredFamilies {
+            valid: Vec::new(),
+            corrupt: 0,
+            refused: 0,
+            livekit_overflowed: [0; LIVEKIT_FAMILIES],
+        }
+    }
+
+    /// Reads the segment's family directory (nothing for segments made
+    /// before it existed).
+    pub(crate) fn read(seg: &Segment) -> Self {
+        let Some(r) = seg.family_region() else {
+            return Self::none();
+        };
+        let mut out = Self::none();
+        for (k, d) in r.scan() {
+            match d {
+                Some(d) => {
+                    let id = FamilyId::declared(k);
+                    out.valid.push(DeclaredView {
+                        id,
+                        overflowed: r.overflowed(id),
+                        spec: d.spec,
+                    });
+                }
+                None => out.corrupt += 1,
+            }
+        }
+        out.refused = r.refused_full();
+        for f in crate::schema::Family::ALL {
+            out.livekit_overflowed[f as usize] = r.overflowed(f.into());
+        }
+        out
+    }
 }
 
 impl Scrape {
@@ -50,6 +113,7 @@ impl Scrape {
             gauges: GaugeTotals::default(),
             series: Vec::new(),
             series_stats: SeriesStats::default(),
+            families: DeclaredFamilies::none(),
         }
     }
 
@@ -66,6 +130,7 @@ impl Scrape {
             gauges,
             series,
             series_stats,
+            families: DeclaredFamilies::read(seg),
         }
     }
 }

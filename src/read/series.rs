@@ -1,9 +1,9 @@
 //! Reading labeled series: every published series merged by label
 //! strings, and the media series folded into the fixed counters.
 
-use crate::schema::{Counter, Direction, Family, Kind, COUNTERS, LIVEKIT_FAMILIES};
+use crate::schema::{Counter, Direction, Family, FamilyId, Kind, COUNTERS, LIVEKIT_FAMILIES};
 use crate::segment::series::{
-    alloc, read_entry, read_string, MAX_LABEL_BYTES, OVERFLOW_ID, OVERFLOW_LABEL, PUBLISHED,
+    alloc, read_entry, read_string, Shapes, MAX_LABEL_BYTES, OVERFLOW_ID, OVERFLOW_LABEL, PUBLISHED,
 };
 use crate::segment::slots::ACTIVE;
 use crate::segment::Segment;
@@ -34,8 +34,13 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
     // Thread rows' parts of series values: read once, so each media entry
     // costs a binary search, not a pass over every row.
     let in_rows = r.row_values();
+    let shapes = Shapes::livekit_only();
     for e in &r.dir[..n] {
-        let Some((family, _, base, ids, _)) = read_entry(&r, e) else {
+        let Some(e) = read_entry(&r, &shapes, e) else {
+            continue;
+        };
+        let (base, ids) = (e.base, e.ids);
+        let Some(family) = e.family.livekit() else {
             continue;
         };
         let target = match family {
@@ -66,8 +71,8 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
 /// A merged series read from the segment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeriesValue {
-    /// Family.
-    pub family: Family,
+    /// Family: one of LiveKit's or a declared one.
+    pub family: FamilyId,
     /// Label values, in the family's label order.
     pub labels: Vec<String>,
     /// Counter or gauge value (gauges as two's-complement `i64` bits).
@@ -131,15 +136,17 @@ pub(crate) fn read_all_with(
         .collect();
     // What thread writers' rows hold of the values.
     let in_rows = r.row_values();
-    let mut merged: HashMap<(Family, Vec<String>), SeriesValue> = HashMap::new();
+    let shapes = r.shapes();
+    let mut merged: HashMap<(FamilyId, Vec<String>), SeriesValue> = HashMap::new();
     for e in &r.dir[..n_series] {
         if e.w[0].load(Ordering::Acquire) != PUBLISHED {
             continue;
         }
-        let Some((family, n, base, ids, nl)) = read_entry(&r, e) else {
+        let Some(e) = read_entry(&r, &shapes, e) else {
             stats.corrupt_entries += 1;
             continue;
         };
+        let (family, n, base, ids, nl, kind) = (e.family, e.n, e.base, e.ids, e.nl, e.shape.kind);
         let labels: Option<Vec<String>> = ids[..nl]
             .iter()
             .map(|&id| match id {
@@ -160,14 +167,14 @@ pub(crate) fn read_all_with(
                 buckets: Vec::new(),
                 sum: 0.0,
             });
-        if family.def().kind == Kind::Gauge {
+        if kind == Kind::Gauge {
             // One word per writer slot, in block 0: only live writers count.
             let mut v = 0u64;
             for w in live.iter().filter_map(|&i| r.gauge_word(base, i)) {
                 v = v.wrapping_add(w.load(Ordering::Relaxed));
             }
             slot.value = slot.value.wrapping_add(v);
-        } else if family.def().kind == Kind::Histogram {
+        } else if kind == Kind::Histogram {
             let sums: Vec<u64> = (0..n)
                 .map(|k| r.value_sum(base + k).wrapping_add(in_rows.count(base + k)))
                 .collect();
@@ -192,6 +199,6 @@ pub(crate) fn read_all_with(
         }
     }
     let mut out: Vec<SeriesValue> = merged.into_values().collect();
-    out.sort_by(|a, b| (a.family as u16, &a.labels).cmp(&(b.family as u16, &b.labels)));
+    out.sort_by(|a, b| (a.family, &a.labels).cmp(&(b.family, &b.labels)));
     (out, stats)
 }

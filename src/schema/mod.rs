@@ -6,11 +6,19 @@
 //!   name, type, labels and buckets; the segment stores a family's index.
 //! * [`Direction`], [`TrackKind`], [`TrackSource`], [`ConnectionQuality`] —
 //!   LiveKit's label enums and their label values.
+//! * [`FamilySpec`] and [`FamilyId`] — families declared at run time and
+//!   the id every series entry stores.
 
 mod counters;
 mod families;
 mod labels;
+pub(crate) mod spec;
 
 pub use counters::{Counter, Gauge, COUNTERS};
 pub use families::{Buckets, Family, FamilyDef, Kind, FAMILIES, LIVEKIT_FAMILIES, MAX_BUCKETS};
 pub use labels::{ConnectionQuality, Direction, TrackKind, TrackSource};
+pub use spec::{
+    FamilyId, FamilySpec, DEFAULT_BUCKETS, DEFAULT_LIVEKIT_MAX_SERIES, DEFAULT_MAX_SERIES,
+    MAX_DECLARED_BUCKETS, MAX_FAMILY_LABELS, MAX_HELP_BYTES, MAX_LABEL_NAME_BYTES, MAX_NAME_BYTES,
+    MAX_UNIT_BYTES,
+};

@@ -5,6 +5,7 @@
 //! is a wrong value, never undefined behaviour. Readers copy the words once
 //! (`HeaderFields::load`), validate the copy, and use only the copy.
 
+use super::families::{self, MAX_FAMILIES};
 use super::series::{SeriesEntry, StringEntry, ALLOC_LINE_BYTES};
 use super::shard::Shard;
 use super::slots::WriterSlot;
@@ -17,7 +18,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"NODESTAT");
 /// Layout major version: readers refuse any other major.
 pub const LAYOUT_MAJOR: u64 = 2;
 /// Layout minor version: additive changes only; readers accept any minor.
-pub const LAYOUT_MINOR: u64 = 1;
+pub const LAYOUT_MINOR: u64 = 2;
 /// Words in the header.
 pub(crate) const HEADER_WORDS: usize = 32;
 /// Bytes in the header; the first region starts here.
@@ -45,11 +46,12 @@ pub(crate) const MAX_STRINGS: u64 = 1 << 16;
 /// Most series values per shard a segment may declare.
 pub(crate) const MAX_VALUES_PER_SHARD: u64 = 1 << 20;
 /// Default labeled-series capacity.
-pub(crate) const DEFAULT_SERIES: usize = 4096;
+pub const DEFAULT_SERIES: usize = 8192;
 /// Default interned-string capacity.
-pub(crate) const DEFAULT_STRINGS: usize = 1024;
-/// Default series values per shard.
-pub(crate) const DEFAULT_VALUES_PER_SHARD: usize = 16384;
+pub const DEFAULT_STRINGS: usize = 8192;
+/// Default series values per value block (grown to fit the overflow
+/// series of a segment with many writer slots).
+pub const DEFAULT_VALUES_PER_SHARD: usize = 16384;
 /// Most labeled-series value blocks a new segment gets: one per shard up to
 /// this many, then shared stripes (see `Layout::value_blocks`).
 pub(crate) const MAX_VALUE_BLOCKS: usize = 16;
@@ -116,6 +118,10 @@ pub(crate) mod word {
     /// this word was used, means rows have none.
     pub(crate) const ROW_SERIES_SLOTS: usize = 27;
     pub(crate) const ROW_SERIES_OFFSET: usize = 28;
+    /// Offset of the family directory region (layout 2.2).
+    pub(crate) const FAMILIES_OFFSET: usize = 29;
+    /// Declared families the directory holds; 0 (older writers): none.
+    pub(crate) const FAMILY_CAPACITY: usize = 30;
     pub(crate) const INIT_STATE: usize = 31;
 }
 
@@ -176,6 +182,35 @@ pub struct Layout {
     /// Byte offset of the rows' series slots: per row, `row_series_slots`
     /// binding words, then as many value words.
     pub row_series_offset: usize,
+    /// Byte offset of the family directory region (see SEGMENT.md §8a).
+    pub families_offset: usize,
+    /// Declared families the directory holds (0: the segment has no
+    /// family directory).
+    pub family_capacity: usize,
+}
+
+/// How much a new segment's labeled-series regions hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacities {
+    /// Series directory entries (the 49 LiveKit overflow series included).
+    pub series: usize,
+    /// Interned label values.
+    pub strings: usize,
+    /// `u64` value words per value block (a power of two).
+    pub values_per_block: usize,
+    /// Declared families.
+    pub families: usize,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Capacities {
+            series: DEFAULT_SERIES,
+            strings: DEFAULT_STRINGS,
+            values_per_block: DEFAULT_VALUES_PER_SHARD,
+            families: families::DEFAULT_FAMILIES,
+        }
+    }
 }
 
 /// Bytes of the labeled-series region for the given capacities.
@@ -197,6 +232,7 @@ pub(crate) const fn row_states_bytes(rows: u64) -> u64 {
 impl Layout {
     /// The geometry of a new segment with `shard_count` shards,
     /// `slot_count` writer slots and `row_count` thread rows.
+    #[cfg(test)]
     pub(crate) fn new(
         shard_count: usize,
         slot_count: usize,
@@ -204,6 +240,27 @@ impl Layout {
         segment_id: u128,
         created_unix_ns: u64,
         write_mode: WriteMode,
+    ) -> Result<Self> {
+        Self::with_capacities(
+            shard_count,
+            slot_count,
+            row_count,
+            segment_id,
+            created_unix_ns,
+            write_mode,
+            Capacities::default(),
+        )
+    }
+
+    /// [`new`](Self::new) with the given labeled-series capacities.
+    pub(crate) fn with_capacities(
+        shard_count: usize,
+        slot_count: usize,
+        row_count: usize,
+        segment_id: u128,
+        created_unix_ns: u64,
+        write_mode: WriteMode,
+        caps: Capacities,
     ) -> Result<Self> {
         if !shard_count.is_power_of_two() || shard_count as u64 > MAX_SHARDS {
             return Err(Error::Config(format!(
@@ -234,18 +291,39 @@ impl Layout {
                 _ => f.def().value_count(),
             })
             .sum();
+        if !(LIVEKIT_FAMILIES as u64 + 1..=MAX_SERIES).contains(&(caps.series as u64))
+            || !(1..=MAX_STRINGS).contains(&(caps.strings as u64))
+            || !(16..=MAX_VALUES_PER_SHARD).contains(&(caps.values_per_block as u64))
+            || !caps.values_per_block.is_power_of_two()
+            || !(1..=MAX_FAMILIES).contains(&(caps.families as u64))
+        {
+            return Err(Error::Config(format!(
+                "capacities {caps:?}: series {} to {MAX_SERIES}, strings 1 to {MAX_STRINGS}, values per block a power of two from 16 to {MAX_VALUES_PER_SHARD}, families 1 to {MAX_FAMILIES}",
+                LIVEKIT_FAMILIES + 1
+            )));
+        }
         let (series_capacity, strings_capacity, values_per_shard) = (
-            DEFAULT_SERIES,
-            DEFAULT_STRINGS,
-            DEFAULT_VALUES_PER_SHARD.max((2 * overflow).next_power_of_two()),
+            caps.series,
+            caps.strings,
+            caps.values_per_block
+                .max((2 * overflow).next_power_of_two()),
         );
+        if values_per_shard as u64 > MAX_VALUES_PER_SHARD {
+            return Err(Error::Config(format!(
+                "{slot_count} writer slots need more series values per block than {MAX_VALUES_PER_SHARD}"
+            )));
+        }
         let values_offset = series_offset
             + series_region_bytes(series_capacity as u64, strings_capacity as u64)
                 .ok_or(Error::BadLayout("series region overflows"))? as usize;
         let value_blocks = shard_count.min(MAX_VALUE_BLOCKS);
         let row_series_offset = values_offset + value_blocks * values_per_shard * 8;
         let row_series_slots = ROW_SERIES_SLOTS;
-        let segment_size = row_series_offset + row_count * row_series_slots * 16;
+        let families_offset = row_series_offset + row_count * row_series_slots * 16;
+        let family_capacity = caps.families;
+        let segment_size = families_offset
+            + families::region_bytes(family_capacity as u64)
+                .ok_or(Error::BadLayout("family region overflows"))? as usize;
         Ok(Layout {
             segment_id,
             created_unix_ns,
@@ -267,6 +345,8 @@ impl Layout {
             row_states_offset,
             row_series_slots,
             row_series_offset,
+            families_offset,
+            family_capacity,
         })
     }
 
@@ -301,6 +381,8 @@ impl Layout {
         w[word::ROW_STATES_OFFSET] = self.row_states_offset as u64;
         w[word::ROW_SERIES_SLOTS] = self.row_series_slots as u64;
         w[word::ROW_SERIES_OFFSET] = self.row_series_offset as u64;
+        w[word::FAMILIES_OFFSET] = self.families_offset as u64;
+        w[word::FAMILY_CAPACITY] = self.family_capacity as u64;
         HeaderFields { words: w }
     }
 }
@@ -515,7 +597,27 @@ impl HeaderFields {
                 "row series region is misaligned or outside the segment",
             ))?,
         };
-        let regions = [shards, slots, series, values, rows, row_states, row_series];
+        let family_capacity = w[word::FAMILY_CAPACITY];
+        if family_capacity > MAX_FAMILIES {
+            return Err(Error::BadLayout("family capacity out of range"));
+        }
+        let families = match family_capacity {
+            // Written before the family directory: an empty region.
+            0 => (segment_size, segment_size),
+            n => region(
+                w[word::FAMILIES_OFFSET],
+                1,
+                families::region_bytes(n).ok_or(Error::BadLayout("family region overflows"))?,
+                header_end,
+                segment_size,
+            )
+            .ok_or(Error::BadLayout(
+                "family region is misaligned or outside the segment",
+            ))?,
+        };
+        let regions = [
+            shards, slots, series, values, rows, row_states, row_series, families,
+        ];
         for (i, a) in regions.iter().enumerate() {
             for b in &regions[i + 1..] {
                 if a.0 < b.1 && b.0 < a.1 {
@@ -546,6 +648,8 @@ impl HeaderFields {
             row_states_offset: row_states.0 as usize,
             row_series_slots: row_series_slots as usize,
             row_series_offset: row_series.0 as usize,
+            families_offset: families.0 as usize,
+            family_capacity: family_capacity as usize,
         })
     }
 }
@@ -576,7 +680,7 @@ mod tests {
     #[test]
     fn layout_is_pinned() {
         assert_eq!(LAYOUT_MAJOR, 2);
-        assert_eq!(LAYOUT_MINOR, 1);
+        assert_eq!(LAYOUT_MINOR, 2);
         assert_eq!(MAGIC.to_le_bytes(), *b"NODESTAT");
         assert_eq!(HEADER_SIZE, 256);
         assert_eq!(size_of::<Shard>(), 512);
@@ -611,13 +715,15 @@ mod tests {
             word::ROW_STATES_OFFSET,
             word::ROW_SERIES_SLOTS,
             word::ROW_SERIES_OFFSET,
+            word::FAMILIES_OFFSET,
+            word::FAMILY_CAPACITY,
             word::INIT_STATE,
         ];
         assert_eq!(
             words,
             [
                 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 24,
-                25, 26, 27, 28, 31
+                25, 26, 27, 28, 29, 30, 31
             ]
         );
         let l = Layout::new(64, 128, 256, 1, 2, WriteMode::Atomic).unwrap();
@@ -631,7 +737,7 @@ mod tests {
         let f = l.to_fields();
         assert_eq!(f.words[21], 16, "64 shards share 16 value blocks");
         assert_eq!(f.words[22], 0, "word 22 stays reserved");
-        assert_eq!(f.words[29..31], [0, 0], "words 29-30 stay reserved");
+        assert_eq!(f.words[29..31], [l.families_offset as u64, 128]);
         assert_eq!(f.words[27], 64, "64 series slots per row");
         assert_eq!(l.row_series_offset, l.values_offset + 16 * 16384 * 8);
         assert_eq!(size_of::<SeriesEntry>(), 64);
@@ -639,17 +745,23 @@ mod tests {
         assert_eq!(ALLOC_LINE_BYTES, 128);
         assert_eq!(
             l.values_offset,
-            l.series_offset + 128 + 4096 * 64 + 1024 * 72
+            l.series_offset + 128 + 8192 * 64 + 8192 * 72
         );
-        assert_eq!(l.segment_size, l.row_series_offset + 256 * 64 * 16);
+        assert_eq!(l.families_offset, l.row_series_offset + 256 * 64 * 16);
+        assert_eq!(l.segment_size, l.families_offset + 1024 + 128 * 2048);
+        assert_eq!(size_of::<families::FamilyEntry>(), 2048);
         // SEGMENT.md §12, the worked example.
         let w = Layout::new(2, 128, 256, 0, 0, WriteMode::Atomic).unwrap();
         assert_eq!(
             (w.rows_offset, w.row_states_offset, w.series_offset),
             (34_048, 165_120, 167_168)
         );
-        assert_eq!((w.values_offset, w.row_series_offset), (503_168, 765_312));
-        assert_eq!(w.segment_size, 765_312 + 256 * 1024);
+        assert_eq!(
+            (w.values_offset, w.row_series_offset),
+            (1_281_408, 1_543_552)
+        );
+        assert_eq!(w.families_offset, 1_805_696);
+        assert_eq!(w.segment_size, 2_068_864);
     }
 
     fn valid() -> (HeaderFields, u64) {
@@ -757,6 +869,12 @@ mod tests {
             (word::ROW_SERIES_OFFSET, 300),
             (word::ROW_SERIES_OFFSET, size - 128),
             (word::ROW_SERIES_OFFSET, u64::MAX - 127),
+            (word::FAMILY_CAPACITY, MAX_FAMILIES + 1),
+            (word::FAMILY_CAPACITY, u64::MAX),
+            (word::FAMILIES_OFFSET, 256),
+            (word::FAMILIES_OFFSET, 300),
+            (word::FAMILIES_OFFSET, size - 128),
+            (word::FAMILIES_OFFSET, u64::MAX - 127),
         ] {
             assert!(
                 matches!(bad(w, v), Err(Error::BadLayout(_))),

@@ -15,16 +15,17 @@
 //! checks, which must fail under the same model: proof that the model can
 //! see the bug it is there for. Raw word access builds those variants.
 
+use super::families::{self, Declarer, FamilyEntry, FamilyRegion};
 use super::header::{self, HeaderFields, Layout, WriteMode, HEADER_WORDS, INIT_READY};
-use super::series::{self, Region, SeriesEntry, StringEntry, PUBLISHED};
+use super::series::{self, Region, SeriesEntry, Shape, StringEntry, PUBLISHED};
 use super::shard::Shard;
 use super::slots::{GaugeTotals, WriterSlot, GAUGES, GAUGE_BASE};
 use crate::error::{Error, Result};
-use crate::schema::{Counter, Family, Gauge, COUNTERS};
+use crate::schema::{Counter, Family, FamilyId, FamilySpec, Gauge, COUNTERS};
 use loom::sync::atomic::AtomicU64;
 use loom::sync::Arc;
 use loom::thread;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 /// Index of the header's init word.
 const INIT_WORD: usize = header::word::INIT_STATE;
@@ -161,21 +162,23 @@ impl HeapRegion {
             writer_slots: 1,
             row_series: &[],
             row_series_slots: 0,
+            families: None,
         }
     }
 
     /// `series::register`: claims an entry and a value range, writes and
     /// publishes the entry; returns the value base.
     fn register(&self, family: Family, ids: &[u32]) -> u32 {
-        series::register(&self.region(), family, ids).unwrap_or(u32::MAX)
+        let r = self.region();
+        series::register(&r, &r.livekit_target(family), ids).map_or(u32::MAX, |b| b.0)
     }
 
     /// `series::write_entry` into directory entry `i`.
     fn write_entry(&self, i: usize, family: Family, base: u64, ids: &[u32]) {
         series::write_entry(
             &self.dir[i],
-            family,
-            self.region().value_count(family),
+            family.into(),
+            self.region().values_of(Shape::livekit(family)),
             base,
             ids,
         )
@@ -185,7 +188,8 @@ impl HeapRegion {
     /// base and label ids.
     fn read_entry(&self, i: usize) -> Option<(Family, usize, usize, Vec<u32>)> {
         let r = self.region();
-        series::read_entry(&r, &r.dir[i]).map(|(f, n, b, ids, nl)| (f, n, b, ids[..nl].to_vec()))
+        series::read_entry(&r, &series::Shapes::livekit_only(), &r.dir[i])
+            .and_then(|e| Some((e.family.livekit()?, e.n, e.base, e.ids().to_vec())))
     }
 
     /// `series::add_string`.
@@ -805,6 +809,117 @@ fn f_broken_rebinding_a_bound_slot_is_caught() {
         row_series_model(|words, _slots, base, _n| {
             words[0].store(base + 1, Release);
             Some(0)
+        })
+    });
+}
+
+// ------------------------------------------------------ (g) family directory
+
+/// A family directory on the heap: the control block and `cap` entries.
+struct HeapFamilies {
+    control: Vec<AtomicU64>,
+    entries: Vec<FamilyEntry>,
+}
+
+impl HeapFamilies {
+    fn new(cap: usize) -> Self {
+        HeapFamilies {
+            control: (0..families::CONTROL_BYTES / 8)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            entries: (0..cap)
+                .map(|_| FamilyEntry {
+                    w: std::array::from_fn(|_| AtomicU64::new(0)),
+                })
+                .collect(),
+        }
+    }
+
+    fn region(&self) -> FamilyRegion<'_> {
+        FamilyRegion {
+            control: &self.control,
+            entries: &self.entries,
+        }
+    }
+}
+
+/// A declarer that never gives up waiting (loom explores the waits) and
+/// whose overflow series is directory entry 7.
+struct ModelDeclarer(u64);
+
+impl Declarer for ModelDeclarer {
+    fn claimer(&self) -> u64 {
+        self.0
+    }
+    fn claimer_dead(&self, _: u64) -> bool {
+        false
+    }
+    fn overflow_series(&self, _: FamilyId, _: &FamilySpec) -> Result<u32> {
+        Ok(7)
+    }
+    fn pause(&self, _: u32) -> bool {
+        thread::yield_now();
+        true
+    }
+}
+
+type Declare = fn(&FamilyRegion<'_>, &FamilySpec, u64) -> Result<FamilyId>;
+
+fn spec() -> FamilySpec {
+    FamilySpec::counter("c", "").labels(&["l"]).max_series(5)
+}
+
+/// Two processes declare the same family at once while a reader scans the
+/// directory: both get the same entry, exactly one entry holds the name,
+/// and the reader sees the family whole or not at all.
+fn families_model(declare: Declare) {
+    let h = Arc::new(HeapFamilies::new(2));
+    let racers: Vec<_> = [1u64, 2]
+        .into_iter()
+        .map(|me| {
+            let h = h.clone();
+            thread::spawn(move || declare(&h.region(), &spec(), me).expect("declared"))
+        })
+        .collect();
+    for (_, d) in h.region().scan() {
+        let d = d.expect("a published entry read as damaged");
+        assert_eq!(d.spec, spec(), "a half-described family");
+        assert_eq!(d.overflow_entry, 7);
+    }
+    let ids: Vec<FamilyId> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(ids[0], ids[1], "one name, two families");
+    let all = h.region().scan();
+    assert_eq!(all.len(), 1, "the name is in the directory twice");
+    assert_eq!(all[0].1.as_ref().map(|d| &d.spec), Some(&spec()));
+}
+
+#[test]
+fn g_family_declarations_race_with_the_reader() {
+    explore("families: two declarers of one name vs scan", || {
+        families_model(|r, s, me| families::declare(r, s, &ModelDeclarer(me)))
+    });
+}
+
+#[test]
+fn g_broken_state_before_description_is_caught() {
+    must_fail("families: state published before the description", || {
+        families_model(|r, s, me| {
+            let hash = families::name_hash(&s.name);
+            let k = (hash % r.entries.len() as u64) as usize;
+            let e = &r.entries[k];
+            let claim = families::state(families::CLAIMED, me, hash);
+            match e.w[0].compare_exchange(0, claim, AcqRel, Acquire) {
+                Ok(_) => {
+                    e.w[0].store(families::state(PUBLISHED, 0, hash), Release);
+                    families::write_desc(e, s, 7);
+                }
+                Err(_) => {
+                    while e.w[0].load(Acquire) & 0xff != PUBLISHED {
+                        thread::yield_now();
+                    }
+                }
+            }
+            Ok(FamilyId::declared(k))
         })
     });
 }

@@ -40,6 +40,8 @@
 
 #[cfg(target_os = "linux")]
 mod bus;
+#[deny(unsafe_code)]
+pub(crate) mod families;
 mod file;
 mod fork;
 #[deny(unsafe_code)]
@@ -60,9 +62,13 @@ pub(crate) mod slots;
 use crate::cpu::possible_cpus;
 use crate::error::{Error, Result};
 use crate::sync::AtomicU64;
+pub use families::DEFAULT_FAMILIES;
 use file::*;
+pub use header::{
+    Capacities, Layout, WriteMode, DEFAULT_SERIES, DEFAULT_STRINGS, DEFAULT_VALUES_PER_SHARD,
+    HEADER_SIZE, LAYOUT_MAJOR, LAYOUT_MINOR, MAGIC,
+};
 use header::{HeaderFields, HEADER_WORDS};
-pub use header::{Layout, WriteMode, HEADER_SIZE, LAYOUT_MAJOR, LAYOUT_MINOR, MAGIC};
 use map::Mapping;
 use shard::Shard;
 use slots::{WriterSlot, ACTIVE};
@@ -99,6 +105,8 @@ pub struct SegmentOptions {
     allow_foreign_owner: bool,
     init_wait: Duration,
     write_mode: Option<WriteMode>,
+    capacities: Capacities,
+    livekit_max_series: u32,
 }
 
 impl Default for SegmentOptions {
@@ -112,6 +120,8 @@ impl Default for SegmentOptions {
             allow_foreign_owner: false,
             init_wait: DEFAULT_INIT_WAIT,
             write_mode: None,
+            capacities: Capacities::default(),
+            livekit_max_series: crate::schema::DEFAULT_LIVEKIT_MAX_SERIES,
         }
     }
 }
@@ -181,6 +191,25 @@ impl SegmentOptions {
     /// that cannot be met is an error, never a silent downgrade.
     pub fn write_mode(mut self, mode: WriteMode) -> Self {
         self.write_mode = Some(mode);
+        self
+    }
+
+    /// How many labeled series, label values, value words and declared
+    /// families a new segment holds (default [`Capacities::default`]:
+    /// 8192 series, 8192 label values, 16 384 value words per block, 128
+    /// families). Segment memory grows with them: 64 bytes a series, 72 a
+    /// label value, 8 a value word per value block, 2048 a family.
+    pub fn capacities(mut self, caps: Capacities) -> Self {
+        self.capacities = caps;
+        self
+    }
+
+    /// The series cap of each of LiveKit's families in a new segment
+    /// (default [`DEFAULT_LIVEKIT_MAX_SERIES`](crate::DEFAULT_LIVEKIT_MAX_SERIES);
+    /// 0: none). Past it, new label sets of the family are recorded in its
+    /// overflow series, so one family cannot fill the directory for all.
+    pub fn livekit_max_series(mut self, n: u32) -> Self {
+        self.livekit_max_series = n;
         self
     }
 
@@ -274,7 +303,7 @@ impl Segment {
                 fork_guard: None,
                 pid: std::process::id(),
             };
-            series::init_region(&seg.series_region())?;
+            seg.init_regions(opts.livekit_max_series)?;
             layout.to_fields().publish(seg.header_words());
             return Ok(seg);
         };
@@ -291,7 +320,7 @@ impl Segment {
             if exists {
                 return Err(Error::AlreadyExists(name.clone()));
             }
-            let (mut draft, seg) = Self::build(name, &backing, layout, opts.mode)?;
+            let (mut draft, seg) = Self::build(name, &backing, layout, opts)?;
             if !draft.link_to(&path, name)? {
                 return Err(Error::AlreadyExists(name.clone()));
             }
@@ -311,7 +340,7 @@ impl Segment {
                 if unsafe { libc::fchmod(fd.as_raw_fd(), opts.mode as libc::mode_t) } < 0 {
                     return Err(Error::last_os("set segment mode"));
                 }
-                let seg = Self::fill(File::from(fd), name, layout)?;
+                let seg = Self::fill(File::from(fd), name, layout, opts.livekit_max_series)?;
                 Self::with_probe(seg, &backing)
             })();
             if made.is_err() {
@@ -327,19 +356,20 @@ impl Segment {
             Some(n) => n,
             None => possible_cpus().next_power_of_two(),
         };
-        Layout::new(
+        Layout::with_capacities(
             shards,
             opts.writer_slots,
             opts.thread_rows,
             random_id(),
             unix_ns(),
             resolve_write_mode(opts.write_mode, shards)?,
+            opts.capacities,
         )
     }
 
     /// Reserves `file`, maps it and publishes a new segment in it. The
     /// result has no probe yet ([`with_probe`](Self::with_probe)).
-    fn fill(file: File, name: &str, layout: Layout) -> Result<Segment> {
+    fn fill(file: File, name: &str, layout: Layout, livekit_max_series: u32) -> Result<Segment> {
         reserve(&file, layout.segment_size, name)?;
         let map = Mapping::file(file.as_fd(), layout.segment_size, true)?;
         let seg = Segment {
@@ -354,20 +384,25 @@ impl Segment {
             fork_guard: None,
             pid: std::process::id(),
         };
-        series::init_region(&seg.series_region())?;
+        seg.init_regions(livekit_max_series)?;
         layout.to_fields().publish(seg.header_words());
         Ok(seg)
     }
 
     /// A complete new segment in a [`Draft`] that nobody can see yet.
     #[cfg(target_os = "linux")]
-    fn build(name: &str, backing: &Backing, layout: Layout, mode: u32) -> Result<(Draft, Segment)> {
-        let draft = Draft::new(backing, mode, name, layout.segment_size as u64)?;
+    fn build(
+        name: &str,
+        backing: &Backing,
+        layout: Layout,
+        opts: &SegmentOptions,
+    ) -> Result<(Draft, Segment)> {
+        let draft = Draft::new(backing, opts.mode, name, layout.segment_size as u64)?;
         let file = draft
             .file
             .try_clone()
             .map_err(|e| Error::io("create segment", e))?;
-        let seg = Self::fill(file, name, layout)?;
+        let seg = Self::fill(file, name, layout, opts.livekit_max_series)?;
         Ok((draft, seg))
     }
 
@@ -431,7 +466,7 @@ impl Segment {
             // new one on the next round.
             if try_lock_byte(&file, REPLACE_LOCK)? && is_at(&file, &path)? && is_stale(&file)? {
                 let layout = Self::new_layout(opts)?;
-                let (mut draft, seg) = Self::build(name, &backing, layout, opts.mode)?;
+                let (mut draft, seg) = Self::build(name, &backing, layout, opts)?;
                 draft.rename_to(&path, name)?;
                 return Self::with_probe(seg, &backing);
             }
@@ -808,7 +843,7 @@ impl Segment {
         let l = &self.layout;
         let base = self.map.as_ptr();
         debug_assert!(l.values_offset + l.value_blocks * l.values_per_shard * 8 <= self.map.len());
-        // SAFETY: validate() (or Layout::new for our own segments) checked
+        // SAFETY: validate() (or Layout::with_capacities for our own segments) checked
         // that the series region [series_offset, + series_region_bytes) and
         // the values region [values_offset, + value_blocks * values_per_shard
         // * 8) are 128-aligned and inside the mapping; the alloc line,
@@ -833,7 +868,46 @@ impl Segment {
                 writer_slots: l.slot_count,
                 row_series: self.row_series(),
                 row_series_slots: l.row_series_slots,
+                families: self.family_region(),
             }
+        }
+    }
+
+    /// Writes what a new segment holds before it is published: the LiveKit
+    /// families' overflow series and the family directory's control block.
+    fn init_regions(&self, livekit_max_series: u32) -> Result<()> {
+        series::init_region(&self.series_region())?;
+        if let Some(f) = self.family_region() {
+            families::init_region(&f, livekit_max_series as u64);
+        }
+        Ok(())
+    }
+
+    /// The family directory region, if the segment has one (layout 2.2).
+    pub(crate) fn family_region(&self) -> Option<families::FamilyRegion<'_>> {
+        use families::{FamilyEntry, CONTROL_BYTES};
+        let l = &self.layout;
+        if l.family_capacity == 0 {
+            return None;
+        }
+        debug_assert!(
+            l.families_offset + CONTROL_BYTES + l.family_capacity * size_of::<FamilyEntry>()
+                <= self.map.len()
+        );
+        // SAFETY: validate() (or Layout::with_capacities for our own
+        // segments) checked that the 128-aligned family region of
+        // CONTROL_BYTES + family_capacity * 2048 bytes lies inside the
+        // mapping; the control block and the entries are laid out in that
+        // order; all of it is accessed only through atomics.
+        unsafe {
+            let base = self.map.as_ptr().add(l.families_offset);
+            Some(families::FamilyRegion {
+                control: std::slice::from_raw_parts(base as *const AtomicU64, CONTROL_BYTES / 8),
+                entries: std::slice::from_raw_parts(
+                    base.add(CONTROL_BYTES) as *const FamilyEntry,
+                    l.family_capacity,
+                ),
+            })
         }
     }
 

@@ -30,8 +30,9 @@
 //! overflow series (every label [`OVERFLOW_LABEL`]) and is counted. The
 //! number of series can never grow past the capacities fixed at creation.
 
+use super::families::FamilyRegion;
 use crate::error::{Error, Result};
-use crate::schema::{Family, Kind, LIVEKIT_FAMILIES};
+use crate::schema::{Family, FamilyId, Kind, LIVEKIT_FAMILIES};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Bytes of the allocation line at the start of the series region.
@@ -39,7 +40,7 @@ pub(crate) const ALLOC_LINE_BYTES: usize = 128;
 /// Longest label value kept; longer values overflow.
 pub(crate) const MAX_LABEL_BYTES: usize = 64;
 /// Most labels a family may have.
-pub(crate) const MAX_LABELS: usize = 8;
+pub(crate) const MAX_LABELS: usize = crate::schema::MAX_FAMILY_LABELS;
 /// The label value shown for values that did not fit.
 pub(crate) const OVERFLOW_LABEL: &str = "__overflow__";
 /// String id standing for [`OVERFLOW_LABEL`].
@@ -76,6 +77,94 @@ const _: () = {
     assert!(size_of::<StringEntry>() == 72);
 };
 
+/// What the series layer needs to know of a family: its kind, how many
+/// labels it has and how many bucket bounds (histograms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub(crate) kind: Kind,
+    pub(crate) labels: usize,
+    pub(crate) bounds: usize,
+}
+
+impl Shape {
+    /// The shape of one of LiveKit's families.
+    pub(crate) fn livekit(f: Family) -> Shape {
+        let def = f.def();
+        Shape {
+            kind: def.kind,
+            labels: def.labels.len(),
+            bounds: match def.kind {
+                Kind::Histogram => def.buckets.bounds().1,
+                _ => 0,
+            },
+        }
+    }
+
+    /// The shape of a declared family.
+    pub(crate) fn of(spec: &crate::schema::FamilySpec) -> Shape {
+        Shape {
+            kind: spec.kind,
+            labels: spec.labels.len(),
+            bounds: match spec.kind {
+                Kind::Histogram => spec.effective_buckets().len(),
+                _ => 0,
+            },
+        }
+    }
+}
+
+/// The shapes of the families a region's entries may name: LiveKit's, and
+/// the declared ones that are published and valid.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Shapes {
+    declared: Vec<Option<Shape>>,
+}
+
+impl Shapes {
+    /// LiveKit's families only (entries of declared families do not read).
+    pub(crate) fn livekit_only() -> Shapes {
+        Shapes::default()
+    }
+
+    /// The shape of `family`, if it is known.
+    pub(crate) fn get(&self, family: FamilyId) -> Option<Shape> {
+        match (family.livekit(), family.directory_entry()) {
+            (Some(f), _) => Some(Shape::livekit(f)),
+            (_, Some(k)) => self.declared.get(k).copied().flatten(),
+            _ => None,
+        }
+    }
+}
+
+/// Where a series of one family is registered: its family, shape, the
+/// directory index of its overflow series and its series cap (0: none).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target {
+    pub(crate) family: FamilyId,
+    pub(crate) shape: Shape,
+    pub(crate) overflow_entry: usize,
+    pub(crate) max_series: u64,
+}
+
+/// A published entry whose fields are in range.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    pub(crate) family: FamilyId,
+    pub(crate) shape: Shape,
+    /// Value words the series owns in each block.
+    pub(crate) n: usize,
+    pub(crate) base: usize,
+    pub(crate) ids: [u32; MAX_LABELS],
+    pub(crate) nl: usize,
+}
+
+impl Entry {
+    /// The label string ids.
+    pub(crate) fn ids(&self) -> &[u32] {
+        &self.ids[..self.nl]
+    }
+}
+
 /// The series region of a mapped segment.
 pub(crate) struct Region<'a> {
     pub(crate) alloc: &'a [AtomicU64; 16],
@@ -91,17 +180,42 @@ pub(crate) struct Region<'a> {
     /// `row_series_slots` bindings, then as many values.
     pub(crate) row_series: &'a [AtomicU64],
     pub(crate) row_series_slots: usize,
+    /// The family directory (segments of layout 2.2 and later).
+    pub(crate) families: Option<FamilyRegion<'a>>,
 }
 
 impl Region<'_> {
-    /// Words a series of `family` owns in each value block: a gauge series
-    /// owns one per writer slot (its writers' values live in block 0, so a
-    /// dead writer's part can be left out), anything else its family's
-    /// value count.
-    pub(crate) fn value_count(&self, family: Family) -> usize {
-        match family.def().kind {
+    /// Words a series of this shape owns in each value block: a gauge
+    /// series owns one per writer slot (its writers' values live in block
+    /// 0, so a dead writer's part can be left out), a histogram its
+    /// buckets, +Inf and the sum, a counter one.
+    pub(crate) fn values_of(&self, shape: Shape) -> usize {
+        match shape.kind {
             Kind::Gauge => self.writer_slots,
-            _ => family.def().value_count(),
+            Kind::Histogram => shape.bounds + 2,
+            Kind::Counter => 1,
+        }
+    }
+
+    /// The shapes of every family the directory may name, read now.
+    pub(crate) fn shapes(&self) -> Shapes {
+        let mut declared = Vec::new();
+        if let Some(f) = &self.families {
+            declared = vec![None; f.entries.len()];
+            for (k, d) in f.scan() {
+                declared[k] = d.map(|d| Shape::of(&d.spec));
+            }
+        }
+        Shapes { declared }
+    }
+
+    /// Where series of LiveKit family `f` are registered.
+    pub(crate) fn livekit_target(&self, f: Family) -> Target {
+        Target {
+            family: f.into(),
+            shape: Shape::livekit(f),
+            overflow_entry: f as usize,
+            max_series: self.families.map_or(0, |r| r.livekit_max_series()),
         }
     }
 
@@ -118,10 +232,11 @@ impl Region<'_> {
     pub(crate) fn zero_slot_gauges(&self, slot: usize) {
         let n =
             (self.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(self.dir.len());
+        let shapes = self.shapes();
         for e in &self.dir[..n] {
-            if let Some((family, _, base, _, _)) = read_entry(self, e) {
-                if family.def().kind == Kind::Gauge {
-                    if let Some(w) = self.gauge_word(base, slot) {
+            if let Some(e) = read_entry(self, &shapes, e) {
+                if e.shape.kind == Kind::Gauge {
+                    if let Some(w) = self.gauge_word(e.base, slot) {
                         w.store(0, Ordering::Relaxed);
                     }
                 }
@@ -193,7 +308,10 @@ impl RowValues {
 /// Writes the per-family overflow series into a new segment's directory.
 /// Runs before the segment is published, so nothing races with it.
 pub(crate) fn init_region(r: &Region<'_>) -> Result<()> {
-    let needed: usize = Family::ALL.iter().map(|f| r.value_count(*f)).sum();
+    let needed: usize = Family::ALL
+        .iter()
+        .map(|f| r.values_of(Shape::livekit(*f)))
+        .sum();
     if LIVEKIT_FAMILIES > r.dir.len() || needed > r.values_per_shard {
         return Err(Error::Config(
             "series capacity too small for the overflow series".into(),
@@ -201,14 +319,15 @@ pub(crate) fn init_region(r: &Region<'_>) -> Result<()> {
     }
     let mut base = 0usize;
     for (i, f) in Family::ALL.iter().enumerate() {
-        let n = r.value_count(*f);
+        let shape = Shape::livekit(*f);
+        let n = r.values_of(shape);
         let labels = [OVERFLOW_ID; MAX_LABELS];
         write_entry(
             &r.dir[i],
-            *f,
+            (*f).into(),
             n,
             base as u64,
-            &labels[..f.def().labels.len()],
+            &labels[..shape.labels],
         );
         base += n;
     }
@@ -217,9 +336,9 @@ pub(crate) fn init_region(r: &Region<'_>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn write_entry(e: &SeriesEntry, f: Family, n: usize, base: u64, ids: &[u32]) {
+pub(crate) fn write_entry(e: &SeriesEntry, f: FamilyId, n: usize, base: u64, ids: &[u32]) {
     e.w[1].store(
-        f as u64 | (n as u64) << 16 | (ids.len() as u64) << 32,
+        f.index() as u64 | (n as u64) << 16 | (ids.len() as u64) << 32,
         Ordering::Relaxed,
     );
     e.w[2].store(base, Ordering::Relaxed);
@@ -229,13 +348,6 @@ pub(crate) fn write_entry(e: &SeriesEntry, f: Family, n: usize, base: u64, ids: 
         e.w[3 + k].store(lo | hi << 32, Ordering::Relaxed);
     }
     e.w[0].store(PUBLISHED, Ordering::Release);
-}
-
-pub(crate) fn find_string(r: &Region<'_>, s: &str) -> Option<u32> {
-    let n = (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
-    (0..n)
-        .find(|&i| read_string(&r.strings[i]).is_some_and(|(b, len)| &b[..len] == s.as_bytes()))
-        .map(|i| i as u32)
 }
 
 pub(crate) fn add_string(r: &Region<'_>, s: &str) -> u32 {
@@ -275,27 +387,9 @@ pub(crate) fn read_string(e: &StringEntry) -> Option<([u8; MAX_LABEL_BYTES], usi
     Some((buf, len))
 }
 
-/// A published entry's family, value count, base and label ids, if its
-/// fields are in range for `r`.
-pub(crate) fn read_entry(
-    r: &Region<'_>,
-    e: &SeriesEntry,
-) -> Option<(Family, usize, usize, [u32; MAX_LABELS], usize)> {
-    if e.w[0].load(Ordering::Acquire) != PUBLISHED {
-        return None;
-    }
-    let w1 = e.w[1].load(Ordering::Relaxed);
-    let family = Family::from_index((w1 & 0xffff) as usize)?;
-    let n = ((w1 >> 16) & 0xffff) as usize;
-    let nl = ((w1 >> 32) & 0xffff) as usize;
-    let base = e.w[2].load(Ordering::Relaxed);
-    let def = family.def();
-    if n != r.value_count(family)
-        || nl != def.labels.len()
-        || base.checked_add(n as u64)? > r.values_per_shard as u64
-    {
-        return None;
-    }
+/// The first `nl` (at most [`MAX_LABELS`]) label string ids of entry `e`
+/// (Relaxed loads), the rest 0.
+pub(crate) fn label_ids(e: &SeriesEntry, nl: usize) -> [u32; MAX_LABELS] {
     let mut ids = [0u32; MAX_LABELS];
     for (k, id) in ids.iter_mut().enumerate().take(nl) {
         let w = e.w[3 + k / 2].load(Ordering::Relaxed);
@@ -305,45 +399,102 @@ pub(crate) fn read_entry(
             (w >> 32) as u32
         };
     }
-    Some((family, n, base as usize, ids, nl))
+    ids
 }
 
-pub(crate) fn find_entry(r: &Region<'_>, family: Family, ids: &[u32]) -> Option<u32> {
-    let n = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
-    (LIVEKIT_FAMILIES..n).find_map(|i| {
-        let (f, _, base, got, nl) = read_entry(r, &r.dir[i])?;
-        (f == family && &got[..nl] == ids).then_some(base as u32)
+/// A published entry's family, shape, value count, base and label ids, if
+/// its family is known to `shapes` and its fields are in range for `r`.
+pub(crate) fn read_entry(r: &Region<'_>, shapes: &Shapes, e: &SeriesEntry) -> Option<Entry> {
+    if e.w[0].load(Ordering::Acquire) != PUBLISHED {
+        return None;
+    }
+    let w1 = e.w[1].load(Ordering::Relaxed);
+    let family = FamilyId::from_index((w1 & 0xffff) as u16)?;
+    let shape = shapes.get(family)?;
+    let n = ((w1 >> 16) & 0xffff) as usize;
+    let nl = ((w1 >> 32) & 0xffff) as usize;
+    let base = e.w[2].load(Ordering::Relaxed);
+    if n != r.values_of(shape)
+        || nl != shape.labels
+        || base.checked_add(n as u64)? > r.values_per_shard as u64
+    {
+        return None;
+    }
+    let ids = label_ids(e, nl);
+    Some(Entry {
+        family,
+        shape,
+        n,
+        base: base as usize,
+        ids,
+        nl,
     })
 }
 
-/// Registers a series and returns its value base: a new entry, or the
-/// family's overflow series when the directory or the values are full.
-/// `None` only for a segment whose overflow entry is missing or damaged:
-/// no base is ever returned whose values do not fit the value block.
-pub(crate) fn register(r: &Region<'_>, family: Family, ids: &[u32]) -> Option<u32> {
-    let overflow = || {
-        r.alloc[alloc::SERIES_OVERFLOWED].fetch_add(1, Ordering::Relaxed);
-        r.dir
-            .get(family as usize)
-            .and_then(|e| read_entry(r, e))
-            .filter(|e| e.0 == family)
-            .map(|e| e.2 as u32)
-    };
-    let n = r.value_count(family) as u64;
+impl Shapes {
+    /// The shapes of LiveKit's families and of `t`'s.
+    pub(crate) fn one(t: &Target) -> Shapes {
+        let mut declared = Vec::new();
+        if let Some(k) = t.family.directory_entry() {
+            declared = vec![None; k + 1];
+            declared[k] = Some(t.shape);
+        }
+        Shapes { declared }
+    }
+}
+
+/// Claims and publishes a new entry of `family` with these label ids: its
+/// directory index and value base, or `None` when the directory or the
+/// values are full (a claimed entry then stays unpublished forever).
+pub(crate) fn add_entry(
+    r: &Region<'_>,
+    family: FamilyId,
+    shape: Shape,
+    ids: &[u32],
+) -> Option<(usize, u32)> {
+    let n = r.values_of(shape) as u64;
     let i = r.alloc[alloc::NEXT_SERIES].fetch_add(1, Ordering::AcqRel) as usize;
-    let Some(e) = r.dir.get(i) else {
-        return overflow();
-    };
+    let e = r.dir.get(i)?;
     let base = r.alloc[alloc::NEXT_VALUE].fetch_add(n, Ordering::AcqRel);
     if base
         .checked_add(n)
         .is_none_or(|end| end > r.values_per_shard as u64)
     {
-        // The claimed entry stays unpublished: readers skip it.
-        return overflow();
+        return None;
     }
     write_entry(e, family, n as usize, base, ids);
-    Some(base as u32)
+    Some((i, base as u32))
+}
+
+/// The value base of `t`'s family's overflow series, counting one series
+/// sent there. `None` if that entry is missing or damaged.
+pub(crate) fn overflow_base(r: &Region<'_>, t: &Target) -> Option<u32> {
+    r.alloc[alloc::SERIES_OVERFLOWED].fetch_add(1, Ordering::Relaxed);
+    let shapes = Shapes::one(t);
+    r.dir
+        .get(t.overflow_entry)
+        .and_then(|e| read_entry(r, &shapes, e))
+        .filter(|e| e.family == t.family && e.ids().iter().all(|&id| id == OVERFLOW_ID))
+        .map(|e| e.base as u32)
+}
+
+/// Registers a series and returns its value base and whether it is an
+/// entry of its own: a new entry (`true`), or the family's overflow series
+/// (`false`) when the family is at its cap or the directory or the values
+/// are full. `None` only for a segment whose overflow entry is missing or
+/// damaged: no base is ever returned whose values do not fit the value
+/// block.
+pub(crate) fn register(r: &Region<'_>, t: &Target, ids: &[u32]) -> Option<(u32, bool)> {
+    if let Some(f) = &r.families {
+        if !f.admit(t.family, t.max_series) {
+            f.count_overflow(t.family);
+            return overflow_base(r, t).map(|b| (b, false));
+        }
+    }
+    match add_entry(r, t.family, t.shape, ids) {
+        Some((_, base)) => Some((base, true)),
+        None => overflow_base(r, t).map(|b| (b, false)),
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -377,7 +528,9 @@ mod tests {
             .iter()
             .map(|s| add_string(&r, s))
             .collect();
-        let base = register(&r, Family::PacketLossTotal, &ids).unwrap();
+        let t = r.livekit_target(Family::PacketLossTotal);
+        let (base, own) = register(&r, &t, &ids).unwrap();
+        assert!(own);
         r.values[base as usize].fetch_add(10, Ordering::Relaxed);
         let (all, st) = read_all(stats.segment());
         let loss: Vec<_> = all
@@ -412,7 +565,17 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
     fn cardinality_is_bounded_by_the_intern_table() {
-        let stats = Stats::open(&SegmentOptions::new().shards(1)).unwrap();
+        let caps = crate::Capacities {
+            strings: 300,
+            ..Default::default()
+        };
+        let stats = Stats::open(
+            &SegmentOptions::new()
+                .shards(1)
+                .capacities(caps)
+                .livekit_max_series(0),
+        )
+        .unwrap();
         let cap = stats.segment().layout().strings_capacity;
         for i in 0..cap + 50 {
             let country = format!("c{i}");
@@ -440,6 +603,50 @@ mod tests {
             .unwrap();
         assert!(over.value >= 50);
         assert!(st.strings_overflowed >= 51, "{st:?}");
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
+    fn a_family_at_its_cap_overflows_and_leaves_room_for_others() {
+        let stats = Stats::open(&SegmentOptions::new().shards(1).livekit_max_series(5)).unwrap();
+        for i in 0..20 {
+            let c = format!("c{i}");
+            stats
+                .series(Family::NackTotal, &["incoming", &c])
+                .unwrap()
+                .inc_by(1);
+        }
+        // Another family is not starved by the first.
+        stats
+            .series(Family::PliTotal, &["incoming", "c0"])
+            .unwrap()
+            .inc_by(7);
+        let (all, st) = read_all(stats.segment());
+        let nacks: Vec<_> = all
+            .iter()
+            .filter(|s| s.family == Family::NackTotal)
+            .collect();
+        assert_eq!(nacks.len(), 6, "5 series and the overflow series");
+        assert_eq!(
+            nacks.iter().map(|s| s.value).sum::<u64>(),
+            20,
+            "nothing lost"
+        );
+        let over = nacks
+            .iter()
+            .find(|s| s.labels.iter().all(|l| l == OVERFLOW_LABEL))
+            .unwrap();
+        assert_eq!(over.value, 15);
+        assert_eq!(st.series_overflowed, 15);
+        let f = stats.segment().family_region().unwrap();
+        assert_eq!(f.overflowed(Family::NackTotal.into()), 15);
+        assert!(all
+            .iter()
+            .any(|s| s.family == Family::PliTotal && s.value == 7 && s.labels[1] == "c0"));
+        // Label values of the overflowing family were not interned.
+        let strings =
+            stats.segment().series_region().alloc[alloc::NEXT_STRING].load(Ordering::Relaxed);
+        assert!(strings <= 6, "{strings} strings interned");
     }
 
     #[test]
@@ -497,11 +704,15 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore)] // mmap, syscalls or files: not under miri
-    fn wrong_label_counts_are_config_errors() {
+    fn wrong_label_counts_are_errors() {
         let stats = Stats::anonymous().unwrap();
         assert!(matches!(
             stats.series(Family::NackTotal, &["incoming"]),
-            Err(Error::Config(_))
+            Err(Error::LabelCount {
+                expected: 2,
+                got: 1,
+                ..
+            })
         ));
     }
 

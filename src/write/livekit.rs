@@ -52,9 +52,14 @@ impl Stats {
     /// The series' value base: cached, else registered; `None` only for a
     /// label-count mistake in this file (tests cover every call).
     fn base(&self, family: Family, labels: &[&str]) -> Option<u32> {
+        let resolved = self
+            .writer
+            .cache
+            .family(self.segment(), family.into())
+            .ok()?;
         self.writer
             .cache
-            .resolve(self.segment(), family, labels)
+            .resolve(self.segment(), &resolved, labels)
             .ok()
     }
 
@@ -72,7 +77,11 @@ impl Stats {
 
     fn observe(&self, family: Family, labels: &[&str], value: f64) {
         if let Some(b) = self.base(family, labels) {
-            self.series_adder().observe(family, b as usize, value);
+            self.series_adder().observe(
+                super::family::livekit_bounds_ref(family),
+                b as usize,
+                value,
+            );
         }
     }
 

@@ -31,13 +31,23 @@ mod adder;
 #[deny(unsafe_code)]
 mod cache;
 #[deny(unsafe_code)]
+mod declared;
+#[deny(unsafe_code)]
+mod family;
+#[deny(unsafe_code)]
 mod livekit;
+#[cfg(feature = "metrics")]
+#[deny(unsafe_code)]
+mod recorder;
 mod series;
 mod stats;
 pub(crate) mod thread;
 #[deny(unsafe_code)]
 mod writer;
 
+pub use declared::DeclaredFamily;
+#[cfg(feature = "metrics")]
+pub use recorder::MetricsRecorder;
 pub use series::SeriesHandle;
 pub use stats::Stats;
 pub use thread::{ThreadSeries, ThreadStats};

@@ -7,40 +7,30 @@
 //! the same labels only hash and take a read lock.
 
 use super::adder::{Adder, BlockStride};
+use super::family::Resolved;
 use super::writer::Writer;
-use crate::schema::{Family, Kind, MAX_BUCKETS};
+use crate::schema::{FamilyId, Kind};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
 use std::ptr::NonNull;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-/// Precomputed bucket bounds of every family.
-pub(crate) fn bounds(family: Family) -> &'static ([f64; MAX_BUCKETS], usize) {
-    static TABLE: OnceLock<Vec<([f64; MAX_BUCKETS], usize)>> = OnceLock::new();
-    &TABLE.get_or_init(|| {
-        Family::ALL
-            .iter()
-            .map(|f| f.def().buckets.bounds())
-            .collect()
-    })[family as usize]
-}
-
-/// Where `value` goes in a histogram of `family`: the offset of its bucket
-/// (the last, +Inf, past every bound) and of the sum word, from the
-/// series' first value word.
+/// Where `value` goes in a histogram with these bounds: the offset of its
+/// bucket (the last, +Inf, past every bound, and NaN) and of the sum word,
+/// from the series' first value word.
 #[inline]
-pub(crate) fn histogram_offsets(family: Family, value: f64) -> (usize, usize) {
-    let (b, nb) = bounds(family);
-    let bucket = b[..*nb].iter().position(|&ub| value <= ub).unwrap_or(*nb);
+pub(crate) fn histogram_offsets(bounds: &[f64], value: f64) -> (usize, usize) {
+    let nb = bounds.len();
+    let bucket = bounds.iter().position(|&ub| value <= ub).unwrap_or(nb);
     (bucket, nb + 1)
 }
 
 impl Adder<BlockStride> {
-    /// Observes `value` in the histogram of `family` whose values start at
-    /// `base`: one bucket add and the sum.
+    /// Observes `value` in the histogram with `bounds` whose values start
+    /// at `base`: one bucket add and the sum.
     #[inline]
-    pub(crate) fn observe(&self, family: Family, base: usize, value: f64) {
-        let (bucket, sum) = histogram_offsets(family, value);
+    pub(crate) fn observe(&self, bounds: &[f64], base: usize, value: f64) {
+        let (bucket, sum) = histogram_offsets(bounds, value);
         self.add(base + bucket, 1);
         add_f64(self.word(base + sum), value);
     }
@@ -78,6 +68,8 @@ enum Mode {
     /// This writer's own word of the series (one per writer slot), so the
     /// value leaves with the writer.
     Gauge(NonNull<AtomicU64>),
+    /// Nothing (a gauge series with no word for this writer's slot).
+    Off,
 }
 
 /// A resolved series: record through it with no lookup, no lock and no
@@ -89,7 +81,9 @@ enum Mode {
 #[derive(Clone, Debug)]
 pub struct SeriesHandle {
     adder: Adder<BlockStride>,
-    family: Family,
+    family: FamilyId,
+    /// Histogram bounds (empty for counters and gauges).
+    bounds: Arc<[f64]>,
     mode: Mode,
     base: usize,
     segment: Arc<Segment>,
@@ -110,11 +104,11 @@ impl SeriesHandle {
     pub(crate) fn new(
         owner: &Arc<Writer>,
         adder: Adder<BlockStride>,
-        family: Family,
+        family: &Resolved,
         base: u32,
     ) -> Self {
         let segment = owner.segment.clone();
-        let (mode, keep) = match family.def().kind {
+        let (mode, keep) = match family.target.shape.kind {
             Kind::Histogram => (Mode::Histogram, None),
             Kind::Counter => (Mode::Counter, None),
             Kind::Gauge => match segment
@@ -124,12 +118,13 @@ impl SeriesHandle {
                 Some(w) => (Mode::Gauge(NonNull::from(w)), Some(owner.clone())),
                 // Unreachable for a base the directory handed out; a handle
                 // that records nothing is the safe answer.
-                None => (Mode::Histogram, None),
+                None => (Mode::Off, None),
             },
         };
         SeriesHandle {
             adder,
-            family,
+            family: family.target.family,
+            bounds: family.bounds.clone(),
             mode,
             base: base as usize,
             segment,
@@ -138,8 +133,22 @@ impl SeriesHandle {
     }
 
     /// The family this series belongs to.
-    pub fn family(&self) -> Family {
+    pub fn family(&self) -> FamilyId {
         self.family
+    }
+
+    /// The kind of the series' family.
+    pub fn kind(&self) -> Kind {
+        match self.mode {
+            Mode::Counter => Kind::Counter,
+            Mode::Histogram => Kind::Histogram,
+            Mode::Gauge(_) | Mode::Off => Kind::Gauge,
+        }
+    }
+
+    /// The histogram bounds (empty for counters and gauges).
+    pub(crate) fn bounds(&self) -> &Arc<[f64]> {
+        &self.bounds
     }
 
     /// Adds `n` to a counter series (or to this writer's part of a gauge;
@@ -149,7 +158,7 @@ impl SeriesHandle {
         match self.mode {
             Mode::Counter => self.adder.add(self.base, n),
             Mode::Gauge(w) => gauge_add(w, n),
-            Mode::Histogram => {}
+            Mode::Histogram | Mode::Off => {}
         }
     }
 
@@ -161,7 +170,7 @@ impl SeriesHandle {
         match self.mode {
             Mode::Counter => self.adder.add(self.base, delta as u64),
             Mode::Gauge(w) => gauge_add(w, delta as u64),
-            Mode::Histogram => {}
+            Mode::Histogram | Mode::Off => {}
         }
     }
 
@@ -170,7 +179,7 @@ impl SeriesHandle {
     #[inline]
     pub fn observe(&self, value: f64) {
         if let Mode::Histogram = self.mode {
-            self.adder.observe(self.family, self.base, value);
+            self.adder.observe(&self.bounds, self.base, value);
         }
     }
 

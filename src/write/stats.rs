@@ -468,29 +468,3 @@ fn connection_gauge(dir: Direction) -> Gauge {
         Direction::Outgoing => Gauge::ConnectionsOutgoing,
     }
 }
-
-impl Stats {
-    /// Resolves a labeled series of `family` to a handle (slow path:
-    /// interns the label values and registers the series once; later calls
-    /// with the same labels hit a per-writer cache). Recording through the
-    /// handle is lock-free and allocation-free.
-    ///
-    /// A labeled series whose labels name a fixed counter of the same
-    /// family (for example `livekit_packet_total{direction, transmission}`,
-    /// which [`record_packets`](Self::record_packets) counts) is refused
-    /// with [`Error::Config`]: record it through the fixed call instead.
-    pub fn series(&self, family: crate::Family, labels: &[&str]) -> Result<super::SeriesHandle> {
-        if family.duplicates_fixed(labels) {
-            return Err(Error::FixedSeries {
-                family: family.def().name,
-            });
-        }
-        let base = self.writer.cache.resolve(self.segment(), family, labels)?;
-        Ok(super::SeriesHandle::new(
-            &self.writer,
-            self.series_adder(),
-            family,
-            base,
-        ))
-    }
-}

@@ -60,10 +60,10 @@
 //! [`SegmentOptions::thread_rows`]: crate::SegmentOptions::thread_rows
 //! [`Error::NoThreadRow`]: crate::Error::NoThreadRow
 
-use super::series::{bounds, histogram_offsets, SeriesHandle};
+use super::series::{histogram_offsets, SeriesHandle};
 use super::stats::Stats;
 use crate::error::{Error, Result};
-use crate::schema::{Counter, Direction, Family, Kind, COUNTERS};
+use crate::schema::{Counter, Direction, FamilyId, Kind, COUNTERS};
 use crate::segment::rows;
 use crate::segment::RowClaim;
 use crate::sync::AtomicU64;
@@ -390,7 +390,7 @@ impl ThreadStats {
     /// series slots of this thread's row, so that recording is plain
     /// loads and stores like [`record_packets`](Self::record_packets). See
     /// [`ThreadSeries`].
-    pub fn series(&self, family: Family, labels: &[&str]) -> Result<ThreadSeries<'_>> {
+    pub fn series(&self, family: impl Into<FamilyId>, labels: &[&str]) -> Result<ThreadSeries<'_>> {
         let shared = self.stats.series(family, labels)?;
         Ok(ThreadSeries {
             raw: ThreadSeriesRaw::bind(self, shared),
@@ -481,17 +481,13 @@ pub(crate) enum RowMode {
 pub(crate) struct ThreadSeriesRaw {
     cell: NonNull<RowCell>,
     pub(crate) mode: RowMode,
-    family: Family,
     shared: SeriesHandle,
 }
 
 impl ThreadSeriesRaw {
     /// Binds `shared`'s series to slots of `t`'s row where it can.
     pub(crate) fn bind(t: &ThreadStats, shared: SeriesHandle) -> ThreadSeriesRaw {
-        let family = shared.family();
-        let kind = family.def().kind;
-        // Built on first use: on this slow path, not in `observe`.
-        let _ = bounds(family);
+        let kind = shared.kind();
         let words = t.stats.segment().row_series_of(t.row_index());
         let slots = words.len() / 2;
         // SAFETY: the writer's own cell, read on its thread.
@@ -502,7 +498,8 @@ impl ThreadSeriesRaw {
             _ if !held => RowMode::Off,
             Kind::Gauge => RowMode::Shared,
             _ => {
-                let n = family.def().value_count();
+                let n = shared.bounds().len() + 2;
+                let n = if kind == Kind::Counter { 1 } else { n };
                 match rows::bind_run(words, slots, shared.base() as u64, n) {
                     Some(s) if kind == Kind::Counter => RowMode::Counter(slots + s),
                     Some(s) => RowMode::Histogram(slots + s),
@@ -513,7 +510,6 @@ impl ThreadSeriesRaw {
         ThreadSeriesRaw {
             cell: t.cell,
             mode,
-            family,
             shared,
         }
     }
@@ -569,7 +565,7 @@ impl ThreadSeriesRaw {
         match self.mode {
             RowMode::Histogram(off) => {
                 if let Some(w) = self.slots() {
-                    let (bucket, sum) = histogram_offsets(self.family, value);
+                    let (bucket, sum) = histogram_offsets(self.shared.bounds(), value);
                     rows::add(Self::word(w, off + bucket), 1);
                     rows::add_f64(Self::word(w, off + sum), value);
                 }
@@ -619,8 +615,8 @@ pub struct ThreadSeries<'t> {
 
 impl ThreadSeries<'_> {
     /// The family this series belongs to.
-    pub fn family(&self) -> Family {
-        self.raw.family
+    pub fn family(&self) -> FamilyId {
+        self.raw.shared.family()
     }
 
     /// Whether this series records into the thread's row (plain adds), or

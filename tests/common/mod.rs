@@ -130,3 +130,33 @@ pub fn raise_nofile(n: u64) {
         }
     }
 }
+
+/// The body of `GET path` from the HTTP server at `addr` (one request,
+/// `Connection: close`; the body as text, headers dropped).
+pub fn http_body(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// Runs this test binary again as `child ARGS...` (the `harness = false`
+/// tests' writer processes), its stdout piped.
+pub fn spawn_child(args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().expect("this test binary"))
+        .arg("child")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn a child")
+}

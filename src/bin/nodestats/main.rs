@@ -51,6 +51,9 @@ enum Command {
         /// Print exactly livekit.NodeStats as protojson (what LiveKit's strict decoder accepts).
         #[arg(long, conflicts_with = "json")]
         protojson: bool,
+        /// Print every metric family as /metrics would (LiveKit's, ours and the declared ones).
+        #[arg(long, conflicts_with_all = ["json", "protojson"])]
+        metrics: bool,
     },
 }
 
@@ -88,6 +91,7 @@ fn show(
     allow_foreign_owner: bool,
     json: bool,
     protojson: bool,
+    metrics: bool,
 ) -> Result<(), Failure> {
     let mut c = serve::attach(segment, allow_foreign_owner, CollectorConfig::default())?;
     // CPU load and rates need two readings: take a second one shortly after.
@@ -98,7 +102,13 @@ fn show(
         return Ok(());
     }
     let ns = c.try_update().map_err(fail)?;
-    if protojson {
+    if metrics {
+        let node_id = serve::default_node_id();
+        let exporter = nodestats::Exporter::new(c.segment().clone(), &node_id, "SERVER")
+            .map_err(Failure::Other)?;
+        exporter.state().publish(&ns, c.anomalies());
+        print!("{}", exporter.text());
+    } else if protojson {
         println!("{}", ns.to_protojson());
     } else if json {
         println!("{}", serde_json::to_string_pretty(&ns).unwrap_or_default());
@@ -131,7 +141,8 @@ fn main() -> ExitCode {
             allow_foreign_owner,
             json,
             protojson,
-        } => show(&segment, allow_foreign_owner, json, protojson),
+            metrics,
+        } => show(&segment, allow_foreign_owner, json, protojson, metrics),
         Command::Nodes(args) => return nodes::run(args),
     };
     match (result, signals::stop_signal()) {

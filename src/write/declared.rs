@@ -1,0 +1,204 @@
+//! Families declared at run time: [`Stats::declare`] writes a family into
+//! the segment's family directory (or finds it there), and
+//! [`DeclaredFamily`] opens its series.
+
+use super::series::SeriesHandle;
+use super::stats::Stats;
+use crate::error::{Error, Result};
+use crate::schema::{FamilyId, FamilySpec};
+use crate::segment::families::{declare, Declarer};
+use crate::segment::series::{add_entry, Shape, OVERFLOW_ID};
+use std::time::{Duration, Instant};
+
+/// How long a declaration waits for another process's unfinished claim of
+/// the same entry before it asks whether that process lives.
+const CLAIM_WAIT: Duration = Duration::from_millis(500);
+
+/// A family declared in a segment: open its series by label values. Made
+/// by [`Stats::declare`]; cheap to clone.
+///
+/// ```
+/// use nodestats::{FamilySpec, Stats};
+/// let stats = Stats::anonymous().unwrap();
+/// let rooms = stats
+///     .declare(&FamilySpec::counter("sfu_room_bytes_total", "Bytes forwarded per room.").labels(&["room"]))
+///     .unwrap();
+/// rooms.series(&["blue"]).unwrap().inc_by(1200);
+/// ```
+#[derive(Clone, Debug)]
+pub struct DeclaredFamily {
+    stats: Stats,
+    id: FamilyId,
+    spec: FamilySpec,
+}
+
+impl DeclaredFamily {
+    /// The family's id: pass it to [`Stats::series`] or
+    /// [`ThreadStats::series`](crate::ThreadStats::series).
+    pub fn id(&self) -> FamilyId {
+        self.id
+    }
+
+    /// The declaration this handle was made from.
+    pub fn spec(&self) -> &FamilySpec {
+        &self.spec
+    }
+
+    /// The series with these label values (slow path; see
+    /// [`Stats::series`]).
+    pub fn series(&self, labels: &[&str]) -> Result<SeriesHandle> {
+        self.stats.series(self.id, labels)
+    }
+}
+
+impl From<&DeclaredFamily> for FamilyId {
+    fn from(f: &DeclaredFamily) -> FamilyId {
+        f.id
+    }
+}
+
+/// What the family directory asks of a declaring writer.
+struct Writer<'a> {
+    stats: &'a Stats,
+    started: Instant,
+}
+
+impl Declarer for Writer<'_> {
+    fn claimer(&self) -> u64 {
+        self.stats.writer.slot as u64 + 1
+    }
+
+    fn claimer_dead(&self, claimer: u64) -> bool {
+        let seg = self.stats.segment();
+        match claimer.checked_sub(1) {
+            // A claim made without a writer slot: nobody can tell.
+            None => false,
+            Some(slot) => {
+                let slot = slot as usize;
+                slot >= seg.slots().len()
+                    || seg.slots()[slot].state() != crate::segment::slots::ACTIVE
+                    || !seg.slot_alive(slot)
+            }
+        }
+    }
+
+    fn overflow_series(&self, family: FamilyId, spec: &FamilySpec) -> Result<u32> {
+        let r = self.stats.segment().series_region();
+        let shape = Shape::of(spec);
+        let ids = [OVERFLOW_ID; crate::schema::MAX_FAMILY_LABELS];
+        add_entry(&r, family, shape, &ids[..shape.labels])
+            .map(|(i, _)| i as u32)
+            .ok_or(Error::Config(format!(
+                "no room in the segment's series directory or values for the overflow series of {}",
+                spec.name
+            )))
+    }
+
+    fn pause(&self, _waited: u32) -> bool {
+        if self.started.elapsed() >= CLAIM_WAIT {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+        true
+    }
+}
+
+impl Stats {
+    /// Declares a family of this segment (slow path, any process): writes
+    /// its description into the segment's family directory, so every reader
+    /// exports it, or finds it there if any process declared it before.
+    ///
+    /// Errors: [`Error::InvalidFamily`] for a spec that breaks Prometheus'
+    /// naming rules or the limits (see [`FamilySpec::validate`]);
+    /// [`Error::FamilyConflict`] when the name exists with another kind,
+    /// labels, buckets or unit (LiveKit's families included; declaring
+    /// one of those with its own shape returns it);
+    /// [`Error::FamilyDirectoryFull`]; [`Error::FamilyBusy`] when another
+    /// live process holds the family's entry unfinished; [`Error::NoFamilyDirectory`]
+    /// on a segment made before layout 2.2.
+    pub fn declare(&self, spec: &FamilySpec) -> Result<DeclaredFamily> {
+        spec.validate().map_err(Error::InvalidFamily)?;
+        if !self.segment().is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        let id = match crate::segment::families::livekit_match(spec) {
+            Some(lk) => lk?,
+            None => {
+                let region = self
+                    .segment()
+                    .family_region()
+                    .ok_or(Error::NoFamilyDirectory)?;
+                let d = Writer {
+                    stats: self,
+                    started: Instant::now(),
+                };
+                declare(&region, spec, &d)?
+            }
+        };
+        Ok(DeclaredFamily {
+            stats: self.clone(),
+            id,
+            spec: spec.clone(),
+        })
+    }
+
+    /// The family called `name` in this segment: one of LiveKit's or one
+    /// any process declared ([`Error::UnknownFamily`] otherwise).
+    pub fn family(&self, name: &str) -> Result<FamilyId> {
+        self.writer.cache.family_named(self.segment(), name)
+    }
+
+    /// How many label values a series of `family` takes.
+    pub(crate) fn family_labels(&self, family: FamilyId) -> Result<usize> {
+        Ok(self
+            .writer
+            .cache
+            .family(self.segment(), family)?
+            .target
+            .shape
+            .labels)
+    }
+
+    /// The series of the family called `name` with these label values:
+    /// [`family`](Self::family), then [`series`](Self::series).
+    pub fn series_named(&self, name: &str, labels: &[&str]) -> Result<SeriesHandle> {
+        self.series(self.family(name)?, labels)
+    }
+
+    /// Resolves a labeled series to a handle (slow path: interns the label
+    /// values and registers the series once; later calls with the same
+    /// labels hit a per-writer cache). Recording through the handle is
+    /// lock-free and allocation-free. `family` is one of LiveKit's
+    /// [`Family`](crate::Family)s or a declared family's
+    /// [`FamilyId`].
+    ///
+    /// A labeled series whose labels name a fixed counter of the same
+    /// family (for example `livekit_packet_total{direction, transmission}`,
+    /// which [`record_packets`](Self::record_packets) counts) is refused
+    /// with [`Error::FixedSeries`]: record it through the fixed call
+    /// instead. A family past its series cap, a label value that does not
+    /// fit and a full directory all record into the family's overflow
+    /// series (every label `__overflow__`): opening never fails for lack
+    /// of room.
+    pub fn series(&self, family: impl Into<FamilyId>, labels: &[&str]) -> Result<SeriesHandle> {
+        let family = family.into();
+        if let Some(f) = family.livekit() {
+            if f.duplicates_fixed(labels) {
+                return Err(Error::FixedSeries {
+                    family: f.def().name,
+                });
+            }
+        }
+        let resolved = self.writer.cache.family(self.segment(), family)?;
+        let base = self
+            .writer
+            .cache
+            .resolve(self.segment(), &resolved, labels)?;
+        Ok(SeriesHandle::new(
+            &self.writer,
+            self.series_adder(),
+            &resolved,
+            base,
+        ))
+    }
+}

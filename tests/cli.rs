@@ -5,11 +5,11 @@
 
 mod common;
 
+use common::TempDir;
 use nodestats::{Segment, SegmentOptions, Stats};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,27 +17,6 @@ fn nodestats(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nodestats"));
     c.args(args).stdin(Stdio::null());
     c
-}
-
-/// A fresh directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("nodestats-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn mkfifo(path: &str) {
@@ -71,7 +50,7 @@ fn signal_and_wait(child: &mut Child, sig: libc::c_int, limit: Duration) -> Dura
 
 #[test]
 fn a_fifo_at_the_name_is_a_prompt_error_never_a_hang() {
-    let dir = TempDir::new("fifo");
+    let dir = TempDir::new("cli-fifo");
     let fifo = dir.path("segment");
     mkfifo(&fifo);
     for args in [
@@ -146,7 +125,7 @@ fn allow_foreign_owner_lets_show_and_serve_attach() {
         println!("skipped: needs root to give the segment to another user");
         return;
     }
-    let dir = TempDir::new("foreign");
+    let dir = TempDir::new("cli-foreign");
     let path = dir.path("seg");
     let _stats = Stats::open(&SegmentOptions::new().name(path.clone())).unwrap();
     let c = CString::new(path.clone()).unwrap();
@@ -208,7 +187,7 @@ fn listen_warnings_and_errors_name_the_address() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&missing));
-    let dir = TempDir::new("notseg");
+    let dir = TempDir::new("cli-notseg");
     let junk = dir.path("junk");
     std::fs::write(&junk, vec![0u8; 8192]).unwrap();
     let out = nodestats(&["show", "--segment", &junk]).output().unwrap();

@@ -118,6 +118,86 @@ fn a_signal_stops_demo_and_serve_promptly() {
     Segment::unlink(&name).unwrap();
 }
 
+/// By default the demo records into a named segment, says how to read it
+/// from another shell, and removes it when it stops: on SIGTERM exactly as
+/// on Ctrl-C (SIGINT).
+#[test]
+fn demo_shares_a_named_segment_and_removes_it_on_either_signal() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // Bounded, in case this test fails before it stops the demo.
+        let mut child = nodestats(&["demo", "--duration", "30", "--listen", ""])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut command = None;
+        for _ in 0..5 {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            if let Some((_, cmd)) = line.split_once("read it from another shell while this runs: ")
+            {
+                command = Some(cmd.trim().to_string());
+                break;
+            }
+        }
+        let command = command.expect("the demo names the command that reads its segment");
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let name = format!("/nodestats-demo-{}", child.id());
+        assert_eq!(
+            words[1..],
+            ["show", "--segment", name.as_str()],
+            "{command}"
+        );
+        let shown = Command::new(words[0])
+            .args(&words[1..])
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(shown.status.success(), "{command}: {shown:?}");
+        let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert!(v["live_writers"].as_u64() >= Some(1), "{v}");
+        let reader = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        signal_and_wait(&mut child, sig, Duration::from_secs(2));
+        let _ = reader.join();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "signal {sig}: {status}");
+        let file = std::path::Path::new("/dev/shm").join(&name[1..]);
+        assert!(!file.exists(), "signal {sig}: the demo left {file:?}");
+    }
+}
+
+/// The demo's rates are over the window `--rates` asks for, every row
+/// while it runs (updates that come a little late do not stretch it by an
+/// interval); the last row, taken when it stops, may cover up to one
+/// interval more.
+#[test]
+fn demo_windows_are_what_rates_says() {
+    let out = nodestats(&[
+        "demo",
+        "--duration",
+        "5",
+        "--interval",
+        "0.25",
+        "--rates",
+        "1",
+        "--listen",
+        "",
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let windows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" | ") && !l.contains("pkt/s"))
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    let running = &windows[..windows.len().saturating_sub(1)];
+    let full: Vec<&&str> = running.iter().filter(|w| !w.ends_with('*')).collect();
+    assert!(full.len() >= 10, "too few full windows: {stdout}");
+    assert!(full.iter().all(|w| **w == "1.0s"), "{stdout}");
+}
+
 #[test]
 fn allow_foreign_owner_lets_show_and_serve_attach() {
     // SAFETY: geteuid has no preconditions.

@@ -555,7 +555,7 @@ fn killed_during_creation(rng: &mut Rng, log: &mut Vec<String>) {
         let mut c = spawn(&["creator", &dir_s], &[]);
         wait_ready(&mut c);
         created += kill_after_and_count(c, Duration::from_micros(rng.below(15_000)));
-        let left: Vec<_> = std::fs::read_dir(&dir)
+        let left: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();

@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "nodestats.h"
+#include "same_code.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1586,6 +1587,14 @@ static void test_thread_series(void) {
                  NODESTATS_STATUS_OK);
     nodestats_thread_series_inc_by(many[i], (uint64_t)i + 1);
   }
+  /* Which record into the row: the counter and histogram did, the gauge
+   * never does, and past the row's 64 slots the rest fall back. */
+  CHECK(nodestats_thread_series_in_row(counter));
+  CHECK(nodestats_thread_series_in_row(rtt));
+  CHECK(!nodestats_thread_series_in_row(gauge));
+  CHECK(nodestats_thread_series_in_row(many[0]));
+  CHECK(!nodestats_thread_series_in_row(many[79]));
+  CHECK(!nodestats_thread_series_in_row(NULL));
 
   /* fork: the child's inherited thread series record nothing; a thread
    * writer of its own (the free row) records 7 NACKs. */
@@ -1650,8 +1659,9 @@ static void test_thread_series(void) {
   for (int i = 0; i < 80; i++)
     nodestats_thread_series_close(many[i]);
   nodestats_thread_series_close(counter);
-  nodestats_thread_series_close(rtt);
   nodestats_thread_close(t);
+  CHECK(!nodestats_thread_series_in_row(rtt)); /* its thread writer is closed */
+  nodestats_thread_series_close(rtt);
   nodestats_thread_series_inc_by(NULL, 1);
   nodestats_thread_series_add(gauge, 1); /* its thread writer is closed */
   nodestats_thread_series_close(gauge);
@@ -1727,6 +1737,9 @@ static void remove_scratch(void) {
     passed++;                                                                  \
   } while (0)
 
+/* The code of same_code.h, which test.cpp compiles as C++ too. */
+static void test_same_code(void) { CHECK(same_code_in_c_and_cpp() == 0); }
+
 int main(void) {
   alarm(120); /* a hung child or pipe fails the run instead of blocking it */
   snprintf(scratch, sizeof scratch, "/tmp/nodestats-ffi-XXXXXX");
@@ -1750,6 +1763,7 @@ int main(void) {
   RUN(test_last_os_error);
   RUN(test_thread_writer);
   RUN(test_thread_series);
+  RUN(test_same_code);
   printf("%d passed, 0 failed\n", passed);
   return 0;
 }

@@ -5,6 +5,7 @@
 // Built with -std=c++17 -Wall -Wextra -Wpedantic -Werror, run under
 // ASan+UBSan by tests/ffi.rs (see Makefile).
 #include "nodestats.h"
+#include "same_code.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -17,12 +18,13 @@
 #include <type_traits>
 #include <vector>
 
-static_assert(std::is_same_v<std::underlying_type_t<nodestats_status>, uint32_t>);
-static_assert(std::is_same_v<std::underlying_type_t<nodestats_direction>, uint32_t>);
-static_assert(std::is_same_v<std::underlying_type_t<nodestats_track_kind>, uint32_t>);
-static_assert(std::is_same_v<std::underlying_type_t<nodestats_track_source>, uint32_t>);
-static_assert(
-    std::is_same_v<std::underlying_type_t<nodestats_connection_quality>, uint32_t>);
+// Every enum type of the API is the same uint32_t as in C (same_code.h).
+static_assert(std::is_same_v<nodestats_status, uint32_t>);
+static_assert(std::is_same_v<nodestats_direction, uint32_t>);
+static_assert(std::is_same_v<nodestats_track_kind, uint32_t>);
+static_assert(std::is_same_v<nodestats_track_source, uint32_t>);
+static_assert(std::is_same_v<nodestats_connection_quality, uint32_t>);
+static_assert(std::is_same_v<nodestats_metric_kind, uint32_t>);
 static_assert(NODESTATS_STATUS_OK == 0 && NODESTATS_STATUS_PANIC == 18);
 static_assert(NODESTATS_TRACK_SOURCE_SCREEN_SHARE_AUDIO == 4);
 static_assert(NODESTATS_CONNECTION_QUALITY_LOST == 3);
@@ -260,6 +262,8 @@ int main() {
   std::puts("ok test_errors_and_strings");
   test_series_and_exporter();
   std::puts("ok test_series_and_exporter");
-  std::puts("3 passed, 0 failed");
+  CHECK(same_code_in_c_and_cpp() == 0);
+  std::puts("ok same_code_in_c_and_cpp");
+  std::puts("4 passed, 0 failed");
   return 0;
 }

@@ -46,11 +46,7 @@
  * What a setup function did. Values are fixed: a retired value stays
  * reserved and is never reused.
  */
-enum nodestats_status
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
+enum nodestats_status_values {
   /**
    * Success; out-parameters were written.
    */
@@ -163,19 +159,13 @@ enum nodestats_status
    */
   NODESTATS_STATUS_UNKNOWN_FAMILY = 25,
 };
-#ifndef __cplusplus
 typedef uint32_t nodestats_status;
-#endif // __cplusplus
 
 /**
  * Source of a track (LiveKit's `TrackSource`): the `source` label.
  * Unknown values make a recording call a no-op.
  */
-enum nodestats_track_source
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
+enum nodestats_track_source_values {
   /**
    * `UNKNOWN`.
    */
@@ -197,19 +187,13 @@ enum nodestats_track_source
    */
   NODESTATS_TRACK_SOURCE_SCREEN_SHARE_AUDIO = 4,
 };
-#ifndef __cplusplus
 typedef uint32_t nodestats_track_source;
-#endif // __cplusplus
 
 /**
  * Connection quality rating (LiveKit's `ConnectionQuality`), observed in
  * `livekit_quality_rating`. Unknown values make a recording call a no-op.
  */
-enum nodestats_connection_quality
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
+enum nodestats_connection_quality_values {
   /**
    * Poor (observed as 0).
    */
@@ -227,18 +211,12 @@ enum nodestats_connection_quality
    */
   NODESTATS_CONNECTION_QUALITY_LOST = 3,
 };
-#ifndef __cplusplus
 typedef uint32_t nodestats_connection_quality;
-#endif // __cplusplus
 
 /**
  * Direction of a packet, RTCP message or connection, as seen from the server.
  */
-enum nodestats_direction
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
+enum nodestats_direction_values {
   /**
    * Received by the server.
    */
@@ -248,18 +226,12 @@ enum nodestats_direction
    */
   NODESTATS_DIRECTION_OUTGOING = 1,
 };
-#ifndef __cplusplus
 typedef uint32_t nodestats_direction;
-#endif // __cplusplus
 
 /**
  * Kind of a media track.
  */
-enum nodestats_track_kind
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
+enum nodestats_track_kind_values {
   /**
    * Audio track.
    */
@@ -273,19 +245,13 @@ enum nodestats_track_kind
    */
   NODESTATS_TRACK_KIND_DATA = 2,
 };
-#ifndef __cplusplus
 typedef uint32_t nodestats_track_kind;
-#endif // __cplusplus
 
 /**
  * What `nodestats_open_with` does when the named segment does or does not
  * exist.
  */
-enum nodestats_disposition
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
+enum nodestats_disposition_values {
   /**
    * Create the segment, or attach read-write if it exists (the default).
    */
@@ -300,19 +266,13 @@ enum nodestats_disposition
    */
   NODESTATS_DISPOSITION_ATTACH = 2,
 };
-#ifndef __cplusplus
 typedef uint32_t nodestats_disposition;
-#endif // __cplusplus
 
 /**
  * How writers of a new segment add to its shards (attaching always uses
  * the segment's own mode).
  */
-enum nodestats_write_mode
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
+enum nodestats_write_mode_values {
   /**
    * `NODESTATS_WRITE_MODE` from the environment if set, else rseq where
    * the platform supports it, else atomic (the default).
@@ -328,18 +288,12 @@ enum nodestats_write_mode
    */
   NODESTATS_WRITE_MODE_RSEQ = 2,
 };
-#ifndef __cplusplus
 typedef uint32_t nodestats_write_mode;
-#endif // __cplusplus
 
 /**
  * The kind of a declared family.
  */
-enum nodestats_metric_kind
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
+enum nodestats_metric_kind_values {
   /**
    * A monotonic counter (`nodestats_series_inc_by`).
    */
@@ -355,9 +309,7 @@ enum nodestats_metric_kind
    */
   NODESTATS_METRIC_KIND_HISTOGRAM = 2,
 };
-#ifndef __cplusplus
 typedef uint32_t nodestats_metric_kind;
-#endif // __cplusplus
 
 /**
  * A collector handle: reads a segment into NodeStats with rates. Opaque
@@ -1077,6 +1029,19 @@ nodestats_status nodestats_writer_slot(const struct nodestats_t *s,
  * `recvmmsg`/`sendmmsg` batch in one call. Retransmits count in the
  * direction's totals and in `retransmit_*`.
  *
+ * What to count: media packets (RTP; RTCP too if you want it in the
+ * totals, as LiveKit's TURN path does), `bytes` being the whole packet as
+ * it travels in one UDP datagram — the UDP payload: RTP header, header
+ * extensions, payload and padding; not the IP and UDP headers; for SRTP
+ * the encrypted packet with its authentication tag. These calls feed
+ * `packets_in/out`, `bytes_in/out`, `retransmit_*` and
+ * `livekit_packet_total`/`livekit_packet_bytes` with an empty `country`;
+ * so do series of `livekit_packet_total`/`livekit_packet_bytes` (and
+ * NACK/PLI/FIR series) opened with a non-empty `country`, and
+ * `nodestats_record_packets_country`. Record each packet through one of
+ * them, never two, or it is counted twice. Series of declared families
+ * feed nothing but themselves.
+ *
  * Hot path: no lock, no allocation, no system call, cannot fail. A NULL
  * handle or an unknown `dir` makes it a no-op.
  *
@@ -1103,6 +1068,12 @@ void nodestats_record_packet(struct nodestats_t *s,
 /**
  * Records RTCP feedback: NACKs, PLIs and FIRs. NACKs of both directions
  * feed `nack_total`. Hot path.
+ *
+ * Each count is of feedback *messages*: `nack` is the number of RTCP
+ * transport-layer NACK messages (however many sequence numbers each one
+ * asks for), `pli` and `fir` the PLI and FIR messages. Count the
+ * sequence numbers asked for, if you want them, in a declared family of
+ * your own.
  *
  * # Safety
  * `s` is NULL (no-op) or a live handle from `nodestats_open*`.
@@ -1387,6 +1358,16 @@ void nodestats_forward_jitter(struct nodestats_t *s,
  * untouched on error. The thread writer keeps the segment mapped, so `s`
  * may be closed first.
  *
+ * A thread writer that is never closed (a thread that ends without its
+ * cleanup, an event-loop thread that lives as long as the process) loses
+ * nothing: what it recorded stays in the segment and is counted. But its
+ * row stays claimed, by this process, until the process ends — no other
+ * thread may claim that row meanwhile — and the handle's memory is not
+ * freed. Once the process has ended, however it ended, the row is free
+ * for the next `nodestats_thread_open`, its counts intact. So close
+ * thread writers of threads that come and go; an unclosed one per
+ * long-lived thread costs one row.
+ *
  * # Safety
  * `s` is a live handle from `nodestats_open*`; `out` is valid for writing
  * a pointer.
@@ -1526,6 +1507,19 @@ void nodestats_thread_series_add(const struct nodestats_thread_series_t *h,
  */
 void nodestats_thread_series_observe(const struct nodestats_thread_series_t *h,
                                      double value);
+
+/**
+ * Whether the thread series `h` records into its thread's row (plain
+ * adds to series slots) rather than through the per-CPU path (a gauge, a
+ * row whose series slots were full, or a handle whose thread writer is
+ * closed or was inherited across `fork`). False for NULL. Not a hot-path
+ * call, but it has no side effect and makes no system call.
+ *
+ * # Safety
+ * `h` is NULL or a live handle from `nodestats_thread_series_open`, on its
+ * thread writer's thread.
+ */
+bool nodestats_thread_series_in_row(const struct nodestats_thread_series_t *h);
 
 /**
  * Frees a thread series handle; what it recorded stays in the segment

@@ -39,6 +39,14 @@ sed -e "s/@VERSION_MAJOR@/${BASH_REMATCH[1]}/" \
 # u64::MAX is written as UINT64_MAX: cbindgen warns about both.
 cbindgen --quiet --config "$tmp/cbindgen.toml" --output "$tmp/nodestats.h" src/ffi/mod.rs
 
+# One typing for C and C++: every enum type of the API is a uint32_t in
+# both (cbindgen makes it a `uint32_t` enum in C++ only, so C code that
+# passes or stores a plain integer would not compile as C++). The named
+# constants stay in an enum `<type>_values`.
+perl -0pi -e 's/enum (nodestats_\w+)\n#ifdef __cplusplus\n  : uint32_t\n#endif \/\/ __cplusplus\n \{/enum $1_values {/g;
+              s/#ifndef __cplusplus\ntypedef uint32_t (nodestats_\w+);\n#endif \/\/ __cplusplus\n/typedef uint32_t $1;\n/g' \
+  "$tmp/nodestats.h"
+
 if $verify; then
   if ! diff -u "$HEADER" "$tmp/nodestats.h"; then
     echo "$HEADER is out of date: run scripts/gen-header.sh and commit it" >&2

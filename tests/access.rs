@@ -2,23 +2,19 @@
 //! the exporter listens. Each claim of DESIGN.md §1/§5 and
 //! shm-stats-lessons §7.7 is a test.
 
+mod common;
+
+use common::{ShmName, TempDir};
 use nodestats::Exporter;
 use nodestats::{
     Access, Collector, CollectorConfig, Direction, Error, Segment, SegmentOptions, Stats,
 };
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn tmp(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nodestats-access-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("seg")
-}
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
@@ -50,36 +46,36 @@ fn mappings_of(path: &Path) -> Vec<(String, usize)> {
 
 #[test]
 fn named_segments_are_0600_by_default_files_and_shm() {
-    let p = tmp("mode");
+    let dir = TempDir::new("access-mode");
+    let p = dir.join("seg");
     let _a = Segment::create(&SegmentOptions::new().name(s(&p)).shards(1)).unwrap();
     assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
-    let name = format!("/nodestats-access-{}", std::process::id());
-    let _ = Segment::unlink(&name);
-    let _b = Segment::create(&SegmentOptions::new().name(name.clone()).shards(1)).unwrap();
+    let name = ShmName::new("access");
+    let _b = Segment::create(&SegmentOptions::new().name(&*name).shards(1)).unwrap();
     let shm = Path::new("/dev/shm").join(&name[1..]);
     assert_eq!(std::fs::metadata(&shm).unwrap().mode() & 0o777, 0o600);
     Segment::unlink(&name).unwrap();
     // An explicit mode is honoured exactly (the umask cannot widen or
     // narrow it).
-    let q = tmp("mode640");
+    let q = dir.join("seg640");
     let _c = Segment::create(&SegmentOptions::new().name(s(&q)).shards(1).mode(0o640)).unwrap();
     assert_eq!(std::fs::metadata(&q).unwrap().mode() & 0o777, 0o640);
 }
 
 #[test]
 fn a_symlink_planted_at_a_shm_name_is_refused() {
-    let name = format!("nodestats-access-link-{}", std::process::id());
-    let link = Path::new("/dev/shm").join(&name);
-    let target = tmp("link-target").with_file_name("victim");
+    let name = ShmName::new("access-link");
+    let link = Path::new("/dev/shm").join(&name[1..]);
+    let dir = TempDir::new("access-link-target");
+    let target = dir.join("victim");
     std::fs::write(&target, b"precious").unwrap();
-    let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let opts = SegmentOptions::new().name(format!("/{name}")).shards(1);
+    let opts = SegmentOptions::new().name(&*name).shards(1);
     assert!(matches!(
         Segment::create(&opts),
         Err(Error::AlreadyExists(_))
     ));
-    assert!(Segment::attach(&format!("/{name}"), Access::ReadOnly).is_err());
+    assert!(Segment::attach(&name, Access::ReadOnly).is_err());
     assert!(
         Stats::open(&opts).is_err(),
         "open must not follow it either"
@@ -90,7 +86,8 @@ fn a_symlink_planted_at_a_shm_name_is_refused() {
 
 #[test]
 fn collectors_map_read_only_and_never_write() {
-    let p = tmp("ro");
+    let dir = TempDir::new("access-ro");
+    let p = dir.join("seg");
     let name = s(&p);
     {
         let w = Stats::open(&SegmentOptions::new().name(name.clone()).shards(2)).unwrap();
@@ -171,7 +168,8 @@ fn a_foreign_owner_is_refused_unless_allowed() {
         eprintln!("skipped: chown to another user needs root");
         return;
     }
-    let p = tmp("foreign");
+    let dir = TempDir::new("access-foreign");
+    let p = dir.join("seg");
     let name = s(&p);
     drop(Segment::create(&SegmentOptions::new().name(name.clone()).shards(1)).unwrap());
     std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
@@ -218,7 +216,8 @@ fn the_exporter_listens_on_loopback_by_default() {
         "serve --help:\n{help}"
     );
     // Start it with no --listen and read the address it prints.
-    let p = tmp("serve");
+    let dir = TempDir::new("access-serve");
+    let p = dir.join("seg");
     let _w = Stats::open(&SegmentOptions::new().name(s(&p)).shards(1)).unwrap();
     let mut child = Command::new(exe)
         .args(["serve", "--segment", &s(&p)])

@@ -5,11 +5,11 @@
 
 mod common;
 
+use common::TempDir;
 use nodestats::{Segment, SegmentOptions, Stats};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,27 +17,6 @@ fn nodestats(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nodestats"));
     c.args(args).stdin(Stdio::null());
     c
-}
-
-/// A fresh directory under the temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("nodestats-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn mkfifo(path: &str) {
@@ -71,7 +50,7 @@ fn signal_and_wait(child: &mut Child, sig: libc::c_int, limit: Duration) -> Dura
 
 #[test]
 fn a_fifo_at_the_name_is_a_prompt_error_never_a_hang() {
-    let dir = TempDir::new("fifo");
+    let dir = TempDir::new("cli-fifo");
     let fifo = dir.path("segment");
     mkfifo(&fifo);
     for args in [
@@ -139,6 +118,86 @@ fn a_signal_stops_demo_and_serve_promptly() {
     Segment::unlink(&name).unwrap();
 }
 
+/// By default the demo records into a named segment, says how to read it
+/// from another shell, and removes it when it stops: on SIGTERM exactly as
+/// on Ctrl-C (SIGINT).
+#[test]
+fn demo_shares_a_named_segment_and_removes_it_on_either_signal() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // Bounded, in case this test fails before it stops the demo.
+        let mut child = nodestats(&["demo", "--duration", "30", "--listen", ""])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut command = None;
+        for _ in 0..5 {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            if let Some((_, cmd)) = line.split_once("read it from another shell while this runs: ")
+            {
+                command = Some(cmd.trim().to_string());
+                break;
+            }
+        }
+        let command = command.expect("the demo names the command that reads its segment");
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let name = format!("/nodestats-demo-{}", child.id());
+        assert_eq!(
+            words[1..],
+            ["show", "--segment", name.as_str()],
+            "{command}"
+        );
+        let shown = Command::new(words[0])
+            .args(&words[1..])
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(shown.status.success(), "{command}: {shown:?}");
+        let v: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert!(v["live_writers"].as_u64() >= Some(1), "{v}");
+        let reader = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        signal_and_wait(&mut child, sig, Duration::from_secs(2));
+        let _ = reader.join();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "signal {sig}: {status}");
+        let file = std::path::Path::new("/dev/shm").join(&name[1..]);
+        assert!(!file.exists(), "signal {sig}: the demo left {file:?}");
+    }
+}
+
+/// The demo's rates are over the window `--rates` asks for, every row
+/// while it runs (updates that come a little late do not stretch it by an
+/// interval); the last row, taken when it stops, may cover up to one
+/// interval more.
+#[test]
+fn demo_windows_are_what_rates_says() {
+    let out = nodestats(&[
+        "demo",
+        "--duration",
+        "5",
+        "--interval",
+        "0.25",
+        "--rates",
+        "1",
+        "--listen",
+        "",
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let windows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" | ") && !l.contains("pkt/s"))
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    let running = &windows[..windows.len().saturating_sub(1)];
+    let full: Vec<&&str> = running.iter().filter(|w| !w.ends_with('*')).collect();
+    assert!(full.len() >= 10, "too few full windows: {stdout}");
+    assert!(full.iter().all(|w| **w == "1.0s"), "{stdout}");
+}
+
 #[test]
 fn allow_foreign_owner_lets_show_and_serve_attach() {
     // SAFETY: geteuid has no preconditions.
@@ -146,7 +205,7 @@ fn allow_foreign_owner_lets_show_and_serve_attach() {
         println!("skipped: needs root to give the segment to another user");
         return;
     }
-    let dir = TempDir::new("foreign");
+    let dir = TempDir::new("cli-foreign");
     let path = dir.path("seg");
     let _stats = Stats::open(&SegmentOptions::new().name(path.clone())).unwrap();
     let c = CString::new(path.clone()).unwrap();
@@ -208,7 +267,7 @@ fn listen_warnings_and_errors_name_the_address() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&missing));
-    let dir = TempDir::new("notseg");
+    let dir = TempDir::new("cli-notseg");
     let junk = dir.path("junk");
     std::fs::write(&junk, vec![0u8; 8192]).unwrap();
     let out = nodestats(&["show", "--segment", &junk]).output().unwrap();

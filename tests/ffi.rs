@@ -1,14 +1,18 @@
 //! The C ABI from C: builds the C11 and C++17 programs in `ffi-tests/`
 //! against a static library of the current sources, and runs them
-//! under ASan+UBSan and (when installed) valgrind. Also checks that the
-//! committed header's version macros match Cargo.toml.
+//! under ASan+UBSan and (when installed) valgrind; installs the library
+//! with `scripts/install.sh` and builds the README's C quick start against
+//! it (shared and static, through pkg-config) and a plugin that links it.
+//! Also checks that the committed header's version macros match Cargo.toml.
 //!
-//! Needs `make` and a C/C++ compiler (gcc or clang) with sanitizers.
+//! Needs `make`, `pkg-config`, binutils and a C/C++ compiler (gcc or clang)
+//! with sanitizers.
 
 mod common;
 
+use common::{ShmName, TempDir};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 fn manifest_dir() -> &'static Path {
@@ -242,5 +246,147 @@ fn the_sfu_example_and_its_cpp_twin_export_through_serve() {
         assert!(child.wait().unwrap().success(), "{program} failed");
         let shm = format!("/dev/shm{name}");
         assert!(!Path::new(&shm).exists(), "{program} left {shm}");
+    }
+}
+
+/// Runs `cmd`, panics with its output unless it succeeds, returns stdout.
+fn run(cmd: &mut Command) -> String {
+    let out: Output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?} (is it installed?): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The README's C quick start program.
+fn readme_c_quick_start() -> String {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let section = readme
+        .split("## C quick start")
+        .nth(1)
+        .expect("README has a C quick start");
+    let code = section
+        .split("```c\n")
+        .nth(1)
+        .and_then(|c| c.split("```").next())
+        .expect("a ```c block in the C quick start");
+    code.to_string()
+}
+
+/// The libraries a linked file asks the loader for (`DT_NEEDED`).
+fn needed(file: &Path) -> Vec<String> {
+    run(Command::new("objdump").arg("-p").arg(file))
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("NEEDED"))
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+/// `scripts/install.sh` into a prefix of this test's own (removed at the
+/// end); then, through the pkg-config files it installs: the README's C
+/// quick start linked to the shared library (found through an rpath to the
+/// prefix, as the README says) and to the static one, each run; and a
+/// plugin linked to the static library, which must export only its own
+/// symbols and the C API's.
+#[test]
+fn installed_library_links_shared_static_and_into_a_plugin() {
+    let prefix = TempDir::new("ffi-install");
+    run(Command::new("bash")
+        .arg(manifest_dir().join("scripts/install.sh"))
+        .arg("--from")
+        .arg(lib_dir())
+        .arg(prefix.join("usr")));
+    let pkg_config = |args: &[&str]| -> Vec<String> {
+        run(Command::new("pkg-config")
+            .args(args)
+            .env("PKG_CONFIG_PATH", prefix.join("usr/lib/pkgconfig")))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+    };
+    let libdir = pkg_config(&["--variable=libdir", "nodestats"]).join(" ");
+
+    // The quick start on a segment name of this test's own; it removes
+    // the segment itself before it returns.
+    let shm = ShmName::new("ffi-install");
+    let source = readme_c_quick_start();
+    assert!(source.contains("\"/sfu-stats\""), "{source}");
+    let app = prefix.join("app.c");
+    std::fs::write(
+        &app,
+        source.replace("\"/sfu-stats\"", &format!("\"{}\"", &*shm)),
+    )
+    .unwrap();
+    let shm_file = Path::new("/dev/shm").join(&shm[1..]);
+    let soname = format!(
+        "libnodestats.so.{}",
+        match env!("CARGO_PKG_VERSION_MAJOR") {
+            "0" => concat!("0.", env!("CARGO_PKG_VERSION_MINOR")),
+            major => major,
+        }
+    );
+    for (package, extra) in [
+        ("nodestats", vec![format!("-Wl,-rpath,{libdir}")]),
+        ("nodestats-static", vec![]),
+    ] {
+        let exe = prefix.join(package);
+        run(Command::new("cc")
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(&exe)
+            .arg(&app)
+            .args(pkg_config(&["--cflags", "--libs", package]))
+            .args(&extra));
+        let linked_to_so = needed(&exe).contains(&soname);
+        assert_eq!(
+            linked_to_so,
+            package == "nodestats",
+            "{package}: needs {:?}",
+            needed(&exe)
+        );
+        let out = run(Command::new(&exe).env_remove("LD_LIBRARY_PATH"));
+        assert!(out.contains("packets_in=32 rooms=1"), "{package}: {out}");
+        assert!(
+            !shm_file.exists(),
+            "{package}: the quick start left {shm_file:?}"
+        );
+    }
+
+    let plugin = prefix.join("plugin.so");
+    run(Command::new("cc")
+        .args([
+            "-std=c11", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-o",
+        ])
+        .arg(&plugin)
+        .arg(manifest_dir().join("ffi-tests/plugin.c"))
+        .args(pkg_config(&["--cflags", "--libs", "nodestats-static"])));
+    let exported: Vec<String> = run(Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&plugin))
+    .lines()
+    .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+    .collect();
+    let foreign: Vec<&String> = exported
+        .iter()
+        .filter(|s| !s.starts_with("plugin_") && !s.starts_with("nodestats_"))
+        .collect();
+    println!(
+        "plugin exports {} symbols: {} of its own and the C API's, {} others",
+        exported.len(),
+        exported.len() - foreign.len(),
+        foreign.len()
+    );
+    assert!(
+        foreign.is_empty(),
+        "the plugin exports symbols of the library's internals: {:?}",
+        &foreign[..foreign.len().min(20)]
+    );
+    for s in ["plugin_init", "nodestats_open", "nodestats_record_packets"] {
+        assert!(exported.iter().any(|e| e == s), "{s} is not exported");
     }
 }

@@ -11,12 +11,12 @@
 
 mod common;
 
+use common::TempDir;
 use nodestats::__testing::read_all;
 use nodestats::Exporter;
 use nodestats::{Access, Collector, CollectorConfig, Family, Segment, SegmentOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -76,16 +76,10 @@ fn runner() -> TestRunner {
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
 }
 
-fn dir() -> PathBuf {
-    // tmpfs when there is one: thousands of images are written.
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let d = base.join(format!("nodestats-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory for one test's images, on tmpfs when there is one:
+/// thousands of images are written.
+fn dir() -> TempDir {
+    TempDir::on_tmpfs("hostile")
 }
 
 fn no_system() -> CollectorConfig {
@@ -186,7 +180,8 @@ fn hostile_u64() -> impl Strategy<Value = u64> {
 #[test]
 fn random_bytes() {
     watchdog();
-    let p = dir().join("random");
+    let scratch = dir();
+    let p = scratch.join("random");
     let strat = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..1024),
         // A valid magic and init word on random bytes reaches validation.
@@ -216,7 +211,8 @@ fn random_bytes() {
 fn valid_header_hostile_fields() {
     watchdog();
     let good = valid_image();
-    let p = dir().join("fields");
+    let scratch = dir();
+    let p = scratch.join("fields");
     let strat = proptest::collection::vec((0usize..32, hostile_u64()), 1..5);
     runner()
         .run(&strat, |edits| {
@@ -242,13 +238,13 @@ fn valid_header_hostile_fields() {
 #[test]
 fn hostile_family_directory() {
     watchdog();
-    // A path of its own: tests run in parallel.
-    let good = common::image::real_segment_image(&dir().join("valid-families"));
+    let d = dir();
+    let good = common::image::real_segment_image(&d.join("valid"));
     let families_offset = word(&good, 29) as usize;
     let cap = word(&good, 30) as usize;
     assert!(cap > 0, "the image has a family directory");
     let region_words = (1024 + 2048 * cap) / 8;
-    let p = dir().join("families");
+    let p = d.join("families");
     // The entries that hold the image's families (each at its name's
     // home entry).
     let used: Vec<usize> = (0..cap)
@@ -520,7 +516,8 @@ fn build(g: &Geometry, c: &Contents) -> Vec<u8> {
 #[test]
 fn hostile_geometry_directory_and_strings() {
     watchdog();
-    let p = dir().join("geometry");
+    let scratch = dir();
+    let p = scratch.join("geometry");
     let strat = geometry().prop_flat_map(|g| {
         let c = contents(&g);
         (Just(g), c)
@@ -558,7 +555,8 @@ fn hostile_geometry_directory_and_strings() {
 fn bytes_mutated_while_the_collector_reads() {
     watchdog();
     let good = valid_image();
-    let p = dir().join("mutated");
+    let scratch = dir();
+    let p = scratch.join("mutated");
     std::fs::write(&p, &good).unwrap();
     let len = good.len();
     let file = std::fs::OpenOptions::new()

@@ -6,6 +6,9 @@
 //! a child process (this test binary re-run on one test), so a fault shows as
 //! a signal death instead of killing the test run.
 
+mod common;
+
+use common::{ShmName, TempDir};
 use nodestats::segment::HEADER_SIZE;
 use nodestats::{Access, Collector, CollectorConfig, Direction, Error, Family, Segment};
 use nodestats::{SegmentOptions, Stats};
@@ -13,7 +16,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
@@ -21,17 +24,6 @@ use std::time::Duration;
 /// Byte of a segment file whose OFD lock a writer holds while it replaces
 /// a stale file at the name: just below writer slot 0's lock byte (1 << 40).
 const REPLACE_LOCK_BYTE: i64 = (1 << 40) - 1;
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nodestats-life-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn tmp(name: &str) -> PathBuf {
-    tmp_dir(name).join("seg")
-}
 
 fn path_str(p: &Path) -> String {
     p.to_str().unwrap().to_string()
@@ -78,12 +70,13 @@ fn run_child(test: &str, env: &[(&str, &str)]) -> ExitStatus {
         .unwrap()
 }
 
-/// A tmpfs of a given size mounted on a fresh directory; unmounted on drop.
-struct Tmpfs(PathBuf);
+/// A tmpfs of a given size mounted on a fresh directory; unmounted (and the
+/// directory removed) on drop.
+struct Tmpfs(TempDir);
 
 impl Tmpfs {
     fn mount(name: &str, size: &str) -> Option<Tmpfs> {
-        let dir = tmp_dir(name);
+        let dir = TempDir::new(&format!("life-{name}"));
         let out = Command::new("mount")
             .args([
                 "-t",
@@ -92,7 +85,7 @@ impl Tmpfs {
                 &format!("size={size},mode=0700"),
                 "none",
             ])
-            .arg(&dir)
+            .arg(dir.dir())
             .output();
         match out {
             Ok(o) if o.status.success() => Some(Tmpfs(dir)),
@@ -114,8 +107,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
+        let _ = Command::new("umount").arg(self.0.dir()).status();
     }
 }
 
@@ -236,7 +228,7 @@ fn a_full_tmpfs_is_an_error_at_open_never_a_sigbus() {
         "create the big segment",
         EXIT_NO_SPACE,
     );
-    let mut left: Vec<String> = std::fs::read_dir(&fs.0)
+    let mut left: Vec<String> = std::fs::read_dir(fs.0.dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -245,7 +237,8 @@ fn a_full_tmpfs_is_an_error_at_open_never_a_sigbus() {
 }
 
 fn unpublished_header(name: &str) -> Vec<u8> {
-    let p = tmp(name);
+    let dir = TempDir::new(&format!("life-{name}"));
+    let p = dir.join("seg");
     drop(Segment::create(&small(&path_str(&p))).unwrap());
     let mut b = std::fs::read(&p).unwrap();
     // The init word (the header's last) says "not ready".
@@ -262,7 +255,8 @@ fn a_dead_creators_half_made_segment_is_replaced_by_a_writer() {
         ("empty", Vec::new()),
         ("unpublished header", unpublished_header("unpub-src")),
     ] {
-        let p = tmp("stale");
+        let dir = TempDir::new("life-stale");
+        let p = dir.join("seg");
         let name = path_str(&p);
         std::fs::write(&p, &bytes).unwrap();
         let before = inode(&p);
@@ -286,11 +280,11 @@ fn a_dead_creators_half_made_segment_is_replaced_by_a_writer() {
         let ro = Segment::attach(&name, Access::ReadOnly).unwrap();
         assert_eq!(ro.id(), stats.segment().id(), "{what}");
         assert_eq!(packets_in(ro), 3, "{what}");
-        let dir = p.parent().unwrap();
         assert_eq!(
-            std::fs::read_dir(dir).unwrap().count(),
+            std::fs::read_dir(dir.dir()).unwrap().count(),
             1,
-            "{what}: no temporary file left in {dir:?}"
+            "{what}: no temporary file left in {:?}",
+            dir.dir()
         );
     }
 }
@@ -298,7 +292,8 @@ fn a_dead_creators_half_made_segment_is_replaced_by_a_writer() {
 #[test]
 fn racing_replacers_end_on_one_segment() {
     const N: usize = 8;
-    let p = tmp("race");
+    let dir = TempDir::new("life-race");
+    let p = dir.join("seg");
     let name = path_str(&p);
     std::fs::write(&p, vec![0u8; 64 << 10]).unwrap();
     let barrier = Arc::new(Barrier::new(N));
@@ -330,7 +325,8 @@ fn racing_replacers_end_on_one_segment() {
 /// replaces it: they wait, and report it if the lock is not let go.
 #[test]
 fn a_replacement_in_progress_is_not_overtaken() {
-    let p = tmp("locked");
+    let dir = TempDir::new("life-locked");
+    let p = dir.join("seg");
     let name = path_str(&p);
     std::fs::write(&p, vec![0u8; 64 << 10]).unwrap();
     let before = inode(&p);
@@ -360,8 +356,8 @@ fn a_replacement_in_progress_is_not_overtaken() {
 /// so nobody ever mistakes it for a dead one.
 #[test]
 fn a_half_made_segment_never_appears_at_the_name() {
-    let name = format!("/nodestats-life-{}-halfmade", std::process::id());
-    let _ = Segment::unlink(&name);
+    let shm = ShmName::new("life-halfmade");
+    let name = shm.to_string();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let (name, stop) = (name.clone(), stop.clone());
@@ -423,14 +419,14 @@ fn refused_as_not_regular(name: &str, what: &str) {
 
 #[test]
 fn a_fifo_at_the_name_is_an_error_not_a_hang() {
-    let p = tmp("fifo");
+    let dir = TempDir::new("life-fifo");
+    let p = dir.join("seg");
     mkfifo(&p);
     refused_as_not_regular(&path_str(&p), "FIFO");
-    let leaf = format!("nodestats-life-{}-fifo", std::process::id());
-    let shm = Path::new("/dev/shm").join(&leaf);
-    let _ = std::fs::remove_file(&shm);
+    let name = ShmName::new("life-fifo");
+    let shm = Path::new("/dev/shm").join(&name[1..]);
     mkfifo(&shm);
-    refused_as_not_regular(&format!("/{leaf}"), "FIFO in /dev/shm");
+    refused_as_not_regular(&name, "FIFO in /dev/shm");
     assert!(std::fs::symlink_metadata(&shm)
         .unwrap()
         .file_type()
@@ -440,7 +436,8 @@ fn a_fifo_at_the_name_is_an_error_not_a_hang() {
 
 #[test]
 fn a_directory_or_device_at_the_name_is_an_error() {
-    let p = tmp("dir");
+    let dir = TempDir::new("life-dir");
+    let p = dir.join("seg");
     std::fs::create_dir(&p).unwrap();
     refused_as_not_regular(&path_str(&p), "directory");
     refused_as_not_regular("/dev/null", "character device");
@@ -449,7 +446,8 @@ fn a_directory_or_device_at_the_name_is_an_error() {
 #[test]
 fn a_header_sized_file_is_not_a_segment_to_replace() {
     // Garbage is somebody else's file: even a writer leaves it alone.
-    let p = tmp("garbage");
+    let dir = TempDir::new("life-garbage");
+    let p = dir.join("seg");
     let name = path_str(&p);
     std::fs::write(&p, vec![0x5au8; HEADER_SIZE]).unwrap();
     let r = Stats::open(&small(&name).init_wait(Duration::from_millis(20)));

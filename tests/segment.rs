@@ -1,23 +1,19 @@
 //! Creating, attaching and refusing segments on real files.
 
+mod common;
+
+use common::{ShmName, TempDir};
 use nodestats::segment::{HEADER_SIZE, LAYOUT_MAJOR, MAGIC};
 use nodestats::{Access, Collector, Direction, Error, Segment, SegmentOptions, Stats};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nodestats-seg-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("seg")
-}
 
 fn path_str(p: &std::path::Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
 fn valid_bytes(name: &str) -> Vec<u8> {
-    let p = tmp(name);
+    let dir = TempDir::new(&format!("seg-{name}"));
+    let p = dir.join("seg");
     let opts = SegmentOptions::new()
         .name(path_str(&p))
         .shards(2)
@@ -26,8 +22,11 @@ fn valid_bytes(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap()
 }
 
+/// Attaches to a file holding `bytes`; the file is gone when this returns
+/// (a segment stays mapped).
 fn attach_bytes(name: &str, bytes: &[u8]) -> Result<Segment, Error> {
-    let p = tmp(name);
+    let dir = TempDir::new(&format!("seg-{name}"));
+    let p = dir.join("seg");
     std::fs::write(&p, bytes).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     Segment::attach_with(
@@ -43,7 +42,8 @@ fn set_word(bytes: &mut [u8], w: usize, v: u64) {
 
 #[test]
 fn created_0600_exclusive_and_attachable() {
-    let p = tmp("create");
+    let dir = TempDir::new("seg-create");
+    let p = dir.join("seg");
     let name = path_str(&p);
     let opts = SegmentOptions::new().name(name.clone());
     let seg = Segment::create(&opts).unwrap();
@@ -69,7 +69,8 @@ fn created_0600_exclusive_and_attachable() {
 
 #[test]
 fn an_explicit_mode_is_applied_despite_the_umask() {
-    let p = tmp("mode");
+    let dir = TempDir::new("seg-mode");
+    let p = dir.join("seg");
     let _seg = Segment::create(&SegmentOptions::new().name(path_str(&p)).mode(0o660)).unwrap();
     assert_eq!(
         std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
@@ -79,7 +80,8 @@ fn an_explicit_mode_is_applied_despite_the_umask() {
 
 #[test]
 fn a_symlink_at_the_name_is_refused() {
-    let p = tmp("symlink");
+    let dir = TempDir::new("seg-symlink");
+    let p = dir.join("seg");
     let target = p.with_file_name("target");
     std::fs::write(&target, b"x").unwrap();
     std::os::unix::fs::symlink(&target, &p).unwrap();
@@ -92,8 +94,8 @@ fn a_symlink_at_the_name_is_refused() {
 
 #[test]
 fn shm_names_work() {
-    let name = format!("/nodestats-test-{}", std::process::id());
-    let stats = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
+    let name = ShmName::new("seg-shm");
+    let stats = Stats::open(&SegmentOptions::new().name(&*name)).unwrap();
     stats.record_packets(Direction::Incoming, 3, 300, false);
     let ro = Segment::attach(&name, Access::ReadOnly).unwrap();
     let t = nodestats::Totals::read(&ro);
@@ -192,9 +194,8 @@ fn hostile_offsets_are_refused() {
 
 #[test]
 fn a_directory_or_bad_name_is_an_error() {
-    let p = tmp("dir");
-    let dir = p.parent().unwrap();
-    let r = Segment::attach(&format!("{}/", dir.display()), Access::ReadOnly);
+    let dir = TempDir::new("seg-dir");
+    let r = Segment::attach(&format!("{}/", dir.dir().display()), Access::ReadOnly);
     assert!(r.is_err());
     assert!(matches!(
         Segment::attach("", Access::ReadOnly),
@@ -204,7 +205,8 @@ fn a_directory_or_bad_name_is_an_error() {
 
 #[test]
 fn open_attaches_to_an_existing_segment() {
-    let p = tmp("open");
+    let dir = TempDir::new("seg-open");
+    let p = dir.join("seg");
     let opts = SegmentOptions::new().name(path_str(&p));
     let a = Stats::open(&opts).unwrap();
     let b = Stats::open(&opts).unwrap();
@@ -224,7 +226,8 @@ fn open_attaches_to_an_existing_segment() {
 
 #[test]
 fn writer_slots_run_out_with_a_clear_error() {
-    let p = tmp("slots");
+    let dir = TempDir::new("seg-slots");
+    let p = dir.join("seg");
     let opts = SegmentOptions::new().name(path_str(&p)).writer_slots(2);
     let _a = Stats::open(&opts).unwrap();
     let b = Stats::open(&opts).unwrap();

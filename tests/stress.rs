@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::{ShmName, TempDir};
 use nodestats::__testing::read_all;
 use nodestats::Exporter;
 use nodestats::{
@@ -268,8 +269,8 @@ fn collector_thread(
     })
 }
 
-fn shm_name(tag: &str) -> String {
-    format!("/nodestats-stress-{}-{tag}", std::process::id())
+fn shm_name(tag: &str) -> ShmName {
+    ShmName::new(&format!("stress-{tag}"))
 }
 
 /// The NACK series of direction `dir`, with the family's overflow series
@@ -301,8 +302,8 @@ fn signal_storm_exact_totals(log: &mut Vec<String>) {
         vec!["atomic"]
     };
     for mode in modes {
-        let name = shm_name(&format!("storm-{mode}"));
-        let _ = Segment::unlink(&name);
+        let shm = shm_name(&format!("storm-{mode}"));
+        let name = shm.to_string();
         let creator = Stats::open(&SegmentOptions::new().name(name.clone()).write_mode(
             if mode == "rseq" {
                 nodestats::WriteMode::Rseq
@@ -359,7 +360,6 @@ fn signal_storm_exact_totals(log: &mut Vec<String>) {
         assert_eq!(nacks, PROCS * THREADS * N.div_ceil(64), "{mode}: series");
         assert_eq!(corrupt, 0);
         drop(creator);
-        Segment::unlink(&name).unwrap();
         log.push(format!(
             "signal storm ({mode}): {PROCS} processes x {THREADS} threads, {} packets + {} series adds + {} gauge changes, {} SIGUSR1 sent, {:.1?}; collector {} calls, slowest {} us; lost 0",
             total,
@@ -401,8 +401,8 @@ fn kill_children_in_two_lanes(rng: &mut Rng, mode: &str, name: &str, kills: usiz
 /// gauges of the dead vanish, and a collector runs throughout.
 fn killed_writers_keep_acknowledged_counts(rng: &mut Rng, log: &mut Vec<String>) {
     const KILLS: usize = 24;
-    let name = shm_name("ack");
-    let _ = Segment::unlink(&name);
+    let shm = shm_name("ack");
+    let name = shm.to_string();
     let survivor = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
     survivor.room_started();
     let stop = Arc::new(AtomicBool::new(false));
@@ -434,7 +434,6 @@ fn killed_writers_keep_acknowledged_counts(rng: &mut Rng, log: &mut Vec<String>)
         "only the survivor's room counts"
     );
     drop(survivor);
-    Segment::unlink(&name).unwrap();
     log.push(format!(
         "SIGKILL while recording: {KILLS} writers killed at random 0-30 ms, {acked} acknowledged increments, {} counted (in flight at a kill: {}); dead writers' gauges gone; collector {} calls, slowest {} us",
         ns.packets_out,
@@ -452,8 +451,8 @@ fn killed_writers_keep_acknowledged_counts(rng: &mut Rng, log: &mut Vec<String>)
 fn killed_thread_writers_rows_reused(rng: &mut Rng, log: &mut Vec<String>) {
     const KILLS: usize = 24;
     const ROWS: usize = 4;
-    let name = shm_name("rows");
-    let _ = Segment::unlink(&name);
+    let shm = shm_name("rows");
+    let name = shm.to_string();
     let survivor =
         Stats::open(&SegmentOptions::new().name(name.clone()).thread_rows(ROWS)).unwrap();
     let acked = kill_children_in_two_lanes(rng, "row-acker", &name, KILLS);
@@ -502,7 +501,6 @@ fn killed_thread_writers_rows_reused(rng: &mut Rng, log: &mut Vec<String>) {
     );
     drop(mine);
     drop(survivor);
-    Segment::unlink(&name).unwrap();
     log.push(format!(
         "SIGKILL with thread writers: {KILLS} processes x 2 thread writers killed at random 0-30 ms into {ROWS} rows, {acked} acknowledged, {rows_counted} counted through rows, {} through shards, {} through thread series; every row reusable afterwards",
         ns.packets_in, ns.nack_total
@@ -514,8 +512,8 @@ fn killed_thread_writers_rows_reused(rng: &mut Rng, log: &mut Vec<String>) {
 /// half-published (corrupt), and reads stay bounded.
 fn killed_during_registration(rng: &mut Rng, log: &mut Vec<String>) {
     const KILLS: usize = 16;
-    let name = shm_name("reg");
-    let _ = Segment::unlink(&name);
+    let shm = shm_name("reg");
+    let name = shm.to_string();
     let creator = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(CallStats::default());
@@ -539,7 +537,6 @@ fn killed_during_registration(rng: &mut Rng, log: &mut Vec<String>) {
         "a killed registration left a half-published entry"
     );
     drop(creator);
-    Segment::unlink(&name).unwrap();
     log.push(format!(
         "SIGKILL while registering series: {KILLS} writers killed at random 0-20 ms, {} series registered, {acked} acknowledged adds, {sum} counted, {} strings / {} series overflowed, corrupt entries 0; collector {} calls, slowest {} us",
         st.registered,
@@ -554,9 +551,8 @@ fn killed_during_registration(rng: &mut Rng, log: &mut Vec<String>) {
 /// leave attaches, or fails fast with NotInitialized / Truncated.
 fn killed_during_creation(rng: &mut Rng, log: &mut Vec<String>) {
     const KILLS: usize = 40;
-    let dir = std::env::temp_dir().join(format!("nodestats-stress-create-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = TempDir::new("stress-create");
+    let dir = scratch.dir();
     let dir_s = dir.to_str().unwrap().to_string();
     let (mut complete, mut not_init, mut truncated, mut none) = (0, 0, 0, 0);
     let mut created = 0u64;
@@ -565,7 +561,7 @@ fn killed_during_creation(rng: &mut Rng, log: &mut Vec<String>) {
         let mut c = spawn(&["creator", &dir_s], &[]);
         wait_ready(&mut c);
         created += kill_after_and_count(c, Duration::from_micros(rng.below(15_000)));
-        let left: Vec<_> = std::fs::read_dir(&dir)
+        let left: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
@@ -598,7 +594,6 @@ fn killed_during_creation(rng: &mut Rng, log: &mut Vec<String>) {
             std::fs::remove_file(&p).unwrap();
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
     // Creation makes an unnamed O_TMPFILE and links it when it is whole, so
     // a kill inside it leaves nothing ("nothing" below); what is left at a
     // name was killed after the link. Every child died by SIGKILL (checked

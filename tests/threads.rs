@@ -324,8 +324,76 @@ fn forked_child_never_writes_the_parents_series() {
     assert_eq!(sample(&text, pli), 0.0, "the child's late series recorded");
 }
 
+/// A C thread writer never closed (its thread ended without cleanup):
+/// its counts stay, its row stays claimed while its process lives, and the
+/// row is free again, counts intact, once the process has ended.
+fn an_unclosed_c_thread_writer_holds_its_row_until_its_process_ends() {
+    use nodestats::__testing::ffi::*;
+    let name = common::ShmName::new("rows-unclosed");
+    let opts = SegmentOptions::new().name(name.to_string()).thread_rows(1);
+    let parent = Stats::open(&opts).unwrap();
+    let c_name = std::ffi::CString::new(name.to_string()).unwrap();
+    // SAFETY: this process is single-threaded here (harness = false); the
+    // child only opens handles, spawns and joins a thread, and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut s = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated name and a writable out-pointer.
+        if unsafe { nodestats_open(c_name.as_ptr(), &mut s) } != nodestats_status::Ok {
+            // SAFETY: ends the child.
+            unsafe { libc::_exit(2) };
+        }
+        let addr = s as usize;
+        std::thread::spawn(move || {
+            let mut t = std::ptr::null_mut();
+            // SAFETY: a live writer handle; the thread writer is used on
+            // this thread and, on purpose, never closed.
+            unsafe {
+                if nodestats_thread_open(addr as *mut nodestats_t, &mut t) == nodestats_status::Ok {
+                    nodestats_thread_record_packets(t, DirectionArg(0), 7, 700, false);
+                }
+            }
+        })
+        .join()
+        .unwrap();
+        let mut t = std::ptr::null_mut();
+        // SAFETY: a live writer handle and a writable out-pointer.
+        let st = unsafe { nodestats_thread_open(s, &mut t) };
+        // SAFETY: ends the child without running the parent's exit path.
+        unsafe {
+            libc::_exit(if st == nodestats_status::NoThreadRow {
+                0
+            } else {
+                3
+            })
+        };
+    }
+    let mut status = 0;
+    // SAFETY: our child; `status` is writable.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child could claim the row an unclosed thread writer holds (status {status})"
+    );
+    assert_eq!(
+        packets_in(&parent),
+        (7, 700),
+        "the unclosed writer's counts"
+    );
+    let again = parent
+        .thread_writer()
+        .expect("the row is free once the child ended");
+    again.record_packets(Direction::Incoming, 1, 100, false);
+    assert_eq!(packets_in(&parent), (8, 800));
+}
+
 fn main() {
     let tests: &[common::Test<()>] = &[
+        (
+            "an_unclosed_c_thread_writer_holds_its_row_until_its_process_ends",
+            |_| an_unclosed_c_thread_writer_holds_its_row_until_its_process_ends(),
+        ),
         ("ten_thousand_threads_reuse_four_rows_anonymous", |_| {
             ten_thousand_threads_reuse_four_rows(false)
         }),

@@ -26,7 +26,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// A file on tmpfs for this process's images.
+/// A file on tmpfs for this process's images, written and removed again
+/// for each input.
 fn scratch() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
@@ -104,7 +105,11 @@ fuzz_target!(|data: &[u8]| {
     let path = scratch();
     std::fs::write(path, to_image(data)).unwrap();
     let opts = SegmentOptions::new().init_wait(Duration::ZERO);
-    if let Ok(seg) = Segment::attach_with(path.to_str().unwrap(), Access::ReadOnly, &opts) {
+    let attached = Segment::attach_with(path.to_str().unwrap(), Access::ReadOnly, &opts);
+    // libFuzzer ends the process without running destructors: remove the
+    // image now, so no run leaves one behind (a mapping outlives its name).
+    std::fs::remove_file(path).unwrap();
+    if let Ok(seg) = attached {
         collect_all(seg);
     }
 });

@@ -62,6 +62,16 @@ unsafe fn row<'a>(t: *mut nodestats_thread_t) -> Option<RowRef<'a>> {
 /// untouched on error. The thread writer keeps the segment mapped, so `s`
 /// may be closed first.
 ///
+/// A thread writer that is never closed (a thread that ends without its
+/// cleanup, an event-loop thread that lives as long as the process) loses
+/// nothing: what it recorded stays in the segment and is counted. But its
+/// row stays claimed, by this process, until the process ends — no other
+/// thread may claim that row meanwhile — and the handle's memory is not
+/// freed. Once the process has ended, however it ended, the row is free
+/// for the next `nodestats_thread_open`, its counts intact. So close
+/// thread writers of threads that come and go; an unclosed one per
+/// long-lived thread costs one row.
+///
 /// # Safety
 /// `s` is a live handle from `nodestats_open*`; `out` is valid for writing
 /// a pointer.
@@ -360,6 +370,26 @@ pub unsafe extern "C" fn nodestats_thread_series_observe(
     if let Some(s) = unsafe { thread_series(h, Kind::Histogram) } {
         s.observe(value);
     }
+}
+
+/// Whether the thread series `h` records into its thread's row (plain
+/// adds to series slots) rather than through the per-CPU path (a gauge, a
+/// row whose series slots were full, or a handle whose thread writer is
+/// closed or was inherited across `fork`). False for NULL. Not a hot-path
+/// call, but it has no side effect and makes no system call.
+///
+/// # Safety
+/// `h` is NULL or a live handle from `nodestats_thread_series_open`, on its
+/// thread writer's thread.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_thread_series_in_row(
+    h: *const nodestats_thread_series_t,
+) -> bool {
+    // SAFETY: NULL or live per the contract.
+    let Some(h) = (unsafe { h.as_ref() }) else {
+        return false;
+    };
+    h.raw.in_row()
 }
 
 /// Frees a thread series handle; what it recorded stays in the segment

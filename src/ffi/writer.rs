@@ -204,6 +204,19 @@ pub unsafe extern "C" fn nodestats_writer_slot(
 /// `recvmmsg`/`sendmmsg` batch in one call. Retransmits count in the
 /// direction's totals and in `retransmit_*`.
 ///
+/// What to count: media packets (RTP; RTCP too if you want it in the
+/// totals, as LiveKit's TURN path does), `bytes` being the whole packet as
+/// it travels in one UDP datagram — the UDP payload: RTP header, header
+/// extensions, payload and padding; not the IP and UDP headers; for SRTP
+/// the encrypted packet with its authentication tag. These calls feed
+/// `packets_in/out`, `bytes_in/out`, `retransmit_*` and
+/// `livekit_packet_total`/`livekit_packet_bytes` with an empty `country`;
+/// so do series of `livekit_packet_total`/`livekit_packet_bytes` (and
+/// NACK/PLI/FIR series) opened with a non-empty `country`, and
+/// `nodestats_record_packets_country`. Record each packet through one of
+/// them, never two, or it is counted twice. Series of declared families
+/// feed nothing but themselves.
+///
 /// Hot path: no lock, no allocation, no system call, cannot fail. A NULL
 /// handle or an unknown `dir` makes it a no-op.
 ///
@@ -242,6 +255,12 @@ pub unsafe extern "C" fn nodestats_record_packet(
 
 /// Records RTCP feedback: NACKs, PLIs and FIRs. NACKs of both directions
 /// feed `nack_total`. Hot path.
+///
+/// Each count is of feedback *messages*: `nack` is the number of RTCP
+/// transport-layer NACK messages (however many sequence numbers each one
+/// asks for), `pli` and `fir` the PLI and FIR messages. Count the
+/// sequence numbers asked for, if you want them, in a declared family of
+/// your own.
 ///
 /// # Safety
 /// `s` is NULL (no-op) or a live handle from `nodestats_open*`.

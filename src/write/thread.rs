@@ -538,6 +538,12 @@ impl ThreadSeriesRaw {
         unsafe { &*w.as_ptr().add(offset) }
     }
 
+    /// See [`ThreadSeries::in_row`]; false once the handle records nothing
+    /// (closed or inherited thread writer).
+    pub(crate) fn in_row(&self) -> bool {
+        matches!(self.mode, RowMode::Counter(_) | RowMode::Histogram(_)) && self.slots().is_some()
+    }
+
     /// See [`ThreadSeries::inc_by`].
     #[inline]
     pub(crate) fn inc_by(&self, n: u64) {

@@ -1,16 +1,19 @@
 //! Helpers shared by the integration tests: a counting allocator, a runner
-//! for the `harness = false` tests, rounds of hot-path calls, and starting
-//! `nodestats serve`.
+//! for the `harness = false` tests, rounds of hot-path calls, starting
+//! `nodestats serve`, and scratch directories and segment names that are
+//! removed when the test ends, whether it passes or panics.
 //! Each test binary uses only some of them.
 #![allow(dead_code)]
 
 pub mod image;
 
-use nodestats::{Direction, Stats, TrackKind};
+use nodestats::{Direction, Segment, Stats, TrackKind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// A global allocator that counts this thread's allocations. Install it
@@ -159,4 +162,87 @@ pub fn spawn_child(args: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn a child")
+}
+
+/// A fresh directory of one test's own, `nodestats-<tag>-<pid>-<n>` (`n`
+/// counts the directories this process made, so tests running at once never
+/// share one), removed with everything in it when dropped: at the end of the
+/// test, and while a failing test unwinds.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Under the temp dir (`$TMPDIR`, else `/tmp`).
+    pub fn new(tag: &str) -> TempDir {
+        TempDir::under(&std::env::temp_dir(), tag)
+    }
+
+    /// On tmpfs (`/dev/shm`) when there is one, else under the temp dir:
+    /// for tests that write thousands of files.
+    pub fn on_tmpfs(tag: &str) -> TempDir {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            TempDir::under(shm, tag)
+        } else {
+            TempDir::new(tag)
+        }
+    }
+
+    fn under(base: &Path, tag: &str) -> TempDir {
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let dir = base.join(format!("nodestats-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {dir:?}: {e}"));
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+
+    /// `name` inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// `name` inside the directory, as a segment name (a UTF-8 path).
+    pub fn path(&self, name: &str) -> String {
+        self.join(name)
+            .to_str()
+            .expect("a UTF-8 temp dir")
+            .to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `/dev/shm` segment name of one test's own, `/nodestats-<tag>-<pid>`,
+/// free when made and unlinked when dropped (at the end of the test, and
+/// while a failing test unwinds).
+pub struct ShmName(String);
+
+impl ShmName {
+    pub fn new(tag: &str) -> ShmName {
+        let name = format!("/nodestats-{tag}-{}", std::process::id());
+        let _ = Segment::unlink(&name);
+        ShmName(name)
+    }
+}
+
+impl std::ops::Deref for ShmName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for ShmName {
+    fn drop(&mut self) {
+        let _ = Segment::unlink(&self.0);
+    }
 }

@@ -1,16 +1,19 @@
 //! Simulated SFU: worker threads record packets, RTCP and room lifecycle
-//! into a segment while the main thread collects and prints NodeStats.
+//! into a named segment while the main thread collects and prints
+//! NodeStats, and any other process may read the same segment live
+//! (`nodestats show --segment NAME`).
 
 use crate::{sleep_unless_stopped, stopped, table};
 use clap::Args;
-use nodestats::{Collector, ConnectionQuality, Exporter, TrackSource};
+use nodestats::{Access, Collector, ConnectionQuality, Exporter, Timestamp, TrackSource};
 use nodestats::{CollectorConfig, Direction, Error, Segment, SegmentOptions, Stats, TrackKind};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Args, Debug)]
 pub(crate) struct DemoArgs {
-    /// Segment to record into ("/name" under /dev/shm, or a file path); anonymous if absent.
+    /// Segment to record into ("/name" under /dev/shm, or a file path)
+    /// [default: /nodestats-demo-PID, removed at exit].
     #[arg(long)]
     segment: Option<String>,
     /// Seconds to run; 0 runs until Ctrl-C.
@@ -25,7 +28,8 @@ pub(crate) struct DemoArgs {
     /// Seconds between NodeStats updates.
     #[arg(long, default_value_t = 2.0)]
     interval: f64,
-    /// Rate windows in seconds (comma-separated).
+    /// Rate windows in seconds (comma-separated); each spans whole update
+    /// intervals, so one that is not a multiple of --interval is rounded up.
     #[arg(long, value_delimiter = ',', default_value = "10")]
     rates: Vec<f64>,
     /// Keep a named segment after exit (it is removed by default if the demo created it).
@@ -79,41 +83,96 @@ fn duration_arg(secs: f64, what: &str) -> Result<Duration, Error> {
         })
 }
 
+/// The segment this run created: removed when the run ends, however it ends
+/// (done, a stop signal, an error, a panic), unless `--keep` or another
+/// writer still holds it. Dropped after the run's own writer handle.
+struct Created {
+    name: String,
+    keep: bool,
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if self.keep {
+            println!("  kept {}", self.name);
+            return;
+        }
+        // Never pull a segment from under writers that still hold it.
+        let holders = Segment::attach(&self.name, Access::ReadOnly)
+            .map(|seg| nodestats::Totals::read(&seg).gauges.live_writers)
+            .unwrap_or(0);
+        if holders == 0 {
+            let _ = Segment::unlink(&self.name);
+        } else {
+            println!(
+                "  left {} in place: {holders} other writer(s) still hold it",
+                self.name
+            );
+        }
+    }
+}
+
+/// The collector's windows for the rate windows asked for: each rounded up
+/// to whole update intervals, where the samples are.
+fn whole_intervals(rates: &[Duration], interval: Duration) -> Vec<Duration> {
+    rates
+        .iter()
+        .map(|r| {
+            let n = r.as_nanos().div_ceil(interval.as_nanos()).max(1);
+            interval.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+        .collect()
+}
+
 pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
     if args.workers == 0 {
         return Err(Error::Config("--workers must be at least 1".into()));
     }
+    let update_interval = duration_arg(args.interval, "--interval")?;
+    let asked = args
+        .rates
+        .iter()
+        .map(|&s| duration_arg(s, "--rates"))
+        .collect::<Result<Vec<_>, _>>()?;
     let config = CollectorConfig {
-        update_interval: duration_arg(args.interval, "--interval")?,
-        rate_intervals: args
-            .rates
-            .iter()
-            .map(|&s| duration_arg(s, "--rates"))
-            .collect::<Result<_, _>>()?,
+        update_interval,
+        rate_intervals: whole_intervals(&asked, update_interval),
         ..CollectorConfig::default()
     };
-    let mut opts = SegmentOptions::new();
-    let mut created = false;
-    if let Some(name) = &args.segment {
-        opts = opts.name(name.clone());
-        created = match Segment::create(&opts) {
-            Ok(_) => true,
-            Err(Error::AlreadyExists(_)) => false,
-            Err(e) => return Err(e),
-        };
-    }
+    let name = args
+        .segment
+        .clone()
+        .unwrap_or_else(|| format!("/nodestats-demo-{}", std::process::id()));
+    let opts = SegmentOptions::new().name(name.clone());
+    let created = match Segment::create(&opts) {
+        Ok(_) => Some(Created {
+            name: name.clone(),
+            keep: args.keep,
+        }),
+        Err(Error::AlreadyExists(_)) => None,
+        Err(e) => return Err(e),
+    };
     let stats = Stats::open(&opts)?;
+    // Updates are stamped with the time they are due, on one clock: the
+    // collector takes the smallest window that spans at least the rate
+    // window, and an update a millisecond late would leave the next 10 s
+    // window at 9.999 s, so the rate would jump to the 12 s window every
+    // other update. The counts are read at most a few milliseconds after
+    // their stamp.
+    let epoch = Instant::now();
+    let at = |due: Instant| Timestamp {
+        monotonic: due.saturating_duration_since(epoch),
+        unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    };
     let mut collector = Collector::new(stats.segment().clone(), config.clone())?;
     // What was there before this run: on a segment other writers share,
     // only this run's adds are ours to check.
-    let base = collector.update();
+    let base = collector.update_at(at(epoch));
     let mut others = base.live_writers.saturating_sub(1);
-    let where_ = args
-        .segment
-        .as_deref()
-        .unwrap_or("an anonymous in-process segment");
     println!(
-        "nodestats demo: {} workers, {} pkt/s in, recording into {where_} ({} shards); {}",
+        "nodestats demo: {} workers, {} pkt/s in, recording into the segment {name} ({} shards); {}",
         args.workers,
         args.rate,
         stats.segment().layout().shard_count,
@@ -123,14 +182,19 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
             format!("{} s", args.duration)
         }
     );
-    if let Some(name) = &args.segment {
-        if !created {
-            println!(
-                "  attached to the existing segment {name} ({} other writer(s) live); checking only this run's adds",
-                others
-            );
+    if created.is_none() {
+        println!(
+            "  attached to the existing segment {name} ({others} other writer(s) live); checking only this run's adds"
+        );
+    }
+    println!(
+        "  read it from another shell while this runs: {} show --segment {name}",
+        self_command()
+    );
+    for (a, w) in asked.iter().zip(&config.rate_intervals) {
+        if a != w {
+            println!("  a {a:?} rate window spans whole {update_interval:?} updates: it is {w:?}");
         }
-        println!("  read it from another shell: nodestats show --segment {name}");
     }
     let app = if args.listen.is_empty() {
         None
@@ -163,9 +227,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         .collect();
 
     let start = Instant::now();
+    println!("{}", table::LEGEND);
     println!("{}", table::HEADER);
     let mut next = start;
-    let mut last = collector.update();
+    collector.update_at(at(start));
     loop {
         next += config.update_interval;
         let now = Instant::now();
@@ -175,13 +240,13 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         if stopped() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        last = collector.update();
+        let last = collector.update_at(at(next));
         others = others.max(last.live_writers.saturating_sub(1));
         if let Some(app) = &app {
             app.state.publish(&last, collector.anomalies());
             app.updated();
         }
-        println!("{}", table::row(start.elapsed().as_secs_f64(), &last));
+        println!("{}", table::row((next - start).as_secs_f64(), &last));
     }
     let mut recorded = Recorded::default();
     for w in workers {
@@ -193,9 +258,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         recorded.retransmit_packets += r.retransmit_packets;
         recorded.nacks += r.nacks;
     }
-    let fin = collector.update();
+    let end = Instant::now();
+    let fin = collector.update_at(at(end));
     others = others.max(fin.live_writers.saturating_sub(1));
-    println!("{}", table::row(start.elapsed().as_secs_f64(), &fin));
+    println!("{}", table::row((end - start).as_secs_f64(), &fin));
     // The segment's growth during this run against what the workers
     // recorded: equal when this run was the only writer; when others wrote
     // too, every add of ours must have landed (growth at least ours).
@@ -234,19 +300,6 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
             (false, _) => "MISMATCH",
         }
     );
-    let _ = last;
-    drop(stats);
-    if let Some(name) = &args.segment {
-        // Never pull a segment from under writers that still hold it.
-        let holders = nodestats::Totals::read(collector.segment())
-            .gauges
-            .live_writers;
-        if created && !args.keep && holders == 0 {
-            let _ = Segment::unlink(name);
-        } else if created && !args.keep {
-            println!("  left {name} in place: {holders} other writer(s) still hold it");
-        }
-    }
     if exact {
         Ok(())
     } else {
@@ -254,6 +307,15 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
             "segment totals differ from recorded totals: {checks:?}"
         )))
     }
+}
+
+/// How to run this binary again from another shell: its path when that is
+/// known, else its name.
+fn self_command() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .unwrap_or_else(|| "nodestats".to_string())
 }
 
 /// One simulated SFU worker: every 10 ms, a receive batch forwarded to

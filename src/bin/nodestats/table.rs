@@ -2,7 +2,11 @@
 
 use nodestats::NodeStats;
 
-pub(crate) const HEADER: &str = "   time  rooms clients trk_in trk_out |   pkt/s in   pkt/s out |  Mbit/s in Mbit/s out |  nack/s retx/s |  cpu  window";
+/// What the columns of [`HEADER`] mean, for the line above it.
+pub(crate) const LEGEND: &str = "  rates are per second over the last `window` of updates (`*`: fewer updates so far than --rates spans); \
+`cpu%`: the whole machine's CPUs busy since the last update, all cores = 100";
+
+pub(crate) const HEADER: &str = "   time  rooms clients trk_in trk_out |   pkt/s in   pkt/s out |  Mbit/s in Mbit/s out |  nack/s retx/s | cpu%  window";
 
 /// One compact row: gauges and the first rate.
 pub(crate) fn row(elapsed_s: f64, ns: &NodeStats) -> String {
@@ -13,7 +17,7 @@ pub(crate) fn row(elapsed_s: f64, ns: &NodeStats) -> String {
         format!("{:.1}s*", r.window_seconds)
     };
     format!(
-        "{:>6.1}s {:>6} {:>7} {:>6} {:>7} | {:>10.0} {:>11.0} | {:>10.2} {:>10.2} | {:>7.0} {:>6.0} | {:>4.2} {:>7}",
+        "{:>6.1}s {:>6} {:>7} {:>6} {:>7} | {:>10.0} {:>11.0} | {:>10.2} {:>10.2} | {:>7.0} {:>6.0} | {:>4.0} {:>7}",
         elapsed_s,
         ns.num_rooms,
         ns.num_clients,
@@ -25,7 +29,7 @@ pub(crate) fn row(elapsed_s: f64, ns: &NodeStats) -> String {
         r.bytes_out * 8.0 / 1e6,
         r.nack_total,
         r.retransmit_packets_out,
-        ns.cpu_load,
+        ns.cpu_load * 100.0,
         window,
     )
 }

@@ -62,6 +62,15 @@ fn series(c: &mut Criterion) {
             .unwrap();
         let d_handle = counter.series(&["incoming", "DE"]).unwrap();
         let d_hist = histogram.series(&["DE"]).unwrap();
+        // Which words share a 64-byte line decides what an observation
+        // costs in atomic mode (a bucket add and the sum's CAS, one line or
+        // two): say where each histogram's buckets start.
+        let line = |h: &nodestats::SeriesHandle| nodestats::__testing::series_base(h) % 8;
+        println!(
+            "series: {name}: histogram words start at word {} (LiveKit's) and {} (declared) of a line",
+            line(&hist),
+            line(&d_hist)
+        );
         g.bench_function(BenchmarkId::new("declared_series_handle", name), |b| {
             b.iter(|| d_handle.inc_by(black_box(1)))
         });

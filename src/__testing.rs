@@ -9,7 +9,8 @@
 //! `Stats::record_packets` does; the control reads and writes one shard
 //! pair inside the live shard array.
 
-use crate::{Segment, SeriesStats, SeriesValue};
+pub use crate::read::series::{SeriesStats, SeriesValue};
+use crate::Segment;
 
 /// The C ABI's functions and types as Rust items.
 pub mod ffi {
@@ -111,4 +112,10 @@ pub fn declared_families(seg: &Segment) -> Vec<crate::FamilySpec> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The index of a series handle's first value word (benches place series
+/// on cache lines with it).
+pub fn series_base(h: &crate::SeriesHandle) -> usize {
+    h.base()
 }

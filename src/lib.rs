@@ -49,32 +49,42 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## Layers, lowest first
-//! Nothing imports a layer above it (CI checks it: `tests/layering.rs`).
-//! * `schema`, `gofloat` — what is counted: [`Counter`], [`Gauge`], [`Family`], the
-//!   label enums; Go's float math and formatting, so bounds and labels are
-//!   LiveKit's to the bit. Pure data and pure functions.
-//! * `cpu`, `rseq` — platform: which CPU am I on; restartable sequences.
-//! * [`segment`] — the storage ABI (`SEGMENT.md`) and its concurrency
-//!   protocols: header, mapping, locks, shards, writer slots, thread rows,
-//!   series directory.
-//! * `write` — [`Stats`], the one per-CPU adder, [`ThreadStats`],
-//!   [`SeriesHandle`], [`ThreadSeries`].
-//! * [`read`] — the one reader, the [`Collector`], [rates](read::rate),
-//!   [`NodeStats`].
-//! * [`sys`] — CPU, memory, load and network probes.
-//! * [`prom`] — the [`Exporter`] and its text encoder.
-//! * `cluster` — (feature `cluster`) the LiveKit-compatible Redis node
-//!   registry: publish, list, sweep and select nodes.
-//! * `ffi` — the C ABI (`include/nodestats.h`).
+//! ## The public API, by what you do with it
+//! * **Open and record** — [`Stats`] ([`Stats::open`], [`Stats::anonymous`],
+//!   [`SegmentOptions`]), [`Direction`], [`TrackKind`]; per thread:
+//!   [`ThreadStats`] ([`Stats::thread_writer`]).
+//! * **Labeled series and your own metrics** — [`Stats::series`] →
+//!   [`SeriesHandle`], [`ThreadStats::series`] → [`ThreadSeries`];
+//!   [`Stats::declare`] with a [`FamilySpec`] → [`DeclaredFamily`];
+//!   [`FamilyId`]; LiveKit's 49 [`Family`]s and their [`FAMILIES`] table;
+//!   `MetricsRecorder` (feature `metrics`) for the `metrics` facade.
+//! * **LiveKit's recording calls** — the `Stats::record_*`, `room_*`,
+//!   `participant_*`, `track_*`… methods, one per LiveKit telemetry call.
+//! * **Read** — [`Collector`] ([`CollectorConfig`], [`NodeStats`],
+//!   [`NodeStatsRate`], [`Anomalies`]; rates in [`read::rate`]), [`Totals`]
+//!   for raw sums, system probes in [`sys`].
+//! * **Export** — [`Exporter`] (a `prometheus` collector and text encoder),
+//!   [`ExporterState`]; `cluster` (feature `cluster`): the Redis node
+//!   registry.
+//! * **The segment** — [`Segment`], [`Layout`], [`Capacities`],
+//!   [`WriteMode`], [`SegmentStatus`], [`Access`], the layout constants
+//!   ([`MAGIC`], [`LAYOUT_MAJOR`], …); its bytes are specified in
+//!   `SEGMENT.md`.
+//! * **Errors** — [`Error`], [`Result`].
+//! * **C** — `include/nodestats.h` (the `ffi` module is the C ABI, not a
+//!   Rust API).
+//!
+//! Inside, the code is layered, lowest first, and nothing imports a layer
+//! above it (`tests/layering.rs` checks it): the schema of what is counted;
+//! the platform (current CPU, restartable sequences); the segment (the
+//! storage ABI and its protocols, with loom models); writers and readers;
+//! the exporter; the node registry; the C ABI and the binary.
 
-#![deny(missing_docs, unsafe_op_in_unsafe_fn, unsafe_code)]
-#![warn(
-    missing_debug_implementations,
-    rust_2018_idioms,
-    unreachable_pub,
-    clippy::undocumented_unsafe_blocks
-)]
+// The API's own lints; those every target keeps are in Cargo.toml's
+// [lints] (unsafe_op_in_unsafe_fn, rust_2018_idioms,
+// clippy::undocumented_unsafe_blocks).
+#![deny(missing_docs, unsafe_code)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 #[cfg(feature = "cluster")]
 pub mod cluster;
@@ -91,13 +101,14 @@ mod error;
 mod ffi;
 #[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub, dead_code))]
 mod gofloat;
-pub mod prom;
+#[cfg_attr(not(any(test, feature = "testing")), allow(unused_imports))]
+mod prom;
 pub mod read;
 #[allow(unsafe_code)]
 mod rseq;
 mod schema;
 #[allow(unsafe_code)]
-pub mod segment;
+mod segment;
 mod sync;
 pub mod sys;
 #[allow(unsafe_code)]
@@ -109,11 +120,9 @@ mod write;
 pub mod __testing;
 
 pub use error::{Error, Result};
-pub use prom::{Exporter, ExporterState};
-pub use read::{
-    Anomalies, Collector, CollectorConfig, NodeStats, NodeStatsRate, SeriesStats, SeriesValue,
-    Timestamp, Totals,
-};
+pub use prom::exporter::{Exporter, ExporterState};
+pub use read::collector::{Anomalies, Collector, CollectorConfig, Timestamp, Totals, MAX_HISTORY};
+pub use read::node_stats::{NodeStats, NodeStatsRate};
 pub use schema::{
     Buckets, ConnectionQuality, Counter, Direction, Family, FamilyDef, FamilyId, FamilySpec, Gauge,
     Kind, TrackKind, TrackSource, COUNTERS, DEFAULT_BUCKETS, DEFAULT_LIVEKIT_MAX_SERIES,
@@ -121,7 +130,12 @@ pub use schema::{
     MAX_FAMILY_LABELS, MAX_HELP_BYTES, MAX_LABEL_NAME_BYTES, MAX_NAME_BYTES, MAX_UNIT_BYTES,
 };
 pub use segment::slots::GaugeTotals;
-pub use segment::{Access, Capacities, Layout, Segment, SegmentOptions, SegmentStatus, WriteMode};
+pub use segment::{
+    Access, Capacities, Layout, Segment, SegmentOptions, SegmentStatus, WriteMode,
+    DEFAULT_FAMILIES, DEFAULT_INIT_WAIT, DEFAULT_MODE, DEFAULT_SERIES, DEFAULT_STRINGS,
+    DEFAULT_THREAD_ROWS, DEFAULT_VALUES_PER_SHARD, DEFAULT_WRITER_SLOTS, HEADER_SIZE, LAYOUT_MAJOR,
+    LAYOUT_MINOR, MAGIC,
+};
 #[cfg(feature = "metrics")]
 pub use write::MetricsRecorder;
 pub use write::{DeclaredFamily, SeriesHandle, Stats, ThreadSeries, ThreadStats};

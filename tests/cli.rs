@@ -22,11 +22,8 @@ fn nodestats(args: &[&str]) -> Command {
 fn mkfifo(path: &str) {
     let c = CString::new(path).unwrap();
     // SAFETY: a valid NUL-terminated path.
-    assert_eq!(
-        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
-        0,
-        "mkfifo {path}"
-    );
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {path}");
 }
 
 /// Sends `sig` to `child` and returns how long it took to exit; panics

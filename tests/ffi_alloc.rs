@@ -30,10 +30,8 @@ fn open(name: *const std::ffi::c_char) -> *mut nodestats_t {
 fn read(s: *mut nodestats_t) -> nodestats_node_stats {
     let mut ns = std::mem::MaybeUninit::uninit();
     // SAFETY: `s` is a live handle; `ns` is writable.
-    assert_eq!(
-        unsafe { nodestats_read(s, ns.as_mut_ptr()) },
-        nodestats_status::Ok
-    );
+    let st = unsafe { nodestats_read(s, ns.as_mut_ptr()) };
+    assert_eq!(st, nodestats_status::Ok);
     // SAFETY: nodestats_read returned OK, so it wrote `ns`.
     unsafe { ns.assume_init() }
 }

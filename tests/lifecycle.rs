@@ -9,7 +9,7 @@
 mod common;
 
 use common::{ShmName, TempDir};
-use nodestats::segment::HEADER_SIZE;
+use nodestats::HEADER_SIZE;
 use nodestats::{Access, Collector, CollectorConfig, Direction, Error, Family, Segment};
 use nodestats::{SegmentOptions, Stats};
 use std::fs::File;

@@ -294,10 +294,8 @@ mod linux {
             let inherited_series = inherited.series(Family::NackTotal, &fr).unwrap();
             let mut c_inherited = ptr::null_mut();
             // SAFETY: `handle` is live; `c_inherited` is writable.
-            assert_eq!(
-                unsafe { nodestats_thread_open(handle, &mut c_inherited) },
-                nodestats_status::Ok
-            );
+            let st = unsafe { nodestats_thread_open(handle, &mut c_inherited) };
+            assert_eq!(st, nodestats_status::Ok);
             let (c_inherited_series, st) = c_series(c_inherited);
             assert_eq!(st, nodestats_status::Ok);
             let end = in_strict_child_after(

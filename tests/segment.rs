@@ -3,8 +3,8 @@
 mod common;
 
 use common::{ShmName, TempDir};
-use nodestats::segment::{HEADER_SIZE, LAYOUT_MAJOR, MAGIC};
 use nodestats::{Access, Collector, Direction, Error, Segment, SegmentOptions, Stats};
+use nodestats::{HEADER_SIZE, LAYOUT_MAJOR, MAGIC};
 use std::os::unix::fs::PermissionsExt;
 
 fn path_str(p: &std::path::Path) -> String {

@@ -368,18 +368,10 @@ impl Exporter {
         let (segment, status) = published.unwrap_or((self.segment.clone(), SegmentStatus::Current));
         // A file shrunk under the mapping must not be read (a fault); the
         // scrape then exports only what it knows without it.
-        let faults = segment.faults();
-        let mut readable = segment.check_size().is_ok();
-        let mut scrape = if readable {
-            Scrape::read(&segment)
-        } else {
-            Scrape::unreadable()
+        let (readable, scrape) = match crate::read::reader::guarded(&segment, Scrape::read) {
+            Ok(s) => (true, s),
+            Err(_) => (false, Scrape::unreadable()),
         };
-        if segment.faults() != faults {
-            // The file shrank during the read (see `segment::bus`).
-            readable = false;
-            scrape = Scrape::unreadable();
-        }
         let Scrape {
             counters,
             gauges,

@@ -10,7 +10,7 @@
 //! families are methods of [`Stats`](crate::Stats) (`record_packet_loss`,
 //! `record_rtt`, …).
 
-mod exporter;
+pub(crate) mod exporter;
 mod text;
 
-pub use exporter::{Exporter, ExporterState};
+pub(crate) use exporter::{Exporter, ExporterState};

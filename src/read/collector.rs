@@ -428,22 +428,14 @@ impl Collector {
 
     /// [`try_update`](Self::try_update) at `now`.
     pub fn try_update_at(&mut self, now: Timestamp) -> Result<NodeStats> {
-        let read = self
-            .check_segment()
-            .and_then(|()| self.segment.check_size());
-        if let Err(e) = read {
+        if let Err(e) = self.check_segment() {
             return Err(self.unreadable(e));
         }
-        let faults = self.segment.faults();
-        let totals = Totals::read(&self.segment);
-        if self.segment.faults() != faults {
-            // The file shrank while it was read: what was read is partly
-            // zeros. Not an update.
-            let e = self.segment.check_size().err().unwrap_or(Error::BadLayout(
-                "the segment file shrank while it was read",
-            ));
-            return Err(self.unreadable(e));
-        }
+        // Partly zeros when the file shrank while it was read: not an update.
+        let totals = match super::reader::guarded(&self.segment, Totals::read) {
+            Ok(t) => t,
+            Err(e) => return Err(self.unreadable(e)),
+        };
         let sys = match &mut self.system {
             Some(p) => p.sample(),
             None => SystemSample::default(),

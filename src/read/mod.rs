@@ -7,8 +7,8 @@
 //! * [`NodeStats`] / [`NodeStatsRate`] — LiveKit's record, with its JSON
 //!   and protobuf encodings.
 
-mod collector;
-mod node_stats;
+pub(crate) mod collector;
+pub(crate) mod node_stats;
 pub(crate) mod proto;
 pub mod rate;
 pub(crate) mod reader;
@@ -16,6 +16,9 @@ pub(crate) mod series;
 
 mod livekit_time;
 mod protojson;
-pub use collector::{Anomalies, Collector, CollectorConfig, Timestamp, Totals, MAX_HISTORY};
-pub use node_stats::{NodeStats, NodeStatsRate};
-pub use series::{SeriesStats, SeriesValue};
+// Their public path is the crate root (`nodestats::Collector`, …); these
+// are the crate's own short paths.
+#[allow(unused_imports)]
+pub(crate) use collector::{Anomalies, Collector, CollectorConfig, Timestamp, Totals, MAX_HISTORY};
+pub(crate) use node_stats::{NodeStats, NodeStatsRate};
+pub(crate) use series::{SeriesStats, SeriesValue};

@@ -7,11 +7,28 @@
 //! with the read is counted now or in the next read, never lost.
 
 use super::series::{read_all_with, SeriesStats, SeriesValue};
+use crate::error::{Error, Result};
 use crate::schema::{FamilyId, FamilySpec, COUNTERS, LIVEKIT_FAMILIES};
 use crate::segment::rows;
 use crate::segment::shard::sum_all;
 use crate::segment::slots::{merge, GaugeTotals};
 use crate::segment::Segment;
+
+/// Runs `read` on `seg` unless its file shrank under the mapping before or
+/// during the read (a read of a shrunk file faults into zero pages, see
+/// `segment::bus`): then the error that says so, and whatever `read` got
+/// is dropped. The collector and the exporter read only through it.
+pub(crate) fn guarded<T>(seg: &Segment, read: impl FnOnce(&Segment) -> T) -> Result<T> {
+    seg.check_size()?;
+    let faults = seg.faults();
+    let got = read(seg);
+    if seg.faults() != faults {
+        return Err(seg.check_size().err().unwrap_or(Error::BadLayout(
+            "the segment file shrank while it was read",
+        )));
+    }
+    Ok(got)
+}
 
 /// The fixed counters summed over every shard and every thread row (live,
 /// released or dead: counters are ownerless), indexed by

@@ -103,6 +103,7 @@ impl Declarer for Writer<'_> {
     }
 }
 
+/// Labeled series and families declared at run time.
 impl Stats {
     /// Declares a family of this segment (slow path, any process): writes
     /// its description into the segment's family directory, so every reader

@@ -48,6 +48,11 @@ fn int_label_signed(buf: &mut [u8; 20], v: i64) -> &str {
     std::str::from_utf8(&buf[start..]).unwrap_or("0")
 }
 
+/// LiveKit's recording calls: one method per call of LiveKit's telemetry
+/// (`prometheus.IncrementPackets`, `RecordRTT`, `RoomStarted`, …), with the
+/// same labels and buckets. Each resolves its labeled series through the
+/// writer's cache (a hash probe), then records without a lock; for a
+/// per-packet path, resolve a [`SeriesHandle`](crate::SeriesHandle) once.
 impl Stats {
     /// The series' value base: cached, else registered; `None` only for a
     /// label-count mistake in this file (tests cover every call).

@@ -27,21 +27,29 @@
 //! (an atomic flag per cell) and read only by the owning thread, so a
 //! forked child reads a null row instead of its parent's.
 
+// In the order `Stats`' documentation shows its methods: opening and
+// recording, then declared families and series, then thread writers, and
+// LiveKit's recording calls last.
+mod stats;
+
+#[deny(unsafe_code)]
+mod declared;
+
+mod series;
+
+pub(crate) mod thread;
+
+#[deny(unsafe_code)]
+mod livekit;
+
 mod adder;
 #[deny(unsafe_code)]
 mod cache;
 #[deny(unsafe_code)]
-mod declared;
-#[deny(unsafe_code)]
 mod family;
-#[deny(unsafe_code)]
-mod livekit;
 #[cfg(feature = "metrics")]
 #[deny(unsafe_code)]
 mod recorder;
-mod series;
-mod stats;
-pub(crate) mod thread;
 #[deny(unsafe_code)]
 mod writer;
 

@@ -655,6 +655,7 @@ impl ThreadSeries<'_> {
     }
 }
 
+/// Thread writers.
 impl Stats {
     /// A thread writer for the calling thread: claims a row of the
     /// segment's counters for it (see [`ThreadStats`]). Fails with

@@ -68,8 +68,9 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
     }
 }
 
-/// A merged series read from the segment.
+/// A merged series read from the segment (public for the test door only).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
 pub struct SeriesValue {
     /// Family: one of LiveKit's or a declared one.
     pub family: FamilyId,
@@ -85,6 +86,7 @@ pub struct SeriesValue {
 
 /// What the reader found besides the series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "testing")), allow(unreachable_pub))]
 pub struct SeriesStats {
     /// Label values that did not fit in the intern table.
     pub strings_overflowed: u64,

@@ -205,8 +205,8 @@ fn a_foreign_owner_is_refused_unless_allowed() {
 
 #[test]
 fn the_exporter_listens_on_loopback_by_default() {
-    let exe = env!("CARGO_BIN_EXE_nodestats");
-    let help = Command::new(exe)
+    let exe = common::nodestats_bin();
+    let help = Command::new(&exe)
         .args(["serve", "--help"])
         .output()
         .unwrap();

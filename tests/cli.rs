@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn nodestats(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nodestats"));
+    let mut c = Command::new(common::nodestats_bin());
     c.args(args).stdin(Stdio::null());
     c
 }

@@ -130,7 +130,7 @@ fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -
 }
 
 fn nodes_cli(url: &str, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nodestats"))
+    Command::new(common::nodestats_bin())
         .args(["nodes", "--redis", url])
         .args(extra)
         .output()

@@ -282,7 +282,7 @@ fn a_process_that_never_declared_opens_by_name() {
         9.0
     );
     // `nodestats show --metrics`, another reader told nothing, too.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodestats"))
+    let out = std::process::Command::new(common::nodestats_bin())
         .args(["show", "--segment", &seg.0, "--metrics"])
         .output()
         .unwrap();

@@ -212,7 +212,7 @@ fn sigterm_stops_promptly_and_cleanly() {
 fn a_missing_segment_is_a_clear_error() {
     let name = format!("/nodestats-serve-missing-{}", std::process::id());
     let _ = Segment::unlink(&name);
-    let out = Command::new(env!("CARGO_BIN_EXE_nodestats"))
+    let out = Command::new(common::nodestats_bin())
         .args(["serve", "--segment", &name, "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .output()

@@ -99,7 +99,7 @@ pub fn run<C>(ctx: &mut C, tests: &[Test<C>]) -> usize {
 /// Starts `nodestats serve` on the segment with a free loopback port and
 /// the extra arguments; returns the child and the address it printed.
 pub fn serve(segment: &str, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nodestats"))
+    let mut child = Command::new(nodestats_bin())
         .args(["serve", "--segment", segment, "--listen", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -245,4 +245,23 @@ impl Drop for ShmName {
     fn drop(&mut self) {
         let _ = Segment::unlink(&self.0);
     }
+}
+
+/// The `nodestats` binary of this build (package `nodestats-cli`, built
+/// beside the tests by `cargo test` at the repository root, whose default
+/// members are both packages).
+pub fn nodestats_bin() -> std::path::PathBuf {
+    // A test binary is target/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().expect("this test binary");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("nodestats"))
+        .expect("target/<profile>/");
+    assert!(
+        bin.is_file(),
+        "no {} (run the tests from the repository root, or `cargo build -p nodestats-cli` first)",
+        bin.display()
+    );
+    bin
 }

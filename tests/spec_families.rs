@@ -242,3 +242,32 @@ fn a_reader_written_from_the_spec_finds_declared_families_and_their_values() {
         "{sum}"
     );
 }
+
+/// SEGMENT.md lists the `exp` families' bounds as decimals; they are the
+/// library's bounds, bit for bit.
+#[test]
+fn the_specs_exp_bounds_are_the_librarys() {
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SEGMENT.md")).unwrap();
+    let mut checked = 0;
+    for f in nodestats::FAMILIES.iter() {
+        let short = f.name.strip_prefix("livekit_").unwrap();
+        let Some(line) = spec
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("- `{short}`: ")))
+        else {
+            continue;
+        };
+        let listed: Vec<u64> = line
+            .split(", ")
+            .map(|v| v.parse::<f64>().unwrap().to_bits())
+            .collect();
+        let (b, n) = f.buckets.bounds();
+        let lib: Vec<u64> = b[..n].iter().map(|v| v.to_bits()).collect();
+        assert_eq!(listed, lib, "{}", f.name);
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 3,
+        "SEGMENT.md lists the bounds of the three exp families"
+    );
+}

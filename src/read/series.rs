@@ -118,6 +118,12 @@ pub(crate) fn read_all_with(
         series_overflowed: r.alloc[alloc::SERIES_OVERFLOWED].load(Ordering::Relaxed),
         ..SeriesStats::default()
     };
+    // Entries first, then strings: a writer interns a series' label
+    // values before it claims the entry, so every entry below `n_series`
+    // names strings below the `n_strings` loaded after it. (In the other
+    // order a series registered between the two loads would name a string
+    // not yet counted, and read as corrupt.)
+    let n_series = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
     let n_strings =
         (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
     let strings: Vec<Option<String>> = (0..n_strings)
@@ -126,7 +132,6 @@ pub(crate) fn read_all_with(
                 .and_then(|(b, len)| String::from_utf8(b[..len].to_vec()).ok())
         })
         .collect();
-    let n_series = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
     stats.registered = n_series.saturating_sub(LIVEKIT_FAMILIES) as u64;
     // Writer slots whose labeled gauges count: active, with a live writer.
     let live: Vec<usize> = seg

@@ -60,23 +60,10 @@ fn key_hash(family: FamilyId, labels: &[&str]) -> u64 {
 }
 
 impl Mirror {
-    /// Reads the strings and entries published since the last sync.
+    /// Reads the entries and strings published since the last sync.
     fn sync(&mut self, r: &Region<'_>) {
-        let ns =
-            (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
-        let mut holes = std::mem::take(&mut self.string_holes);
-        holes.extend(self.strings_seen..ns);
-        self.strings_seen = self.strings_seen.max(ns);
-        for i in holes {
-            match read_string(&r.strings[i]) {
-                Some((b, len)) => {
-                    if let Ok(s) = std::str::from_utf8(&b[..len]) {
-                        self.strings.entry(s.into()).or_insert(i as u32);
-                    }
-                }
-                None => self.string_holes.push(i),
-            }
-        }
+        // Entries, then strings (as readers do, SEGMENT.md §8): the strings
+        // of every entry read are read too.
         let nd = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
         let mut holes = std::mem::take(&mut self.entry_holes);
         holes.extend(self.entries_seen..nd);
@@ -99,6 +86,21 @@ impl Mirror {
                 self.entries
                     .entry(((w1 & 0xffff) as u16, ids))
                     .or_insert((base, n));
+            }
+        }
+        let ns =
+            (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
+        let mut holes = std::mem::take(&mut self.string_holes);
+        holes.extend(self.strings_seen..ns);
+        self.strings_seen = self.strings_seen.max(ns);
+        for i in holes {
+            match read_string(&r.strings[i]) {
+                Some((b, len)) => {
+                    if let Ok(s) = std::str::from_utf8(&b[..len]) {
+                        self.strings.entry(s.into()).or_insert(i as u32);
+                    }
+                }
+                None => self.string_holes.push(i),
             }
         }
     }

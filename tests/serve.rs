@@ -208,6 +208,53 @@ fn sigterm_stops_promptly_and_cleanly() {
     assert!(TcpStream::connect(&s.addr).is_err(), "still listening");
 }
 
+/// stdout and stderr lost their readers (a restarted log shipper):
+/// `serve` prints its address and warnings into closed pipes, keeps
+/// serving, and stops cleanly on SIGTERM, never by a panic (exit 101).
+#[test]
+fn lost_log_pipes_never_take_serve_down() {
+    let name = common::ShmName::new("serve-lost-pipes");
+    let stats = Stats::open(&SegmentOptions::new().name(name.to_string())).unwrap();
+    stats.room_started();
+    // Port 0 and a non-loopback warning would need a real address; the
+    // address line on stdout and the shutdown path are what we exercise.
+    let mut child = Command::new(common::nodestats_bin())
+        .args([
+            "serve",
+            "--segment",
+            &name,
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "0.1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read ends before serve writes anything.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve exited with its logs gone: {:?}",
+        child.try_wait()
+    );
+    // SAFETY: signalling our own child process by pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(3), "serve did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
+
 #[test]
 fn a_missing_segment_is_a_clear_error() {
     let name = format!("/nodestats-serve-missing-{}", std::process::id());

@@ -364,7 +364,7 @@ pub(crate) fn start_with(
     };
     let local = listener.local_addr()?;
     if !local.ip().is_loopback() {
-        eprintln!(
+        note!(
             "nodestats: warning: listening on {local} (--listen {addr}), not a loopback address: \
              anyone who can reach it can read /metrics and /stats"
         );
@@ -372,7 +372,7 @@ pub(crate) fn start_with(
     let files = raise_nofile();
     let fit = files.saturating_sub(OVERFLOW + FD_RESERVE).max(1);
     if max_connections > fit {
-        eprintln!(
+        note!(
             "nodestats: serving at most {fit} connections at once on {local}: the open-file limit is {files}"
         );
     }

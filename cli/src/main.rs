@@ -2,6 +2,24 @@
 //! table), `show` (read a segment read-only) and `serve` (export it over
 //! HTTP).
 
+/// Writes a line to stderr. A lost reader (a closed pipe: a restarted log
+/// shipper or journald) never takes the process down, as `eprintln!`'s
+/// panic would.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`note!`] for stdout.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod demo;
 mod http;
 mod nodes;
@@ -148,7 +166,7 @@ fn main() -> ExitCode {
     match (result, signals::stop_signal()) {
         (Ok(()), _) => ExitCode::SUCCESS,
         (Err(e), stop) => {
-            eprintln!("nodestats: {e}");
+            note!("nodestats: {e}");
             // Interrupted by a stop signal: say so in the status, as a
             // shell would.
             ExitCode::from(stop.map_or(1, |sig| 128 + sig as u8))

@@ -90,7 +90,7 @@ impl Publishing {
     pub(crate) fn finish(self) {
         if let Some(p) = self.0 {
             if !p.shutdown() {
-                eprintln!("nodestats serve: could not remove this node from the Redis registry");
+                note!("nodestats serve: could not remove this node from the Redis registry");
             }
         }
     }

@@ -98,7 +98,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     let app = app(exporter, interval);
     let (addr, server) = http::start_with(&args.listen, app.clone(), args.max_connections as usize)
         .map_err(|e| Failure::Listen(args.listen.clone(), e))?;
-    println!(
+    say!(
         "nodestats serve: {} on http://{addr}/metrics (also /stats, /healthz)",
         args.segment
     );

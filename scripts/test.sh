@@ -27,6 +27,9 @@ if ! command -v redis-server >/dev/null; then
   fi
 fi
 
+# The tests that run the `nodestats` binary (package nodestats-cli) find it
+# in target/debug/: build it first (cargo test builds only its test harness).
+cargo build -p nodestats-cli
 cargo test --all-targets --no-fail-fast
 cargo test --doc
 cargo run --release -- demo --duration 3 --interval 1 --workers 3 --rate 30000 --listen ""

@@ -247,9 +247,11 @@ impl Drop for ShmName {
     }
 }
 
-/// The `nodestats` binary of this build (package `nodestats-cli`, built
-/// beside the tests by `cargo test` at the repository root, whose default
-/// members are both packages).
+/// The `nodestats` binary of this build (package `nodestats-cli`), in the
+/// target directory the tests run from. `cargo test` builds only its test
+/// harness, not the binary: `scripts/test.sh` runs `cargo build -p
+/// nodestats-cli` first (so must anyone running one test by hand after a
+/// change to `cli/`).
 pub fn nodestats_bin() -> std::path::PathBuf {
     // A test binary is target/<profile>/deps/<name>-<hash>.
     let exe = std::env::current_exe().expect("this test binary");
@@ -260,7 +262,7 @@ pub fn nodestats_bin() -> std::path::PathBuf {
         .expect("target/<profile>/");
     assert!(
         bin.is_file(),
-        "no {} (run the tests from the repository root, or `cargo build -p nodestats-cli` first)",
+        "no {}: run `cargo build -p nodestats-cli` first (scripts/test.sh does)",
         bin.display()
     );
     bin

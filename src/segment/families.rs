@@ -351,7 +351,9 @@ pub(crate) fn read_entry(e: &FamilyEntry) -> Option<Declared> {
     if kind == Kind::Histogram {
         check_buckets(&name, &buckets).ok()?;
     }
-    let max_series = u32::try_from(e.w[word::MAX_SERIES].load(Ordering::Relaxed)).ok()?;
+    let max_series = u32::try_from(e.w[word::MAX_SERIES].load(Ordering::Relaxed))
+        .ok()
+        .filter(|&n| n >= 1)?;
     let overflow_entry = u32::try_from(e.w[word::OVERFLOW_ENTRY].load(Ordering::Relaxed)).ok()?;
     let spec = FamilySpec {
         name,
@@ -651,7 +653,9 @@ mod tests {
                 w.store(*v, Ordering::Relaxed);
             }
         };
-        let damage: [(usize, u64); 8] = [
+        let damage: [(usize, u64); 10] = [
+            (word::MAX_SERIES, 0),                            // no cap written
+            (word::MAX_SERIES, u64::MAX),                     // not a u32
             (word::SHAPE, good[word::SHAPE] | 0xff),          // kind 255
             (word::SHAPE, good[word::SHAPE] | 0xff << 8),     // 255 labels
             (word::SHAPE, good[word::SHAPE] & !(0xff << 16)), // histogram, no bounds

@@ -1564,7 +1564,7 @@ void nodestats_family_spec_init(struct nodestats_family_spec *spec);
  * `NODESTATS_STATUS_FAMILY_DIRECTORY_FULL` when the segment's family
  * directory is full (128 families by default);
  * `NODESTATS_STATUS_FAMILY_BUSY` when another live process has been
- * declaring the same name for longer than 0.5 s without finishing (retry);
+ * declaring the same name for longer than 5 s without finishing (retry);
  * `NODESTATS_STATUS_UNSUPPORTED_VERSION` for a segment made by a nodestats
  * older than layout 2.2, which has no family directory. A reader never
  * sees a family half-declared.

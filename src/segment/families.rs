@@ -439,21 +439,24 @@ pub(crate) fn declare(
                     };
                 }
                 CLAIMED => {
+                    // A dead declarer's claim is taken over at once; a live
+                    // one's is waited for, up to the declarer's patience.
+                    let claimer = (st >> 8) & 0xffff;
+                    if d.claimer_dead(claimer) {
+                        let mine = state(CLAIMED, d.claimer(), h);
+                        if e.w[word::STATE]
+                            .compare_exchange(st, mine, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok()
+                        {
+                            return describe(e, k, spec, h, d);
+                        }
+                        continue;
+                    }
                     if d.pause(waited) {
                         waited += 1;
                         continue;
                     }
-                    let claimer = (st >> 8) & 0xffff;
-                    if !d.claimer_dead(claimer) {
-                        return Err(Error::FamilyBusy(spec.name.clone()));
-                    }
-                    let mine = state(CLAIMED, d.claimer(), h);
-                    if e.w[word::STATE]
-                        .compare_exchange(st, mine, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                    {
-                        return describe(e, k, spec, h, d);
-                    }
+                    return Err(Error::FamilyBusy(spec.name.clone()));
                 }
                 _ => break,
             }

@@ -10,9 +10,11 @@ use crate::segment::families::{declare, Declarer};
 use crate::segment::series::{add_entry, Shape, OVERFLOW_ID};
 use std::time::{Duration, Instant};
 
-/// How long a declaration waits for another process's unfinished claim of
-/// the same entry before it asks whether that process lives.
-const CLAIM_WAIT: Duration = Duration::from_millis(500);
+/// How long a declaration waits for another live process's unfinished
+/// claim of the same entry (describing takes microseconds; this is for a
+/// declarer descheduled on a loaded machine) before it gives up as busy.
+/// A dead declarer's claim is taken over at once.
+const CLAIM_WAIT: Duration = Duration::from_secs(5);
 
 /// A family declared in a segment: open its series by label values. Made
 /// by [`Stats::declare`]; cheap to clone.

@@ -14,7 +14,7 @@ use nodestats::{
 use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const PROCS: usize = 6;
 const PER_PROC: u64 = 10_000;
@@ -94,10 +94,7 @@ fn child_main(args: &[String]) {
             let h = g.series(&["udp"]).unwrap();
             h.add(5);
             std::mem::forget(h);
-            println!("ready");
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
+            common::ready_then_wait()
         }
         // Open a family this process never declared, by name.
         "by-name" => {

@@ -51,10 +51,7 @@ fn child_main(args: &[String]) {
                 .unwrap();
             handle.add(5);
             std::mem::forget(handle);
-            println!("ready");
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
+            common::ready_then_wait()
         }
         // Raise 3 rooms, fork a helper that keeps the inherited handle and
         // also opens its own (one participant), then wait to be killed.
@@ -77,10 +74,7 @@ fn child_main(args: &[String]) {
                     std::hint::black_box(&stats);
                 }
             }
-            println!("ready");
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
+            common::ready_then_wait()
         }
         other => panic!("unknown child mode {other}"),
     }

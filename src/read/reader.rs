@@ -9,7 +9,9 @@
 use super::series::{read_all_with, SeriesStats, SeriesValue};
 use crate::error::{Error, Result};
 use crate::schema::{FamilyId, FamilySpec, COUNTERS, LIVEKIT_FAMILIES};
+use crate::segment::families::{Declared, FamilyRegion};
 use crate::segment::rows;
+use crate::segment::series::Shapes;
 use crate::segment::shard::sum_all;
 use crate::segment::slots::{merge, GaugeTotals};
 use crate::segment::Segment;
@@ -94,14 +96,11 @@ impl DeclaredFamilies {
         }
     }
 
-    /// Reads the segment's family directory (nothing for segments made
-    /// before it existed).
-    pub(crate) fn read(seg: &Segment) -> Self {
-        let Some(r) = seg.family_region() else {
-            return Self::none();
-        };
+    /// What `scan` (of `r`, the segment's family directory) found, with
+    /// the overflow counts.
+    fn of_scan(r: &FamilyRegion<'_>, scan: Vec<(usize, Option<Declared>)>) -> Self {
         let mut out = Self::none();
-        for (k, d) in r.scan() {
+        for (k, d) in scan {
             match d {
                 Some(d) => {
                     let id = FamilyId::declared(k);
@@ -141,13 +140,23 @@ impl Scrape {
         let mut known: Vec<Option<bool>> = vec![None; seg.slots().len()];
         let mut alive = |i: usize| *known[i].get_or_insert_with(|| seg.slot_alive(i));
         let gauges = merge(seg.slots(), &mut alive);
-        let (series, series_stats) = read_all_with(seg, &mut alive);
+        // The family directory, read once: the series' shapes and the
+        // declared families exported both come from it.
+        let (shapes, families) = match seg.family_region() {
+            Some(r) => {
+                let scan = r.scan();
+                let shapes = Shapes::of_scan(r.entries.len(), &scan);
+                (shapes, DeclaredFamilies::of_scan(&r, scan))
+            }
+            None => (Shapes::livekit_only(), DeclaredFamilies::none()),
+        };
+        let (series, series_stats) = read_all_with(seg, &shapes, &mut alive);
         Scrape {
             counters: shard_sums(seg),
             gauges,
             series,
             series_stats,
-            families: DeclaredFamilies::read(seg),
+            families,
         }
     }
 }

@@ -103,13 +103,15 @@ pub struct SeriesStats {
 /// and counted. (Scrapes use [`read_all_with`]; this is for the test door.)
 #[cfg(any(test, feature = "testing"))]
 pub(crate) fn read_all(seg: &Segment) -> (Vec<SeriesValue>, SeriesStats) {
-    read_all_with(seg, |i| seg.slot_alive(i))
+    read_all_with(seg, &seg.series_region().shapes(), |i| seg.slot_alive(i))
 }
 
-/// [`read_all`] asking `alive(i)` whether writer slot `i`'s writer lives
-/// (only for active slots), so a scrape can ask the kernel once per slot.
+/// [`read_all`] with the families' `shapes` already read, asking
+/// `alive(i)` whether writer slot `i`'s writer lives (only for active
+/// slots), so a scrape reads the family directory and asks the kernel once.
 pub(crate) fn read_all_with(
     seg: &Segment,
+    shapes: &Shapes,
     mut alive: impl FnMut(usize) -> bool,
 ) -> (Vec<SeriesValue>, SeriesStats) {
     let r = seg.series_region();
@@ -143,13 +145,12 @@ pub(crate) fn read_all_with(
         .collect();
     // What thread writers' rows hold of the values.
     let in_rows = r.row_values();
-    let shapes = r.shapes();
     let mut merged: HashMap<(FamilyId, Vec<String>), SeriesValue> = HashMap::new();
     for e in &r.dir[..n_series] {
         if e.w[0].load(Ordering::Acquire) != PUBLISHED {
             continue;
         }
-        let Some(e) = read_entry(&r, &shapes, e) else {
+        let Some(e) = read_entry(&r, shapes, e) else {
             stats.corrupt_entries += 1;
             continue;
         };

@@ -316,7 +316,7 @@ impl fmt::Display for FamilySpec {
 
 /// A Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`, not starting with
 /// `__`, at most [`MAX_NAME_BYTES`].
-pub(crate) fn check_metric_name(name: &str) -> Result<(), String> {
+fn check_metric_name(name: &str) -> Result<(), String> {
     let ok_first = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b':';
     let ok = |b: u8| ok_first(b) || b.is_ascii_digit();
     let b = name.as_bytes();
@@ -335,7 +335,7 @@ pub(crate) fn check_metric_name(name: &str) -> Result<(), String> {
 
 /// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with
 /// `__`, at most [`MAX_LABEL_NAME_BYTES`].
-pub(crate) fn check_label_name(name: &str) -> Result<(), String> {
+fn check_label_name(name: &str) -> Result<(), String> {
     let ok_first = |b: u8| b.is_ascii_alphabetic() || b == b'_';
     let b = name.as_bytes();
     if b.is_empty()
@@ -353,7 +353,7 @@ pub(crate) fn check_label_name(name: &str) -> Result<(), String> {
 
 /// Histogram bounds: 1 to [`MAX_DECLARED_BUCKETS`], finite, strictly
 /// increasing.
-pub(crate) fn check_buckets(name: &str, b: &[f64]) -> Result<(), String> {
+fn check_buckets(name: &str, b: &[f64]) -> Result<(), String> {
     if b.is_empty() || b.len() > MAX_DECLARED_BUCKETS {
         return Err(format!(
             "histogram {name:?} has {} bounds: 1 to {MAX_DECLARED_BUCKETS}",

@@ -25,7 +25,6 @@
 //! once its writer slot is no longer held. Nothing is ever moved or freed.
 
 use crate::error::{Error, Result};
-use crate::schema::spec::{check_buckets, check_label_name, check_metric_name};
 use crate::schema::{
     Family, FamilyId, FamilySpec, Kind, LIVEKIT_FAMILIES, MAX_DECLARED_BUCKETS, MAX_FAMILY_LABELS,
     MAX_HELP_BYTES, MAX_LABEL_NAME_BYTES, MAX_NAME_BYTES, MAX_UNIT_BYTES,
@@ -183,35 +182,43 @@ impl FamilyRegion<'_> {
     /// counts it). A later entry with the name of an earlier one is
     /// invalid too: the directory never holds a name twice.
     pub(crate) fn scan(&self) -> Vec<(usize, Option<Declared>)> {
-        let mut out: Vec<(usize, Option<Declared>)> = Vec::new();
+        let mut out = Vec::new();
+        let mut names = std::collections::HashSet::new();
         for (k, e) in self.entries.iter().enumerate() {
             if e.w[word::STATE].load(Ordering::Acquire) & 0xff != PUBLISHED {
                 continue;
             }
-            let mut d = read_entry(e);
-            if let Some(dd) = &d {
-                let dup = out
-                    .iter()
-                    .any(|(_, o)| o.as_ref().is_some_and(|o| o.spec.name == dd.spec.name));
-                if dup {
-                    d = None;
-                }
-            }
+            let d = read_entry(e).filter(|d| names.insert(d.spec.name.clone()));
             out.push((k, d));
         }
         out
     }
 
+    /// The word counting `family`'s series against its cap, and the word
+    /// counting the label sets its cap sent to the overflow series: control
+    /// words 8 + f and 64 + f for LiveKit family f, words 6 and 7 of a
+    /// declared family's entry.
+    fn cap_words(&self, family: FamilyId) -> Option<(&AtomicU64, &AtomicU64)> {
+        match (family.livekit(), family.directory_entry()) {
+            (Some(f), _) => Some((
+                self.control.get(ctl::LIVEKIT_COUNT + f as usize)?,
+                self.control.get(ctl::LIVEKIT_OVERFLOWED + f as usize)?,
+            )),
+            (_, Some(k)) => self
+                .entries
+                .get(k)
+                .map(|e| (&e.w[word::SERIES_COUNT], &e.w[word::SERIES_OVERFLOWED])),
+            _ => None,
+        }
+    }
+
     /// Whether a new series of `family` may be registered under its cap
     /// (counting it if so). Families without a cap always may.
     pub(crate) fn admit(&self, family: FamilyId, max_series: u64) -> bool {
-        let count = match (family.livekit(), family.directory_entry()) {
-            (Some(f), _) => self.control.get(ctl::LIVEKIT_COUNT + f as usize),
-            (_, Some(k)) => self.entries.get(k).map(|e| &e.w[word::SERIES_COUNT]),
-            _ => None,
-        };
-        match count {
-            Some(c) if max_series > 0 => c.fetch_add(1, Ordering::Relaxed) < max_series,
+        match self.cap_words(family) {
+            Some((count, _)) if max_series > 0 => {
+                count.fetch_add(1, Ordering::Relaxed) < max_series
+            }
             _ => true,
         }
     }
@@ -219,34 +226,49 @@ impl FamilyRegion<'_> {
     /// Whether `family` has reached its cap (a cheap check before
     /// interning label values for a series that would overflow anyway).
     pub(crate) fn full(&self, family: FamilyId, max_series: u64) -> bool {
-        let count = match (family.livekit(), family.directory_entry()) {
-            (Some(f), _) => self.control.get(ctl::LIVEKIT_COUNT + f as usize),
-            (_, Some(k)) => self.entries.get(k).map(|e| &e.w[word::SERIES_COUNT]),
-            _ => None,
-        };
-        count.is_some_and(|c| max_series > 0 && c.load(Ordering::Relaxed) >= max_series)
+        self.cap_words(family)
+            .is_some_and(|(c, _)| max_series > 0 && c.load(Ordering::Relaxed) >= max_series)
     }
 
     /// Counts one series of `family` sent to its overflow series by the cap.
     pub(crate) fn count_overflow(&self, family: FamilyId) {
-        let w = match (family.livekit(), family.directory_entry()) {
-            (Some(f), _) => self.control.get(ctl::LIVEKIT_OVERFLOWED + f as usize),
-            (_, Some(k)) => self.entries.get(k).map(|e| &e.w[word::SERIES_OVERFLOWED]),
-            _ => None,
-        };
-        if let Some(w) = w {
+        if let Some((_, w)) = self.cap_words(family) {
             w.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Series of `family` sent to its overflow series by its cap.
     pub(crate) fn overflowed(&self, family: FamilyId) -> u64 {
-        let w = match (family.livekit(), family.directory_entry()) {
-            (Some(f), _) => self.control.get(ctl::LIVEKIT_OVERFLOWED + f as usize),
-            (_, Some(k)) => self.entries.get(k).map(|e| &e.w[word::SERIES_OVERFLOWED]),
-            _ => None,
+        self.cap_words(family)
+            .map_or(0, |(_, w)| w.load(Ordering::Relaxed))
+    }
+
+    /// The entries of `name`'s probe sequence: from its home entry on, each
+    /// at most once.
+    fn probe(&self, h: u64) -> impl Iterator<Item = usize> {
+        let cap = self.entries.len();
+        let home = if cap == 0 {
+            0
+        } else {
+            (h % cap as u64) as usize
         };
-        w.map_or(0, |w| w.load(Ordering::Relaxed))
+        (0..cap).map(move |step| (home + step) % cap)
+    }
+
+    /// The declared family called `name`, if one is published: found along
+    /// its probe sequence before the first free entry (§8a).
+    pub(crate) fn find(&self, name: &str) -> Option<FamilyId> {
+        let h = name_hash(name);
+        for k in self.probe(h) {
+            let st = self.entries[k].w[word::STATE].load(Ordering::Acquire);
+            if st == 0 {
+                return None;
+            }
+            if st >> 24 == hash_tag(h) && self.read(k).is_some_and(|d| d.spec.name == name) {
+                return Some(FamilyId::declared(k));
+            }
+        }
+        None
     }
 
     /// The series cap of LiveKit's families (0: none).
@@ -329,7 +351,6 @@ pub(crate) fn read_entry(e: &FamilyEntry) -> Option<Declared> {
         return None;
     }
     let name = read_str(&e.w[word::NAME..word::UNIT], name_len)?;
-    check_metric_name(&name).ok()?;
     let unit = read_str(&e.w[word::UNIT..word::LABELS], unit_len)?;
     let help = read_str(&e.w[word::HELP..], help_len as usize)?;
     let lens = e.w[word::LABEL_LENS].load(Ordering::Relaxed);
@@ -341,16 +362,12 @@ pub(crate) fn read_entry(e: &FamilyEntry) -> Option<Declared> {
             &e.w[at..at + PER_LABEL],
             ((lens >> (8 * i)) & 0xff) as usize,
         )?;
-        check_label_name(&l).ok()?;
         labels.push(l);
     }
     let buckets: Vec<f64> = e.w[word::BOUNDS..word::BOUNDS + nb]
         .iter()
         .map(|w| f64::from_bits(w.load(Ordering::Relaxed)))
         .collect();
-    if kind == Kind::Histogram {
-        check_buckets(&name, &buckets).ok()?;
-    }
     let max_series = u32::try_from(e.w[word::MAX_SERIES].load(Ordering::Relaxed))
         .ok()
         .filter(|&n| n >= 1)?;
@@ -364,7 +381,8 @@ pub(crate) fn read_entry(e: &FamilyEntry) -> Option<Declared> {
         buckets,
         max_series,
     };
-    // Everything a declaration checks holds for what readers export.
+    // Everything a declaration checks (names, labels, bounds, lengths)
+    // holds for what readers export.
     spec.validate().ok()?;
     Some(Declared {
         spec,
@@ -398,14 +416,12 @@ pub(crate) fn declare(
     if let Some(lk) = livekit_match(spec) {
         return lk;
     }
-    let cap = r.entries.len();
     let h = name_hash(&spec.name);
     let conflict = |existing: &FamilySpec| Error::FamilyConflict {
         existing: existing.describe(),
         requested: spec.describe(),
     };
-    for step in 0..cap {
-        let k = ((h % cap as u64) as usize + step) % cap;
+    for k in r.probe(h) {
         let e = &r.entries[k];
         let mut waited = 0u32;
         loop {
@@ -466,7 +482,7 @@ pub(crate) fn declare(
         w.fetch_add(1, Ordering::Relaxed);
     }
     Err(Error::FamilyDirectoryFull {
-        capacity: cap as u32,
+        capacity: r.entries.len() as u32,
     })
 }
 
@@ -508,34 +524,39 @@ pub(crate) fn livekit_match(spec: &FamilySpec) -> Option<Result<FamilyId>> {
     })
 }
 
+/// A zeroed family region on the heap, for unit tests and loom models.
+#[cfg(test)]
+pub(crate) struct HeapFamilies {
+    pub(crate) control: Vec<AtomicU64>,
+    pub(crate) entries: Vec<FamilyEntry>,
+}
+
+#[cfg(test)]
+impl HeapFamilies {
+    /// A control block and `cap` entries.
+    pub(crate) fn new(cap: usize) -> Self {
+        HeapFamilies {
+            control: (0..CONTROL_BYTES / 8).map(|_| AtomicU64::new(0)).collect(),
+            entries: (0..cap)
+                .map(|_| FamilyEntry {
+                    w: std::array::from_fn(|_| AtomicU64::new(0)),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn region(&self) -> FamilyRegion<'_> {
+        FamilyRegion {
+            control: &self.control,
+            entries: &self.entries,
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::cell::Cell;
-
-    struct Heap {
-        control: Vec<AtomicU64>,
-        entries: Vec<FamilyEntry>,
-    }
-
-    impl Heap {
-        fn new(cap: usize) -> Heap {
-            Heap {
-                control: (0..CONTROL_BYTES / 8).map(|_| AtomicU64::new(0)).collect(),
-                entries: (0..cap)
-                    .map(|_| FamilyEntry {
-                        w: std::array::from_fn(|_| AtomicU64::new(0)),
-                    })
-                    .collect(),
-            }
-        }
-        fn region(&self) -> FamilyRegion<'_> {
-            FamilyRegion {
-                control: &self.control,
-                entries: &self.entries,
-            }
-        }
-    }
 
     struct Me {
         dead: bool,
@@ -567,7 +588,7 @@ mod tests {
 
     #[test]
     fn declared_families_read_back_exactly() {
-        let h = Heap::new(8);
+        let h = HeapFamilies::new(8);
         let spec = FamilySpec::histogram("sfu_delay_seconds", "Forward delay.", &[0.001, 0.5])
             .labels(&["room", "media"])
             .unit("seconds")
@@ -598,7 +619,7 @@ mod tests {
 
     #[test]
     fn a_full_directory_refuses_and_counts() {
-        let h = Heap::new(3);
+        let h = HeapFamilies::new(3);
         for i in 0..3 {
             declare(
                 &h.region(),
@@ -620,7 +641,7 @@ mod tests {
 
     #[test]
     fn a_dead_claim_is_taken_over_a_live_one_is_busy() {
-        let h = Heap::new(4);
+        let h = HeapFamilies::new(4);
         let spec = FamilySpec::counter("sfu_x_total", "");
         let hash = name_hash(&spec.name);
         let k = (hash % 4) as usize;
@@ -641,7 +662,7 @@ mod tests {
 
     #[test]
     fn damaged_entries_are_not_read() {
-        let h = Heap::new(4);
+        let h = HeapFamilies::new(4);
         let id = declare(
             &h.region(),
             &FamilySpec::histogram("h", "", &[1.0, 2.0]).labels(&["a"]),

@@ -15,7 +15,7 @@
 //! checks, which must fail under the same model: proof that the model can
 //! see the bug it is there for. Raw word access builds those variants.
 
-use super::families::{self, Declarer, FamilyEntry, FamilyRegion};
+use super::families::{self, Declarer, FamilyRegion, HeapFamilies};
 use super::header::{self, HeaderFields, Layout, WriteMode, HEADER_WORDS, INIT_READY};
 use super::series::{self, Region, SeriesEntry, Shape, StringEntry, PUBLISHED};
 use super::shard::Shard;
@@ -814,34 +814,6 @@ fn f_broken_rebinding_a_bound_slot_is_caught() {
 }
 
 // ------------------------------------------------------ (g) family directory
-
-/// A family directory on the heap: the control block and `cap` entries.
-struct HeapFamilies {
-    control: Vec<AtomicU64>,
-    entries: Vec<FamilyEntry>,
-}
-
-impl HeapFamilies {
-    fn new(cap: usize) -> Self {
-        HeapFamilies {
-            control: (0..families::CONTROL_BYTES / 8)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            entries: (0..cap)
-                .map(|_| FamilyEntry {
-                    w: std::array::from_fn(|_| AtomicU64::new(0)),
-                })
-                .collect(),
-        }
-    }
-
-    fn region(&self) -> FamilyRegion<'_> {
-        FamilyRegion {
-            control: &self.control,
-            entries: &self.entries,
-        }
-    }
-}
 
 /// A declarer that never gives up waiting (loom explores the waits) and
 /// whose overflow series is directory entry 7.

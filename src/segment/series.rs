@@ -30,7 +30,7 @@
 //! overflow series (every label [`OVERFLOW_LABEL`]) and is counted. The
 //! number of series can never grow past the capacities fixed at creation.
 
-use super::families::FamilyRegion;
+use super::families::{Declared, FamilyRegion};
 use crate::error::{Error, Result};
 use crate::schema::{Family, FamilyId, Kind, LIVEKIT_FAMILIES};
 use crate::sync::{AtomicU64, Ordering};
@@ -121,6 +121,18 @@ pub(crate) struct Shapes {
 }
 
 impl Shapes {
+    /// The shapes of LiveKit's families and of the valid families of a
+    /// directory of `capacity` entries, scanned by `FamilyRegion::scan`.
+    pub(crate) fn of_scan(capacity: usize, scan: &[(usize, Option<Declared>)]) -> Shapes {
+        let mut declared = vec![None; capacity];
+        for (k, d) in scan {
+            if let Some(slot) = declared.get_mut(*k) {
+                *slot = d.as_ref().map(|d| Shape::of(&d.spec));
+            }
+        }
+        Shapes { declared }
+    }
+
     /// LiveKit's families only (entries of declared families do not read).
     pub(crate) fn livekit_only() -> Shapes {
         Shapes::default()
@@ -199,14 +211,10 @@ impl Region<'_> {
 
     /// The shapes of every family the directory may name, read now.
     pub(crate) fn shapes(&self) -> Shapes {
-        let mut declared = Vec::new();
-        if let Some(f) = &self.families {
-            declared = vec![None; f.entries.len()];
-            for (k, d) in f.scan() {
-                declared[k] = d.map(|d| Shape::of(&d.spec));
-            }
+        match &self.families {
+            Some(f) => Shapes::of_scan(f.entries.len(), &f.scan()),
+            None => Shapes::default(),
         }
-        Shapes { declared }
     }
 
     /// Where series of LiveKit family `f` are registered.

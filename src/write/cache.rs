@@ -12,7 +12,6 @@
 use super::family::{livekit_bounds, resolved_declared, Resolved};
 use crate::error::{Error, Result};
 use crate::schema::{Family, FamilyId};
-use crate::segment::families::FamilyRegion;
 use crate::segment::series::{
     add_string, alloc, label_ids, overflow_base, read_string, register, Region, Target, MAX_LABELS,
     OVERFLOW_ID, PUBLISHED,
@@ -149,7 +148,7 @@ impl Cache {
             return Ok(f.into());
         }
         seg.family_region()
-            .and_then(|r| find_named(&r, name))
+            .and_then(|r| r.find(name))
             .ok_or_else(|| Error::UnknownFamily(name.to_string()))
     }
 
@@ -250,21 +249,4 @@ impl Cache {
         let m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
         series + m.strings.len() + m.entries.len()
     }
-}
-
-/// The declared family called `name`, following its probe sequence.
-fn find_named(r: &FamilyRegion<'_>, name: &str) -> Option<FamilyId> {
-    let cap = r.entries.len();
-    let h = crate::segment::families::name_hash(name);
-    for step in 0..cap {
-        let k = ((h % cap as u64) as usize + step) % cap;
-        let st = r.entries[k].w[0].load(Ordering::Acquire);
-        if st == 0 {
-            return None;
-        }
-        if st >> 24 == h >> 24 && r.read(k).is_some_and(|d| d.spec.name == name) {
-            return Some(FamilyId::declared(k));
-        }
-    }
-    None
 }

@@ -120,22 +120,21 @@ impl Stats {
     /// live process holds the family's entry unfinished; [`Error::NoFamilyDirectory`]
     /// on a segment made before layout 2.2.
     pub fn declare(&self, spec: &FamilySpec) -> Result<DeclaredFamily> {
-        spec.validate().map_err(Error::InvalidFamily)?;
-        if !self.segment().is_writable() {
-            return Err(Error::ReadOnly);
-        }
-        let id = match crate::segment::families::livekit_match(spec) {
-            Some(lk) => lk?,
-            None => {
-                let region = self
-                    .segment()
-                    .family_region()
-                    .ok_or(Error::NoFamilyDirectory)?;
+        // A writer's segment is writable (its slot was claimed). The family
+        // directory's protocol checks the spec and LiveKit's names itself;
+        // a segment without a directory still knows LiveKit's families.
+        let id = match self.segment().family_region() {
+            Some(region) => {
                 let d = Writer {
                     stats: self,
                     started: Instant::now(),
                 };
                 declare(&region, spec, &d)?
+            }
+            None => {
+                spec.validate().map_err(Error::InvalidFamily)?;
+                crate::segment::families::livekit_match(spec)
+                    .unwrap_or(Err(Error::NoFamilyDirectory))?
             }
         };
         Ok(DeclaredFamily {

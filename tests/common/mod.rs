@@ -153,6 +153,15 @@ pub fn http_body(addr: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A child's last words: says `ready` on stdout (what the parent waits
+/// for), then waits to be killed.
+pub fn ready_then_wait() -> ! {
+    println!("ready");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
 /// Runs this test binary again as `child ARGS...` (the `harness = false`
 /// tests' writer processes), its stdout piped.
 pub fn spawn_child(args: &[&str]) -> Child {

@@ -11,6 +11,7 @@
 //! `record_rtt`, …).
 
 pub(crate) mod exporter;
+pub(crate) mod native;
 mod text;
 
 pub(crate) use exporter::{Exporter, ExporterState};

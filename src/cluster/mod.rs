@@ -36,16 +36,20 @@
 
 #![cfg(feature = "cluster")]
 
+mod config;
 mod error;
 mod node;
 mod publisher;
 mod registry;
 mod select;
 
+pub use config::{RedisConfig, RegistryConnection, DEFAULT_MAX_REDIRECTS};
 pub use error::ClusterError;
 pub use node::{Node, NodeState};
 pub use publisher::{Publisher, PublisherConfig, PublisherStatus};
-pub use registry::{decode_entries, list, sweep, NodeEntry, Skipped, NODES_KEY};
+pub use registry::{
+    decode_entries, list, list_from, sweep, sweep_from, NodeEntry, Skipped, NODES_KEY,
+};
 pub use select::{
     is_available, is_selectable, select, sysload, Algorithm, RandomSource, Region, SelectError,
     SelectorConfig, SelectorKind, SortBy, XorShift, AVAILABLE_SECONDS,

@@ -394,6 +394,10 @@ impl Plan {
         &self.describe
     }
 
+    pub(crate) fn is_sentinel(&self) -> bool {
+        matches!(self.mode, Mode::Sentinel { .. })
+    }
+
     pub(crate) fn connect(&self, timeout: Duration) -> Result<RegistryConnection, ClusterError> {
         let fail = |what: &str, e| ClusterError::new(&self.describe, what.to_string(), Some(e));
         match &self.mode {

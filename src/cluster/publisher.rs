@@ -18,6 +18,10 @@ const IO_TIMEOUT: Duration = Duration::from_millis(250);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between retries while Redis is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The same under Sentinel: a retry asks the sentinels for the master, so
+/// a short wait finds the promoted replica soon after the failover (the
+/// sentinels, not the dead master, take the retries).
+const MAX_BACKOFF_SENTINEL: Duration = Duration::from_millis(500);
 /// How long [`Publisher::shutdown`] waits for the entry to be removed.
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(900);
 
@@ -151,8 +155,10 @@ impl PublisherStatus {
 /// latest stats and wakes a thread that writes them (`HSET nodes <id>
 /// <bytes>`). Updates arriving while a write is under way replace each
 /// other; only the newest is written. When Redis is down the thread counts
-/// the failure, waits (100 ms doubling to 2 s) and retries with the newest
-/// stats, reconnecting as needed. [`shutdown`](Self::shutdown) (or drop)
+/// the failure, waits (100 ms doubling to 2 s; to 0.5 s under Sentinel) and
+/// retries with the newest stats, reconnecting as needed — under Sentinel
+/// asking the sentinels for the master again, so a failover is followed
+/// without anyone's help. [`shutdown`](Self::shutdown) (or drop)
 /// removes the entry (`HDEL`) and returns within a second even when Redis
 /// is unreachable.
 #[derive(Debug)]
@@ -304,6 +310,11 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let mut backoff = MIN_BACKOFF;
+        let max_backoff = if self.plan.is_sentinel() {
+            MAX_BACKOFF_SENTINEL
+        } else {
+            MAX_BACKOFF
+        };
         let mut retry_at: Option<Instant> = None;
         while let Some(node) = self.next(retry_at) {
             match self.command(
@@ -322,7 +333,7 @@ impl Worker {
                     self.failed(format!("HSET {NODES_KEY} {}", node.id), e);
                     self.shared.lock().dirty = true;
                     retry_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = (backoff * 2).min(max_backoff);
                 }
             }
         }

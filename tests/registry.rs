@@ -790,6 +790,51 @@ fn hostile_node_entries_cannot_reach_the_terminal_or_forge_the_choice() {
     }
 }
 
+#[test]
+fn node_selector_of_the_config_is_the_default_and_flags_override_it() {
+    let dir = TempDir::new("registry-selector");
+    let port = free_port();
+    let _server = redis_server(&dir, port, &[]);
+    let now = cluster::unix_now();
+    let mut c = con(port);
+    for (id, rooms, clients) in [("ND_fewrooms", 1, 90), ("ND_fewclients", 9, 2)] {
+        let n = Node {
+            id: id.into(),
+            num_cpus: 4,
+            stats: Some(NodeStats {
+                updated_at: now,
+                num_rooms: rooms,
+                num_clients: clients,
+                num_cpus: 4,
+                ..NodeStats::default()
+            }),
+            state: NodeState::Serving,
+            ..Node::default()
+        };
+        let _: i64 = redis::cmd("HSET")
+            .arg("nodes")
+            .arg(id)
+            .arg(n.encode())
+            .query(&mut c)
+            .unwrap();
+    }
+    let yaml = dir.join("livekit.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "redis:\n  address: 127.0.0.1:{port}\nnode_selector:\n  kind: any\n  sort_by: rooms\n  cpu_load_limit: 0.8\n"
+        ),
+    )
+    .unwrap();
+    let yaml = yaml.to_str().unwrap();
+    for _ in 0..3 {
+        let o = nodes(&["--config", yaml, "--select"]);
+        assert_eq!(text(&o.stdout), "ND_fewrooms\n", "{}", text(&o.stderr));
+        let o = nodes(&["--config", yaml, "--select", "--sort-by", "clients"]);
+        assert_eq!(text(&o.stdout), "ND_fewclients\n", "{}", text(&o.stderr));
+    }
+}
+
 // ---------------------------------------------------------------- TLS
 
 /// Runs `openssl` (Debian package openssl; scripts/test.sh installs it).

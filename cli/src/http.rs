@@ -597,6 +597,18 @@ impl AsyncWrite for StallLimit {
     }
 }
 
+/// `/stats` as JSON: the NodeStats, and the node registry's state under
+/// `registry` when `serve` publishes to one.
+fn stats_json(ns: &nodestats::NodeStats) -> Vec<u8> {
+    match (serde_json::to_value(ns), crate::publish::stats_json()) {
+        (Ok(serde_json::Value::Object(mut map)), Some(registry)) => {
+            map.insert("registry".into(), registry);
+            serde_json::to_vec_pretty(&map).unwrap_or_default()
+        }
+        _ => serde_json::to_vec_pretty(ns).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,17 +632,5 @@ mod tests {
         assert!(!takes_gzip("*;q=0"));
         assert!(!takes_gzip("br, deflate"));
         assert!(!accepts_gzip(&HeaderMap::new()));
-    }
-}
-
-/// `/stats` as JSON: the NodeStats, and the node registry's state under
-/// `registry` when `serve` publishes to one.
-fn stats_json(ns: &nodestats::NodeStats) -> Vec<u8> {
-    match (serde_json::to_value(ns), crate::publish::stats_json()) {
-        (Ok(serde_json::Value::Object(mut map)), Some(registry)) => {
-            map.insert("registry".into(), registry);
-            serde_json::to_vec_pretty(&map).unwrap_or_default()
-        }
-        _ => serde_json::to_vec_pretty(ns).unwrap_or_default(),
     }
 }

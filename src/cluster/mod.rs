@@ -14,6 +14,12 @@
 //!   fatal, unlike LiveKit's `ListNodes`) and remove dead nodes.
 //! * [`select`] — LiveKit's availability rule and node selectors as a pure
 //!   function, with the clock and the random source passed in.
+//! * [`RedisConfig`] — where the registry is, as LiveKit's `redis:` block
+//!   says it: one Redis, a master behind Sentinel (followed through
+//!   failovers) or a Redis Cluster; ACL user, database, TLS (feature
+//!   `cluster-tls`). [`list_from`], [`sweep_from`] and
+//!   [`PublisherConfig::redis`] take it; [`RedisConfig::connect`] gives a
+//!   [`RegistryConnection`] for commands of your own.
 //!
 //! ```no_run
 //! use nodestats::cluster::{self, Publisher, PublisherConfig, SelectorConfig, SortBy, XorShift};

@@ -39,14 +39,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `redis-server` on `port` with `args`, its files in `dir`; waits until it
 /// answers PING (with `auth` if given).
 fn redis_server(dir: &TempDir, port: u16, args: &[&str]) -> Proc {
@@ -258,7 +250,7 @@ impl Drop for Scraper {
 #[test]
 fn a_three_master_redis_cluster_holds_the_registry() {
     let dir = TempDir::new("registry-cluster");
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
     let _servers: Vec<Proc> = ports
         .iter()
         .map(|p| {
@@ -371,10 +363,10 @@ fn a_three_master_redis_cluster_holds_the_registry() {
 #[test]
 fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
     let dir = TempDir::new("registry-sentinel");
-    let (pm, pr) = (free_port(), free_port());
+    let (pm, pr) = (common::free_port(), common::free_port());
     let mut master = redis_server(&dir, pm, &[]);
     let _replica = redis_server(&dir, pr, &["--replicaof", "127.0.0.1", &pm.to_string()]);
-    let sports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let sports: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
     let _sentinels: Vec<Proc> = sports
         .iter()
         .map(|p| {
@@ -506,7 +498,7 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
 #[test]
 fn a_refusing_registry_is_said_exported_and_shown_and_no_password_leaks() {
     let dir = TempDir::new("registry-auth");
-    let port = free_port();
+    let port = common::free_port();
     let good = "pw-Good-7c1d";
     let mut server = redis_server(
         &dir,
@@ -722,7 +714,7 @@ fn nodes_gives_up_at_its_timeout_against_a_hung_or_trickling_server() {
 #[test]
 fn hostile_node_entries_cannot_reach_the_terminal_or_forge_the_choice() {
     let dir = TempDir::new("registry-hostile");
-    let port = free_port();
+    let port = common::free_port();
     let _server = redis_server(&dir, port, &[]);
     let url = format!("redis://127.0.0.1:{port}");
     let now = cluster::unix_now();
@@ -793,7 +785,7 @@ fn hostile_node_entries_cannot_reach_the_terminal_or_forge_the_choice() {
 #[test]
 fn node_selector_of_the_config_is_the_default_and_flags_override_it() {
     let dir = TempDir::new("registry-selector");
-    let port = free_port();
+    let port = common::free_port();
     let _server = redis_server(&dir, port, &[]);
     let now = cluster::unix_now();
     let mut c = con(port);
@@ -893,7 +885,7 @@ fn tls_with_a_private_ca_from_use_tls_or_rediss() {
             "server.crt",
         ],
     );
-    let port = free_port();
+    let port = common::free_port();
     let child = Command::new("redis-server")
         .args([
             "--bind",

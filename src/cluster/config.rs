@@ -186,13 +186,12 @@ impl RedisConfig {
                 password: non_empty(&self.sentinel_password),
                 ..RedisConnectionInfo::default()
             };
-            let sentinels = list("redis.sentinel_addresses", &self.sentinel_addresses, tls)?
-                .into_iter()
-                .map(|addr| ConnectionInfo {
-                    addr,
-                    redis: sentinel_creds.clone(),
-                })
-                .collect();
+            let sentinels = list(
+                "redis.sentinel_addresses",
+                &self.sentinel_addresses,
+                tls,
+                &sentinel_creds,
+            )?;
             let mode = Mode::Sentinel {
                 name: self.sentinel_master_name.clone(),
                 sentinels,
@@ -208,13 +207,12 @@ impl RedisConfig {
                 )));
             }
             let tls = tls_said.unwrap_or(false);
-            let nodes = list("redis.cluster_addresses", &self.cluster_addresses, tls)?
-                .into_iter()
-                .map(|addr| ConnectionInfo {
-                    addr,
-                    redis: creds.clone(),
-                })
-                .collect();
+            let nodes = list(
+                "redis.cluster_addresses",
+                &self.cluster_addresses,
+                tls,
+                &creds,
+            )?;
             let mode = Mode::Cluster {
                 nodes,
                 max_redirects: self.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
@@ -329,11 +327,22 @@ fn tcp(host: String, port: u16, tls: bool) -> ConnectionAddr {
     }
 }
 
-fn list(key: &str, addrs: &[String], tls: bool) -> Result<Vec<ConnectionAddr>, ClusterError> {
+/// The servers listed under `key`, each with `creds`.
+fn list(
+    key: &str,
+    addrs: &[String],
+    tls: bool,
+    creds: &RedisConnectionInfo,
+) -> Result<Vec<ConnectionInfo>, ClusterError> {
     addrs
         .iter()
         .enumerate()
-        .map(|(i, a)| host_port(&format!("{key}[{i}]"), a, tls))
+        .map(|(i, a)| {
+            Ok(ConnectionInfo {
+                addr: host_port(&format!("{key}[{i}]"), a, tls)?,
+                redis: creds.clone(),
+            })
+        })
         .collect()
 }
 

@@ -340,6 +340,24 @@ fn a_three_master_redis_cluster_holds_the_registry() {
         metric(&m, "nodestats_registry_up").is_some_and(|l| l.ends_with(" 1")),
         "{m}"
     );
+    // A dead entry is swept through the cluster (EVAL routed by its key).
+    let dead = Node {
+        id: "ND_dead".into(),
+        stats: Some(NodeStats {
+            updated_at: cluster::unix_now() - 600,
+            ..NodeStats::default()
+        }),
+        ..Node::default()
+    };
+    let _: i64 = redis::cmd("HSET")
+        .arg("nodes")
+        .arg("ND_dead")
+        .arg(dead.encode())
+        .query(&mut con(owner))
+        .unwrap();
+    let o = nodes(&["--config", yaml, "--sweep", "--dead-after", "60"]);
+    assert_eq!(text(&o.stdout), "removed ND_dead\n", "{}", text(&o.stderr));
+    assert!(entry(&mut con(owner), "ND_clustered").is_some());
 
     // A clean stop removes the entry from the cluster.
     let mut s = s;

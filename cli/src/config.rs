@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// The registry flags `serve` and `nodes` share.
 #[derive(Args, Debug, Default)]
 pub(crate) struct RegistryArgs {
-    /// A LiveKit livekit.yaml: its redis: block (standalone, Sentinel or Cluster; ACL user, db, TLS), region and node_selector. Flags override it.
+    /// A LiveKit livekit.yaml: its redis: block (standalone, Sentinel or Cluster; ACL user, db, TLS), region, and node_selector (defaults of nodes --select). Flags override it.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// The Redis holding the registry, redis://[USER[:PASSWORD]@]HOST:PORT[/DB] (rediss:// for TLS); replaces the whole redis: block of --config.

@@ -126,11 +126,16 @@ pub(crate) fn run(args: NodesArgs) -> ExitCode {
     }
 }
 
-/// Time left before `deadline` for one step (at least 1 ms).
+/// Longest wait for one step (a connect, one read or write): a hung
+/// sentinel then leaves time to ask the next one.
+const STEP: Duration = Duration::from_secs(2);
+
+/// Time for one step: what is left before `deadline`, at most [`STEP`]
+/// (at least 1 ms).
 fn left(deadline: Instant) -> Duration {
     deadline
         .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(1))
+        .clamp(Duration::from_millis(1), STEP)
 }
 
 fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {

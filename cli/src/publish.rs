@@ -31,7 +31,7 @@ pub(crate) struct PublishArgs {
     /// The node's IP as published.
     #[arg(long)]
     node_ip: Option<String>,
-    /// State published until SIGUSR1 (drain): serving, starting_up, shutting_down or suspended.
+    /// State published until SIGUSR1 (drain): serving (default), starting_up, shutting_down or suspended.
     #[arg(long)]
     state: Option<NodeState>,
 }

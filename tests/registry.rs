@@ -340,6 +340,69 @@ fn a_three_master_redis_cluster_holds_the_registry() {
         metric(&m, "nodestats_registry_up").is_some_and(|l| l.ends_with(" 1")),
         "{m}"
     );
+    // The slot of `nodes` moves to another master while serve publishes:
+    // its next write is answered MOVED and must follow to the new owner.
+    let target = *ports.iter().find(|p| **p != owner).unwrap();
+    let id_of = |p: u16| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut con(p))
+            .unwrap()
+    };
+    let (from_id, to_id) = (id_of(owner), id_of(target));
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("nodes")
+        .query(&mut con(owner))
+        .unwrap();
+    let setslot = |p: u16, how: &str, id: &str| {
+        let _: String = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(how)
+            .arg(id)
+            .query(&mut con(p))
+            .unwrap();
+    };
+    setslot(target, "IMPORTING", &from_id);
+    setslot(owner, "MIGRATING", &to_id);
+    let _: String = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(target)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg("nodes")
+        .query(&mut con(owner))
+        .unwrap();
+    for p in &ports {
+        setslot(*p, "NODE", &to_id);
+    }
+    let moved = Instant::now();
+    // Remove the migrated entry; serve writes it again on the new owner.
+    let _: i64 = redis::cmd("HDEL")
+        .arg("nodes")
+        .arg("ND_clustered")
+        .query(&mut con(target))
+        .unwrap();
+    wait_for(
+        "the entry on the slot's new owner",
+        Duration::from_secs(10),
+        || entry(&mut con(target), "ND_clustered"),
+    );
+    eprintln!(
+        "cluster: slot of `nodes` moved; entry written on the new owner {:?} later",
+        moved.elapsed()
+    );
+    let (_, m) = s.get("/metrics");
+    let failures = metric(&m, "nodestats_redis_publish_failures_total").unwrap_or_default();
+    assert!(
+        failures.ends_with(" 0"),
+        "the redirect was followed, not failed and retried: {failures}"
+    );
+    let owner = target;
+
     // A dead entry is swept through the cluster (EVAL routed by its key).
     let dead = Node {
         id: "ND_dead".into(),

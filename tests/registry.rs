@@ -65,7 +65,17 @@ fn redis_server(dir: &TempDir, port: u16, args: &[&str]) -> Proc {
 }
 
 fn con(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+    con_as(port, "")
+}
+
+/// A connection with the password `pw` (none if empty).
+fn con_as(port: u16, pw: &str) -> redis::Connection {
+    let auth = if pw.is_empty() {
+        String::new()
+    } else {
+        format!(":{pw}@")
+    };
+    redis::Client::open(format!("redis://{auth}127.0.0.1:{port}"))
         .unwrap()
         .get_connection_with_timeout(Duration::from_secs(2))
         .expect("connect to a test server")
@@ -444,9 +454,17 @@ fn a_three_master_redis_cluster_holds_the_registry() {
 #[test]
 fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
     let dir = TempDir::new("registry-sentinel");
+    // Passwords everywhere, as in production: the data nodes' (`password`)
+    // and the sentinels' own (`sentinel_password`).
+    let (mpw, spw) = ("pw-Master-4e21", "pw-Sentinel-b7c9");
     let (pm, pr) = (common::free_port(), common::free_port());
-    let mut master = redis_server(&dir, pm, &[]);
-    let _replica = redis_server(&dir, pr, &["--replicaof", "127.0.0.1", &pm.to_string()]);
+    let auth = ["--requirepass", mpw, "--masterauth", mpw];
+    let mut master = redis_server(&dir, pm, &auth);
+    let mut replica_args = auth.to_vec();
+    let pm_text = pm.to_string();
+    replica_args.extend(["--replicaof", "127.0.0.1", &pm_text]);
+    let _replica = redis_server(&dir, pr, &replica_args);
+    let data = |p: u16| con_as(p, mpw);
     let sports: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
     let _sentinels: Vec<Proc> = sports
         .iter()
@@ -459,7 +477,9 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
                      sentinel monitor mymaster 127.0.0.1 {pm} 2\n\
                      sentinel down-after-milliseconds mymaster 1000\n\
                      sentinel failover-timeout mymaster 3000\n\
-                     sentinel parallel-syncs mymaster 1\n",
+                     sentinel parallel-syncs mymaster 1\n\
+                     sentinel auth-pass mymaster {mpw}\n\
+                     requirepass {spw}\nsentinel sentinel-pass {spw}\n",
                     dir.dir().display()
                 ),
             )
@@ -481,7 +501,7 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
             "sentinels to see the replica and each other",
             Duration::from_secs(40),
             || {
-                let mut c = redis::Client::open(format!("redis://127.0.0.1:{p}"))
+                let mut c = redis::Client::open(format!("redis://:{spw}@127.0.0.1:{p}"))
                     .ok()?
                     .get_connection_with_timeout(Duration::from_secs(1))
                     .ok()?;
@@ -504,7 +524,8 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
         &yaml,
         format!(
             "port: 7880\nrtc:\n  tcp_port: 7881\nkeys:\n  APIkey: secretsecretsecretsecretsecretsecret\n\
-             redis:\n  sentinel_master_name: mymaster\n  sentinel_addresses:\n{}  db: 0\n  read_timeout: 200\n",
+             redis:\n  sentinel_master_name: mymaster\n  sentinel_addresses:\n{}  db: 0\n  read_timeout: 200\n  \
+             password: {mpw}\n  sentinel_password: {spw}\n",
             sports
                 .iter()
                 .map(|p| format!("    - 127.0.0.1:{p}\n"))
@@ -517,7 +538,7 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
     let sfu = Sfu::new("sentinel");
     let s = Serve::start(&sfu, &["--config", yaml, "--node-id", "ND_fo"]);
     wait_for("the entry on the master", Duration::from_secs(10), || {
-        entry(&mut con(pm), "ND_fo")
+        entry(&mut data(pm), "ND_fo")
     });
     let baseline = Scraper::start(&s.addr);
     std::thread::sleep(Duration::from_millis(1500));
@@ -530,7 +551,7 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
     let killed = Instant::now();
     let sentinel = sports[0];
     let promoted = wait_for("the promotion", Duration::from_secs(60), || {
-        let mut c = redis::Client::open(format!("redis://127.0.0.1:{sentinel}"))
+        let mut c = redis::Client::open(format!("redis://:{spw}@127.0.0.1:{sentinel}"))
             .ok()?
             .get_connection_with_timeout(Duration::from_secs(1))
             .ok()?;
@@ -546,12 +567,12 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
     let _: i64 = redis::cmd("HDEL")
         .arg("nodes")
         .arg("ND_fo")
-        .query(&mut con(pr))
+        .query(&mut data(pr))
         .unwrap();
     wait_for(
         "the entry on the new master",
         Duration::from_secs(30),
-        || entry(&mut con(pr), "ND_fo"),
+        || entry(&mut data(pr), "ND_fo"),
     );
     let resumed = promoted.elapsed();
     std::thread::sleep(Duration::from_millis(300));
@@ -572,6 +593,10 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
     // `nodes` follows the sentinels to the new master.
     let o = nodes(&["--config", yaml, "--select"]);
     assert_eq!(text(&o.stdout), "ND_fo\n", "{}", text(&o.stderr));
+    let (_, st) = s.get("/stats");
+    for shown in [s.stderr(), text(&o.stderr), st] {
+        assert!(!shown.contains(mpw) && !shown.contains(spw), "{shown}");
+    }
 }
 
 // ---------------------------------------------------------------- refusals

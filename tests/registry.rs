@@ -813,6 +813,46 @@ fn nodes_gives_up_at_its_timeout_against_a_hung_or_trickling_server() {
         // The bound is the point; the margin is for a busy machine.
         assert!(took < Duration::from_secs(4), "{took:?}");
     }
+
+    // Sentinels that hang: the same bound over all of them.
+    let fakes = [FakeRedis::start(false), FakeRedis::start(true)];
+    let dir = TempDir::new("registry-hung-sentinels");
+    let yaml = dir.join("livekit.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "redis:\n  sentinel_master_name: m\n  sentinel_addresses: [\"{}\", \"{}\"]\n",
+            fakes[0].addr, fakes[1].addr
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let o = nodes(&["--config", yaml.to_str().unwrap(), "--timeout", "1.5"]);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("timed out"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+    // A server whose error text carries escape sequences: escaped.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten().take(4) {
+            // Every command is answered with the error.
+            let mut b = [0u8; 4096];
+            while let Ok(n @ 1..) = s.read(&mut b) {
+                let commands = b[..n].iter().filter(|&&c| c == b'*').count().max(1);
+                for _ in 0..commands {
+                    let _ = s.write_all(b"-ERR \x1b]0;pwned\x07\x1b[2J gotcha\r\n");
+                }
+            }
+        }
+    });
+    let o = nodes(&["--redis", &format!("redis://{addr}"), "--timeout", "3"]);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("gotcha") && e.contains("\\x1b]0;pwned"), "{e}");
+    assert!(!e.contains('\u{1b}') && !e.contains('\u{7}'), "{e:?}");
 }
 
 // ---------------------------------------------------------------- hostile

@@ -120,7 +120,7 @@ pub(crate) fn run(args: NodesArgs) -> ExitCode {
             r.code
         }
         Err(e) => {
-            note!("nodestats nodes: {e}");
+            note!("nodestats nodes: {}", message(&e));
             ExitCode::FAILURE
         }
     }
@@ -197,7 +197,7 @@ fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
                 let _ = writeln!(out.stdout, "{}", node.id);
             }
             Err(e @ (SelectError::NoAvailableNodes | SelectError::LimitReached { .. })) => {
-                let _ = writeln!(out.stderr, "nodestats nodes: {e}");
+                let _ = writeln!(out.stderr, "nodestats nodes: {}", message(&e.to_string()));
                 out.code = ExitCode::from(NO_NODE);
             }
             Err(e) => return Err(e.to_string()),
@@ -231,13 +231,24 @@ fn hidden(c: char) -> bool {
 /// `s` for a terminal: every [`hidden`] character as `\xNN` or `\u{NNNN}`,
 /// and `\` as `\\` so an escape cannot be faked.
 pub(crate) fn printable(s: &str) -> String {
-    if !s.chars().any(|c| hidden(c) || c == '\\') {
+    escape(s, true)
+}
+
+/// A message for a terminal or a log (it may quote what a server said):
+/// every [`hidden`] character escaped; backslashes kept as they are.
+pub(crate) fn message(s: &str) -> String {
+    escape(s, false)
+}
+
+fn escape(s: &str, backslash: bool) -> String {
+    let special = |c: char| hidden(c) || (backslash && c == '\\');
+    if !s.chars().any(special) {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
+            '\\' if backslash => out.push_str("\\\\"),
             c if hidden(c) && (c as u32) < 0x100 => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }

@@ -129,7 +129,10 @@ impl Publishing {
             return;
         }
         match &now {
-            Some(why) => note!("nodestats serve: cannot publish to the node registry: {why}"),
+            Some(why) => note!(
+                "nodestats serve: cannot publish to the node registry: {}",
+                crate::nodes::message(why)
+            ),
             None if status.up() == Some(true) => note!(
                 "nodestats serve: publishing to the node registry at {} again",
                 status.target()

@@ -27,6 +27,22 @@ if ! command -v redis-server >/dev/null; then
   fi
 fi
 
+# tests/registry.rs: a Redis Cluster made with redis-cli (Debian package
+# redis-tools, which redis-server pulls in), sentinels run as
+# `redis-server --sentinel` (no separate package), and a private CA and
+# server certificate for the TLS test made with the openssl command.
+for tool in redis-cli:redis-tools openssl:openssl; do
+  if ! command -v "${tool%%:*}" >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool##*:}" >/dev/null
+    else
+      echo "scripts/test.sh: install the Debian package '${tool##*:}' (needs root)" >&2
+      exit 1
+    fi
+  fi
+done
+
 # The tests that run the `nodestats` binary (package nodestats-cli) find it
 # in target/debug/: build it first (cargo test builds only its test harness).
 cargo build -p nodestats-cli

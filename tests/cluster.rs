@@ -25,14 +25,6 @@ struct Redis {
     dir: PathBuf,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Redis {
     fn start(tag: &str) -> Redis {
         let dir =
@@ -41,7 +33,7 @@ impl Redis {
         std::fs::create_dir_all(&dir).unwrap();
         let mut r = Redis {
             child: None,
-            port: free_port(),
+            port: common::free_port(),
             dir,
         };
         r.restart();
@@ -672,7 +664,7 @@ fn garbage_and_statless_entries_are_skipped_not_fatal() {
 
 #[test]
 fn a_bad_url_or_a_dead_redis_is_a_clear_error() {
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let e = cluster::list(&url).unwrap_err();
     assert!(e.to_string().contains(&url), "{e}");

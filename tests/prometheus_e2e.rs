@@ -9,7 +9,7 @@ mod common;
 use nodestats::TrackSource;
 use nodestats::{Direction, Segment, SegmentOptions, Stats, TrackKind};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -66,14 +66,6 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     s.read_to_string(&mut out).ok()?;
     let (head, body) = out.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn encode(q: &str) -> String {
@@ -179,7 +171,7 @@ fn prometheus_scrapes_exact_values() {
         format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: nodestats\n    static_configs:\n      - targets: ['{addr}']\n"),
     )
     .unwrap();
-    let prom_addr = format!("127.0.0.1:{}", free_port());
+    let prom_addr = format!("127.0.0.1:{}", common::free_port());
     let _prom = Kill(
         Command::new(&prometheus)
             .arg(format!("--config.file={}", config.display()))

@@ -196,7 +196,7 @@ impl App {
                     let json = if query.split('&').any(|q| q == "format=protojson") {
                         ns.to_protojson().into_bytes()
                     } else {
-                        serde_json::to_vec_pretty(&ns).unwrap_or_default()
+                        stats_json(&ns)
                     };
                     match gzip.then(|| compress(&json)).flatten() {
                         Some(z) => encoded(page(z, "application/json"), true),
@@ -594,6 +594,18 @@ impl AsyncWrite for StallLimit {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let r = Pin::new(&mut self.io).poll_shutdown(cx);
         self.track(cx, r)
+    }
+}
+
+/// `/stats` as JSON: the NodeStats, and the node registry's state under
+/// `registry` when `serve` publishes to one.
+fn stats_json(ns: &nodestats::NodeStats) -> Vec<u8> {
+    match (serde_json::to_value(ns), crate::publish::stats_json()) {
+        (Ok(serde_json::Value::Object(mut map)), Some(registry)) => {
+            map.insert("registry".into(), registry);
+            serde_json::to_vec_pretty(&map).unwrap_or_default()
+        }
+        _ => serde_json::to_vec_pretty(ns).unwrap_or_default(),
     }
 }
 

@@ -20,6 +20,7 @@ macro_rules! say {
     }};
 }
 
+mod config;
 mod demo;
 mod http;
 mod nodes;

@@ -2,51 +2,57 @@
 //! a table like `livekit-server list-nodes`, JSON, a LiveKit-style node
 //! selection, or a sweep of dead entries.
 
+use crate::config::{LiveKitFile, RegistryArgs};
 use clap::Args;
 use nodestats::cluster::{
-    self, Algorithm, Node, NodeEntry, Region, SelectError, SelectorConfig, SelectorKind, SortBy,
-    XorShift,
+    self, Algorithm, Node, NodeEntry, RedisConfig, Region, SelectError, SelectorConfig,
+    SelectorKind, SortBy, XorShift,
 };
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Exit status of `--select` when no node can take a room.
 const NO_NODE: u8 = 3;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Exit status: 0 ok, 1 error (Redis, --regions file), 2 usage, 3 --select found no available node."
+    after_help = "Exit status: 0 ok, 1 error (Redis, timeout, --config or --regions file), 2 usage, 3 --select found no available node.\n\
+                  Node ids, regions and IPs in the table are printed with control characters escaped (\\x1b, \\n, ...); --select never prints an id that contains one (such nodes are left out of the choice, with a note on stderr); --json is JSON-escaped."
 )]
 pub(crate) struct NodesArgs {
-    /// Redis holding the registry, redis://HOST:PORT[/DB].
-    #[arg(long)]
-    redis: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Give up after this many seconds, connecting and reading included.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    timeout: f64,
     /// Print a JSON array of nodes (protobuf field names, plus `available`).
     #[arg(long)]
     json: bool,
-    /// Choose the node for a new room as LiveKit would; its id is the last line.
+    /// Choose the node for a new room as LiveKit would; its id is printed alone on stdout.
     #[arg(long, conflicts_with_all = ["json", "sweep"])]
     select: bool,
-    /// Selector kind: any, cpuload, sysload or regionaware.
-    #[arg(long, default_value = "any")]
-    selector: SelectorKind,
-    /// Sort by random, sysload, cpuload, rooms, clients, tracks or bytespersec.
-    #[arg(long, default_value = "random")]
-    sort_by: SortBy,
-    /// lowest or twochoice.
-    #[arg(long, default_value = "lowest")]
-    algorithm: Algorithm,
-    /// Soft limit of the sysload selector (load average 1 min / CPUs).
-    #[arg(long, default_value_t = 0.9)]
-    sysload_limit: f32,
-    /// Soft limit of the cpuload selector.
-    #[arg(long, default_value_t = 0.9)]
-    cpu_load_limit: f32,
-    /// The current region (regionaware).
-    #[arg(long, requires = "regions")]
+    /// Selector kind: any, cpuload, sysload or regionaware [default: node_selector.kind of --config, else any].
+    #[arg(long)]
+    selector: Option<SelectorKind>,
+    /// Sort by random, sysload, cpuload, rooms, clients, tracks or bytespersec [default: node_selector.sort_by, else random].
+    #[arg(long)]
+    sort_by: Option<SortBy>,
+    /// lowest or twochoice [default: node_selector.algorithm, else lowest].
+    #[arg(long)]
+    algorithm: Option<Algorithm>,
+    /// Soft limit of the sysload selector (load average 1 min / CPUs) [default: node_selector.sysload_limit, else 0.9].
+    #[arg(long)]
+    sysload_limit: Option<f32>,
+    /// Soft limit of the cpuload selector [default: node_selector.cpu_load_limit, else 0.9].
+    #[arg(long)]
+    cpu_load_limit: Option<f32>,
+    /// The current region (regionaware) [default: region of --config].
+    #[arg(long)]
     region: Option<String>,
-    /// JSON file of regions: [{"name": .., "lat": .., "lon": ..}, ..] (regionaware).
+    /// JSON file of regions: [{"name": .., "lat": .., "lon": ..}, ..] (regionaware) [default: node_selector.regions].
     #[arg(long)]
     regions: Option<PathBuf>,
     /// Refuse the chosen node at this many tracks (LiveKit's limit.num_tracks; 0 = off).
@@ -63,69 +69,227 @@ pub(crate) struct NodesArgs {
     dead_after: u64,
 }
 
+/// What a run prints, made before anything is printed so that a run that
+/// times out prints nothing but the reason.
+struct Report {
+    stdout: String,
+    stderr: String,
+    code: ExitCode,
+}
+
 pub(crate) fn run(args: NodesArgs) -> ExitCode {
-    match execute(&args) {
-        Ok(code) => code,
+    let timeout = match Duration::try_from_secs_f64(args.timeout) {
+        Ok(t) if !t.is_zero() => t,
+        _ => {
+            note!(
+                "nodestats nodes: --timeout must be a positive number of seconds, got {}",
+                args.timeout
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let deadline = Instant::now() + timeout;
+    let (tx, rx) = mpsc::channel();
+    // The whole run is bounded: connecting, the sentinels, every read. The
+    // worker's own socket timeouts end it soon after; if anything still
+    // hangs, the process exits here with the reason.
+    let target = std::thread::Builder::new()
+        .name("nodestats-nodes".into())
+        .spawn(move || {
+            let _ = tx.send(execute(&args, deadline));
+        });
+    if let Err(e) = target {
+        note!("nodestats nodes: cannot start: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = rx
+        .recv_timeout(
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(50),
+        )
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "timed out after {} s (connecting to or reading from Redis; --timeout)",
+                timeout.as_secs_f64()
+            ))
+        });
+    match result {
+        Ok(r) => {
+            use std::io::Write as _;
+            let _ = std::io::stderr().write_all(r.stderr.as_bytes());
+            let _ = std::io::stdout().write_all(r.stdout.as_bytes());
+            r.code
+        }
         Err(e) => {
-            eprintln!("nodestats nodes: {e}");
+            note!("nodestats nodes: {}", message(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn execute(args: &NodesArgs) -> Result<ExitCode, String> {
+/// Longest wait for one step (a connect, one read or write): a hung
+/// sentinel then leaves time to ask the next one.
+const STEP: Duration = Duration::from_secs(2);
+
+/// Time for one step: what is left before `deadline`, at most [`STEP`]
+/// (at least 1 ms).
+fn left(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .clamp(Duration::from_millis(1), STEP)
+}
+
+fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
+    let file = args.registry.file()?;
+    let redis: RedisConfig = args.registry.registry(&file)?.ok_or(
+        "say where the registry is: --redis URL, or --config livekit.yaml with a redis: block",
+    )?;
+    let timed_out = |e: cluster::ClusterError| {
+        if e.is_timeout() {
+            format!("timed out (--timeout): {e}")
+        } else {
+            e.to_string()
+        }
+    };
+    let mut out = Report {
+        stdout: String::new(),
+        stderr: String::new(),
+        code: ExitCode::SUCCESS,
+    };
     if args.sweep {
-        let removed = cluster::sweep(
-            &args.redis,
+        let removed = cluster::sweep_from(
+            &redis,
+            left(deadline),
             Duration::from_secs(args.dead_after),
             cluster::unix_now(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(timed_out)?;
         for id in &removed {
-            println!("removed {id}");
+            let _ = writeln!(out.stdout, "removed {}", printable(id));
         }
-        eprintln!("{} dead node(s) removed", removed.len());
-        return Ok(ExitCode::SUCCESS);
+        let _ = writeln!(out.stderr, "{} dead node(s) removed", removed.len());
+        return Ok(out);
     }
     let config = if args.select {
-        Some(selector_config(args)?)
+        Some(selector_config(args, &file)?)
     } else {
         None
     };
-    let (entries, skipped) = cluster::list(&args.redis).map_err(|e| e.to_string())?;
+    let (entries, skipped) = cluster::list_from(&redis, left(deadline)).map_err(timed_out)?;
     for s in &skipped {
-        eprintln!("skipped entry {:?}: {}", s.key, s.reason);
+        let _ = writeln!(out.stderr, "skipped entry {:?}: {}", s.key, s.reason);
     }
     let now = cluster::unix_now();
     if let Some(config) = config {
-        let nodes: Vec<Node> = entries.into_iter().map(|e| e.node).collect();
-        return match cluster::select(&nodes, &config, now, &mut XorShift::from_entropy()) {
+        let mut nodes: Vec<Node> = Vec::with_capacity(entries.len());
+        for e in entries {
+            if plain_id(&e.node.id) {
+                nodes.push(e.node);
+            } else {
+                let _ = writeln!(
+                    out.stderr,
+                    "left out of the choice: node id {:?} is empty or has control characters",
+                    e.node.id
+                );
+            }
+        }
+        match cluster::select(&nodes, &config, now, &mut XorShift::from_entropy()) {
             Ok(node) => {
-                println!("{}", node.id);
-                Ok(ExitCode::SUCCESS)
+                let _ = writeln!(out.stdout, "{}", node.id);
             }
             Err(e @ (SelectError::NoAvailableNodes | SelectError::LimitReached { .. })) => {
-                eprintln!("nodestats nodes: {e}");
-                Ok(ExitCode::from(NO_NODE))
+                let _ = writeln!(out.stderr, "nodestats nodes: {}", message(&e.to_string()));
+                out.code = ExitCode::from(NO_NODE);
             }
-            Err(e) => Err(e.to_string()),
-        };
+            Err(e) => return Err(e.to_string()),
+        }
+        return Ok(out);
     }
     if args.json {
         let all: Vec<serde_json::Value> = entries.iter().map(|e| json(e, now)).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
-        );
+        let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+        let _ = writeln!(out.stdout, "{text}");
     } else {
-        print_table(&entries, now);
+        print_table(&mut out.stdout, &entries, now);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(out)
 }
 
-fn selector_config(args: &NodesArgs) -> Result<SelectorConfig, String> {
+/// Whether `id` can be printed alone on a line and read back as itself:
+/// not empty, no control character (newline, ESC, DEL, C1), no bidi
+/// override.
+pub(crate) fn plain_id(id: &str) -> bool {
+    !id.is_empty() && !id.chars().any(hidden)
+}
+
+/// Characters that move the cursor, start an escape sequence or reorder
+/// text on a terminal.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` for a terminal: every [`hidden`] character as `\xNN` or `\u{NNNN}`,
+/// and `\` as `\\` so an escape cannot be faked.
+pub(crate) fn printable(s: &str) -> String {
+    escape(s, true)
+}
+
+/// A message for a terminal or a log (it may quote what a server said):
+/// every [`hidden`] character escaped; backslashes kept as they are.
+pub(crate) fn message(s: &str) -> String {
+    escape(s, false)
+}
+
+fn escape(s: &str, backslash: bool) -> String {
+    let special = |c: char| hidden(c) || (backslash && c == '\\');
+    if !s.chars().any(special) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' if backslash => out.push_str("\\\\"),
+            c if hidden(c) && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if hidden(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn selector_config(args: &NodesArgs, file: &LiveKitFile) -> Result<SelectorConfig, String> {
+    let ns = file.node_selector.clone().unwrap_or_default();
+    // A key of the file, parsed; an empty value is LiveKit's default.
+    fn key<T: std::str::FromStr<Err = String>>(
+        name: &str,
+        v: &Option<String>,
+    ) -> Result<Option<T>, String> {
+        match v.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("--config: node_selector.{name}: {e}")),
+        }
+    }
+    let kind = match args.selector {
+        Some(k) => k,
+        None => key("kind", &ns.kind)?.unwrap_or(SelectorKind::Any),
+    };
+    let sort_by = match args.sort_by {
+        Some(k) => k,
+        None => key("sort_by", &ns.sort_by)?.unwrap_or(SortBy::Random),
+    };
+    let algorithm = match args.algorithm {
+        Some(k) => k,
+        None => key("algorithm", &ns.algorithm)?.unwrap_or(Algorithm::Lowest),
+    };
     let regions = match &args.regions {
-        None => Vec::new(),
+        None => ns.regions.clone(),
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read --regions {}: {e}", path.display()))?;
@@ -137,13 +301,17 @@ fn selector_config(args: &NodesArgs) -> Result<SelectorConfig, String> {
             })?
         }
     };
+    let region = args.region.clone().or_else(|| file.region.clone());
+    if args.region.is_some() && regions.is_empty() {
+        return Err("--region needs --regions (or node_selector.regions in --config)".into());
+    }
     Ok(SelectorConfig {
-        kind: args.selector,
-        sort_by: args.sort_by,
-        algorithm: args.algorithm,
-        sysload_limit: args.sysload_limit,
-        cpu_load_limit: args.cpu_load_limit,
-        region: args.region.clone(),
+        kind,
+        sort_by,
+        algorithm,
+        sysload_limit: args.sysload_limit.or(ns.sysload_limit).unwrap_or(0.9),
+        cpu_load_limit: args.cpu_load_limit.or(ns.cpu_load_limit).unwrap_or(0.9),
+        region,
         regions,
         max_tracks: args.max_tracks,
         max_bytes_per_sec: args.max_bytes_per_sec,
@@ -203,8 +371,9 @@ fn bytes(v: f64) -> String {
     }
 }
 
-fn print_table(entries: &[NodeEntry], now: i64) {
-    println!(
+fn print_table(out: &mut String, entries: &[NodeEntry], now: i64) {
+    let _ = writeln!(
+        out,
         "{:<20} {:<13} {:<10} {:<15} {:>4} {:>5} {:>16} {:>19} {:>5} {:>7} {:>9} {:>21} {:>17} {:>6} {:>7} {:>6} {:>5}",
         "ID",
         "STATE",
@@ -239,12 +408,13 @@ fn print_table(entries: &[NodeEntry], now: i64) {
         clients += i64::from(s.num_clients);
         tin += i64::from(s.num_tracks_in);
         tout += i64::from(s.num_tracks_out);
-        println!(
+        let _ = writeln!(
+            out,
             "{:<20} {:<13} {:<10} {:<15} {:>4} {:>5.1} {:>16} {:>19} {:>5} {:>7} {:>9} {:>21} {:>17} {:>6.2} {:>7.1} {:>6} {:>5}",
-            n.id,
+            printable(&n.id),
             n.state.name(),
-            n.region,
-            n.ip,
+            printable(&n.region),
+            printable(&n.ip),
             s.num_cpus,
             s.cpu_load * 100.0,
             format!(
@@ -271,7 +441,8 @@ fn print_table(entries: &[NodeEntry], now: i64) {
             },
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{} node(s): {rooms} rooms, {clients} clients, {tin}/{tout} tracks in/out",
         entries.len()
     );

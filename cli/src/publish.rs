@@ -1,32 +1,39 @@
-//! `serve --redis`: publish this node's NodeStats into the Redis node
-//! registry after every collector update, LiveKit-style.
+//! `serve --redis` / `serve --config livekit.yaml`: publish this node's
+//! NodeStats into the Redis node registry after every collector update,
+//! LiveKit-style.
 //!
 //! SIGUSR1 re-publishes as SHUTTING_DOWN (drain); stopping removes the
 //! entry. Redis is only ever touched from the publisher's own thread, so an
-//! outage never reaches `/metrics`, `/stats` or `/healthz`; failed writes
-//! are counted in `nodestats_redis_publish_failures_total`.
+//! outage never reaches `/metrics`, `/stats` or `/healthz`. Why the
+//! registry cannot be written (a wrong password, an unknown ACL user, a bad
+//! database index, no master) is said on stderr once and again when the
+//! reason changes, exported as `nodestats_registry_up` and
+//! `nodestats_registry_error_info{reason}`, and shown under `registry` in
+//! `/stats`; failed writes are counted in
+//! `nodestats_redis_publish_failures_total`. No password is ever shown.
 
+use crate::config::RegistryArgs;
 use clap::Args;
 use nodestats::cluster::{NodeState, Publisher, PublisherConfig, PublisherStatus};
 use nodestats::{Error, NodeStats};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Args, Debug)]
 pub(crate) struct PublishArgs {
-    /// Publish this node as a livekit.Node into the Redis hash `nodes` at redis://HOST:PORT[/DB].
+    /// Publish this node as a livekit.Node into the Redis hash `nodes` (--redis URL or the redis: block of --config).
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// The node's region (default: region of --config).
     #[arg(long)]
-    redis: Option<String>,
-    /// The node's region (with --redis).
-    #[arg(long, requires = "redis")]
     region: Option<String>,
-    /// The node's IP as published (with --redis).
-    #[arg(long, requires = "redis")]
+    /// The node's IP as published.
+    #[arg(long)]
     node_ip: Option<String>,
-    /// State published until SIGUSR1 (drain): serving, starting_up, shutting_down or suspended.
-    #[arg(long, default_value = "serving", requires = "redis")]
-    state: NodeState,
+    /// State published until SIGUSR1 (drain): serving (default), starting_up, shutting_down or suspended.
+    #[arg(long)]
+    state: Option<NodeState>,
 }
 
 /// Set by SIGUSR1.
@@ -39,23 +46,43 @@ extern "C" fn on_usr1(_: libc::c_int) {
     DRAIN.store(true, Ordering::Relaxed);
 }
 
-/// Publishing, when `--redis` was given.
-pub(crate) struct Publishing(Option<Publisher>);
+/// Publishing, when a registry was configured.
+pub(crate) struct Publishing {
+    publisher: Option<Publisher>,
+    /// The reason last said on stderr (`None`: up, or not known yet).
+    said: Mutex<Option<String>>,
+}
 
-/// Starts publishing as `node_id` when `--redis` was given.
+/// Starts publishing as `node_id` when `--redis` or a `redis:` block in
+/// `--config` says where.
 pub(crate) fn start(
     args: &PublishArgs,
     node_id: &str,
     node_type: &str,
 ) -> Result<Publishing, Error> {
-    let Some(url) = &args.redis else {
-        return Ok(Publishing(None));
+    let file = args.registry.file().map_err(Error::Config)?;
+    let Some(redis) = args.registry.registry(&file).map_err(Error::Config)? else {
+        if args.region.is_some() || args.node_ip.is_some() || args.state.is_some() {
+            return Err(Error::Config(
+                "--region, --node-ip and --state describe this node in the registry: give --redis or --config with a redis: block".into(),
+            ));
+        }
+        return Ok(Publishing {
+            publisher: None,
+            said: Mutex::new(None),
+        });
     };
     let config = PublisherConfig {
+        redis,
+        node_id: node_id.to_string(),
         ip: args.node_ip.clone().unwrap_or_default(),
-        region: args.region.clone().unwrap_or_default(),
-        state: args.state,
-        ..PublisherConfig::new(url.clone(), node_id)
+        region: args
+            .region
+            .clone()
+            .or_else(|| file.region.clone())
+            .unwrap_or_default(),
+        state: args.state.unwrap_or(NodeState::Serving),
+        ..PublisherConfig::new("", node_id)
     };
     let publisher = Publisher::start(config).map_err(|e| Error::Config(e.to_string()))?;
     let labels = format!(
@@ -72,13 +99,22 @@ pub(crate) fn start(
             on_usr1 as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
     }
-    Ok(Publishing(Some(publisher)))
+    note!(
+        "nodestats serve: publishing as {node_id:?} to the node registry at {}",
+        publisher.status().target()
+    );
+    Ok(Publishing {
+        publisher: Some(publisher),
+        said: Mutex::new(None),
+    })
 }
 
 impl Publishing {
-    /// Hands the update to the publisher (never waits for Redis).
+    /// Hands the update to the publisher (never waits for Redis), and says
+    /// on stderr why the registry cannot be written when that changed.
     pub(crate) fn update(&self, ns: &NodeStats) {
-        if let Some(p) = &self.0 {
+        if let Some(p) = &self.publisher {
+            self.report(&p.status());
             if DRAIN.swap(false, Ordering::Relaxed) {
                 p.drain();
             }
@@ -86,9 +122,29 @@ impl Publishing {
         }
     }
 
+    fn report(&self, status: &PublisherStatus) {
+        let now = status.error();
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        if *said == now {
+            return;
+        }
+        match &now {
+            Some(why) => note!(
+                "nodestats serve: cannot publish to the node registry: {}",
+                crate::nodes::message(why)
+            ),
+            None if status.up() == Some(true) => note!(
+                "nodestats serve: publishing to the node registry at {} again",
+                status.target()
+            ),
+            None => return,
+        }
+        *said = now;
+    }
+
     /// Removes the entry; returns within a second.
     pub(crate) fn finish(self) {
-        if let Some(p) = self.0 {
+        if let Some(p) = self.publisher {
             if !p.shutdown() {
                 note!("nodestats serve: could not remove this node from the Redis registry");
             }
@@ -102,9 +158,28 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `text` with the publisher's counters appended (unchanged without `--redis`).
+/// `text` with the publisher's counters appended (unchanged without a
+/// registry).
 pub(crate) fn with_metrics(mut text: String) -> String {
     if let Some((status, labels)) = STATUS.get() {
+        let up = u8::from(status.up() == Some(true));
+        let _ = write!(
+            text,
+            "# HELP nodestats_registry_up Whether the last write of this node's entry reached the Redis node registry.\n\
+             # TYPE nodestats_registry_up gauge\nnodestats_registry_up{labels} {up}\n"
+        );
+        if let Some(why) = status.error() {
+            let labels = format!(
+                "{},reason=\"{}\"}}",
+                labels.trim_end_matches('}'),
+                escape(&why)
+            );
+            let _ = write!(
+                text,
+                "# HELP nodestats_registry_error_info Why this node's entry cannot be written to the Redis node registry (present while it cannot).\n\
+                 # TYPE nodestats_registry_error_info gauge\nnodestats_registry_error_info{labels} 1\n"
+            );
+        }
         for (name, help, v) in [
             (
                 "nodestats_redis_publish_failures_total",
@@ -124,4 +199,16 @@ pub(crate) fn with_metrics(mut text: String) -> String {
         }
     }
     text
+}
+
+/// The registry's state for `/stats` (`None` without a registry).
+pub(crate) fn stats_json() -> Option<serde_json::Value> {
+    let (status, _) = STATUS.get()?;
+    Some(serde_json::json!({
+        "target": status.target(),
+        "up": status.up(),
+        "error": status.error(),
+        "published": status.published(),
+        "failures": status.failures(),
+    }))
 }

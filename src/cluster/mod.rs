@@ -14,6 +14,12 @@
 //!   fatal, unlike LiveKit's `ListNodes`) and remove dead nodes.
 //! * [`select`] — LiveKit's availability rule and node selectors as a pure
 //!   function, with the clock and the random source passed in.
+//! * [`RedisConfig`] — where the registry is, as LiveKit's `redis:` block
+//!   says it: one Redis, a master behind Sentinel (followed through
+//!   failovers) or a Redis Cluster; ACL user, database, TLS (feature
+//!   `cluster-tls`). [`list_from`], [`sweep_from`] and
+//!   [`PublisherConfig::redis`] take it; [`RedisConfig::connect`] gives a
+//!   [`RegistryConnection`] for commands of your own.
 //!
 //! ```no_run
 //! use nodestats::cluster::{self, Publisher, PublisherConfig, SelectorConfig, SortBy, XorShift};
@@ -36,16 +42,20 @@
 
 #![cfg(feature = "cluster")]
 
+mod config;
 mod error;
 mod node;
 mod publisher;
 mod registry;
 mod select;
 
+pub use config::{RedisConfig, RegistryConnection, DEFAULT_MAX_REDIRECTS};
 pub use error::ClusterError;
 pub use node::{Node, NodeState};
 pub use publisher::{Publisher, PublisherConfig, PublisherStatus};
-pub use registry::{decode_entries, list, sweep, NodeEntry, Skipped, NODES_KEY};
+pub use registry::{
+    decode_entries, list, list_from, sweep, sweep_from, NodeEntry, Skipped, NODES_KEY,
+};
 pub use select::{
     is_available, is_selectable, select, sysload, Algorithm, RandomSource, Region, SelectError,
     SelectorConfig, SelectorKind, SortBy, XorShift, AVAILABLE_SECONDS,

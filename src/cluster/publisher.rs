@@ -1,11 +1,12 @@
 //! Publishing this node into the registry from a thread of its own.
 
-use super::error::ClusterError;
+use super::config::{Plan, RedisConfig, RegistryConnection};
+use super::error::{self, ClusterError};
 use super::node::{Node, NodeState};
 use super::registry::NODES_KEY;
 use super::unix_now;
 use crate::NodeStats;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,14 +18,19 @@ const IO_TIMEOUT: Duration = Duration::from_millis(250);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between retries while Redis is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The same under Sentinel: a retry asks the sentinels for the master, so
+/// a short wait finds the promoted replica soon after the failover (the
+/// sentinels, not the dead master, take the retries).
+const MAX_BACKOFF_SENTINEL: Duration = Duration::from_millis(500);
 /// How long [`Publisher::shutdown`] waits for the entry to be removed.
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(900);
 
 /// What a [`Publisher`] says about its node besides the stats.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PublisherConfig {
-    /// Redis URL, `redis://HOST:PORT[/DB]`.
-    pub url: String,
+    /// Where the registry is: one Redis, a Sentinel-watched master or a
+    /// Cluster ([`RedisConfig::url`] for a plain `redis://` URL).
+    pub redis: RedisConfig,
     /// The node id, the field of the hash `nodes`.
     pub node_id: String,
     /// The node's IP as other nodes and clients reach it.
@@ -40,10 +46,11 @@ pub struct PublisherConfig {
 }
 
 impl PublisherConfig {
-    /// A SERVING server node `node_id` published at `url`, no IP or region.
+    /// A SERVING server node `node_id` published at the standalone Redis
+    /// `url`, no IP or region.
     pub fn new(url: impl Into<String>, node_id: impl Into<String>) -> Self {
         PublisherConfig {
-            url: url.into(),
+            redis: RedisConfig::url(url),
             node_id: node_id.into(),
             ip: String::new(),
             region: String::new(),
@@ -72,8 +79,16 @@ struct Shared {
     cv: Condvar,
     published: AtomicU64,
     failures: AtomicU64,
+    /// [`UNKNOWN`], [`UP`] or [`DOWN`]: how the last write went.
+    up: AtomicU8,
     last_error: Mutex<Option<String>>,
+    /// The target, without secrets.
+    target: String,
 }
+
+const UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Slot> {
@@ -97,7 +112,33 @@ impl PublisherStatus {
         self.0.failures.load(Ordering::Relaxed)
     }
 
-    /// The last failure's message, naming the URL.
+    /// Whether the last write (or removal) reached the registry; `None`
+    /// before the first attempt.
+    pub fn up(&self) -> Option<bool> {
+        match self.0.up.load(Ordering::Relaxed) {
+            UP => Some(true),
+            DOWN => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Why the registry is down now: the last failure's message while
+    /// [`up`](Self::up) is `Some(false)`, else `None`.
+    pub fn error(&self) -> Option<String> {
+        if self.up() == Some(false) {
+            self.last_error()
+        } else {
+            None
+        }
+    }
+
+    /// The registry as messages show it (mode and addresses, no password).
+    pub fn target(&self) -> &str {
+        &self.0.target
+    }
+
+    /// The last failure's message, naming the target, never a password
+    /// (kept after the registry is up again).
     pub fn last_error(&self) -> Option<String> {
         self.0
             .last_error
@@ -114,8 +155,10 @@ impl PublisherStatus {
 /// latest stats and wakes a thread that writes them (`HSET nodes <id>
 /// <bytes>`). Updates arriving while a write is under way replace each
 /// other; only the newest is written. When Redis is down the thread counts
-/// the failure, waits (100 ms doubling to 2 s) and retries with the newest
-/// stats, reconnecting as needed. [`shutdown`](Self::shutdown) (or drop)
+/// the failure, waits (100 ms doubling to 2 s; to 0.5 s under Sentinel) and
+/// retries with the newest stats, reconnecting as needed — under Sentinel
+/// asking the sentinels for the master again, so a failover is followed
+/// without anyone's help. [`shutdown`](Self::shutdown) (or drop)
 /// removes the entry (`HDEL`) and returns within a second even when Redis
 /// is unreachable.
 #[derive(Debug)]
@@ -129,8 +172,7 @@ impl Publisher {
     /// before the first [`publish`](Self::publish) or
     /// [`set_state`](Self::set_state); Redis need not be up yet.
     pub fn start(config: PublisherConfig) -> Result<Self, ClusterError> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| ClusterError::new(&config.url, "not a usable Redis URL", Some(e)))?;
+        let plan = config.redis.plan()?;
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot {
                 stats: None,
@@ -142,13 +184,15 @@ impl Publisher {
             cv: Condvar::new(),
             published: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            up: AtomicU8::new(UNKNOWN),
             last_error: Mutex::new(None),
+            target: plan.describe().to_string(),
         });
-        let url = config.url.clone();
+        let url = plan.describe().to_string();
         let worker = Worker {
             shared: shared.clone(),
             config,
-            client,
+            plan,
             con: None,
         };
         let thread = std::thread::Builder::new()
@@ -259,13 +303,18 @@ impl Drop for Publisher {
 struct Worker {
     shared: Arc<Shared>,
     config: PublisherConfig,
-    client: redis::Client,
-    con: Option<redis::Connection>,
+    plan: Plan,
+    con: Option<RegistryConnection>,
 }
 
 impl Worker {
     fn run(mut self) {
         let mut backoff = MIN_BACKOFF;
+        let max_backoff = if self.plan.is_sentinel() {
+            MAX_BACKOFF_SENTINEL
+        } else {
+            MAX_BACKOFF
+        };
         let mut retry_at: Option<Instant> = None;
         while let Some(node) = self.next(retry_at) {
             match self.command(
@@ -275,6 +324,7 @@ impl Worker {
                     .arg(node.encode()),
             ) {
                 Ok(()) => {
+                    self.shared.up.store(UP, Ordering::Relaxed);
                     self.shared.published.fetch_add(1, Ordering::Relaxed);
                     backoff = MIN_BACKOFF;
                     retry_at = None;
@@ -283,7 +333,7 @@ impl Worker {
                     self.failed(format!("HSET {NODES_KEY} {}", node.id), e);
                     self.shared.lock().dirty = true;
                     retry_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = (backoff * 2).min(max_backoff);
                 }
             }
         }
@@ -336,14 +386,13 @@ impl Worker {
         })
     }
 
-    /// Runs one command, connecting first if needed; a failure drops the
-    /// connection so the next attempt reconnects.
-    fn command(&mut self, cmd: &mut redis::Cmd) -> Result<(), redis::RedisError> {
+    /// Runs one command, connecting first if needed (under Sentinel: asking
+    /// the sentinels for the master again); any failure — the master gone,
+    /// `READONLY` from a demoted one, a timeout — drops the connection so
+    /// the next attempt reconnects and re-resolves.
+    fn command(&mut self, cmd: &mut redis::Cmd) -> Result<(), String> {
         if self.con.is_none() {
-            let con = self.client.get_connection_with_timeout(IO_TIMEOUT)?;
-            con.set_read_timeout(Some(IO_TIMEOUT))?;
-            con.set_write_timeout(Some(IO_TIMEOUT))?;
-            self.con = Some(con);
+            self.con = Some(self.plan.connect(IO_TIMEOUT).map_err(|e| e.to_string())?);
         }
         let Some(con) = self.con.as_mut() else {
             return Ok(());
@@ -352,13 +401,13 @@ impl Worker {
         if r.is_err() {
             self.con = None;
         }
-        r
+        r.map_err(|e| format!("Redis at {}: {}", self.plan.describe(), error::reason(&e)))
     }
 
-    fn failed(&self, what: String, e: redis::RedisError) {
+    fn failed(&self, what: String, e: String) {
         self.shared.failures.fetch_add(1, Ordering::Relaxed);
-        let msg =
-            ClusterError::new(&self.config.url, format!("{what} failed"), Some(e)).to_string();
+        self.shared.up.store(DOWN, Ordering::Relaxed);
+        let msg = format!("{what} failed: {e}");
         *self
             .shared
             .last_error

@@ -1,5 +1,6 @@
 //! Reading and cleaning the Redis hash `nodes`.
 
+use super::config::RedisConfig;
 use super::error::ClusterError;
 use super::node::Node;
 use std::time::Duration;
@@ -32,20 +33,18 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Opens a connection with timeouts; errors name the URL.
-pub(crate) fn connect(url: &str, timeout: Duration) -> Result<redis::Connection, ClusterError> {
-    let client = redis::Client::open(url)
-        .map_err(|e| ClusterError::new(url, "not a usable Redis URL", Some(e)))?;
-    let con = client
-        .get_connection_with_timeout(timeout)
-        .map_err(|e| ClusterError::new(url, "cannot connect", Some(e)))?;
-    con.set_read_timeout(Some(timeout))
-        .and_then(|()| con.set_write_timeout(Some(timeout)))
-        .map_err(|e| ClusterError::new(url, "cannot set socket timeouts", Some(e)))?;
-    Ok(con)
+/// Opens a connection to the standalone Redis at `url` with timeouts;
+/// errors name the URL. (For the allocator's commands; a registry behind
+/// Sentinel or in a Cluster: [`RedisConfig::connect`].)
+#[allow(dead_code)]
+pub(crate) fn connect(
+    url: &str,
+    timeout: Duration,
+) -> Result<super::config::RegistryConnection, ClusterError> {
+    RedisConfig::url(url).connect(timeout)
 }
 
-fn hgetall(url: &str, con: &mut redis::Connection) -> Result<Raw, ClusterError> {
+fn hgetall(url: &str, con: &mut impl redis::ConnectionLike) -> Result<Raw, ClusterError> {
     redis::cmd("HGETALL")
         .arg(NODES_KEY)
         .query(con)
@@ -78,8 +77,17 @@ pub fn decode_entries(raw: Vec<(Vec<u8>, Vec<u8>)>) -> (Vec<NodeEntry>, Vec<Skip
 /// Every node in the hash `nodes` at `url` (`HGETALL nodes`). An entry that
 /// does not decode, or has no stats, is skipped and reported, never fatal.
 pub fn list(url: &str) -> Result<(Vec<NodeEntry>, Vec<Skipped>), ClusterError> {
-    let mut con = connect(url, TIMEOUT)?;
-    Ok(decode_entries(hgetall(url, &mut con)?))
+    list_from(&RedisConfig::url(url), TIMEOUT)
+}
+
+/// [`list`] from the registry `config` describes (standalone, Sentinel or
+/// Cluster), `timeout` for the connect and each read or write.
+pub fn list_from(
+    config: &RedisConfig,
+    timeout: Duration,
+) -> Result<(Vec<NodeEntry>, Vec<Skipped>), ClusterError> {
+    let mut con = config.connect(timeout)?;
+    Ok(decode_entries(hgetall(&config.describe(), &mut con)?))
 }
 
 /// Deletes a field only if it still holds the value that was read, so a node
@@ -93,7 +101,20 @@ const DELETE_IF_UNCHANGED: &str =
 /// reports them). Each removal is atomic and only happens if the entry was
 /// not re-published since it was read.
 pub fn sweep(url: &str, dead_after: Duration, now_unix: i64) -> Result<Vec<String>, ClusterError> {
-    let mut con = connect(url, TIMEOUT)?;
+    sweep_from(&RedisConfig::url(url), TIMEOUT, dead_after, now_unix)
+}
+
+/// [`sweep`] in the registry `config` describes, `timeout` for the
+/// connect and each read or write.
+pub fn sweep_from(
+    config: &RedisConfig,
+    timeout: Duration,
+    dead_after: Duration,
+    now_unix: i64,
+) -> Result<Vec<String>, ClusterError> {
+    let url = config.describe();
+    let url = url.as_str();
+    let mut con = config.connect(timeout)?;
     let limit = i64::try_from(dead_after.as_secs()).unwrap_or(i64::MAX);
     let mut removed = Vec::new();
     for (k, v) in hgetall(url, &mut con)? {

@@ -276,3 +276,12 @@ pub fn nodestats_bin() -> std::path::PathBuf {
     );
     bin
 }
+
+/// A loopback TCP port free a moment ago, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}

@@ -191,7 +191,15 @@ fn a_thousand_idle_connections_for_ten_seconds() {
     );
     assert_eq!(failed, 0, "{failed} failed scrapes");
     assert!(ok > 10 * secs, "only {ok} scrapes in {secs} s");
-    assert!(worst_ms < 1000.0, "a scrape took {worst_ms:.1} ms");
+    // What idle connections could do wrong is make a scrape wait for one
+    // of them: behind a connection's 5 s header timeout, or forever. A
+    // scrape slower than that bound is such a wait; one merely slowed by a
+    // busy machine (1.1 s was seen with other builds running) is not, so
+    // the bound is the header timeout, not a speed.
+    assert!(
+        worst_ms < 4000.0,
+        "a scrape took {worst_ms:.1} ms: it waited behind an idle connection"
+    );
     // After the first round of header timeouts (5 s) has closed and
     // reopened every connection. Until then part of the slow connections'
     // buffers (16 KiB each, hyper's) is allocated but not yet touched, so

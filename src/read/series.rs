@@ -3,7 +3,8 @@
 
 use crate::schema::{Counter, Direction, Family, FamilyId, Kind, COUNTERS, LIVEKIT_FAMILIES};
 use crate::segment::series::{
-    alloc, read_entry, read_string, Shapes, MAX_LABEL_BYTES, OVERFLOW_ID, OVERFLOW_LABEL, PUBLISHED,
+    alloc, read_entry, read_string, Shapes, StringEntry, MAX_LABEL_BYTES, OVERFLOW_ID,
+    OVERFLOW_LABEL, PUBLISHED,
 };
 use crate::segment::slots::ACTIVE;
 use crate::segment::Segment;
@@ -12,15 +13,20 @@ use std::collections::HashMap;
 
 /// Adds the country-labeled media series (packets, bytes, NACK/PLI/FIR)
 /// into the fixed counters, so NodeStats counts every country. Reads only
-/// those families' entries and no strings but the direction and
-/// transmission labels; allocates only to index what thread writers hold
-/// in their rows' series slots, when they hold anything.
+/// those families' entries; an entry with a label that is not usable
+/// (SEGMENT.md §8, Reading series, step 3) is skipped here as the
+/// exporter skips it, so NodeStats and `/metrics` count the same traffic.
+/// Allocates only to index what thread writers hold in their rows' series
+/// slots, when they hold anything.
 pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
     let r = seg.series_region();
+    // Entries, then strings: the order and the reason are `read_all_with`'s.
     let n = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
+    let ns = (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
     let label = |id: u32| -> Option<([u8; MAX_LABEL_BYTES], usize)> {
-        read_string(r.strings.get(id as usize)?)
+        usable_string(r.strings[..ns].get(id as usize)?)
     };
+    let usable = |id: u32| id == OVERFLOW_ID || label(id).is_some();
     let direction = |id: u32| match label(id) {
         Some((b, len)) if &b[..len] == b"incoming" => Some(Direction::Incoming),
         Some((b, len)) if &b[..len] == b"outgoing" => Some(Direction::Outgoing),
@@ -43,6 +49,9 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
         let Some(family) = e.family.livekit() else {
             continue;
         };
+        if !ids[..e.nl].iter().all(|&id| usable(id)) {
+            continue;
+        }
         let target = match family {
             Family::PacketTotal | Family::PacketBytes => {
                 let (Some(d), Some(t)) = (direction(ids[0]), retransmit(ids[1])) else {
@@ -66,6 +75,12 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
         let v = r.value_sum(base).wrapping_add(in_rows.count(base));
         counters[target] = counters[target].wrapping_add(v);
     }
+}
+
+/// String `e` if it is usable as a label value (SEGMENT.md §8, Reading
+/// series, step 2): published, at most 64 bytes, UTF-8.
+fn usable_string(e: &StringEntry) -> Option<([u8; MAX_LABEL_BYTES], usize)> {
+    read_string(e).filter(|(b, len)| std::str::from_utf8(&b[..*len]).is_ok())
 }
 
 /// A merged series read from the segment (public for the test door only).
@@ -128,11 +143,9 @@ pub(crate) fn read_all_with(
     let n_series = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
     let n_strings =
         (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
-    let strings: Vec<Option<String>> = (0..n_strings)
-        .map(|i| {
-            read_string(&r.strings[i])
-                .and_then(|(b, len)| String::from_utf8(b[..len].to_vec()).ok())
-        })
+    let strings: Vec<Option<String>> = r.strings[..n_strings]
+        .iter()
+        .map(|e| usable_string(e).map(|(b, len)| String::from_utf8_lossy(&b[..len]).into_owned()))
         .collect();
     stats.registered = n_series.saturating_sub(LIVEKIT_FAMILIES) as u64;
     // Writer slots whose labeled gauges count: active, with a live writer.

@@ -397,7 +397,8 @@ mod spec {
             || !(1..=128).contains(&name_len)
             || unit_len > 32
             || help_len > 864
-            || word(3) < 1
+            || !(1..1 << 32).contains(&word(3))
+            || word(4) >= 1 << 32
         {
             return None;
         }
@@ -427,12 +428,16 @@ mod spec {
         if bounds.iter().any(|v| !v.is_finite()) || bounds.windows(2).any(|p| p[0] >= p[1]) {
             return None;
         }
+        let unit = text(b, e + 80 * 8, unit_len)?;
+        if !unit.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+            return None;
+        }
         Some(Declared {
             entry: k,
             name,
             help: text(b, e + 148 * 8, help_len)?,
             kind,
-            unit: text(b, e + 80 * 8, unit_len)?,
+            unit,
             labels,
             bounds,
             cap: word(3),
@@ -729,13 +734,15 @@ fn crate_view(path: &Path, spec_families: &[Declared]) -> View {
             .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
     };
     // The families the exporter describes: those of the spec reader that
-    // have a HELP and TYPE line as §8a gives them.
+    // have a HELP and TYPE line as §8a gives them (a family without a
+    // series to export has neither).
     let families = spec_families
         .iter()
         .filter(|f| {
             let kind = ["counter", "gauge", "histogram"][f.kind as usize];
-            text.contains(&format!("# HELP {} {}\n", f.name, f.help))
-                && text.contains(&format!("# TYPE {} {kind}\n", f.name))
+            let described = text.contains(&format!("# HELP {} {}\n", f.name, f.help))
+                && text.contains(&format!("# TYPE {} {kind}\n", f.name));
+            described || !map.keys().any(|(name, _)| *name == f.name)
         })
         .cloned()
         .collect::<Vec<_>>();
@@ -1422,5 +1429,78 @@ fn both_readers_agree_on_live_segments() {
         );
         assert_eq!(v.families.len(), 3, "{what}");
         drop((thread, stats, second));
+    }
+}
+
+/// Damaged copies of the golden image: whatever a reader must skip, both
+/// readers skip alike (and count alike).
+#[test]
+fn both_readers_agree_on_damaged_copies_of_the_golden_image() {
+    use golden::*;
+    let (k_rooms, k_delay) = family_entries();
+    let fam = |k: usize, word: usize| FAMILIES_AT + 1024 + 2048 * k + 8 * word;
+    let entry = |j: usize, word: usize| SERIES_AT + 128 + 64 * j + 8 * word;
+    let string = |s: usize| SERIES_AT + 128 + 64 * SERIES + 72 * s;
+    let row_series = |r: usize, s: usize| ROW_SERIES_AT + 16 * ROW_SLOTS * r + 8 * s;
+    let b = std::fs::read(GOLDEN).unwrap();
+    let old = |at: usize| w(&b, at);
+    let cases: Vec<(&str, usize, u64)> = vec![
+        ("a family's cap past 2^32 - 1", fam(k_rooms, 3), 1 << 32),
+        ("a family's cap 0", fam(k_rooms, 3), 0),
+        (
+            "a family's overflow entry past 2^32 - 1",
+            fam(k_delay, 4),
+            1 << 32,
+        ),
+        (
+            "a unit that is not [a-zA-Z0-9_]",
+            fam(k_delay, 80),
+            u64::from_le_bytes(*b"sec-onds"),
+        ),
+        (
+            "a label name the exporter owns",
+            fam(k_rooms, 84),
+            u64::from_le_bytes(*b"node_id\0"),
+        ),
+        ("a family state without its hash bits", fam(k_rooms, 0), 2),
+        (
+            "a country id past the string count",
+            entry(49, 4),
+            old(entry(49, 4)) & 0xffff_ffff | 9 << 32,
+        ),
+        (
+            "a string that is not UTF-8",
+            string(2) + 8,
+            old(string(2) + 8) | 0xff,
+        ),
+        ("a string longer than 64 bytes", string(3), 2 | 65 << 8),
+        ("an unpublished string", string(0), 1 | 8 << 8),
+        (
+            "a gauge series with the wrong value count",
+            entry(52, 1),
+            old(entry(52, 1)) + (1 << 16),
+        ),
+        ("a series past the value block", entry(50, 2), VPS as u64),
+        (
+            "a series of a family entry that is free",
+            entry(55, 1),
+            old(entry(55, 1)) ^ 1,
+        ),
+        ("a row's first binding cleared", row_series(1, 0), 0),
+        ("one value block", 8 * 21, 1),
+        ("value blocks 0 (= shard count)", 8 * 21, 0),
+        ("a claiming writer slot", SLOTS_AT + 256, 1),
+        ("a string count that hides three strings", SERIES_AT + 8, 3),
+        ("a series count past the capacity", SERIES_AT, 1_000),
+        ("a series count of 49", SERIES_AT, 49),
+    ];
+    let dir = common::TempDir::new("spec-damaged");
+    for (what, at, v) in cases {
+        let path = dir.join("damaged.seg");
+        let mut img = b.clone();
+        img[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        std::fs::write(&path, &img).unwrap();
+        let result = std::panic::catch_unwind(|| both_agree(&path));
+        assert!(result.is_ok(), "{what}: the readers disagree");
     }
 }

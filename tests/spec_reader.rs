@@ -1504,3 +1504,57 @@ fn both_readers_agree_on_damaged_copies_of_the_golden_image() {
         assert!(result.is_ok(), "{what}: the readers disagree");
     }
 }
+
+/// §10 as the contract for accepting a segment: hostile values in every
+/// header word of the golden image get the same verdict from the spec
+/// reader's validation and the crate's attach (the first failing check's
+/// class: not initialized, bad magic, unsupported version, size mismatch,
+/// unsupported write mode, bad layout — or accepted).
+#[test]
+fn both_readers_judge_hostile_headers_alike() {
+    use nodestats::{Access, Error, Segment, SegmentOptions};
+    let b = std::fs::read(GOLDEN).unwrap();
+    let dir = common::TempDir::new("spec-header");
+    let path = dir.join("hostile.seg");
+    let opts = SegmentOptions::new().init_wait(std::time::Duration::ZERO);
+    let mut checked = 0;
+    for word in 0..32 {
+        let old = w(&b, 8 * word);
+        for v in [
+            0,
+            1,
+            2,
+            16,
+            128,
+            4096,
+            1 << 20,
+            1 << 40,
+            u64::MAX,
+            old.wrapping_add(1),
+            old.wrapping_sub(1),
+            old.wrapping_mul(2),
+            old / 2,
+        ] {
+            let mut img = b.clone();
+            img[8 * word..8 * word + 8].copy_from_slice(&v.to_le_bytes());
+            std::fs::write(&path, &img).unwrap();
+            let spec = match spec::validate(&img) {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.split(':').next().unwrap().to_string(),
+            };
+            let ours = match Segment::attach_with(path.to_str().unwrap(), Access::ReadOnly, &opts) {
+                Ok(_) => "ok",
+                Err(Error::NotInitialized) => "not initialized",
+                Err(Error::BadMagic { .. }) => "bad magic",
+                Err(Error::UnsupportedVersion { .. }) => "unsupported version",
+                Err(Error::SizeMismatch { .. }) => "size mismatch",
+                Err(Error::UnsupportedWriteMode(_)) => "unsupported write mode",
+                Err(Error::BadLayout(_)) => "bad layout",
+                Err(e) => panic!("word {word} = {v:#x}: {e}"),
+            };
+            assert_eq!(spec, ours, "header word {word} = {v:#x}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 32 * 13);
+}

@@ -15,10 +15,13 @@ fn word(b: &[u8], w: usize) -> u64 {
     u64::from_le_bytes(b[8 * w..8 * w + 8].try_into().unwrap())
 }
 
-/// The directory entries (index, family, label ids) and string table
-/// offset of the segment file at `path`, from its raw bytes (SEGMENT.md §3,
-/// §8).
-fn entries(path: &std::path::Path) -> (Vec<(usize, u64, Vec<u32>)>, usize, usize) {
+/// A directory entry: index, family, label ids.
+type Entry = (usize, u64, Vec<u32>);
+
+/// The directory entries past the overflow series, and the offsets of the
+/// directory and the string table, from the raw bytes of the segment file
+/// at `path` (SEGMENT.md §3, §8).
+fn entries(path: &std::path::Path) -> (Vec<Entry>, usize, usize) {
     let b = std::fs::read(path).unwrap();
     let (series, cap) = (word(&b, 16) as usize, word(&b, 17) as usize);
     let dir = series + 128;

@@ -1207,11 +1207,9 @@ fn both_readers_find_the_golden_images_known_values() {
     fl.l_whence = libc::SEEK_SET as _;
     fl.l_start = 1i64 << 40;
     fl.l_len = 1;
-    // SAFETY: an open descriptor and a valid flock.
-    assert_eq!(
-        unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) },
-        0
-    );
+    // SAFETY: an open descriptor and a valid flock that outlives the call.
+    let r = unsafe { libc::fcntl(holder.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    assert_eq!(r, 0, "lock slot 0's byte");
 
     let v = both_agree(&path);
     let mut counters = [0u64; 64];

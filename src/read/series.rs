@@ -3,7 +3,7 @@
 
 use crate::schema::{Counter, Direction, Family, FamilyId, Kind, COUNTERS, LIVEKIT_FAMILIES};
 use crate::segment::series::{
-    alloc, read_entry, read_string, Shapes, StringEntry, MAX_LABEL_BYTES, OVERFLOW_ID,
+    alloc, read_entry, read_string, Shapes, StringEntry, MAX_LABELS, MAX_LABEL_BYTES, OVERFLOW_ID,
     OVERFLOW_LABEL, PUBLISHED,
 };
 use crate::segment::slots::ACTIVE;
@@ -11,31 +11,52 @@ use crate::segment::Segment;
 use crate::sync::Ordering;
 use std::collections::HashMap;
 
+/// What a label string is to [`fold_media`], worked out once per string.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Label {
+    Unread,
+    Unusable,
+    Other,
+    Incoming,
+    Outgoing,
+    Initial,
+    Retransmit,
+}
+
 /// Adds the country-labeled media series (packets, bytes, NACK/PLI/FIR)
 /// into the fixed counters, so NodeStats counts every country. Reads only
 /// those families' entries; an entry with a label that is not usable
 /// (SEGMENT.md §8, Reading series, step 3) is skipped here as the
 /// exporter skips it, so NodeStats and `/metrics` count the same traffic.
-/// Allocates only to index what thread writers hold in their rows' series
-/// slots, when they hold anything.
+/// Allocates a byte per label string (each is read at most once) and, when
+/// thread writers hold anything in their rows' series slots, an index of
+/// it.
 pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
     let r = seg.series_region();
     // Entries, then strings: the order and the reason are `read_all_with`'s.
     let n = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
     let ns = (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
-    let label = |id: u32| -> Option<([u8; MAX_LABEL_BYTES], usize)> {
-        usable_string(r.strings[..ns].get(id as usize)?)
-    };
-    let usable = |id: u32| id == OVERFLOW_ID || label(id).is_some();
-    let direction = |id: u32| match label(id) {
-        Some((b, len)) if &b[..len] == b"incoming" => Some(Direction::Incoming),
-        Some((b, len)) if &b[..len] == b"outgoing" => Some(Direction::Outgoing),
-        _ => None,
-    };
-    let retransmit = |id: u32| match label(id) {
-        Some((b, len)) if &b[..len] == b"initial" => Some(false),
-        Some((b, len)) if &b[..len] == b"retransmit" => Some(true),
-        _ => None,
+    let mut labels = vec![Label::Unread; ns];
+    let mut label = |id: u32| -> Label {
+        if id == OVERFLOW_ID {
+            return Label::Other;
+        }
+        let Some(l) = labels.get_mut(id as usize) else {
+            return Label::Unusable;
+        };
+        if *l == Label::Unread {
+            *l = match usable_string(&r.strings[id as usize]) {
+                None => Label::Unusable,
+                Some((b, len)) => match &b[..len] {
+                    b"incoming" => Label::Incoming,
+                    b"outgoing" => Label::Outgoing,
+                    b"initial" => Label::Initial,
+                    b"retransmit" => Label::Retransmit,
+                    _ => Label::Other,
+                },
+            };
+        }
+        *l
     };
     // Thread rows' parts of series values: read once, so each media entry
     // costs a binary search, not a pass over every row.
@@ -49,28 +70,40 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
         let Some(family) = e.family.livekit() else {
             continue;
         };
-        if !ids[..e.nl].iter().all(|&id| usable(id)) {
+        if !matches!(
+            family,
+            Family::PacketTotal
+                | Family::PacketBytes
+                | Family::NackTotal
+                | Family::PliTotal
+                | Family::FirTotal
+        ) {
             continue;
         }
+        let classes: [Label; MAX_LABELS] = std::array::from_fn(|i| match i < e.nl {
+            true => label(ids[i]),
+            false => Label::Other,
+        });
+        if classes.contains(&Label::Unusable) {
+            continue;
+        }
+        let d = match classes[0] {
+            Label::Incoming => Direction::Incoming,
+            Label::Outgoing => Direction::Outgoing,
+            _ => continue,
+        };
         let target = match family {
             Family::PacketTotal | Family::PacketBytes => {
-                let (Some(d), Some(t)) = (direction(ids[0]), retransmit(ids[1])) else {
-                    continue;
+                let t = match classes[1] {
+                    Label::Initial => false,
+                    Label::Retransmit => true,
+                    _ => continue,
                 };
                 Counter::packets(d, t) + (family == Family::PacketBytes) as usize
             }
-            Family::NackTotal | Family::PliTotal | Family::FirTotal => {
-                let Some(d) = direction(ids[0]) else {
-                    continue;
-                };
-                let first = match family {
-                    Family::NackTotal => Counter::NackIn,
-                    Family::PliTotal => Counter::PliIn,
-                    _ => Counter::FirIn,
-                };
-                first as usize + d as usize
-            }
-            _ => continue,
+            Family::NackTotal => Counter::NackIn as usize + d as usize,
+            Family::PliTotal => Counter::PliIn as usize + d as usize,
+            _ => Counter::FirIn as usize + d as usize,
         };
         let v = r.value_sum(base).wrapping_add(in_rows.count(base));
         counters[target] = counters[target].wrapping_add(v);

@@ -20,7 +20,8 @@
 //! with varied options (more than 16 shards, thread rows and thread
 //! series, declared families, several writers) with both the spec reader
 //! and the crate's readers (`Totals`, the series reader, the exporter) and
-//! compare every value. Where they disagree, SEGMENT.md is wrong or the
+//! compare every value; on the golden image also `nodestats show --json`,
+//! against the NodeStats fields SEGMENT.md Appendix A derives. Where they disagree, SEGMENT.md is wrong or the
 //! code is: the spec is the contract.
 
 mod common;
@@ -1317,7 +1318,75 @@ fn both_readers_find_the_golden_images_known_values() {
         (s(&["room"]), 10, 1, 2)
     );
     assert_eq!(v.refused, 1);
+    // `nodestats show --json` prints the NodeStats fields Appendix A
+    // derives from these counters and gauges.
+    let out = std::process::Command::new(common::nodestats_bin())
+        .args(["show", "--json", "--segment", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let derived = node_stats_by_appendix_a(&v);
+    let pick = |f: &str| derived.get(f).copied();
+    assert_eq!(
+        [
+            pick("packets_in"),
+            pick("bytes_out"),
+            pick("num_track_subscribe_cancels")
+        ],
+        [Some(76), Some(26_400), Some(5)]
+    );
+    assert_eq!(
+        [
+            pick("num_rooms"),
+            pick("num_clients"),
+            pick("num_tracks_in"),
+            pick("forward_latency")
+        ],
+        [Some(1), Some(3), Some(2), Some(1_500)]
+    );
+    for (field, want) in &derived {
+        assert_eq!(shown[field].as_u64(), Some(*want), "show --json: {field}");
+    }
     drop(holder);
+}
+
+/// NodeStats' segment-derived fields as SEGMENT.md Appendix A gives them:
+/// each the sum of the counters or gauges whose rows name it; forward
+/// latency and jitter are §7's means.
+fn node_stats_by_appendix_a(v: &View) -> BTreeMap<String, u64> {
+    let spec = spec_text();
+    let appendix = &spec[spec.find("## Appendix A.").expect("Appendix A")..];
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for line in appendix
+        .lines()
+        .take_while(|l| !l.starts_with("## Appendix B"))
+    {
+        let c: Vec<&str> = line.split('|').map(str::trim).collect();
+        let Some(i) = c
+            .get(1)
+            .and_then(|x| x.split(' ').next()?.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        // Gauge rows name their slot word: "0 `Rooms` (4)".
+        let gauge = c[1].contains("` (");
+        for field in c[2].split(", ").filter(|f| *f != "—") {
+            let field = field.trim_matches('`').to_string();
+            let x = match (gauge, field.as_str()) {
+                (true, "forward_latency") => v.forward_latency,
+                (true, "forward_jitter") => v.forward_jitter,
+                (true, _) => v.gauges[i],
+                (false, _) => v.counters[i],
+            };
+            *out.entry(field).or_default() += x;
+        }
+    }
+    out
 }
 
 /// Segments written by the crate, read by both readers.

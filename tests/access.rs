@@ -1,6 +1,9 @@
 //! Access control: who may create, attach and write a segment, and where
-//! the exporter listens. Each claim of DESIGN.md §1/§5 and
-//! shm-stats-lessons §7.7 is a test.
+//! the exporter listens. Each claim is a test: named segments are mode
+//! 0600 by default, a symlink at the name is refused (SEGMENT.md §4),
+//! collectors map read-only and never write, a segment owned by another
+//! user is refused unless allowed, and the exporter listens on loopback by
+//! default.
 
 mod common;
 

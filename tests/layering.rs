@@ -1,4 +1,5 @@
-//! The layering of `src/` (DESIGN.md §0), checked from the code's own
+//! The layering of `src/` (the layers of `LAYERS` below, lowest first),
+//! checked from the code's own
 //! imports: every `crate::<module>` path (and `super::` from a top-level
 //! file) outside comments and test modules must point to the same layer or
 //! a lower one; `write` and `read` never name each other; sibling files of

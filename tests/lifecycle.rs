@@ -1,4 +1,4 @@
-//! What operators do to a media server's segment (DESIGN.md §8): a full
+//! What operators do to a media server's segment (SEGMENT.md §4): a full
 //! `/dev/shm`, a creator that died half-way, something else at the name.
 //!
 //! The tmpfs tests mount a small tmpfs and need root (or `CAP_SYS_ADMIN`);

@@ -1,5 +1,5 @@
 //! LiveKit's labeled recording functions (the [`Stats`](crate::Stats)
-//! methods of `prom::record`) as C calls.
+//! methods of `write/livekit.rs`) as C calls.
 //!
 //! Each call hashes its label values and looks the series up in a
 //! per-process cache under a read lock; the first call with a new label set

@@ -3,33 +3,60 @@
 
 use crate::schema::{Counter, Direction, Family, FamilyId, Kind, COUNTERS, LIVEKIT_FAMILIES};
 use crate::segment::series::{
-    alloc, read_entry, read_string, Shapes, MAX_LABEL_BYTES, OVERFLOW_ID, OVERFLOW_LABEL, PUBLISHED,
+    alloc, read_entry, read_string, Shapes, StringEntry, MAX_LABELS, MAX_LABEL_BYTES, OVERFLOW_ID,
+    OVERFLOW_LABEL, PUBLISHED,
 };
 use crate::segment::slots::ACTIVE;
 use crate::segment::Segment;
 use crate::sync::Ordering;
 use std::collections::HashMap;
 
+/// What a label string is to [`fold_media`], worked out once per string.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Label {
+    Unread,
+    Unusable,
+    Other,
+    Incoming,
+    Outgoing,
+    Initial,
+    Retransmit,
+}
+
 /// Adds the country-labeled media series (packets, bytes, NACK/PLI/FIR)
 /// into the fixed counters, so NodeStats counts every country. Reads only
-/// those families' entries and no strings but the direction and
-/// transmission labels; allocates only to index what thread writers hold
-/// in their rows' series slots, when they hold anything.
+/// those families' entries; an entry with a label that is not usable
+/// (SEGMENT.md §8, Reading series, step 3) is skipped here as the
+/// exporter skips it, so NodeStats and `/metrics` count the same traffic.
+/// Allocates a byte per label string (each is read at most once) and, when
+/// thread writers hold anything in their rows' series slots, an index of
+/// it.
 pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
     let r = seg.series_region();
+    // Entries, then strings: the order and the reason are `read_all_with`'s.
     let n = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
-    let label = |id: u32| -> Option<([u8; MAX_LABEL_BYTES], usize)> {
-        read_string(r.strings.get(id as usize)?)
-    };
-    let direction = |id: u32| match label(id) {
-        Some((b, len)) if &b[..len] == b"incoming" => Some(Direction::Incoming),
-        Some((b, len)) if &b[..len] == b"outgoing" => Some(Direction::Outgoing),
-        _ => None,
-    };
-    let retransmit = |id: u32| match label(id) {
-        Some((b, len)) if &b[..len] == b"initial" => Some(false),
-        Some((b, len)) if &b[..len] == b"retransmit" => Some(true),
-        _ => None,
+    let ns = (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
+    let mut labels = vec![Label::Unread; ns];
+    let mut label = |id: u32| -> Label {
+        if id == OVERFLOW_ID {
+            return Label::Other;
+        }
+        let Some(l) = labels.get_mut(id as usize) else {
+            return Label::Unusable;
+        };
+        if *l == Label::Unread {
+            *l = match usable_string(&r.strings[id as usize]) {
+                None => Label::Unusable,
+                Some((b, len)) => match &b[..len] {
+                    b"incoming" => Label::Incoming,
+                    b"outgoing" => Label::Outgoing,
+                    b"initial" => Label::Initial,
+                    b"retransmit" => Label::Retransmit,
+                    _ => Label::Other,
+                },
+            };
+        }
+        *l
     };
     // Thread rows' parts of series values: read once, so each media entry
     // costs a binary search, not a pass over every row.
@@ -43,29 +70,50 @@ pub(crate) fn fold_media(seg: &Segment, counters: &mut [u64; COUNTERS]) {
         let Some(family) = e.family.livekit() else {
             continue;
         };
+        if !matches!(
+            family,
+            Family::PacketTotal
+                | Family::PacketBytes
+                | Family::NackTotal
+                | Family::PliTotal
+                | Family::FirTotal
+        ) {
+            continue;
+        }
+        let classes: [Label; MAX_LABELS] = std::array::from_fn(|i| match i < e.nl {
+            true => label(ids[i]),
+            false => Label::Other,
+        });
+        if classes.contains(&Label::Unusable) {
+            continue;
+        }
+        let d = match classes[0] {
+            Label::Incoming => Direction::Incoming,
+            Label::Outgoing => Direction::Outgoing,
+            _ => continue,
+        };
         let target = match family {
             Family::PacketTotal | Family::PacketBytes => {
-                let (Some(d), Some(t)) = (direction(ids[0]), retransmit(ids[1])) else {
-                    continue;
+                let t = match classes[1] {
+                    Label::Initial => false,
+                    Label::Retransmit => true,
+                    _ => continue,
                 };
                 Counter::packets(d, t) + (family == Family::PacketBytes) as usize
             }
-            Family::NackTotal | Family::PliTotal | Family::FirTotal => {
-                let Some(d) = direction(ids[0]) else {
-                    continue;
-                };
-                let first = match family {
-                    Family::NackTotal => Counter::NackIn,
-                    Family::PliTotal => Counter::PliIn,
-                    _ => Counter::FirIn,
-                };
-                first as usize + d as usize
-            }
-            _ => continue,
+            Family::NackTotal => Counter::NackIn as usize + d as usize,
+            Family::PliTotal => Counter::PliIn as usize + d as usize,
+            _ => Counter::FirIn as usize + d as usize,
         };
         let v = r.value_sum(base).wrapping_add(in_rows.count(base));
         counters[target] = counters[target].wrapping_add(v);
     }
+}
+
+/// String `e` if it is usable as a label value (SEGMENT.md §8, Reading
+/// series, step 2): published, at most 64 bytes, UTF-8.
+fn usable_string(e: &StringEntry) -> Option<([u8; MAX_LABEL_BYTES], usize)> {
+    read_string(e).filter(|(b, len)| std::str::from_utf8(&b[..*len]).is_ok())
 }
 
 /// A merged series read from the segment (public for the test door only).
@@ -128,11 +176,9 @@ pub(crate) fn read_all_with(
     let n_series = (r.alloc[alloc::NEXT_SERIES].load(Ordering::Acquire) as usize).min(r.dir.len());
     let n_strings =
         (r.alloc[alloc::NEXT_STRING].load(Ordering::Acquire) as usize).min(r.strings.len());
-    let strings: Vec<Option<String>> = (0..n_strings)
-        .map(|i| {
-            read_string(&r.strings[i])
-                .and_then(|(b, len)| String::from_utf8(b[..len].to_vec()).ok())
-        })
+    let strings: Vec<Option<String>> = r.strings[..n_strings]
+        .iter()
+        .map(|e| usable_string(e).map(|(b, len)| String::from_utf8_lossy(&b[..len]).into_owned()))
         .collect();
     stats.registered = n_series.saturating_sub(LIVEKIT_FAMILIES) as u64;
     // Writer slots whose labeled gauges count: active, with a live writer.

@@ -1,4 +1,6 @@
-//! Per-CPU shards and the hot path.
+//! Per-CPU shards: the storage of the fixed counters (SEGMENT.md §6), and
+//! their sum. The adds themselves (the hot path) are the writers' adder,
+//! `write/adder.rs`.
 //!
 //! A shard is one CPU's row of counters. Every writer, in any thread of any
 //! process, adds to the shard of the CPU it runs on, in the segment's

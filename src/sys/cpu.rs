@@ -265,9 +265,8 @@ fn read_busy(
 // Ours, not procfs's `KernelStats`: that one requires the `ctxt`, `btime`
 // and `processes` lines, so it rejects the `cpu`-only files the proc/stat
 // tests write, and it parses every per-CPU line into a `Vec` we would throw
-// away: 1.2-1.8 µs per parse of this 2-CPU host's file against 0.12-0.17 µs
-// for reading the one `cpu` line (release build, 2 shared cores), a gap that
-// grows with the CPU count.
+// away, about ten times slower than reading the one `cpu` line on a 2-CPU
+// host (figures: benches/README.md), a gap that grows with the CPU count.
 pub(crate) fn proc_stat_busy_ticks(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
     let mut fields = [0u64; 8];

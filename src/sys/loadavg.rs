@@ -18,9 +18,8 @@ pub(crate) fn read_loadavg(path: &Path, buf: &mut String, errors: &mut u64) -> O
 /// Parses `"0.52 0.58 0.59 1/467 12345"`.
 // Ours, not procfs's `LoadAverage`: that one stores `f32`, so the kernel's
 // "0.52" comes back as 0.5199999809265137 (the fixtures expect 0.52), it also
-// requires the `running/total` and last-pid fields we do not use, and it took
-// 176-202 ns per parse against 41-83 ns for this one (release build, 2 shared
-// cores).
+// requires the `running/total` and last-pid fields we do not use, and it is
+// slower (figures: benches/README.md).
 pub(crate) fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
     let mut it = text.split_ascii_whitespace();
     let mut out = [0.0; 3];

@@ -118,9 +118,8 @@ pub(crate) struct Udp {
 // `Ip:`, `Icmp:`, `Tcp:`, `Udp:` and `UdpLite:` sections, so it rejects our
 // fixtures (no `Icmp:` lines) and would fail the whole file the day a kernel
 // adds or drops any of ~80 columns we do not read; it reports one error where
-// we count each of our two values; and it took 63.9 µs to parse this host's
-// file against 10.3 µs for our read and parse together (release build, 2
-// shared cores).
+// we count each of our two values; and its parse alone is slower than our
+// read and parse together (figures: benches/README.md).
 pub(crate) fn read_snmp(path: &Path, buf: &mut String, errors: &mut u64) -> Udp {
     if !read_required(path, buf, errors) {
         return Udp::default();

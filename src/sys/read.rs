@@ -65,9 +65,8 @@ pub(crate) fn keyed_u64(text: &str, key: &str) -> Option<u64> {
 /// A `proc/meminfo` value in bytes (`MemTotal:  16330304 kB`).
 // Ours, not procfs's `Meminfo`: that one requires some twenty keys we do not
 // read (`SwapCached`, `Active`, `Dirty`, `Mapped`, …), so it rejects our
-// fixtures and fails on any kernel that lacks one, and it took 16.2 µs to
-// parse this host's file against 0.16 µs for our two lookups (release build,
-// 2 shared cores).
+// fixtures and fails on any kernel that lacks one, and it is a hundred times
+// slower than our two lookups (figures: benches/README.md).
 pub(crate) fn meminfo_bytes(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let (name, rest) = line.split_once(':')?;

@@ -1,10 +1,11 @@
-//! Labeled series for writers: the per-writer resolution cache and the
-//! [`SeriesHandle`] that records without lookup, lock or allocation.
+//! The [`SeriesHandle`]: a resolved labeled series that records without
+//! lookup, lock or allocation — counters and histogram buckets through the
+//! per-CPU adder (SEGMENT.md §8, Values), a histogram's sum by
+//! compare-and-swap, a gauge in this writer's own word of block 0.
 //!
-//! Resolving (the slow path) interns the label values and registers the
-//! series in the segment's directory once (see the segment's series
-//! protocol); the cache remembers the value base so that later calls with
-//! the same labels only hash and take a read lock.
+//! Resolving a series (the slow path: interning label values, registering
+//! the series, remembering its value base) is the per-writer cache's job,
+//! in `cache.rs`; a handle is what it returns.
 
 use super::adder::{Adder, BlockStride};
 use super::family::Resolved;

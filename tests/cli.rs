@@ -401,3 +401,32 @@ fn demo_never_unlinks_a_segment_another_writer_joined() {
     drop(joined);
     Segment::unlink(&name).unwrap();
 }
+
+/// `nodestats show | head`: a reader that goes away early ends `show`
+/// quietly (exit 0), never with a panic (exit 101).
+#[test]
+fn show_into_a_closed_pipe_ends_quietly() {
+    let name = common::ShmName::new("cli-show-closed-pipe");
+    let stats = Stats::open(&SegmentOptions::new().name(name.to_string())).unwrap();
+    stats.room_started();
+    for args in [
+        vec!["show", "--segment", &name],
+        vec!["show", "--segment", &name, "--json"],
+        vec!["show", "--segment", &name, "--metrics"],
+    ] {
+        let mut child = nodestats(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before show prints anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} into a closed pipe: {:?}, stderr {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -94,7 +94,7 @@ struct Created {
 impl Drop for Created {
     fn drop(&mut self) {
         if self.keep {
-            println!("  kept {}", self.name);
+            say!("  kept {}", self.name);
             return;
         }
         // Never pull a segment from under writers that still hold it.
@@ -104,7 +104,7 @@ impl Drop for Created {
         if holders == 0 {
             let _ = Segment::unlink(&self.name);
         } else {
-            println!(
+            say!(
                 "  left {} in place: {holders} other writer(s) still hold it",
                 self.name
             );
@@ -171,7 +171,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
     // only this run's adds are ours to check.
     let base = collector.update_at(at(epoch));
     let mut others = base.live_writers.saturating_sub(1);
-    println!(
+    say!(
         "nodestats demo: {} workers, {} pkt/s in, recording into the segment {name} ({} shards); {}",
         args.workers,
         args.rate,
@@ -183,17 +183,17 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         }
     );
     if created.is_none() {
-        println!(
+        say!(
             "  attached to the existing segment {name} ({others} other writer(s) live); checking only this run's adds"
         );
     }
-    println!(
+    say!(
         "  read it from another shell while this runs: {} show --segment {name}",
         self_command()
     );
     for (a, w) in asked.iter().zip(&config.rate_intervals) {
         if a != w {
-            println!("  a {a:?} rate window spans whole {update_interval:?} updates: it is {w:?}");
+            say!("  a {a:?} rate window spans whole {update_interval:?} updates: it is {w:?}");
         }
     }
     let app = if args.listen.is_empty() {
@@ -207,11 +207,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         let app = crate::serve::app(exporter, config.update_interval);
         match crate::http::start(&args.listen, app.clone()) {
             Ok((addr, _)) => {
-                println!("  metrics: http://{addr}/metrics   NodeStats: http://{addr}/stats");
+                say!("  metrics: http://{addr}/metrics   NodeStats: http://{addr}/stats");
                 Some(app)
             }
             Err(e) => {
-                eprintln!("  not serving HTTP: cannot listen on {}: {e}", args.listen);
+                note!("  not serving HTTP: cannot listen on {}: {e}", args.listen);
                 None
             }
         }
@@ -227,8 +227,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
         .collect();
 
     let start = Instant::now();
-    println!("{}", table::LEGEND);
-    println!("{}", table::HEADER);
+    say!("{}", table::LEGEND);
+    say!("{}", table::HEADER);
     let mut next = start;
     collector.update_at(at(start));
     loop {
@@ -246,7 +246,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
             app.state.publish(&last, collector.anomalies());
             app.updated();
         }
-        println!("{}", table::row((next - start).as_secs_f64(), &last));
+        say!("{}", table::row((next - start).as_secs_f64(), &last));
     }
     let mut recorded = Recorded::default();
     for w in workers {
@@ -261,7 +261,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
     let end = Instant::now();
     let fin = collector.update_at(at(end));
     others = others.max(fin.live_writers.saturating_sub(1));
-    println!("{}", table::row((end - start).as_secs_f64(), &fin));
+    say!("{}", table::row((end - start).as_secs_f64(), &fin));
     // The segment's growth during this run against what the workers
     // recorded: equal when this run was the only writer; when others wrote
     // too, every add of ours must have landed (growth at least ours).
@@ -282,7 +282,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<(), Error> {
     let exact = checks
         .iter()
         .all(|(_, a, b)| if shared { a >= b } else { a == b });
-    println!(
+    say!(
         "totals: {} ({}: {})",
         checks
             .iter()

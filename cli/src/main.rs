@@ -126,11 +126,12 @@ fn show(
         let exporter = nodestats::Exporter::new(c.segment().clone(), &node_id, "SERVER")
             .map_err(Failure::Other)?;
         exporter.state().publish(&ns, c.anomalies());
-        print!("{}", exporter.text());
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(exporter.text().as_bytes());
     } else if protojson {
-        println!("{}", ns.to_protojson());
+        say!("{}", ns.to_protojson());
     } else if json {
-        println!("{}", serde_json::to_string_pretty(&ns).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&ns).unwrap_or_default());
     } else {
         table::print_full(&ns);
     }

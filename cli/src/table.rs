@@ -42,11 +42,11 @@ pub(crate) fn print_full(ns: &NodeStats) {
             if k == "rates" {
                 continue;
             }
-            println!("{k:>32}  {v}");
+            say!("{k:>32}  {v}");
         }
     }
     for (i, r) in ns.rates.iter().enumerate() {
-        println!(
+        say!(
             "rate[{i}] over {:.1}s (interval {:.0}s{}): pkt/s in {:.0} out {:.0}, bytes/s in {:.0} out {:.0}, nack/s {:.1}",
             r.window_seconds,
             r.interval_seconds,

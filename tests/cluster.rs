@@ -245,11 +245,12 @@ fn publishers_on_several_segments_are_listed_and_selected() {
             p
         })
         .collect();
-    let entries = wait_for("three entries", Duration::from_secs(5), || {
+    let mut entries = wait_for("three entries", Duration::from_secs(5), || {
         let (e, skipped) = cluster::list(&url).unwrap();
         assert!(skipped.is_empty(), "{skipped:?}");
         (e.len() == 3).then_some(e)
     });
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
     for (e, (id, rooms)) in entries.iter().zip([("ND_a", 3), ("ND_b", 1), ("ND_c", 2)]) {
         assert_eq!((e.key.as_str(), e.node.id.as_str()), (id, id));
         let s = e.node.stats.as_ref().unwrap();
@@ -629,7 +630,7 @@ fn an_independently_encoded_node_is_listed_and_selectable() {
 }
 
 #[test]
-fn garbage_and_statless_entries_are_skipped_not_fatal() {
+fn garbage_is_skipped_and_statless_entries_are_listed_and_available_like_livekit() {
     let redis = Redis::start("garbage");
     let url = redis.url();
     redis.hset("ND_garbage", b"\xff\xff\xff\xff not protobuf");
@@ -642,28 +643,50 @@ fn garbage_and_statless_entries_are_skipped_not_fatal() {
         id: "ND_good".into(),
         stats: Some(NodeStats {
             updated_at: cluster::unix_now(),
+            num_rooms: 1,
             ..NodeStats::default()
         }),
         ..Node::default()
     };
     redis.hset("ND_good", &good.encode());
 
+    // Listed in Redis order (insertion order for a small hash).
     let (entries, skipped) = cluster::list(&url).unwrap();
-    assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].node.id, "ND_good");
+    let ids: Vec<&str> = entries.iter().map(|e| e.node.id.as_str()).collect();
+    assert_eq!(ids, ["ND_bare", "ND_good"]);
+    assert_eq!(entries[0].node.stats, None);
     let keys: Vec<&str> = skipped.iter().map(|s| s.key.as_str()).collect();
-    assert_eq!(keys, ["ND_bare", "ND_garbage"]);
-    assert_eq!(skipped[0].reason, "no stats");
+    assert_eq!(keys, ["ND_garbage"]);
 
     let o = nodes_cli(&url, &[]);
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ND_garbage"), "{err}");
     assert!(
-        err.contains("ND_garbage") && err.contains("ND_bare"),
+        err.contains("\"ND_bare\" has no stats: listed and counted available"),
         "{err}"
     );
-    assert!(stdout(&o).contains("ND_good"));
-    assert_eq!(last_line(&nodes_cli(&url, &["--select"])), "ND_good");
+    assert!(stdout(&o).contains("ND_good") && stdout(&o).contains("ND_bare"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&nodes_cli(&url, &["--json"]).stdout).unwrap();
+    assert_eq!(v[0]["id"], "ND_bare");
+    assert_eq!(v[0]["available"], true);
+    assert!(v[0]["stats"].is_null());
+    // A node without stats is available; LiveKit would crash sorting it, we
+    // sort it last, so it is chosen only when it is the only one.
+    assert_eq!(
+        last_line(&nodes_cli(&url, &["--select", "--sort-by", "rooms"])),
+        "ND_good"
+    );
+    redis.hset(
+        "ND_good",
+        &Node {
+            state: NodeState::ShuttingDown,
+            ..good
+        }
+        .encode(),
+    );
+    assert_eq!(last_line(&nodes_cli(&url, &["--select"])), "ND_bare");
     // Neither sweep nor the table removes or chokes on them.
     assert!(nodes_cli(&url, &["--sweep", "--dead-after", "0"])
         .status

@@ -4,8 +4,8 @@
 
 use clap::Args;
 use nodestats::cluster::{
-    self, Algorithm, Node, NodeEntry, Region, SelectError, SelectorConfig, SelectorKind, SortBy,
-    XorShift,
+    self, AllocateError, Algorithm, Allocator, Limit, Node, NodeEntry, Region, ReserveConfig,
+    SelectError, SelectorConfig, SelectorKind, SortBy, Ties, XorShift,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,10 +13,12 @@ use std::time::Duration;
 
 /// Exit status of `--select` when no node can take a room.
 const NO_NODE: u8 = 3;
+/// Exit status of `--select --hard-limits` when no available node meets the limits.
+const LIMITS_UNMET: u8 = 4;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Exit status: 0 ok, 1 error (Redis, --regions file), 2 usage, 3 --select found no available node."
+    after_help = "Exit status: 0 ok, 1 error (Redis, --regions file), 2 usage, 3 --select found no available node, 4 --select --hard-limits found no available node within the --limit bounds."
 )]
 pub(crate) struct NodesArgs {
     /// Redis holding the registry, redis://HOST:PORT[/DB].
@@ -49,12 +51,30 @@ pub(crate) struct NodesArgs {
     /// JSON file of regions: [{"name": .., "lat": .., "lon": ..}, ..] (regionaware).
     #[arg(long)]
     regions: Option<PathBuf>,
-    /// Refuse the chosen node at this many tracks (LiveKit's limit.num_tracks; 0 = off).
+    /// LiveKit's limit.num_tracks (0 = off). As in LiveKit it never refuses a new room; to bound
+    /// new rooms use --limit 'tracks<N' (with --hard-limits to refuse).
     #[arg(long, default_value_t = 0)]
     max_tracks: i32,
-    /// Refuse the chosen node at this many bytes/s (LiveKit's limit.bytes_per_sec; 0 = off).
+    /// LiveKit's limit.bytes_per_sec (0 = off); like --max-tracks, use --limit 'bytespersec<X'.
     #[arg(long, default_value_t = 0.0)]
     max_bytes_per_sec: f32,
+    /// Keep only nodes meeting METRIC<VALUE (or <=, >, >=); METRIC: sysload, cpuload, rooms,
+    /// clients, tracks, bytespersec. Repeat for several; soft unless --hard-limits.
+    #[arg(long = "limit", value_name = "LIMIT", requires = "select")]
+    limits: Vec<Limit>,
+    /// When no available node meets every --limit, fail (exit 4) instead of keeping them all.
+    #[arg(long, requires = "select")]
+    hard_limits: bool,
+    /// Which node `lowest` takes among equals: random, or first (LiveKit's: the first in Redis order).
+    #[arg(long, default_value = "random")]
+    ties: Ties,
+    /// Count the rooms placed since each node's last stats update (by any allocator sharing this
+    /// Redis) and reserve the chosen node, so bursts spread instead of herding.
+    #[arg(long, requires = "select")]
+    reserve: bool,
+    /// Seconds a --reserve placement counts at most if the node's stats never catch up.
+    #[arg(long, default_value_t = 10, requires = "reserve", value_parser = clap::value_parser!(i64).range(1..))]
+    reserve_ttl: i64,
     /// Remove entries whose stats are older than --dead-after seconds.
     #[arg(long, conflicts_with = "json")]
     sweep: bool,
@@ -92,25 +112,23 @@ fn execute(args: &NodesArgs) -> Result<ExitCode, String> {
     } else {
         None
     };
-    let (entries, skipped) = cluster::list(&args.redis).map_err(|e| e.to_string())?;
+    let (mut entries, skipped) = cluster::list(&args.redis).map_err(|e| e.to_string())?;
     for s in &skipped {
         eprintln!("skipped entry {:?}: {}", s.key, s.reason);
     }
+    for e in entries.iter().filter(|e| e.node.stats.is_none()) {
+        eprintln!(
+            "entry {:?} has no stats: listed and counted available, as LiveKit does",
+            e.key
+        );
+    }
     let now = cluster::unix_now();
     if let Some(config) = config {
+        // Redis order, as LiveKit's selector sees the nodes.
         let nodes: Vec<Node> = entries.into_iter().map(|e| e.node).collect();
-        return match cluster::select(&nodes, &config, now, &mut XorShift::from_entropy()) {
-            Ok(node) => {
-                println!("{}", node.id);
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e @ (SelectError::NoAvailableNodes | SelectError::LimitReached { .. })) => {
-                eprintln!("nodestats nodes: {e}");
-                Ok(ExitCode::from(NO_NODE))
-            }
-            Err(e) => Err(e.to_string()),
-        };
+        return choose(args, config, &nodes, now);
     }
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
     if args.json {
         let all: Vec<serde_json::Value> = entries.iter().map(|e| json(e, now)).collect();
         println!(
@@ -121,6 +139,50 @@ fn execute(args: &NodesArgs) -> Result<ExitCode, String> {
         print_table(&entries, now);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--select`: prints the chosen node's id as the last line.
+fn choose(
+    args: &NodesArgs,
+    config: SelectorConfig,
+    nodes: &[Node],
+    now: i64,
+) -> Result<ExitCode, String> {
+    if config.max_tracks > 0 || config.max_bytes_per_sec > 0.0 {
+        eprintln!(
+            "note: --max-tracks / --max-bytes-per-sec do not refuse a new room (LiveKit checks them only on the node already hosting a room); use --limit to bound new rooms"
+        );
+    }
+    let chosen = if args.reserve {
+        let reserve = ReserveConfig {
+            ttl_seconds: args.reserve_ttl,
+            ..ReserveConfig::default()
+        };
+        let mut allocator =
+            Allocator::connect(&args.redis, config, reserve).map_err(|e| e.to_string())?;
+        match allocator.allocate(nodes, now) {
+            Ok(p) => Ok(p.node.id),
+            Err(AllocateError::Select(e)) => Err(e),
+            Err(AllocateError::Redis(e)) => return Err(e.to_string()),
+        }
+    } else {
+        cluster::select(nodes, &config, now, &mut XorShift::from_entropy()).map(|n| n.id.clone())
+    };
+    match chosen {
+        Ok(id) => {
+            println!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ SelectError::NoAvailableNodes) => {
+            eprintln!("nodestats nodes: {e}");
+            Ok(ExitCode::from(NO_NODE))
+        }
+        Err(e @ SelectError::LimitsUnmet { .. }) => {
+            eprintln!("nodestats nodes: {e}");
+            Ok(ExitCode::from(LIMITS_UNMET))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn selector_config(args: &NodesArgs) -> Result<SelectorConfig, String> {
@@ -147,6 +209,9 @@ fn selector_config(args: &NodesArgs) -> Result<SelectorConfig, String> {
         regions,
         max_tracks: args.max_tracks,
         max_bytes_per_sec: args.max_bytes_per_sec,
+        limits: args.limits.clone(),
+        hard_limits: args.hard_limits,
+        ties: args.ties,
     })
 }
 
@@ -263,7 +328,9 @@ fn print_table(entries: &[NodeEntry], now: i64) {
             format!("{:.0}/{:.0}", r.packets_in, r.packets_out),
             drop,
             r.nack_total,
-            format!("{}s", now.saturating_sub(s.updated_at)),
+            n.stats
+                .as_ref()
+                .map_or("-".into(), |s| format!("{}s", now.saturating_sub(s.updated_at))),
             if cluster::is_selectable(n, now) {
                 "yes"
             } else {

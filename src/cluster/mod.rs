@@ -40,15 +40,21 @@ mod error;
 mod node;
 mod publisher;
 mod registry;
+mod reserve;
 mod select;
 
 pub use error::ClusterError;
 pub use node::{Node, NodeState};
 pub use publisher::{Publisher, PublisherConfig, PublisherStatus};
 pub use registry::{decode_entries, list, sweep, NodeEntry, Skipped, NODES_KEY};
+pub use reserve::{
+    with_reservations, AllocateError, Allocator, Placement, ReserveConfig, Reservations,
+    RESERVATIONS_KEY,
+};
 pub use select::{
-    is_available, is_selectable, select, sysload, Algorithm, RandomSource, Region, SelectError,
-    SelectorConfig, SelectorKind, SortBy, XorShift, AVAILABLE_SECONDS,
+    is_available, is_selectable, limits_reached, select, sysload, Algorithm, Limit, LimitOp,
+    RandomSource, Region, SelectError, SelectorConfig, SelectorKind, SortBy, Ties, XorShift,
+    AVAILABLE_SECONDS,
 };
 
 /// The wall clock in Unix seconds, the clock `updated_at` is on.

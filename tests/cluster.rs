@@ -804,3 +804,262 @@ fn measure_select_over_1000_entries_and_publish_cost() {
     assert!(mean < Duration::from_millis(1), "{mean:?}");
     assert!(p.shutdown());
 }
+
+// ------------------------------------------------ selection that does not herd
+
+/// 20 nodes written with LiveKit's own protobuf layout ([`ForeignNode`]),
+/// `i` rooms on node `i`, stats from `now` and never updated during the
+/// burst.
+fn twenty_livekit_nodes(redis: &Redis, now: i64) -> Vec<String> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("DEL").arg("nodes").ignore();
+    pipe.cmd("DEL").arg(cluster::RESERVATIONS_KEY).ignore();
+    let ids: Vec<String> = (0..20).map(|i| format!("ND_sim{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let n = ForeignNode {
+            id: id.clone(),
+            ip: format!("10.0.0.{i}"),
+            num_cpus: 8,
+            stats: Some(ForeignStats {
+                started_at: now - 3600,
+                updated_at: now,
+                num_rooms: i as i32,
+                num_clients: 4 * i as i32,
+                num_cpus: 8,
+                load_avg_last1min: 0.5,
+                cpu_load: 0.1 + 0.01 * i as f32,
+                rates: vec![ForeignRate {
+                    duration: 10,
+                    bytes_in: 1e5 * i as f32,
+                    bytes_out: 3e5 * i as f32,
+                }],
+                ..ForeignStats::default()
+            }),
+            r#type: 0,
+            state: 1,
+            region: "eu".into(),
+        };
+        pipe.cmd("HSET")
+            .arg("nodes")
+            .arg(id)
+            .arg(n.encode_to_vec())
+            .ignore();
+    }
+    let _: () = pipe.query(&mut redis.con()).unwrap();
+    ids
+}
+
+/// Places `rooms` rooms with `procs` concurrent `nodestats nodes --select`
+/// processes at a time and returns how many each node got.
+fn burst(url: &str, extra: &[&str], rooms: usize, procs: usize) -> Vec<(String, usize)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let placed = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
+    std::thread::scope(|s| {
+        for _ in 0..procs {
+            s.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < rooms {
+                    let o = nodes_cli(url, extra);
+                    assert!(o.status.success(), "{o:?}");
+                    *placed.lock().unwrap().entry(last_line(&o)).or_default() += 1;
+                }
+            });
+        }
+    });
+    placed.into_inner().unwrap().into_iter().collect()
+}
+
+#[test]
+fn reserve_spreads_a_burst_from_concurrent_allocator_processes_where_lowest_herds() {
+    let redis = Redis::start("reserve");
+    let url = redis.url();
+    let select = ["--select", "--sort-by", "rooms"];
+
+    // LiveKit's `lowest`: every room of the burst goes to the emptiest node.
+    let now = cluster::unix_now();
+    twenty_livekit_nodes(&redis, now);
+    let t = Instant::now();
+    let plain = burst(&url, &select, 200, 4);
+    eprintln!("plain lowest: {plain:?} in {:?}", t.elapsed());
+    assert_eq!(plain, [("ND_sim00".to_string(), 200)]);
+
+    // --reserve: the same burst, within one stats interval, spreads.
+    let now = cluster::unix_now();
+    let ids = twenty_livekit_nodes(&redis, now);
+    let t = Instant::now();
+    let placed = burst(&url, &[&select[..], &["--reserve"]].concat(), 200, 4);
+    let took = t.elapsed();
+    assert!(
+        cluster::unix_now() - now < 5,
+        "the burst outlived the nodes' stats ({took:?}): nothing to conclude"
+    );
+    let count = |id: &str| placed.iter().find(|(k, _)| k == id).map_or(0, |p| p.1);
+    let finals: Vec<usize> = ids.iter().enumerate().map(|(i, id)| i + count(id)).collect();
+    let spread = finals.iter().max().unwrap() - finals.iter().min().unwrap();
+    eprintln!("MEASURE --reserve burst of 200 from 4 processes in {took:?}: final rooms {finals:?}, spread {spread}");
+    assert_eq!(finals.iter().sum::<usize>(), 190 + 200);
+    assert!(spread <= 3, "{finals:?}");
+
+    // Every placement is in Redis, for the other allocators to see.
+    let fields: Vec<(String, i64)> = redis::cmd("HGETALL")
+        .arg(cluster::RESERVATIONS_KEY)
+        .query(&mut redis.con())
+        .unwrap();
+    let reserved: i64 = fields
+        .iter()
+        .filter(|(f, _)| f != "version")
+        .map(|p| p.1)
+        .sum();
+    assert_eq!(reserved, 200);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(cluster::RESERVATIONS_KEY)
+        .query(&mut redis.con())
+        .unwrap();
+    assert!((1..=10).contains(&ttl), "the reservations expire: {ttl}");
+
+    // Once a node's stats are newer than its reservations, they lapse: the
+    // node re-published with its real rooms is judged on those alone.
+    let mut n = redis.entry("ND_sim00").unwrap();
+    n.stats.as_mut().unwrap().updated_at = now + 10;
+    n.stats.as_mut().unwrap().num_rooms = 0;
+    redis.hset("ND_sim00", &n.encode());
+    let mut allocator = cluster::Allocator::connect(
+        &url,
+        SelectorConfig {
+            sort_by: SortBy::Rooms,
+            ..SelectorConfig::default()
+        },
+        cluster::ReserveConfig::default(),
+    )
+    .unwrap();
+    let nodes = allocator.nodes().unwrap();
+    let p = allocator.allocate(&nodes, now + 1).unwrap();
+    assert_eq!((p.node.id.as_str(), p.pending), ("ND_sim00", 0));
+}
+
+#[test]
+fn limits_and_ties_on_the_command_line() {
+    let redis = Redis::start("limits");
+    let url = redis.url();
+    twenty_livekit_nodes(&redis, cluster::unix_now());
+    // cpu_load is 0.1 + 0.01 i, bytes/s 4e5 i: both bounds leave nodes 5..=9.
+    let o = nodes_cli(
+        &url,
+        &[
+            "--select",
+            "--sort-by",
+            "rooms",
+            "--limit",
+            "cpuload>=0.15",
+            "--limit",
+            "bytespersec<4e6",
+        ],
+    );
+    assert_eq!(last_line(&o), "ND_sim05", "{o:?}");
+    // Nobody meets them: soft keeps all (node 0), hard exits 4.
+    let o = nodes_cli(&url, &["--select", "--sort-by", "rooms", "--limit", "rooms>100"]);
+    assert_eq!(last_line(&o), "ND_sim00", "{o:?}");
+    let o = nodes_cli(
+        &url,
+        &["--select", "--limit", "rooms>100", "--hard-limits"],
+    );
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rooms>100"));
+    // A bad limit is a usage error naming it.
+    let o = nodes_cli(&url, &["--select", "--limit", "memory<3"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("memory<3") && err.contains("--limit"), "{err}");
+    // LiveKit's per-node limits never refuse a new room, and say so.
+    let o = nodes_cli(&url, &["--select", "--sort-by", "rooms", "--max-tracks", "1"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--limit"));
+    // --ties first: the first of equal nodes in Redis order (what HKEYS
+    // lists; LiveKit reads HVALS in the same order), every time.
+    let keys: Vec<String> = redis::cmd("HKEYS")
+        .arg("nodes")
+        .query(&mut redis.con())
+        .unwrap();
+    for _ in 0..5 {
+        let o = nodes_cli(&url, &["--select", "--sort-by", "sysload", "--ties", "first"]);
+        assert_eq!(last_line(&o), keys[0], "{o:?}");
+    }
+}
+
+/// Numbers for benches/README.md: `nodes --select --reserve` over 1 000
+/// nodes with 4 allocator processes at a time (target ≤ 20 ms per
+/// allocation), and the library's `Allocator::allocate` alone. Loose
+/// asserts: shared CI machines; the printed numbers count.
+#[test]
+fn measure_reserve_over_1000_nodes_with_4_concurrent_allocators() {
+    let redis = Redis::start("measure-reserve");
+    let url = redis.url();
+    let now = cluster::unix_now();
+    let mut pipe = redis::pipe();
+    for i in 0..1000u32 {
+        let node = Node {
+            id: format!("ND_{i:012}"),
+            num_cpus: 16,
+            stats: Some(NodeStats {
+                updated_at: now,
+                num_cpus: 16,
+                num_rooms: (i % 50) as i32,
+                num_clients: (i % 50 * 6) as i32,
+                cpu_load: f64::from(i % 100) / 100.0,
+                rates: vec![NodeStatsRate {
+                    bytes_in: 1e6,
+                    bytes_out: 4e6,
+                    ..NodeStatsRate::default()
+                }],
+                ..NodeStats::default()
+            }),
+            ..Node::default()
+        };
+        pipe.cmd("HSET")
+            .arg("nodes")
+            .arg(&node.id)
+            .arg(node.encode())
+            .ignore();
+    }
+    let _: () = pipe.query(&mut redis.con()).unwrap();
+    let args = ["--select", "--sort-by", "rooms", "--reserve"];
+    let rooms = 80;
+    let t = Instant::now();
+    let placed = burst(&url, &args, rooms, 4);
+    let wall = t.elapsed();
+    assert_eq!(placed.iter().map(|p| p.1).sum::<usize>(), rooms);
+    // 20 nodes have no room, 20 one room...: none can take more than 3.
+    assert!(placed.iter().all(|p| p.1 <= 3), "{placed:?}");
+    // Library: one allocator's allocate (reservations read, choose, commit)
+    // while three others run in threads.
+    let config = SelectorConfig {
+        sort_by: SortBy::Rooms,
+        ..SelectorConfig::default()
+    };
+    let per_call = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut a = cluster::Allocator::connect(
+                        &url,
+                        config.clone(),
+                        cluster::ReserveConfig::default(),
+                    )
+                    .unwrap();
+                    let nodes = a.nodes().unwrap();
+                    let t = Instant::now();
+                    for _ in 0..50 {
+                        a.allocate(&nodes, now).unwrap();
+                    }
+                    t.elapsed() / 50
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+    });
+    eprintln!(
+        "MEASURE nodes --select --reserve over 1000 nodes, 4 processes at a time: {rooms} allocations in {wall:?} = {:?} per allocation (wall / allocations), {:?} per process; library Allocator::allocate with 4 threads: {per_call:?} per call (slowest thread)",
+        wall / rooms as u32,
+        wall * 4 / rooms as u32
+    );
+    assert!(wall / (rooms as u32) < Duration::from_millis(500), "{wall:?}");
+}

@@ -893,7 +893,11 @@ fn reserve_spreads_a_burst_from_concurrent_allocator_processes_where_lowest_herd
         "the burst outlived the nodes' stats ({took:?}): nothing to conclude"
     );
     let count = |id: &str| placed.iter().find(|(k, _)| k == id).map_or(0, |p| p.1);
-    let finals: Vec<usize> = ids.iter().enumerate().map(|(i, id)| i + count(id)).collect();
+    let finals: Vec<usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| i + count(id))
+        .collect();
     let spread = finals.iter().max().unwrap() - finals.iter().min().unwrap();
     eprintln!("MEASURE --reserve burst of 200 from 4 processes in {took:?}: final rooms {finals:?}, spread {spread}");
     assert_eq!(finals.iter().sum::<usize>(), 190 + 200);
@@ -956,12 +960,12 @@ fn limits_and_ties_on_the_command_line() {
     );
     assert_eq!(last_line(&o), "ND_sim05", "{o:?}");
     // Nobody meets them: soft keeps all (node 0), hard exits 4.
-    let o = nodes_cli(&url, &["--select", "--sort-by", "rooms", "--limit", "rooms>100"]);
-    assert_eq!(last_line(&o), "ND_sim00", "{o:?}");
     let o = nodes_cli(
         &url,
-        &["--select", "--limit", "rooms>100", "--hard-limits"],
+        &["--select", "--sort-by", "rooms", "--limit", "rooms>100"],
     );
+    assert_eq!(last_line(&o), "ND_sim00", "{o:?}");
+    let o = nodes_cli(&url, &["--select", "--limit", "rooms>100", "--hard-limits"]);
     assert_eq!(o.status.code(), Some(4), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("rooms>100"));
     // A bad limit is a usage error naming it.
@@ -970,7 +974,10 @@ fn limits_and_ties_on_the_command_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("memory<3") && err.contains("--limit"), "{err}");
     // LiveKit's per-node limits never refuse a new room, and say so.
-    let o = nodes_cli(&url, &["--select", "--sort-by", "rooms", "--max-tracks", "1"]);
+    let o = nodes_cli(
+        &url,
+        &["--select", "--sort-by", "rooms", "--max-tracks", "1"],
+    );
     assert!(o.status.success(), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("--limit"));
     // --ties first: the first of equal nodes in Redis order (what HKEYS
@@ -980,7 +987,10 @@ fn limits_and_ties_on_the_command_line() {
         .query(&mut redis.con())
         .unwrap();
     for _ in 0..5 {
-        let o = nodes_cli(&url, &["--select", "--sort-by", "sysload", "--ties", "first"]);
+        let o = nodes_cli(
+            &url,
+            &["--select", "--sort-by", "sysload", "--ties", "first"],
+        );
         assert_eq!(last_line(&o), keys[0], "{o:?}");
     }
 }
@@ -1054,12 +1064,19 @@ fn measure_reserve_over_1000_nodes_with_4_concurrent_allocators() {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .max()
+            .unwrap()
     });
     eprintln!(
         "MEASURE nodes --select --reserve over 1000 nodes, 4 processes at a time: {rooms} allocations in {wall:?} = {:?} per allocation (wall / allocations), {:?} per process; library Allocator::allocate with 4 threads: {per_call:?} per call (slowest thread)",
         wall / rooms as u32,
         wall * 4 / rooms as u32
     );
-    assert!(wall / (rooms as u32) < Duration::from_millis(500), "{wall:?}");
+    assert!(
+        wall / (rooms as u32) < Duration::from_millis(500),
+        "{wall:?}"
+    );
 }

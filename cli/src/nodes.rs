@@ -4,7 +4,7 @@
 
 use clap::Args;
 use nodestats::cluster::{
-    self, AllocateError, Algorithm, Allocator, Limit, Node, NodeEntry, Region, ReserveConfig,
+    self, Algorithm, AllocateError, Allocator, Limit, Node, NodeEntry, Region, ReserveConfig,
     SelectError, SelectorConfig, SelectorKind, SortBy, Ties, XorShift,
 };
 use std::path::PathBuf;

@@ -48,7 +48,7 @@ pub use node::{Node, NodeState};
 pub use publisher::{Publisher, PublisherConfig, PublisherStatus};
 pub use registry::{decode_entries, list, sweep, NodeEntry, Skipped, NODES_KEY};
 pub use reserve::{
-    with_reservations, AllocateError, Allocator, Placement, ReserveConfig, Reservations,
+    with_reservations, AllocateError, Allocator, Placement, Reservations, ReserveConfig,
     RESERVATIONS_KEY,
 };
 pub use select::{

@@ -231,7 +231,9 @@ pub fn with_reservations(
         .filter_map(|n| n.stats.as_ref())
         .map(PerRoom::sums)
         .filter(|&(_, rooms)| rooms > 0.0)
-        .fold((PerRoom::default(), 0.0), |(a, r), (b, s)| (a.add(b), r + s));
+        .fold((PerRoom::default(), 0.0), |(a, r), (b, s)| {
+            (a.add(b), r + s)
+        });
     let fleet_share = if fleet_rooms > 0.0 {
         fleet.times(1.0 / fleet_rooms)
     } else {
@@ -498,7 +500,10 @@ mod tests {
             node("empty", 0, 0, 0.05),
             node("other", 6, 10, 0.6),
         ];
-        let r = fields(&[(&format!("{NOW}:busy"), "2"), (&format!("{NOW}:empty"), "3")]);
+        let r = fields(&[
+            (&format!("{NOW}:busy"), "2"),
+            (&format!("{NOW}:empty"), "3"),
+        ]);
         let est = with_reservations(&nodes, &r, NOW, 10);
         let s = est[0].stats.as_ref().unwrap();
         // 5 clients, 5 + 10 tracks, 0.1 CPU, 5000 + 15000 B/s per room.
@@ -510,7 +515,11 @@ mod tests {
         // No rooms: the fleet's share, (20 + 10) clients / (4 + 6) rooms.
         let s = est[1].stats.as_ref().unwrap();
         assert_eq!((s.num_rooms, s.num_clients), (3, 9));
-        assert!((s.cpu_load - (0.05 + 3.0 * 0.1)).abs() < 1e-9, "{}", s.cpu_load);
+        assert!(
+            (s.cpu_load - (0.05 + 3.0 * 0.1)).abs() < 1e-9,
+            "{}",
+            s.cpu_load
+        );
         // Nothing pending: unchanged.
         assert_eq!(est[2], nodes[2]);
         // No node has rooms: rooms only.

@@ -218,7 +218,13 @@ impl Limit {
 
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", self.metric.name(), self.op.symbol(), self.value)
+        write!(
+            f,
+            "{}{}{}",
+            self.metric.name(),
+            self.op.symbol(),
+            self.value
+        )
     }
 }
 
@@ -957,12 +963,21 @@ mod tests {
     #[test]
     fn limits_parse_and_name_what_is_wrong() {
         let l: Limit = "cpuload<0.8".parse().unwrap();
-        assert_eq!((l.metric, l.op, l.value), (SortBy::CpuLoad, LimitOp::Below, 0.8));
+        assert_eq!(
+            (l.metric, l.op, l.value),
+            (SortBy::CpuLoad, LimitOp::Below, 0.8)
+        );
         let l: Limit = " bytespersec <= 1e9 ".parse().unwrap();
-        assert_eq!((l.metric, l.op, l.value), (SortBy::BytesPerSec, LimitOp::AtMost, 1e9));
+        assert_eq!(
+            (l.metric, l.op, l.value),
+            (SortBy::BytesPerSec, LimitOp::AtMost, 1e9)
+        );
         assert_eq!("rooms>=3".parse::<Limit>().unwrap().op, LimitOp::AtLeast);
         assert_eq!("Tracks>3".parse::<Limit>().unwrap().op, LimitOp::Above);
-        assert_eq!("sysload<=1".parse::<Limit>().unwrap().to_string(), "sysload<=1");
+        assert_eq!(
+            "sysload<=1".parse::<Limit>().unwrap().to_string(),
+            "sysload<=1"
+        );
         for (bad, why) in [
             ("cpuload", "no comparison"),
             ("random<1", "unknown metric"),
@@ -995,7 +1010,10 @@ mod tests {
             mk("ok", 0.5, 1e8, 9),
         ];
         let mut c = cfg(SelectorKind::Any, SortBy::Rooms);
-        c.limits = vec!["cpuload<0.8".parse().unwrap(), "bytespersec<1e9".parse().unwrap()];
+        c.limits = vec![
+            "cpuload<0.8".parse().unwrap(),
+            "bytespersec<1e9".parse().unwrap(),
+        ];
         assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "ok");
         // Nobody meets them: soft keeps every node, hard fails.
         c.limits.push("rooms<5".parse().unwrap());
@@ -1035,7 +1053,10 @@ mod tests {
 
     #[test]
     fn two_choice_over_two_nodes_is_lowest_as_in_livekit() {
-        let nodes = vec![node("x", |s| s.num_rooms = 3), node("y", |s| s.num_rooms = 1)];
+        let nodes = vec![
+            node("x", |s| s.num_rooms = 3),
+            node("y", |s| s.num_rooms = 1),
+        ];
         let mut c = cfg(SelectorKind::Any, SortBy::Rooms);
         c.algorithm = Algorithm::TwoChoice;
         // No draw at all: `seq` would panic on one.

@@ -13,7 +13,12 @@
 //! * [`list`] / [`sweep`] — read the hash (bad entries are reported, not
 //!   fatal, unlike LiveKit's `ListNodes`) and remove dead nodes.
 //! * [`select`] — LiveKit's availability rule and node selectors as a pure
-//!   function, with the clock and the random source passed in.
+//!   function, with the clock and the random source passed in; plus
+//!   [`Limit`]s on several metrics, soft or hard, and LiveKit's tie order
+//!   ([`Ties::First`]) on request.
+//! * [`Allocator`] — selection that does not herd: each placement is
+//!   reserved in Redis and counted, by every allocator sharing it, until
+//!   the node's own stats have caught up (`nodes --select --reserve`).
 //!
 //! ```no_run
 //! use nodestats::cluster::{self, Publisher, PublisherConfig, SelectorConfig, SortBy, XorShift};

@@ -40,7 +40,7 @@
 use super::error::ClusterError;
 use super::node::Node;
 use super::registry::{self, NODES_KEY};
-use super::select::{select, RandomSource, SelectError, SelectorConfig, XorShift};
+use super::select::{select_among, RandomSource, SelectError, SelectorConfig, XorShift};
 use crate::NodeStats;
 use std::collections::HashMap;
 use std::fmt;
@@ -226,34 +226,54 @@ pub fn with_reservations(
     now_unix: i64,
     ttl_seconds: i64,
 ) -> Vec<Node> {
+    let mut out = nodes.to_vec();
+    for (i, n) in estimates(nodes, reservations, now_unix, ttl_seconds) {
+        out[i] = n;
+    }
+    out
+}
+
+/// The nodes with placements pending, by index, with them added.
+fn estimates(
+    nodes: &[Node],
+    reservations: &Reservations,
+    now_unix: i64,
+    ttl_seconds: i64,
+) -> Vec<(usize, Node)> {
+    let pending: Vec<(usize, u32)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i, reservations.pending(n, now_unix, ttl_seconds)))
+        .filter(|&(i, p)| p > 0 && nodes[i].stats.is_some())
+        .collect();
+    if pending.is_empty() {
+        return Vec::new();
+    }
     let (fleet, fleet_rooms) = nodes
         .iter()
         .filter_map(|n| n.stats.as_ref())
         .map(PerRoom::sums)
         .filter(|&(_, rooms)| rooms > 0.0)
-        .fold((PerRoom::default(), 0.0), |(a, r), (b, s)| {
-            (a.add(b), r + s)
-        });
+        .fold((PerRoom::default(), 0.0), |(a, r), (b, s)| (a.add(b), r + s));
     let fleet_share = if fleet_rooms > 0.0 {
         fleet.times(1.0 / fleet_rooms)
     } else {
         PerRoom::default()
     };
-    nodes
-        .iter()
-        .map(|n| {
-            let mut n = n.clone();
-            let pending = reservations.pending(&n, now_unix, ttl_seconds);
-            if let (Some(s), true) = (n.stats.as_mut(), pending > 0) {
+    pending
+        .into_iter()
+        .map(|(i, p)| {
+            let mut n = nodes[i].clone();
+            if let Some(s) = n.stats.as_mut() {
                 let (sums, rooms) = PerRoom::sums(s);
                 let share = if rooms > 0.0 {
                     sums.times(1.0 / rooms)
                 } else {
                     fleet_share
                 };
-                add_placements(s, pending, share);
+                add_placements(s, p, share);
             }
-            n
+            (i, n)
         })
         .collect()
 }
@@ -394,13 +414,23 @@ impl Allocator {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let estimated = with_reservations(nodes, &reservations, now_unix, ttl);
-            let chosen = select(&estimated, &self.config, now_unix, &mut *self.rng)
+            let changed = estimates(nodes, &reservations, now_unix, ttl);
+            let mut next = changed.iter().peekable();
+            let estimated = nodes.iter().enumerate().map(|(i, n)| {
+                match next.next_if(|(at, _)| *at == i) {
+                    Some((_, e)) => e,
+                    None => n,
+                }
+            });
+            let chosen = select_among(estimated, &self.config, now_unix, &mut *self.rng)
                 .map_err(AllocateError::Select)?;
-            let at = estimated
-                .iter()
-                .position(|n| std::ptr::eq(n, chosen))
-                .expect("select returns one of the nodes it was given");
+            let at = match changed.iter().find(|(_, e)| std::ptr::eq(e, chosen)) {
+                Some(&(i, _)) => i,
+                None => nodes
+                    .iter()
+                    .position(|n| std::ptr::eq(n, chosen))
+                    .expect("select returns one of the nodes it was given"),
+            };
             let expected = if attempts >= self.reserve.max_attempts.max(1) {
                 -1
             } else {

@@ -611,10 +611,17 @@ pub fn select<'a>(
     now_unix: i64,
     rng: &mut dyn RandomSource,
 ) -> Result<&'a Node, SelectError> {
-    let available: Vec<&Node> = nodes
-        .iter()
-        .filter(|n| is_selectable(n, now_unix))
-        .collect();
+    select_among(nodes.iter(), config, now_unix, rng)
+}
+
+/// [`select`] over nodes that need not be contiguous.
+pub(crate) fn select_among<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    config: &SelectorConfig,
+    now_unix: i64,
+    rng: &mut dyn RandomSource,
+) -> Result<&'a Node, SelectError> {
+    let available: Vec<&Node> = nodes.filter(|n| is_selectable(n, now_unix)).collect();
     if available.is_empty() {
         return Err(SelectError::NoAvailableNodes);
     }

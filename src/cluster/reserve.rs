@@ -254,7 +254,9 @@ fn estimates(
         .filter_map(|n| n.stats.as_ref())
         .map(PerRoom::sums)
         .filter(|&(_, rooms)| rooms > 0.0)
-        .fold((PerRoom::default(), 0.0), |(a, r), (b, s)| (a.add(b), r + s));
+        .fold((PerRoom::default(), 0.0), |(a, r), (b, s)| {
+            (a.add(b), r + s)
+        });
     let fleet_share = if fleet_rooms > 0.0 {
         fleet.times(1.0 / fleet_rooms)
     } else {
@@ -416,12 +418,14 @@ impl Allocator {
             attempts += 1;
             let changed = estimates(nodes, &reservations, now_unix, ttl);
             let mut next = changed.iter().peekable();
-            let estimated = nodes.iter().enumerate().map(|(i, n)| {
-                match next.next_if(|(at, _)| *at == i) {
-                    Some((_, e)) => e,
-                    None => n,
-                }
-            });
+            let estimated =
+                nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| match next.next_if(|(at, _)| *at == i) {
+                        Some((_, e)) => e,
+                        None => n,
+                    });
             let chosen = select_among(estimated, &self.config, now_unix, &mut *self.rng)
                 .map_err(AllocateError::Select)?;
             let at = match changed.iter().find(|(_, e)| std::ptr::eq(e, chosen)) {

@@ -477,7 +477,7 @@ fn passing<'a>(nodes: &[&'a Node], pass: impl Fn(&NodeStats) -> bool) -> Vec<&'a
 }
 
 /// Keeps the nodes passing `pass`, or all of them if none does.
-fn soft_filter<'a>(nodes: Vec<&'a Node>, pass: impl Fn(&NodeStats) -> bool) -> Vec<&'a Node> {
+fn soft_filter(nodes: Vec<&Node>, pass: impl Fn(&NodeStats) -> bool) -> Vec<&Node> {
     let low = passing(&nodes, pass);
     if low.is_empty() {
         nodes

@@ -562,7 +562,7 @@ fn an_independently_encoded_node_is_listed_and_selectable() {
 
     let (entries, skipped) = cluster::list(&url).unwrap();
     assert!(skipped.is_empty());
-    let n = &entries[0].node;
+    let n = &entries.iter().find(|e| e.key == "ND_livekit01").unwrap().node;
     assert_eq!(
         (n.id.as_str(), n.ip.as_str(), n.num_cpus),
         ("ND_livekit01", "192.0.2.7", 16)

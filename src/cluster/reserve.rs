@@ -13,7 +13,8 @@
 //! allocator's clock), and the field `version` counts commits. Placing is
 //! optimistic: read the hash, choose, then one Lua script checks that
 //! `version` has not moved, adds the placement, prunes the fields older than
-//! the expiry and refreshes the key's expiry — atomically. If another
+//! the expiry (at most once a second, noted in the field `pruned`) and
+//! refreshes the key's expiry — atomically. If another
 //! allocator committed in between, the script returns the fresh hash and the
 //! choice is made again over it (no extra round trip); after
 //! [`ReserveConfig::max_attempts`] the placement is committed without the
@@ -53,8 +54,8 @@ pub const RESERVATIONS_KEY: &str = "nodestats:reservations:{nodes}";
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Adds one placement if the version is still the one the choice was made
-/// on (`ARGV[1]`; `-1` skips the check), prunes expired fields and renews
-/// the key's expiry. Returns `{1, {}}`, or `{0, <the hash>}` on a conflict.
+/// on (`ARGV[1]`; `-1` skips the check), prunes expired fields (at most once
+/// a second: the field `pruned` holds when) and renews the key's expiry. Returns `{1, {}}`, or `{0, <the hash>}` on a conflict.
 /// ARGV: expected version, node id, now (Unix seconds), ttl (seconds).
 const COMMIT: &str = r"
 local key = KEYS[1]
@@ -62,13 +63,16 @@ local version = tonumber(redis.call('HGET', key, 'version') or '0')
 if tonumber(ARGV[1]) >= 0 and version ~= tonumber(ARGV[1]) then
   return {0, redis.call('HGETALL', key)}
 end
-local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[4])
-local all = redis.call('HGETALL', key)
-for i = 1, #all, 2 do
-  local second = tonumber(string.match(all[i], '^(%-?%d+):'))
-  if second ~= nil and second <= cutoff then
-    redis.call('HDEL', key, all[i])
+if tonumber(redis.call('HGET', key, 'pruned') or '0') < tonumber(ARGV[3]) then
+  local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[4])
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local second = tonumber(string.match(all[i], '^(%-?%d+):'))
+    if second ~= nil and second <= cutoff then
+      redis.call('HDEL', key, all[i])
+    end
   end
+  redis.call('HSET', key, 'pruned', ARGV[3])
 end
 redis.call('HINCRBY', key, ARGV[3] .. ':' .. ARGV[2], 1)
 redis.call('HINCRBY', key, 'version', 1)

@@ -231,7 +231,7 @@ fn values_are_exact() {
     }
     stats.room_started();
     stats.room_started();
-    stats.room_ended();
+    stats.room_ended_after(Duration::from_secs(7));
     let text = Exporter::new(stats.segment().clone(), "n", "SERVER")
         .unwrap()
         .text();
@@ -393,4 +393,59 @@ fn a_series_that_duplicates_a_fixed_series_is_refused() {
         .unwrap()
         .update();
     assert_eq!(ns.packets_in, 7, "NodeStats counts every country once");
+}
+
+/// client_golang exports an unlabeled family from the moment it is
+/// registered (a histogram with zero count, sum and buckets): every
+/// unlabeled LiveKit family is in the first scrape of an empty segment.
+#[test]
+fn every_unlabeled_livekit_family_is_there_from_the_start() {
+    let stats = Stats::anonymous().unwrap();
+    let text = Exporter::new(stats.segment().clone(), "n", "SERVER")
+        .unwrap()
+        .text();
+    let got = parse(&text);
+    let unlabeled: Vec<(String, RefFamily)> = reference()
+        .into_iter()
+        .filter(|(_, r)| r.labels.is_empty())
+        .collect();
+    assert!(unlabeled.len() >= 9, "{}", unlabeled.len());
+    let consts = r#"node_id="n",node_type="SERVER""#;
+    let has = |s: &str| assert!(text.lines().any(|l| l == s), "missing line {s}\n{text}");
+    for (name, r) in &unlabeled {
+        assert!(
+            got.contains_key(name),
+            "{name} missing from the first scrape"
+        );
+        if r.kind == "histogram" {
+            has(&format!("{name}_bucket{{{consts},le=\"+Inf\"}} 0"));
+            has(&format!("{name}_sum{{{consts}}} 0"));
+            has(&format!("{name}_count{{{consts}}} 0"));
+            let buckets = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+                .inspect(|l| assert!(l.ends_with("} 0"), "{l}"))
+                .count();
+            assert_eq!(buckets, r.buckets.len() + 1, "{name}");
+        } else {
+            has(&format!("{name}{{{consts}}} 0"));
+        }
+    }
+    // The room duration of a room that ended lands in the same series.
+    stats.room_started();
+    stats.room_ended_after(Duration::from_secs(7));
+    let text = Exporter::new(stats.segment().clone(), "n", "SERVER")
+        .unwrap()
+        .text();
+    for line in [
+        format!("livekit_room_duration_seconds_count{{{consts}}} 1"),
+        format!("livekit_room_duration_seconds_sum{{{consts}}} 7"),
+        format!("livekit_room_duration_seconds_bucket{{{consts},le=\"10\"}} 1"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    }
+    assert_eq!(
+        text.matches("livekit_room_duration_seconds_count").count(),
+        1
+    );
 }

@@ -5,8 +5,8 @@
 use crate::config::{LiveKitFile, RegistryArgs};
 use clap::Args;
 use nodestats::cluster::{
-    self, Algorithm, Node, NodeEntry, RedisConfig, Region, SelectError, SelectorConfig,
-    SelectorKind, SortBy, XorShift,
+    self, Algorithm, AllocateError, Allocator, Limit, Node, NodeEntry, RedisConfig, Region,
+    ReserveConfig, SelectError, SelectorConfig, SelectorKind, SortBy, Ties, XorShift,
 };
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 
 /// Exit status of `--select` when no node can take a room.
 const NO_NODE: u8 = 3;
+/// Exit status of `--select --hard-limits` when no available node meets the limits.
+const LIMITS_UNMET: u8 = 4;
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Exit status: 0 ok, 1 error (Redis, timeout, --config or --regions file), 2 usage, 3 --select found no available node.\n\
+    after_help = "Exit status: 0 ok, 1 error (Redis, timeout, --config or --regions file), 2 usage, 3 --select found no available node, 4 --select --hard-limits found no available node within the --limit bounds.\n\
                   Node ids, regions and IPs in the table are printed with control characters escaped (\\x1b, \\n, ...); --select never prints an id that contains one (such nodes are left out of the choice, with a note on stderr); --json is JSON-escaped."
 )]
 pub(crate) struct NodesArgs {
@@ -55,12 +57,30 @@ pub(crate) struct NodesArgs {
     /// JSON file of regions: [{"name": .., "lat": .., "lon": ..}, ..] (regionaware) [default: node_selector.regions].
     #[arg(long)]
     regions: Option<PathBuf>,
-    /// Refuse the chosen node at this many tracks (LiveKit's limit.num_tracks; 0 = off).
+    /// LiveKit's limit.num_tracks (0 = off). As in LiveKit it never refuses a new room; to bound
+    /// new rooms use --limit 'tracks<N' (with --hard-limits to refuse).
     #[arg(long, default_value_t = 0)]
     max_tracks: i32,
-    /// Refuse the chosen node at this many bytes/s (LiveKit's limit.bytes_per_sec; 0 = off).
+    /// LiveKit's limit.bytes_per_sec (0 = off); like --max-tracks, use --limit 'bytespersec<X'.
     #[arg(long, default_value_t = 0.0)]
     max_bytes_per_sec: f32,
+    /// Keep only nodes meeting METRIC<VALUE (or <=, >, >=); METRIC: sysload, cpuload, rooms,
+    /// clients, tracks, bytespersec. Repeat for several; soft unless --hard-limits.
+    #[arg(long = "limit", value_name = "LIMIT", requires = "select")]
+    limits: Vec<Limit>,
+    /// When no available node meets every --limit, fail (exit 4) instead of keeping them all.
+    #[arg(long, requires = "select")]
+    hard_limits: bool,
+    /// Which node `lowest` takes among equals: random, or first (LiveKit's: the first in Redis order).
+    #[arg(long, default_value = "random")]
+    ties: Ties,
+    /// Count the rooms placed since each node's last stats update (by any allocator sharing this
+    /// Redis) and reserve the chosen node, so bursts spread instead of herding.
+    #[arg(long, requires = "select")]
+    reserve: bool,
+    /// Seconds a --reserve placement counts at most if the node's stats never catch up.
+    #[arg(long, default_value_t = 10, requires = "reserve", value_parser = clap::value_parser!(i64).range(1..))]
+    reserve_ttl: i64,
     /// Remove entries whose stats are older than --dead-after seconds.
     #[arg(long, conflicts_with = "json")]
     sweep: bool,
@@ -174,9 +194,16 @@ fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
     } else {
         None
     };
-    let (entries, skipped) = cluster::list_from(&redis, left(deadline)).map_err(timed_out)?;
+    let (mut entries, skipped) = cluster::list_from(&redis, left(deadline)).map_err(timed_out)?;
     for s in &skipped {
         let _ = writeln!(out.stderr, "skipped entry {:?}: {}", s.key, s.reason);
+    }
+    for e in entries.iter().filter(|e| e.node.stats.is_none()) {
+        let _ = writeln!(
+            out.stderr,
+            "entry {:?} has no stats: listed and counted available, as LiveKit does",
+            e.key
+        );
     }
     let now = cluster::unix_now();
     if let Some(config) = config {
@@ -192,18 +219,10 @@ fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
                 );
             }
         }
-        match cluster::select(&nodes, &config, now, &mut XorShift::from_entropy()) {
-            Ok(node) => {
-                let _ = writeln!(out.stdout, "{}", node.id);
-            }
-            Err(e @ (SelectError::NoAvailableNodes | SelectError::LimitReached { .. })) => {
-                let _ = writeln!(out.stderr, "nodestats nodes: {}", message(&e.to_string()));
-                out.code = ExitCode::from(NO_NODE);
-            }
-            Err(e) => return Err(e.to_string()),
-        }
+        choose(args, config, &redis, deadline, &nodes, now, &mut out)?;
         return Ok(out);
     }
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
     if args.json {
         let all: Vec<serde_json::Value> = entries.iter().map(|e| json(e, now)).collect();
         let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
@@ -261,6 +280,61 @@ fn escape(s: &str, backslash: bool) -> String {
     out
 }
 
+/// `--select`: the chosen node's id alone on `out.stdout`.
+fn choose(
+    args: &NodesArgs,
+    config: SelectorConfig,
+    redis: &RedisConfig,
+    deadline: Instant,
+    nodes: &[Node],
+    now: i64,
+    out: &mut Report,
+) -> Result<(), String> {
+    if config.max_tracks > 0 || config.max_bytes_per_sec > 0.0 {
+        let _ = writeln!(
+            out.stderr,
+            "note: --max-tracks / --max-bytes-per-sec do not refuse a new room (LiveKit checks them only on the node already hosting a room); use --limit to bound new rooms"
+        );
+    }
+    let chosen = if args.reserve {
+        let reserve = ReserveConfig {
+            ttl_seconds: args.reserve_ttl,
+            ..ReserveConfig::default()
+        };
+        let timed_out = |e: cluster::ClusterError| {
+            if e.is_timeout() {
+                format!("timed out (--timeout): {e}")
+            } else {
+                e.to_string()
+            }
+        };
+        let mut allocator =
+            Allocator::connect_to(redis, left(deadline), config, reserve).map_err(timed_out)?;
+        match allocator.allocate(nodes, now) {
+            Ok(p) => Ok(p.node.id),
+            Err(AllocateError::Select(e)) => Err(e),
+            Err(AllocateError::Redis(e)) => return Err(timed_out(e)),
+        }
+    } else {
+        cluster::select(nodes, &config, now, &mut XorShift::from_entropy()).map(|n| n.id.clone())
+    };
+    match chosen {
+        Ok(id) => {
+            let _ = writeln!(out.stdout, "{id}");
+        }
+        Err(e @ SelectError::NoAvailableNodes) => {
+            let _ = writeln!(out.stderr, "nodestats nodes: {}", message(&e.to_string()));
+            out.code = ExitCode::from(NO_NODE);
+        }
+        Err(e @ SelectError::LimitsUnmet { .. }) => {
+            let _ = writeln!(out.stderr, "nodestats nodes: {}", message(&e.to_string()));
+            out.code = ExitCode::from(LIMITS_UNMET);
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(())
+}
+
 fn selector_config(args: &NodesArgs, file: &LiveKitFile) -> Result<SelectorConfig, String> {
     let ns = file.node_selector.clone().unwrap_or_default();
     // A key of the file, parsed; an empty value is LiveKit's default.
@@ -315,6 +389,9 @@ fn selector_config(args: &NodesArgs, file: &LiveKitFile) -> Result<SelectorConfi
         regions,
         max_tracks: args.max_tracks,
         max_bytes_per_sec: args.max_bytes_per_sec,
+        limits: args.limits.clone(),
+        hard_limits: args.hard_limits,
+        ties: args.ties,
     })
 }
 
@@ -433,7 +510,9 @@ fn print_table(out: &mut String, entries: &[NodeEntry], now: i64) {
             format!("{:.0}/{:.0}", r.packets_in, r.packets_out),
             drop,
             r.nack_total,
-            format!("{}s", now.saturating_sub(s.updated_at)),
+            n.stats
+                .as_ref()
+                .map_or("-".into(), |s| format!("{}s", now.saturating_sub(s.updated_at))),
             if cluster::is_selectable(n, now) {
                 "yes"
             } else {

@@ -13,13 +13,19 @@
 //! * [`list`] / [`sweep`] — read the hash (bad entries are reported, not
 //!   fatal, unlike LiveKit's `ListNodes`) and remove dead nodes.
 //! * [`select`] — LiveKit's availability rule and node selectors as a pure
-//!   function, with the clock and the random source passed in.
+//!   function, with the clock and the random source passed in; plus
+//!   [`Limit`]s on several metrics, soft or hard, and LiveKit's tie order
+//!   ([`Ties::First`]) on request.
+//! * [`Allocator`] — selection that does not herd: each placement is
+//!   reserved in Redis and counted, by every allocator sharing it, until
+//!   the node's own stats have caught up (`nodes --select --reserve`).
 //! * [`RedisConfig`] — where the registry is, as LiveKit's `redis:` block
 //!   says it: one Redis, a master behind Sentinel (followed through
 //!   failovers) or a Redis Cluster; ACL user, database, TLS (feature
-//!   `cluster-tls`). [`list_from`], [`sweep_from`] and
-//!   [`PublisherConfig::redis`] take it; [`RedisConfig::connect`] gives a
-//!   [`RegistryConnection`] for commands of your own.
+//!   `cluster-tls`). [`list_from`], [`sweep_from`],
+//!   [`PublisherConfig::redis`] and [`Allocator::connect_to`] take it;
+//!   [`RedisConfig::connect`] gives a [`RegistryConnection`] for commands
+//!   of your own.
 //!
 //! ```no_run
 //! use nodestats::cluster::{self, Publisher, PublisherConfig, SelectorConfig, SortBy, XorShift};
@@ -47,6 +53,7 @@ mod error;
 mod node;
 mod publisher;
 mod registry;
+mod reserve;
 mod select;
 
 pub use config::{RedisConfig, RegistryConnection, DEFAULT_MAX_REDIRECTS};
@@ -56,9 +63,14 @@ pub use publisher::{Publisher, PublisherConfig, PublisherStatus};
 pub use registry::{
     decode_entries, list, list_from, sweep, sweep_from, NodeEntry, Skipped, NODES_KEY,
 };
+pub use reserve::{
+    with_reservations, AllocateError, Allocator, Placement, Reservations, ReserveConfig,
+    RESERVATIONS_KEY,
+};
 pub use select::{
-    is_available, is_selectable, select, sysload, Algorithm, RandomSource, Region, SelectError,
-    SelectorConfig, SelectorKind, SortBy, XorShift, AVAILABLE_SECONDS,
+    is_available, is_selectable, limits_reached, select, sysload, Algorithm, Limit, LimitOp,
+    RandomSource, Region, SelectError, SelectorConfig, SelectorKind, SortBy, Ties, XorShift,
+    AVAILABLE_SECONDS,
 };
 
 /// The wall clock in Unix seconds, the clock `updated_at` is on.

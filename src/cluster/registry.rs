@@ -19,7 +19,8 @@ type Raw = Vec<(Vec<u8>, Vec<u8>)>;
 pub struct NodeEntry {
     /// The hash field (LiveKit writes the node id there).
     pub key: String,
-    /// The decoded `livekit.Node`; its `stats` are always present.
+    /// The decoded `livekit.Node`. Its `stats` may be absent: LiveKit
+    /// lists such a node and counts it available.
     pub node: Node,
 }
 
@@ -29,7 +30,7 @@ pub struct NodeEntry {
 pub struct Skipped {
     /// The hash field.
     pub key: String,
-    /// Why: the decoder's message, or "no stats".
+    /// Why: the decoder's message.
     pub reason: String,
 }
 
@@ -51,31 +52,28 @@ fn hgetall(url: &str, con: &mut impl redis::ConnectionLike) -> Result<Raw, Clust
         .map_err(|e| ClusterError::new(url, format!("HGETALL {NODES_KEY} failed"), Some(e)))
 }
 
-/// Splits raw hash entries into usable nodes and skipped ones, sorted by
-/// key.
+/// Splits raw hash entries into usable nodes, in the order given (Redis
+/// order from [`list`], the order LiveKit's selector sees), and skipped
+/// ones, sorted by key. A node without stats is usable, as in LiveKit.
 pub fn decode_entries(raw: Vec<(Vec<u8>, Vec<u8>)>) -> (Vec<NodeEntry>, Vec<Skipped>) {
     let (mut ok, mut bad) = (Vec::new(), Vec::new());
     for (k, v) in raw {
         let key = String::from_utf8_lossy(&k).into_owned();
         match Node::decode(&v) {
-            Ok(node) if node.stats.is_some() => ok.push(NodeEntry { key, node }),
-            Ok(_) => bad.push(Skipped {
-                key,
-                reason: "no stats".into(),
-            }),
+            Ok(node) => ok.push(NodeEntry { key, node }),
             Err(e) => bad.push(Skipped {
                 key,
                 reason: format!("not a livekit.Node ({} bytes): {e}", v.len()),
             }),
         }
     }
-    ok.sort_by(|a: &NodeEntry, b| a.key.cmp(&b.key));
     bad.sort_by(|a: &Skipped, b| a.key.cmp(&b.key));
     (ok, bad)
 }
 
-/// Every node in the hash `nodes` at `url` (`HGETALL nodes`). An entry that
-/// does not decode, or has no stats, is skipped and reported, never fatal.
+/// Every node in the hash `nodes` at `url` (`HGETALL nodes`), in Redis
+/// order. An entry that does not decode is skipped and reported, never
+/// fatal; one without stats is listed, as LiveKit does.
 pub fn list(url: &str) -> Result<(Vec<NodeEntry>, Vec<Skipped>), ClusterError> {
     list_from(&RedisConfig::url(url), TIMEOUT)
 }

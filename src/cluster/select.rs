@@ -5,23 +5,34 @@
 //! 1. keep the **available** nodes: stats at most 4 s old (`now −
 //!    updated_at < 5`, whole seconds; a node without stats counts as
 //!    available, as in LiveKit) **and** state `SERVING`;
-//! 2. the selector kind's filter — `cpuload` keeps `cpu_load <
+//! 2. ours, off unless configured: the [`Limit`]s (`cpuload<0.8`,
+//!    `bytespersec<1e9`, …) keep the nodes under every one of them — soft
+//!    like LiveKit's filters (if no node passes, all stay) or, with
+//!    `hard_limits`, [`SelectError::LimitsUnmet`];
+//! 3. the selector kind's filter — `cpuload` keeps `cpu_load <
 //!    cpu_load_limit`, `sysload` keeps `load_avg_last1min / num_cpus <
 //!    sysload_limit`; both are **soft** (if no node passes, all stay);
 //!    `regionaware` is the sysload filter, then the nodes of the region
-//!    nearest to the current one (haversine distance over `regions`);
-//! 3. `sort_by` gives each node a value and `algorithm` picks: `lowest`, or
-//!    `twochoice` (two distinct nodes at random, the lower one);
-//!    `sort_by = random` picks uniformly whatever the algorithm;
-//! 4. the limits (`max_tracks`, `max_bytes_per_sec`; off at 0) are checked
-//!    on the chosen node, as LiveKit's room allocator does.
+//!    nearest to the current one (haversine distance over `regions`) — and
+//!    while no node is in a known region, LiveKit keeps the nodes that have
+//!    no region at all (when there are some), which we do too;
+//! 4. `sort_by` gives each node a value and `algorithm` picks: `lowest`, or
+//!    `twochoice` (two distinct nodes at random, the lower one; with two
+//!    nodes or fewer, the lowest, as LiveKit does);
+//!    `sort_by = random` picks uniformly whatever the algorithm.
+//!
+//! LiveKit's per-node limits (`max_tracks`, `max_bytes_per_sec`) never
+//! refuse a new room: its room allocator checks them only on the node that
+//! already hosts a room. [`limits_reached`] is that check; [`Limit`]s are the
+//! way to make them count for new rooms.
 //!
 //! Comparisons are made in `f32`, LiveKit's type for loads and limits, so a
-//! node exactly at a limit is over it in both. Where LiveKit leaves the order
-//! unspecified (ties under `lowest`, after an unstable sort) the random
-//! source picks among the tied nodes, so equal nodes share new rooms instead
-//! of herding onto the first one listed. A node without stats, which LiveKit
-//! would dereference and crash on, fails every filter and sorts last.
+//! node exactly at a limit is over it in both. Ties under `lowest` are broken
+//! by [`Ties`]: at random by default, so equal nodes share new rooms; or, with
+//! [`Ties::First`], the first of them in the order given — LiveKit's order
+//! when the nodes come from [`list`](super::list) in Redis order. A node
+//! without stats, which LiveKit would dereference and crash on, fails every
+//! filter and limit and sorts last.
 
 use super::node::{Node, NodeState};
 use crate::NodeStats;
@@ -67,7 +78,8 @@ pub enum SelectorKind {
     RegionAware,
 }
 
-/// The value nodes are compared by (LiveKit's `node_selector.sort_by`).
+/// The value nodes are compared by (LiveKit's `node_selector.sort_by`);
+/// every one but `Random` is also a metric a [`Limit`] can bound.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SortBy {
     /// No order: a node at random.
@@ -87,6 +99,37 @@ pub enum SortBy {
     BytesPerSec,
 }
 
+impl SortBy {
+    /// This metric of `stats`, as LiveKit computes it (`f32` loads and
+    /// rates, integer counts).
+    pub fn value(self, stats: &NodeStats) -> f64 {
+        match self {
+            SortBy::Random => 0.0,
+            SortBy::SysLoad => sysload(stats).into(),
+            SortBy::CpuLoad => (stats.cpu_load as f32).into(),
+            SortBy::Rooms => stats.num_rooms.into(),
+            SortBy::Clients => stats.num_clients.into(),
+            SortBy::Tracks => {
+                (i64::from(stats.num_tracks_in) + i64::from(stats.num_tracks_out)) as f64
+            }
+            SortBy::BytesPerSec => bytes_per_sec(stats).into(),
+        }
+    }
+
+    /// The name LiveKit's configuration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortBy::Random => "random",
+            SortBy::SysLoad => "sysload",
+            SortBy::CpuLoad => "cpuload",
+            SortBy::Rooms => "rooms",
+            SortBy::Clients => "clients",
+            SortBy::Tracks => "tracks",
+            SortBy::BytesPerSec => "bytespersec",
+        }
+    }
+}
+
 /// How the node is picked from the sorted values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Algorithm {
@@ -95,6 +138,20 @@ pub enum Algorithm {
     Lowest,
     /// Two distinct nodes at random, the one with the lower value.
     TwoChoice,
+}
+
+/// Which of several nodes with the lowest value `lowest` takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ties {
+    /// One of them at random (the default): equal nodes share new rooms.
+    #[default]
+    Random,
+    /// The first of them in the order the nodes are given. With nodes in
+    /// Redis order this is LiveKit's pick: Go's `slices.SortFunc` is an
+    /// insertion sort up to 12 elements, so the first tied node stays in
+    /// front. (Past 12 candidates LiveKit's pattern-defeating quicksort is
+    /// not stable and may put another tied node first.)
+    First,
 }
 
 /// A region and where it is, for [`SelectorKind::RegionAware`].
@@ -108,7 +165,106 @@ pub struct Region {
     pub lon: f64,
 }
 
-/// LiveKit's `node_selector` (and `limit`) configuration.
+/// A comparison of a [`Limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitOp {
+    /// `<`
+    Below,
+    /// `<=`
+    AtMost,
+    /// `>`
+    Above,
+    /// `>=`
+    AtLeast,
+}
+
+impl LimitOp {
+    fn symbol(self) -> &'static str {
+        match self {
+            LimitOp::Below => "<",
+            LimitOp::AtMost => "<=",
+            LimitOp::Above => ">",
+            LimitOp::AtLeast => ">=",
+        }
+    }
+}
+
+/// One bound a node must meet to take a new room: `metric op value`,
+/// written `cpuload<0.8`, `bytespersec<=1e9`, `rooms<50`, … (the metrics
+/// are the [`SortBy`] names but `random`). The comparison is made in
+/// `f32`, like LiveKit's own limits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limit {
+    /// What is compared.
+    pub metric: SortBy,
+    /// How.
+    pub op: LimitOp,
+    /// Against what.
+    pub value: f64,
+}
+
+impl Limit {
+    /// Whether `stats` meets this bound (NaN never does).
+    pub fn passes(&self, stats: &NodeStats) -> bool {
+        let (v, bound) = (self.metric.value(stats) as f32, self.value as f32);
+        match self.op {
+            LimitOp::Below => v < bound,
+            LimitOp::AtMost => v <= bound,
+            LimitOp::Above => v > bound,
+            LimitOp::AtLeast => v >= bound,
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}{}",
+            self.metric.name(),
+            self.op.symbol(),
+            self.value
+        )
+    }
+}
+
+impl FromStr for Limit {
+    type Err = String;
+
+    /// `METRIC OP VALUE` (spaces allowed), e.g. `cpuload<0.8`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!(
+                "bad limit {s:?}: {why}; write METRIC<VALUE (or <=, >, >=) with METRIC one of \
+                 sysload, cpuload, rooms, clients, tracks, bytespersec"
+            )
+        };
+        let at = s.find(['<', '>']).ok_or_else(|| bad("no comparison"))?;
+        let (name, rest) = s.split_at(at);
+        let (op, value) = match rest.as_bytes() {
+            [b'<', b'=', ..] => (LimitOp::AtMost, &rest[2..]),
+            [b'>', b'=', ..] => (LimitOp::AtLeast, &rest[2..]),
+            [b'<', ..] => (LimitOp::Below, &rest[1..]),
+            _ => (LimitOp::Above, &rest[1..]),
+        };
+        let metric = match name.trim().parse::<SortBy>() {
+            Ok(SortBy::Random) | Err(_) => {
+                return Err(bad(&format!("unknown metric {:?}", name.trim())))
+            }
+            Ok(m) => m,
+        };
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| bad(&format!("{:?} is not a number", value.trim())))?;
+        if !value.is_finite() {
+            return Err(bad("the value must be finite"));
+        }
+        Ok(Limit { metric, op, value })
+    }
+}
+
+/// LiveKit's `node_selector` (and `limit`) configuration, and our limits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SelectorConfig {
     /// The filter.
@@ -125,12 +281,20 @@ pub struct SelectorConfig {
     pub region: Option<String>,
     /// Known regions with their coordinates (regionaware).
     pub regions: Vec<Region>,
-    /// LiveKit's `limit.num_tracks`: the chosen node is refused when it has
-    /// this many tracks or more. 0 = off.
+    /// LiveKit's `limit.num_tracks` (0 = off). As in LiveKit it never
+    /// refuses a new room; [`limits_reached`] checks it on the node that
+    /// already hosts one. Use a [`Limit`] on `tracks` to bound new rooms.
     pub max_tracks: i32,
-    /// LiveKit's `limit.bytes_per_sec`: the chosen node is refused when its
-    /// `rates[0]` bytes in + out reach this. 0 = off.
+    /// LiveKit's `limit.bytes_per_sec` (0 = off); like `max_tracks`.
     pub max_bytes_per_sec: f32,
+    /// Bounds every chosen node must meet (empty: none).
+    pub limits: Vec<Limit>,
+    /// When no node meets `limits`: false (default) keeps every available
+    /// node, like LiveKit's soft filters; true fails with
+    /// [`SelectError::LimitsUnmet`].
+    pub hard_limits: bool,
+    /// Which tied node `lowest` takes.
+    pub ties: Ties,
 }
 
 impl Default for SelectorConfig {
@@ -145,6 +309,9 @@ impl Default for SelectorConfig {
             regions: Vec::new(),
             max_tracks: 0,
             max_bytes_per_sec: 0.0,
+            limits: Vec::new(),
+            hard_limits: false,
+            ties: Ties::Random,
         }
     }
 }
@@ -154,11 +321,10 @@ impl Default for SelectorConfig {
 pub enum SelectError {
     /// No node is fresh and `SERVING`.
     NoAvailableNodes,
-    /// The chosen node is at a configured limit (LiveKit's
-    /// `ErrNodeLimitReached`).
-    LimitReached {
-        /// The node that was chosen.
-        node: String,
+    /// `hard_limits` is set and no available node meets every limit.
+    LimitsUnmet {
+        /// The limits, as written.
+        limits: String,
     },
     /// The regionaware configuration is incomplete.
     Region(String),
@@ -170,11 +336,8 @@ impl fmt::Display for SelectError {
             SelectError::NoAvailableNodes => {
                 f.write_str("no available node (none SERVING with stats under 5 s old)")
             }
-            SelectError::LimitReached { node } => {
-                write!(
-                    f,
-                    "node {node} was chosen but is at its track or bandwidth limit"
-                )
+            SelectError::LimitsUnmet { limits } => {
+                write!(f, "no available node meets the hard limits {limits}")
             }
             SelectError::Region(why) => write!(f, "regionaware selector: {why}"),
         }
@@ -283,6 +446,17 @@ impl FromStr for Algorithm {
     }
 }
 
+impl FromStr for Ties {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "random" => Ok(Ties::Random),
+            "first" => Ok(Ties::First),
+            _ => Err(parse_error("tie-break", s, "random, first")),
+        }
+    }
+}
+
 fn bytes_per_sec(s: &NodeStats) -> f32 {
     s.rates
         .first()
@@ -290,27 +464,21 @@ fn bytes_per_sec(s: &NodeStats) -> f32 {
 }
 
 fn sort_value(node: &Node, by: SortBy) -> f64 {
-    let Some(s) = &node.stats else {
-        return f64::INFINITY;
-    };
-    match by {
-        SortBy::Random => 0.0,
-        SortBy::SysLoad => sysload(s).into(),
-        SortBy::CpuLoad => (s.cpu_load as f32).into(),
-        SortBy::Rooms => s.num_rooms.into(),
-        SortBy::Clients => s.num_clients.into(),
-        SortBy::Tracks => (i64::from(s.num_tracks_in) + i64::from(s.num_tracks_out)) as f64,
-        SortBy::BytesPerSec => bytes_per_sec(s).into(),
-    }
+    node.stats.as_ref().map_or(f64::INFINITY, |s| by.value(s))
+}
+
+/// The nodes passing `pass` (a node without stats never does).
+fn passing<'a>(nodes: &[&'a Node], pass: impl Fn(&NodeStats) -> bool) -> Vec<&'a Node> {
+    nodes
+        .iter()
+        .copied()
+        .filter(|n| n.stats.as_ref().is_some_and(&pass))
+        .collect()
 }
 
 /// Keeps the nodes passing `pass`, or all of them if none does.
 fn soft_filter(nodes: Vec<&Node>, pass: impl Fn(&NodeStats) -> bool) -> Vec<&Node> {
-    let low: Vec<&Node> = nodes
-        .iter()
-        .copied()
-        .filter(|n| n.stats.as_ref().is_some_and(&pass))
-        .collect();
+    let low = passing(&nodes, pass);
     if low.is_empty() {
         nodes
     } else {
@@ -326,8 +494,11 @@ fn haversine(a: &Region, b: &Region) -> f64 {
     2.0 * 6371.0 * h.sqrt().min(1.0).asin()
 }
 
-/// The nodes of the known region nearest to `config.region`; all nodes when
-/// none is in a known region.
+/// The nodes of the known region nearest to `config.region`. Until a node
+/// in a known region is met, the nodes without a region are the "nearest"
+/// (LiveKit starts its scan with the empty region as the nearest one), so
+/// with no node in a known region those are kept; all nodes when there are
+/// none of them either.
 fn nearest_region<'a>(
     nodes: Vec<&'a Node>,
     config: &SelectorConfig,
@@ -337,16 +508,14 @@ fn nearest_region<'a>(
         .as_deref()
         .filter(|r| !r.is_empty())
         .ok_or_else(|| SelectError::Region("the current region is not set".into()))?;
-    let here = config
-        .regions
-        .iter()
-        .find(|r| r.name == current)
-        .ok_or_else(|| {
-            SelectError::Region(format!(
-                "the current region {current:?} is not in the regions list"
-            ))
-        })?;
+    let here = config.regions.iter().find(|r| r.name == current);
+    if here.is_none() && !config.regions.is_empty() {
+        return Err(SelectError::Region(format!(
+            "the current region {current:?} is not in the regions list"
+        )));
+    }
     let distance = |name: &str| {
+        let here = here?;
         config
             .regions
             .iter()
@@ -354,18 +523,20 @@ fn nearest_region<'a>(
             .map(|r| haversine(here, r))
     };
     // The first region met at the smallest distance wins, as in LiveKit.
-    let mut best: Option<(&str, f64)> = None;
+    let mut nearest = "";
+    let mut best = f64::MAX;
+    let mut kept: Vec<&Node> = Vec::new();
     for n in &nodes {
-        if let Some(d) = distance(&n.region) {
-            if best.is_none_or(|(_, bd)| d < bd) {
-                best = Some((&n.region, d));
-            }
+        if n.region == nearest {
+            kept.push(n);
+        } else if let Some(d) = distance(&n.region).filter(|&d| d < best) {
+            best = d;
+            nearest = &n.region;
+            kept.clear();
+            kept.push(n);
         }
     }
-    Ok(match best {
-        Some((name, _)) => nodes.into_iter().filter(|n| n.region == name).collect(),
-        None => nodes,
-    })
+    Ok(if kept.is_empty() { nodes } else { kept })
 }
 
 /// One of `nodes` at random; no draw when there is only one.
@@ -376,42 +547,58 @@ fn any<'a>(nodes: &[&'a Node], rng: &mut dyn RandomSource) -> &'a Node {
     }
 }
 
+fn lowest<'a>(
+    nodes: &[&'a Node],
+    sort_by: SortBy,
+    ties: Ties,
+    rng: &mut dyn RandomSource,
+) -> &'a Node {
+    let value = |node: &Node| sort_value(node, sort_by);
+    let min = nodes.iter().map(|n| value(n)).fold(f64::INFINITY, f64::min);
+    let tied: Vec<&Node> = nodes.iter().copied().filter(|n| value(n) <= min).collect();
+    // Every value NaN: no order, the tie-break takes among all.
+    let tied = if tied.is_empty() { nodes } else { &tied };
+    match ties {
+        Ties::Random => any(tied, rng),
+        Ties::First => tied[0],
+    }
+}
+
 fn pick<'a>(nodes: &[&'a Node], config: &SelectorConfig, rng: &mut dyn RandomSource) -> &'a Node {
     let n = nodes.len();
     if config.sort_by == SortBy::Random || n == 1 {
         return any(nodes, rng);
     }
-    let value = |node: &Node| sort_value(node, config.sort_by);
     match config.algorithm {
-        Algorithm::Lowest => {
-            let min = nodes.iter().map(|n| value(n)).fold(f64::INFINITY, f64::min);
-            let tied: Vec<&Node> = nodes.iter().copied().filter(|n| value(n) <= min).collect();
-            if tied.is_empty() {
-                // Every value is NaN: no order, take any.
-                any(nodes, rng)
-            } else {
-                any(&tied, rng)
-            }
-        }
-        Algorithm::TwoChoice => {
+        Algorithm::TwoChoice if n > 2 => {
             let i = rng.below(n);
             let mut j = rng.below(n - 1);
             if j >= i {
                 j += 1;
             }
-            if value(nodes[j]) < value(nodes[i]) {
-                nodes[j]
-            } else {
-                nodes[i]
-            }
+            // The pair in draw order: a tie keeps the first draw.
+            lowest(&[nodes[i], nodes[j]], config.sort_by, Ties::First, rng)
         }
+        _ => lowest(nodes, config.sort_by, config.ties, rng),
     }
 }
 
-fn limits_reached(stats: &NodeStats, config: &SelectorConfig) -> bool {
+/// LiveKit's `LimitsReached`: whether the node that already hosts a room
+/// is at `max_tracks` or `max_bytes_per_sec`, so that the room refuses new
+/// participants. It is never applied to a new room (see [`Limit`] for
+/// that).
+pub fn limits_reached(stats: &NodeStats, config: &SelectorConfig) -> bool {
     let tracks = i64::from(stats.num_tracks_in) + i64::from(stats.num_tracks_out);
     (config.max_tracks > 0 && i64::from(config.max_tracks) <= tracks)
         || (config.max_bytes_per_sec > 0.0 && config.max_bytes_per_sec <= bytes_per_sec(stats))
+}
+
+fn limit_list(limits: &[Limit]) -> String {
+    limits
+        .iter()
+        .map(Limit::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Picks the node for a new room from `nodes`, as LiveKit's selector and
@@ -424,13 +611,34 @@ pub fn select<'a>(
     now_unix: i64,
     rng: &mut dyn RandomSource,
 ) -> Result<&'a Node, SelectError> {
-    let available: Vec<&Node> = nodes
-        .iter()
-        .filter(|n| is_selectable(n, now_unix))
-        .collect();
+    select_among(nodes.iter(), config, now_unix, rng)
+}
+
+/// [`select`] over nodes that need not be contiguous.
+pub(crate) fn select_among<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    config: &SelectorConfig,
+    now_unix: i64,
+    rng: &mut dyn RandomSource,
+) -> Result<&'a Node, SelectError> {
+    let available: Vec<&Node> = nodes.filter(|n| is_selectable(n, now_unix)).collect();
     if available.is_empty() {
         return Err(SelectError::NoAvailableNodes);
     }
+    let within = |s: &NodeStats| config.limits.iter().all(|l| l.passes(s));
+    let available = if config.limits.is_empty() {
+        available
+    } else if config.hard_limits {
+        let ok = passing(&available, within);
+        if ok.is_empty() {
+            return Err(SelectError::LimitsUnmet {
+                limits: limit_list(&config.limits),
+            });
+        }
+        ok
+    } else {
+        soft_filter(available, within)
+    };
     let sys = |s: &NodeStats| sysload(s) < config.sysload_limit;
     let candidates = match config.kind {
         SelectorKind::Any => available,
@@ -440,17 +648,7 @@ pub fn select<'a>(
         SelectorKind::SysLoad => soft_filter(available, sys),
         SelectorKind::RegionAware => nearest_region(soft_filter(available, sys), config)?,
     };
-    let chosen = pick(&candidates, config, rng);
-    if chosen
-        .stats
-        .as_ref()
-        .is_some_and(|s| limits_reached(s, config))
-    {
-        return Err(SelectError::LimitReached {
-            node: chosen.id.clone(),
-        });
-    }
-    Ok(chosen)
+    Ok(pick(&candidates, config, rng))
 }
 
 #[cfg(test)]
@@ -676,7 +874,7 @@ mod tests {
         // i = 3, j = 1: n3 (7 rooms) beats n1 (9).
         assert_eq!(pick_id(&nodes, &c, &[3, 1]).unwrap(), "n3");
         // A tie keeps the first draw.
-        let tied = vec![node("x", |_| {}), node("y", |_| {})];
+        let tied = vec![node("x", |_| {}), node("y", |_| {}), node("z", |_| {})];
         assert_eq!(pick_id(&tied, &c, &[1, 0]).unwrap(), "y");
         // One node: no draw at all.
         assert_eq!(pick_id(&tied[..1], &c, &[]).unwrap(), "x");
@@ -715,8 +913,22 @@ mod tests {
         assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "east-1");
         c.region = Some("eu-west".into());
         assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "eu-1");
-        // No node in a known region: all stay.
+        // No node in a known region and none without a region: all stay.
         assert_eq!(pick_id(&nodes[3..], &c, &[]).unwrap(), "nowhere");
+        // No node in a known region: LiveKit keeps only the nodes without
+        // a region, however loaded.
+        let mut blank = node("blank", |s| s.load_avg_last1min = 3.0);
+        blank.region = String::new();
+        let mixed = vec![nodes[3].clone(), blank.clone()];
+        assert_eq!(pick_id(&mixed, &c, &[]).unwrap(), "blank");
+        // A region without coordinates after a known one is not kept, nor is
+        // an empty-region node met after it.
+        let later = vec![nodes[0].clone(), blank.clone(), nodes[3].clone()];
+        assert_eq!(pick_id(&later, &c, &[]).unwrap(), "east-1");
+        // No regions configured at all: only the region-less nodes.
+        c.regions.clear();
+        assert_eq!(pick_id(&later, &c, &[]).unwrap(), "blank");
+        c.regions = regions();
         c.region = Some("ap-south".into());
         assert!(matches!(
             pick_id(&nodes, &c, &[]),
@@ -730,7 +942,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_refuse_the_chosen_node() {
+    fn livekit_limits_never_refuse_a_new_room_but_flag_the_hosting_node() {
         let nodes = vec![node("a", |s| {
             s.num_tracks_in = 3;
             s.num_tracks_out = 2;
@@ -740,16 +952,122 @@ mod tests {
             }];
         })];
         let mut c = cfg(SelectorKind::Any, SortBy::Tracks);
-        c.max_tracks = 6;
-        assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "a");
         c.max_tracks = 5;
+        c.max_bytes_per_sec = 1000.0;
+        // LiveKit's room allocator checks them only on a room's current node.
+        assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "a");
+        let s = nodes[0].stats.as_ref().unwrap();
+        assert!(limits_reached(s, &c));
+        c.max_tracks = 6;
+        assert!(limits_reached(s, &c), "bytes");
+        c.max_bytes_per_sec = 1001.0;
+        assert!(!limits_reached(s, &c));
+        c.max_tracks = 0;
+        c.max_bytes_per_sec = 0.0;
+        assert!(!limits_reached(s, &c), "0 is off");
+    }
+
+    #[test]
+    fn limits_parse_and_name_what_is_wrong() {
+        let l: Limit = "cpuload<0.8".parse().unwrap();
+        assert_eq!(
+            (l.metric, l.op, l.value),
+            (SortBy::CpuLoad, LimitOp::Below, 0.8)
+        );
+        let l: Limit = " bytespersec <= 1e9 ".parse().unwrap();
+        assert_eq!(
+            (l.metric, l.op, l.value),
+            (SortBy::BytesPerSec, LimitOp::AtMost, 1e9)
+        );
+        assert_eq!("rooms>=3".parse::<Limit>().unwrap().op, LimitOp::AtLeast);
+        assert_eq!("Tracks>3".parse::<Limit>().unwrap().op, LimitOp::Above);
+        assert_eq!(
+            "sysload<=1".parse::<Limit>().unwrap().to_string(),
+            "sysload<=1"
+        );
+        for (bad, why) in [
+            ("cpuload", "no comparison"),
+            ("random<1", "unknown metric"),
+            ("memory<1", "unknown metric \"memory\""),
+            ("rooms<lots", "\"lots\" is not a number"),
+            ("rooms<", "is not a number"),
+            ("rooms<inf", "finite"),
+            ("rooms=<3", "unknown metric"),
+        ] {
+            let e = bad.parse::<Limit>().unwrap_err();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn limits_keep_nodes_meeting_every_bound_soft_or_hard() {
+        let mk = |id: &str, cpu: f64, bytes: f64, rooms: i32| {
+            node(id, |s| {
+                s.cpu_load = cpu;
+                s.num_rooms = rooms;
+                s.rates = vec![NodeStatsRate {
+                    bytes_in: bytes,
+                    ..NodeStatsRate::default()
+                }];
+            })
+        };
+        let nodes = vec![
+            mk("hot", 0.95, 1e3, 0),
+            mk("busy-net", 0.2, 5e9, 1),
+            mk("ok", 0.5, 1e8, 9),
+        ];
+        let mut c = cfg(SelectorKind::Any, SortBy::Rooms);
+        c.limits = vec![
+            "cpuload<0.8".parse().unwrap(),
+            "bytespersec<1e9".parse().unwrap(),
+        ];
+        assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "ok");
+        // Nobody meets them: soft keeps every node, hard fails.
+        c.limits.push("rooms<5".parse().unwrap());
+        assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "hot");
+        c.hard_limits = true;
         assert_eq!(
             pick_id(&nodes, &c, &[]),
-            Err(SelectError::LimitReached { node: "a".into() })
+            Err(SelectError::LimitsUnmet {
+                limits: "cpuload<0.8, bytespersec<1000000000, rooms<5".into()
+            })
         );
-        c.max_tracks = 0;
-        c.max_bytes_per_sec = 1000.0;
-        assert!(pick_id(&nodes, &c, &[]).is_err());
+        // Exactly at a limit: < fails, <= passes (in f32).
+        c.limits = vec!["cpuload<0.5".parse().unwrap()];
+        assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "busy-net");
+        c.limits = vec!["cpuload<=0.5".parse().unwrap(), "rooms>1".parse().unwrap()];
+        assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "ok");
+        // A node without stats meets no limit.
+        let mut bare = node("bare", |_| {});
+        bare.stats = None;
+        c.limits = vec!["rooms<100".parse().unwrap()];
+        assert!(pick_id(&[bare], &c, &[]).is_err());
+    }
+
+    #[test]
+    fn ties_first_takes_the_first_in_the_given_order_like_livekit() {
+        let nodes = vec![
+            node("a", |s| s.num_rooms = 1),
+            node("b", |s| s.num_rooms = 0),
+            node("c", |s| s.num_rooms = 0),
+        ];
+        let mut c = cfg(SelectorKind::Any, SortBy::Rooms);
+        c.ties = Ties::First;
+        assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "b");
+        assert_eq!("first".parse(), Ok(Ties::First));
+        assert!("last".parse::<Ties>().is_err());
+    }
+
+    #[test]
+    fn two_choice_over_two_nodes_is_lowest_as_in_livekit() {
+        let nodes = vec![
+            node("x", |s| s.num_rooms = 3),
+            node("y", |s| s.num_rooms = 1),
+        ];
+        let mut c = cfg(SelectorKind::Any, SortBy::Rooms);
+        c.algorithm = Algorithm::TwoChoice;
+        // No draw at all: `seq` would panic on one.
+        assert_eq!(pick_id(&nodes, &c, &[]).unwrap(), "y");
     }
 
     #[test]

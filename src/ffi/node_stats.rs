@@ -143,6 +143,9 @@ impl From<&NodeStats> for nodestats_node_stats {
             forward_latency,
             forward_jitter,
             rates: _,
+            // Never set by LiveKit or the collector (always 0): only
+            // carried so protobuf written elsewhere round-trips.
+            packets_in_per_sec: _,
             num_cpus_exact,
             udp_rcvbuf_errors,
             udp_in_errors,
@@ -296,6 +299,9 @@ impl From<&NodeStatsRate> for nodestats_node_stats_rate {
             retransmit_bytes_out,
             retransmit_packets_out,
             participant_signal_connected,
+            // Always 0 from LiveKit and the collector (see NodeStatsRate).
+            participant_signal_failed: _,
+            participant_signal_validation_failed: _,
             participant_rtc_connected,
             participant_rtc_init,
             participant_rtc_canceled,

@@ -481,6 +481,23 @@ impl Exporter {
             }
         }
 
+        // client_golang exports an unlabeled family from its registration
+        // on (a histogram as zero buckets, sum and count), so LiveKit's
+        // unlabeled families are there before their first observation.
+        for fam in out[..Family::ALL.len()]
+            .iter_mut()
+            .filter(|f| readable && f.labels.is_empty() && f.points.is_empty())
+        {
+            let val = match fam.kind {
+                Kind::Histogram => Val::Hist(vec![0; fam.bounds.len() + 1], 0.0, None),
+                Kind::Counter | Kind::Gauge => Val::Scalar(0.0),
+            };
+            fam.points.push(Point {
+                values: Vec::new(),
+                val,
+            });
+        }
+
         let (ns, anomalies) = latest.unwrap_or_default();
         let input = OwnInput {
             layout: segment.layout(),

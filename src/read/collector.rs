@@ -520,6 +520,8 @@ impl Collector {
             packets_in: c(RateCounter::PacketsIn),
             packets_out: c(RateCounter::PacketsOut),
             nack_total: c(RateCounter::NackTotal),
+            // LiveKit never fills it either.
+            packets_in_per_sec: 0.0,
             // Truncated as LiveKit does (`uint32(NumCPU())`): its sysload
             // selector divides by this, so rounding up would make a node
             // with a 2.5-CPU quota look a third less loaded.

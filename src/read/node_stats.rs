@@ -47,6 +47,12 @@ pub struct NodeStats {
     pub packets_out: u64,
     /// NACKs of both directions.
     pub nack_total: u64,
+    /// LiveKit's `packets_in_per_sec` (#14), the one per-second field of
+    /// the message it never marked deprecated. LiveKit never sets it and
+    /// neither does the collector (0); kept so a value written by another
+    /// encoder round-trips.
+    #[serde(default)]
+    pub packets_in_per_sec: f64,
     /// CPUs available to the node, truncated as LiveKit does (`uint32` of
     /// the CPU count; see `num_cpus_exact` for the fraction).
     pub num_cpus: u32,
@@ -148,6 +154,15 @@ pub struct NodeStatsRate {
     pub retransmit_packets_out: f64,
     /// Signal connections per second.
     pub participant_signal_connected: f64,
+    /// Failed signal connections per second (#28). LiveKit computes it from
+    /// a NodeStats field it no longer fills, so it is always 0 from LiveKit
+    /// and from the collector; kept so a value a Go writer sets round-trips.
+    #[serde(default)]
+    pub participant_signal_failed: f64,
+    /// Signal connections refused by validation per second (#29); like
+    /// `participant_signal_failed`.
+    #[serde(default)]
+    pub participant_signal_validation_failed: f64,
     /// RTC connections per second.
     pub participant_rtc_connected: f64,
     /// RTC inits per second.

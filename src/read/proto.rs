@@ -39,6 +39,8 @@ pub(crate) struct NodeStatsPb {
     pub(crate) packets_out: u64,
     #[prost(uint64, tag = "11")]
     pub(crate) nack_total: u64,
+    #[prost(float, tag = "14")]
+    pub(crate) packets_in_per_sec: f32,
     #[prost(uint32, tag = "17")]
     pub(crate) num_cpus: u32,
     #[prost(float, tag = "18")]
@@ -148,6 +150,10 @@ pub(crate) struct NodeStatsRatePb {
     pub(crate) participant_rtc_canceled: f32,
     #[prost(float, tag = "27")]
     pub(crate) participant_rtc_active: f32,
+    #[prost(float, tag = "28")]
+    pub(crate) participant_signal_failed: f32,
+    #[prost(float, tag = "29")]
+    pub(crate) participant_signal_validation_failed: f32,
 }
 
 /// `livekit.Node`: one entry of the Redis hash `nodes`.
@@ -196,6 +202,8 @@ impl From<&NodeStatsRate> for NodeStatsRatePb {
             retransmit_bytes_out,
             retransmit_packets_out,
             participant_signal_connected,
+            participant_signal_failed,
+            participant_signal_validation_failed,
             participant_rtc_connected,
             participant_rtc_init,
             participant_rtc_canceled,
@@ -237,6 +245,8 @@ impl From<&NodeStatsRate> for NodeStatsRatePb {
             track_subscribe_cancels: (*track_subscribe_cancels) as f32,
             participant_rtc_canceled: (*participant_rtc_canceled) as f32,
             participant_rtc_active: (*participant_rtc_active) as f32,
+            participant_signal_failed: (*participant_signal_failed) as f32,
+            participant_signal_validation_failed: (*participant_signal_validation_failed) as f32,
         }
     }
 }
@@ -263,6 +273,8 @@ impl From<NodeStatsRatePb> for NodeStatsRate {
             retransmit_bytes_out: r.retransmit_bytes_out.into(),
             retransmit_packets_out: r.retransmit_packets_out.into(),
             participant_signal_connected: r.participant_signal_connected.into(),
+            participant_signal_failed: r.participant_signal_failed.into(),
+            participant_signal_validation_failed: r.participant_signal_validation_failed.into(),
             participant_rtc_connected: r.participant_rtc_connected.into(),
             participant_rtc_init: r.participant_rtc_init.into(),
             participant_rtc_canceled: r.participant_rtc_canceled.into(),
@@ -303,6 +315,7 @@ impl From<&NodeStats> for NodeStatsPb {
             packets_in,
             packets_out,
             nack_total,
+            packets_in_per_sec,
             num_cpus,
             load_avg_last1min,
             load_avg_last5min,
@@ -341,6 +354,7 @@ impl From<&NodeStats> for NodeStatsPb {
             packets_in: (*packets_in),
             packets_out: (*packets_out),
             nack_total: (*nack_total),
+            packets_in_per_sec: (*packets_in_per_sec) as f32,
             num_cpus: (*num_cpus),
             load_avg_last1min: (*load_avg_last1min) as f32,
             load_avg_last5min: (*load_avg_last5min) as f32,
@@ -391,6 +405,7 @@ impl From<NodeStatsPb> for NodeStats {
             packets_in: s.packets_in,
             packets_out: s.packets_out,
             nack_total: s.nack_total,
+            packets_in_per_sec: s.packets_in_per_sec.into(),
             num_cpus: s.num_cpus,
             load_avg_last1min: s.load_avg_last1min.into(),
             load_avg_last5min: s.load_avg_last5min.into(),
@@ -514,6 +529,73 @@ mod tests {
             NodeStatsRate::decode_protobuf(&r.encode_protobuf()).unwrap(),
             *r
         );
+    }
+
+    /// Every field LiveKit has not deprecated, as a Go encoder writes it
+    /// alone (value 1), survives decoding and encoding again, byte for
+    /// byte: in `NodeStats`, in `NodeStatsRate`, and in a rate inside
+    /// `NodeStats.rates`. The table is the reference one.
+    #[test]
+    fn every_livekit_field_round_trips() {
+        let table = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/livekit-nodestats-fields.tsv"
+        ));
+        let varint = |mut v: u64, out: &mut Vec<u8>| loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        };
+        let (mut checked, mut lost) = (0, Vec::new());
+        for line in table.lines().filter(|l| !l.starts_with('#')) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let (message, name, number, ty) = (cols[0], cols[1], cols[2], cols[3]);
+            if cols.get(4) == Some(&"deprecated") || ty.starts_with("NodeStatsRate") {
+                continue;
+            }
+            let number: u64 = number.parse().unwrap();
+            let mut one = Vec::new();
+            if ty == "float" {
+                varint(number << 3 | 5, &mut one);
+                one.extend_from_slice(&1.0f32.to_le_bytes());
+            } else {
+                varint(number << 3, &mut one);
+                one.push(1);
+            }
+            match message {
+                "NodeStats" => {
+                    let back = NodeStats::decode_protobuf(&one).unwrap().encode_protobuf();
+                    if back != one {
+                        lost.push(format!("NodeStats.{name} (#{number})"));
+                    }
+                }
+                "NodeStatsRate" => {
+                    let back = NodeStatsRate::decode_protobuf(&one)
+                        .unwrap()
+                        .encode_protobuf();
+                    if back != one {
+                        lost.push(format!("NodeStatsRate.{name} (#{number})"));
+                    }
+                    let mut nested = vec![0x92, 0x03];
+                    varint(one.len() as u64, &mut nested);
+                    nested.extend_from_slice(&one);
+                    let back = NodeStats::decode_protobuf(&nested)
+                        .unwrap()
+                        .encode_protobuf();
+                    if back != nested {
+                        lost.push(format!("NodeStats.rates[0].{name} (#{number})"));
+                    }
+                }
+                other => panic!("unknown message {other}"),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 60, "only {checked} fields in the table");
+        assert!(lost.is_empty(), "lost in a round trip: {lost:?}");
     }
 
     #[test]

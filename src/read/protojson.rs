@@ -173,6 +173,11 @@ impl NodeStatsRate {
                 "participant_signal_connected",
                 self.participant_signal_connected,
             ),
+            ("participant_signal_failed", self.participant_signal_failed),
+            (
+                "participant_signal_validation_failed",
+                self.participant_signal_validation_failed,
+            ),
             ("participant_rtc_connected", self.participant_rtc_connected),
             ("participant_rtc_init", self.participant_rtc_init),
             ("participant_rtc_canceled", self.participant_rtc_canceled),
@@ -225,6 +230,7 @@ impl NodeStats {
         o.uint64("packets_in", self.packets_in);
         o.uint64("packets_out", self.packets_out);
         o.uint64("nack_total", self.nack_total);
+        o.float("packets_in_per_sec", self.packets_in_per_sec);
         o.uint32("num_cpus", self.num_cpus);
         o.float("load_avg_last1min", self.load_avg_last1min);
         o.float("load_avg_last5min", self.load_avg_last5min);
@@ -338,6 +344,8 @@ mod tests {
             retransmit_bytes_out: 10.0,
             retransmit_packets_out: 11.0,
             participant_signal_connected: 12.0,
+            participant_signal_failed: 12.25,
+            participant_signal_validation_failed: 12.5,
             participant_rtc_connected: 13.0,
             participant_rtc_init: 14.0,
             participant_rtc_canceled: 15.0,
@@ -373,6 +381,7 @@ mod tests {
             packets_in: 13,
             packets_out: 14,
             nack_total: 15,
+            packets_in_per_sec: 15.5,
             num_cpus: 16,
             load_avg_last1min: 0.75,
             load_avg_last5min: 1.5,
@@ -407,10 +416,10 @@ mod tests {
         let v: Value = serde_json::from_str(&full().to_protojson()).unwrap();
         check_types(&schema, "NodeStats", &v);
         let obj = v.as_object().unwrap();
-        // 35 LiveKit fields in NodeStats are ours to fill, plus rates.
-        assert_eq!(obj.len(), 36, "{v}");
+        // 36 LiveKit fields in NodeStats are ours to carry, plus rates.
+        assert_eq!(obj.len(), 37, "{v}");
         assert_eq!(v["rates"].as_array().unwrap().len(), 2);
-        assert_eq!(v["rates"][0].as_object().unwrap().len(), 27);
+        assert_eq!(v["rates"][0].as_object().unwrap().len(), 29);
         for ours in ["numCpusExact", "segmentId", "liveWriters", "rxDropped"] {
             assert!(obj.get(ours).is_none(), "{ours}");
         }

@@ -47,10 +47,10 @@ mod adder;
 mod cache;
 #[deny(unsafe_code)]
 mod family;
+mod follow;
 #[cfg(feature = "metrics")]
 #[deny(unsafe_code)]
 mod recorder;
-#[deny(unsafe_code)]
 mod writer;
 
 pub use declared::DeclaredFamily;

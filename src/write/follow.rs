@@ -48,6 +48,15 @@ struct Moved {
 }
 
 impl Stats {
+    /// Whether this writer's segment is still the one at its name, and
+    /// whole ([`Segment::status`](crate::Segment::status)); `Shrunk` also
+    /// while part of the mapping is private memory after a truncate (see
+    /// [`Segment::is_void`](crate::Segment::is_void)). Not a hot-path
+    /// call: it makes system calls.
+    pub fn status(&self) -> Result<SegmentStatus> {
+        self.segment().status()
+    }
+
     /// Follows the segment's name: for an SFU's housekeeping timer (every
     /// 100 ms, say), and safe to call while other threads record.
     ///

@@ -1048,7 +1048,7 @@ nodestats_status nodestats_segment_unlink(const char *name);
  * A handle whose file was truncated never dies of it: the recording calls
  * that touch a page past the file's new end fault once, the page is
  * replaced by private zero memory, and the call completes there; from
- * then on this returns `NODESTATS_SEGMENT_SHRUNK` until
+ * then on this returns `NODESTATS_SEGMENT_STATE_SHRUNK` until
  * `nodestats_maintain` moves the handle to a whole segment.
  *
  * # Safety

@@ -613,6 +613,13 @@ fn maintain_follows_a_replaced_segment_with_every_handle() {
         )
         .unwrap();
     let blue = rooms.series(&["blue"]).unwrap();
+    let transports = stats
+        .declare(
+            &nodestats::FamilySpec::gauge("sfu_transports", "Open transports.").labels(&["kind"]),
+        )
+        .unwrap();
+    let udp = transports.series(&["udp"]).unwrap();
+    udp.add(7);
     let nack = stats
         .series(Family::NackTotal, &["incoming", "FR"])
         .unwrap();
@@ -656,6 +663,7 @@ fn maintain_follows_a_replaced_segment_with_every_handle() {
     t_nack.inc_by(4);
     blue.inc_by(5);
     rooms.series(&["red"]).unwrap().inc_by(6);
+    udp.add(1);
     let ns = collect_at(&name);
     assert_eq!((ns.packets_in, ns.packets_out), (10, 20));
     // Gauges re-established: two rooms of ours and the peer's.
@@ -667,6 +675,7 @@ fn maintain_follows_a_replaced_segment_with_every_handle() {
         nodestats::Exporter::new(seg, "n", "SFU").unwrap().text()
     };
     for want in [
+        "sfu_transports{kind=\"udp\",node_id=\"n\",node_type=\"SFU\"} 8",
         "sfu_room_bytes_total{node_id=\"n\",node_type=\"SFU\",room=\"blue\"} 5",
         "sfu_room_bytes_total{node_id=\"n\",node_type=\"SFU\",room=\"red\"} 6",
     ] {
@@ -721,5 +730,72 @@ fn maintain_refuses_a_segment_of_another_geometry() {
     assert_eq!(
         stats.segment().status().unwrap(),
         nodestats::SegmentStatus::Replaced
+    );
+}
+
+/// `maintain` racing everything else a writer does on other threads: new
+/// thread writers, new series, recording. After each replacement the
+/// writer follows; at the end, what handles record reaches the segment at
+/// the name exactly.
+#[test]
+fn maintain_races_new_handles_and_recording() {
+    let name = ShmName::new("race");
+    let opts = small(&name).thread_rows(16);
+    let stats = Stats::open(&opts).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for k in 0..3 {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = stats.thread_writer().unwrap();
+                let c = format!("c{k}-{}", i % 50);
+                let s = t.series(Family::NackTotal, &["incoming", &c]).unwrap();
+                let g = stats.series(Family::PliTotal, &["incoming", &c]).unwrap();
+                for _ in 0..100 {
+                    t.record_packets(Direction::Incoming, 1, 1, false);
+                    s.inc_by(1);
+                    g.inc_by(1);
+                    stats.participant_added();
+                    stats.participant_removed();
+                }
+                i += 1;
+            }
+        }));
+    }
+    let mut followed = 0;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(2));
+        let _ = Segment::unlink(&name);
+        let peer = Stats::open(&opts).unwrap();
+        if stats.maintain().unwrap() != nodestats::SegmentStatus::Current {
+            followed += 1;
+        }
+        drop(peer);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(followed, 40);
+    assert_eq!(stats.maintain().unwrap(), nodestats::SegmentStatus::Current);
+    let before = collect_at(&name);
+    assert_eq!(before.num_clients, 0, "gauges balanced: {before:?}");
+    let t = stats.thread_writer().unwrap();
+    let s = t.series(Family::NackTotal, &["outgoing", "ZZ"]).unwrap();
+    t.record_packets(Direction::Outgoing, 9, 9, false);
+    s.inc_by(5);
+    stats.room_started();
+    let after = collect_at(&name);
+    assert_eq!(after.packets_out - before.packets_out, 9);
+    assert_eq!(after.num_rooms, 1);
+    let seg = Arc::new(Segment::attach(&name, Access::ReadOnly).unwrap());
+    let text = nodestats::Exporter::new(seg, "n", "SFU").unwrap().text();
+    assert!(
+        text.lines().any(|l| l.starts_with("livekit_nack_total{")
+            && l.contains("\"ZZ\"")
+            && l.ends_with(" 5")),
+        "{text}"
     );
 }

@@ -106,7 +106,7 @@ pub unsafe extern "C" fn nodestats_open_with(
         let stats = match (disposition, opts.name_ref()) {
             (nodestats_disposition::CreateOrAttach, _) => Stats::open(&opts)?,
             (nodestats_disposition::Create, _) => {
-                Stats::from_segment(Arc::new(Segment::create(&opts)?))?
+                Stats::with_options(Arc::new(Segment::create(&opts)?), opts.clone())?
             }
             (nodestats_disposition::Attach, None) => {
                 return Err(nodestats_status::InvalidArgument)

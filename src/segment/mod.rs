@@ -275,6 +275,10 @@ pub struct Segment {
     /// was mapped: more faults than this mean part of a writer's mapping
     /// is private memory (void).
     void_base: AtomicUsize,
+    /// Writer handles (`Stats` and their clones count once) made on this
+    /// mapping: `Stats::maintain` moves one writer's indices, so it refuses
+    /// a mapping two writers share.
+    pub(crate) writers: AtomicUsize,
 }
 
 /// The open file descriptions of a named segment.
@@ -291,6 +295,8 @@ struct Files {
     /// A separate read-only open file description for asking whether slot
     /// locks are held (a description never conflicts with its own locks).
     probe: Option<File>,
+    /// The id of the segment in the file (see [`Segment::id`]).
+    id: u128,
 }
 
 impl Files {
@@ -322,6 +328,7 @@ impl Segment {
                 writable: true,
                 pid: std::process::id(),
                 void_base: AtomicUsize::new(0),
+                writers: AtomicUsize::new(0),
             };
             seg.init_regions(opts.livekit_max_series)?;
             layout.to_fields().publish(seg.header_words());
@@ -405,6 +412,7 @@ impl Segment {
             writable: true,
             pid: std::process::id(),
             void_base: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
         };
         seg.init_regions(livekit_max_series)?;
         layout.to_fields().publish(seg.header_words());
@@ -592,10 +600,12 @@ impl Segment {
                     None
                 },
                 file: Some(file),
+                id: layout.segment_id,
             }),
             writable,
             pid: std::process::id(),
             void_base: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
         })
     }
 
@@ -788,26 +798,24 @@ impl Segment {
             // (a truncate was undone, or our mapping took faults), map it
             // anew; shrunk or emptied, put a new segment in its place.
             match Self::attach_once(name, &backing, Access::ReadWrite, &opts) {
-                Ok(seg) if seg.layout.segment_id == self.layout.segment_id => break seg,
-                Ok(_) => continue,
-                Err(Error::NotFound(_)) => continue,
-                Err(_) => {}
+                Ok(seg) if seg.layout.segment_id == self.id() => break seg,
+                _ => {}
             }
-            let (file, _) = match backing.open_existing(name, libc::O_RDWR) {
-                Ok(f) => f,
-                Err(Error::NotFound(_)) => continue,
+            match backing.open_existing(name, libc::O_RDWR) {
+                Ok((file, _))
+                    if try_lock_byte(&file, REPLACE_LOCK)?
+                        && is_at(&file, &path)?
+                        && file.metadata().map(|m| m.ino()).ok() == Some(ours.ino()) =>
+                {
+                    let layout = Self::new_layout(&opts)?;
+                    let (mut draft, seg) = Self::build(name, &backing, layout, &opts)?;
+                    draft.rename_to(&path, name)?;
+                    break Self::with_probe(seg, &backing)?;
+                }
+                // Someone else is replacing it, or it went: look again.
+                Ok(_) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
-            };
-            if try_lock_byte(&file, REPLACE_LOCK)?
-                && is_at(&file, &path)?
-                && file.metadata().map(|m| m.ino()).ok() == Some(ours.ino())
-            {
-                let layout = Self::new_layout(&opts)?;
-                let (mut draft, seg) = Self::build(name, &backing, layout, &opts)?;
-                draft.rename_to(&path, name)?;
-                break Self::with_probe(seg, &backing)?;
             }
-            drop(file);
             if Instant::now() >= deadline {
                 return Err(Error::NotInitialized);
             }
@@ -840,12 +848,21 @@ impl Segment {
                 .file
                 .as_ref()
                 .ok_or(Error::Config("a named segment has a file".into()))?;
-            self.map.remap_file(fd.as_fd())?;
+            // Before the switch: a fault of the old mapping absorbed after
+            // this counts as void (a spare re-attach by the next maintain),
+            // one absorbed in the new mapping always does.
+            let base = self.void_base.swap(self.faults(), Ordering::AcqRel);
+            if let Err(e) = self.map.remap_file(fd.as_fd()) {
+                self.void_base.store(base, Ordering::Release);
+                return Err(e);
+            }
         }
-        self.void_base.store(self.faults(), Ordering::Release);
         let old = std::mem::replace(
             &mut *self.files.write().unwrap_or_else(|e| e.into_inner()),
-            taken,
+            Files {
+                id: next.layout.segment_id,
+                ..taken
+            },
         );
         drop(old);
         drop(next);
@@ -860,13 +877,10 @@ impl Segment {
     /// The random id chosen at creation (of the segment this mapping
     /// shows now: a writer's `maintain` may have moved it to a new one).
     pub fn id(&self) -> u128 {
-        if !self.writable || self.name.is_none() {
-            return self.layout.segment_id;
+        match self.files().id {
+            0 => self.layout.segment_id,
+            id => id,
         }
-        let w = self.header_words();
-        let lo = w[header::word::SEGMENT_ID_LO].load(std::sync::atomic::Ordering::Relaxed);
-        let hi = w[header::word::SEGMENT_ID_HI].load(std::sync::atomic::Ordering::Relaxed);
-        (hi as u128) << 64 | lo as u128
     }
 
     /// The name, for named segments.

@@ -123,6 +123,8 @@ impl Stats {
     /// live process holds the family's entry unfinished; [`Error::NoFamilyDirectory`]
     /// on a segment made before layout 2.2.
     pub fn declare(&self, spec: &FamilySpec) -> Result<DeclaredFamily> {
+        // Held until the family is remembered: `maintain` declares again.
+        let mut follow = self.writer.follow();
         // A writer's segment is writable (its slot was claimed). The family
         // directory's protocol checks the spec and LiveKit's names itself;
         // a segment without a directory still knows LiveKit's families.
@@ -141,7 +143,6 @@ impl Stats {
                     .unwrap_or(Err(Error::NoFamilyDirectory))?
             }
         };
-        let mut follow = self.writer.follow();
         if !id.is_declared() || follow.declared.iter().any(|(d, _)| *d == id) {
             // One of LiveKit's, or declared by this writer before.
         } else {
@@ -194,7 +195,9 @@ impl Stats {
     /// series (every label `__overflow__`): opening never fails for lack
     /// of room.
     pub fn series(&self, family: impl Into<FamilyId>, labels: &[&str]) -> Result<SeriesHandle> {
-        let family = self.writer.family_now(family.into());
+        // Held until the handle is registered: `maintain` moves series.
+        let mut follow = self.writer.follow();
+        let family = follow.family_now(family.into());
         if let Some(f) = family.livekit() {
             if f.duplicates_fixed(labels) {
                 return Err(Error::FixedSeries {
@@ -209,6 +212,7 @@ impl Stats {
             .resolve(self.segment(), &resolved, labels)?;
         Ok(SeriesHandle::new(
             &self.writer,
+            &mut follow,
             self.series_adder(),
             &resolved,
             labels,

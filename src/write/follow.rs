@@ -26,7 +26,7 @@
 use super::cache::Cache;
 use super::declared::Writer as Declaring;
 use super::stats::Stats;
-use super::thread::{point, point_at};
+use super::thread::{aim, point, point_at};
 use super::writer::{SeriesCell, DUMP};
 use crate::error::{Error, Result};
 use crate::schema::{FamilyId, Gauge, Kind};
@@ -111,6 +111,11 @@ impl Stats {
         {
             if seg.is_current()? {
                 return Ok(SegmentStatus::Current);
+            }
+            if seg.writers.load(Ordering::Relaxed) > 1 {
+                return Err(Error::Config(
+                    "another writer (Stats::from_segment) shares this mapping: maintain needs a writer that opened its segment itself (Stats::open)".into(),
+                ));
             }
             let found = match seg.status()? {
                 // The mapping has private pages, the file is whole.
@@ -206,6 +211,21 @@ impl Stats {
             // dump row, series to their new bases (in the old file, until
             // the switch), gauge series nowhere.
             let old_slot = w.slot();
+            let undo: Vec<_> = follow
+                .threads
+                .iter()
+                // SAFETY: live thread writers' cells.
+                .map(|t| unsafe { aim(t.cell) })
+                .collect();
+            let undo_cells: Vec<_> = moved
+                .iter()
+                .map(|m| {
+                    (
+                        m.cell.base.load(Ordering::Relaxed),
+                        m.cell.gauge.load(Ordering::Relaxed),
+                    )
+                })
+                .collect();
             w.set_slot(usize::MAX, &w.parked);
             for t in &follow.threads {
                 // SAFETY: a live thread writer's cell; `DUMP` is static.
@@ -218,7 +238,19 @@ impl Stats {
             let old_gauges = copy(&seg.slots()[old_slot]);
 
             // The switch.
-            seg.adopt(next)?;
+            if let Err(e) = seg.adopt(next) {
+                // Nothing moved: point everything back.
+                w.set_slot(old_slot, &seg.slots()[old_slot]);
+                for (t, (counters, series)) in follow.threads.iter().zip(undo) {
+                    // SAFETY: as above; the rows are the old ones, still mapped.
+                    unsafe { point_at(t.cell, counters, series) };
+                }
+                for (m, (base, gauge)) in moved.iter().zip(undo_cells) {
+                    m.cell.base.store(base, Ordering::Relaxed);
+                    m.cell.gauge.store(gauge, Ordering::Relaxed);
+                }
+                return Err(e);
+            }
 
             // Re-point everything at the new segment, now in our range.
             let new_slot = &seg.slots()[slot];

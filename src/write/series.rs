@@ -8,7 +8,7 @@
 
 use super::adder::{Adder, BlockStride};
 use super::family::Resolved;
-use super::writer::{CellEntry, SeriesCell, Writer};
+use super::writer::{CellEntry, Follow, SeriesCell, Writer};
 use crate::schema::{FamilyId, Kind};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
@@ -105,6 +105,7 @@ impl SeriesHandle {
     /// A handle on the series at `base` of `family`, writing for `owner`.
     pub(crate) fn new(
         owner: &Arc<Writer>,
+        follow: &mut Follow,
         adder: Adder<BlockStride>,
         family: &Resolved,
         labels: &[&str],
@@ -118,7 +119,6 @@ impl SeriesHandle {
         };
         let fam = family.target.family;
         let cell = {
-            let mut follow = owner.follow();
             let found = follow.cells.iter().find_map(|e| {
                 (e.family == fam && e.labels.iter().map(|s| &**s).eq(labels.iter().copied()))
                     .then(|| e.cell.upgrade())

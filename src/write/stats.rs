@@ -72,7 +72,7 @@ impl Stats {
     }
 
     /// A writer on `segment`, which `maintain` creates again with `opts`.
-    fn with_options(segment: Arc<Segment>, opts: SegmentOptions) -> Result<Stats> {
+    pub(crate) fn with_options(segment: Arc<Segment>, opts: SegmentOptions) -> Result<Stats> {
         if !segment.is_writable() {
             return Err(Error::ReadOnly);
         }

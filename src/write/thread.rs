@@ -305,6 +305,8 @@ pub struct ThreadStats {
 impl ThreadStats {
     pub(crate) fn open(stats: &Stats) -> Result<ThreadStats> {
         let segment = stats.segment();
+        // Held from the claim to the registration: `maintain` moves rows.
+        let mut follow = stats.writer.follow();
         let claim = segment.claim_row()?;
         let (cell_index, cell) = match alloc_cell() {
             Ok(c) => c,
@@ -316,7 +318,6 @@ impl ThreadStats {
         // SAFETY: a cell just handed to us alone; the row stays mapped while
         // `stats` (which holds the segment) lives in this handle.
         unsafe { point(cell, segment, claim.row) };
-        let mut follow = stats.writer.follow();
         follow.next_thread += 1;
         let entry = follow.next_thread;
         follow.threads.push(ThreadEntry {
@@ -459,6 +460,21 @@ pub(crate) unsafe fn point_at(
         debug_assert_ne!(delta, 0);
         (*cell.as_ptr()).series.store(series, Ordering::Relaxed);
         (*cell.as_ptr()).row_delta.store(delta, Ordering::Release);
+    }
+}
+
+/// Where the cell points: its row's counters and series slots.
+///
+/// # Safety
+/// `cell` is a live cell.
+pub(crate) unsafe fn aim(cell: NonNull<RowCell>) -> (*const [AtomicU64; COUNTERS], *mut AtomicU64) {
+    // SAFETY: per the contract.
+    unsafe {
+        let c = cell.as_ptr();
+        (
+            ptr::from_ref(RowRef::of(c).0),
+            (*c).series.load(Ordering::Relaxed),
+        )
     }
 }
 

@@ -93,6 +93,7 @@ pub(crate) static DUMP: [AtomicU64; COUNTERS] = [const { AtomicU64::new(0) }; CO
 
 impl Writer {
     pub(crate) fn new(segment: Arc<Segment>, slot: usize, opts: SegmentOptions) -> Writer {
+        segment.writers.fetch_add(1, Ordering::Relaxed);
         let ptr = std::ptr::from_ref(&segment.slots()[slot]).cast_mut();
         Writer {
             segment,
@@ -129,14 +130,15 @@ impl Writer {
     pub(crate) fn follow(&self) -> MutexGuard<'_, Follow> {
         self.follow.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
+impl Follow {
     /// The id a declared family has in the segment now.
     pub(crate) fn family_now(&self, family: FamilyId) -> FamilyId {
         if !family.is_declared() {
             return family;
         }
-        self.follow()
-            .renamed
+        self.renamed
             .iter()
             .find(|(old, _)| *old == family)
             .map_or(family, |(_, new)| *new)
@@ -145,6 +147,7 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        self.segment.writers.fetch_sub(1, Ordering::Relaxed);
         if std::process::id() == self.pid {
             self.segment.release_slot(self.slot());
         }

@@ -805,6 +805,14 @@ typedef struct nodestats_options {
    * alive at once, 1 to 4096 (default 256).
    */
   uint32_t thread_rows;
+  /**
+   * Opt in to following the segment's name without any call: when not 0,
+   * the handle starts a background thread that calls
+   * `nodestats_maintain` every this many ms (100 is a good value) until
+   * the handle is closed, ignoring errors (the next tick tries again).
+   * Named segments only. Default 0: call `nodestats_maintain` yourself.
+   */
+  uint32_t maintain_interval_ms;
 } nodestats_options;
 
 /**

@@ -111,9 +111,16 @@ pub unsafe extern "C" fn nodestats_open_with(
             (nodestats_disposition::Attach, None) => {
                 return Err(nodestats_status::InvalidArgument)
             }
-            (nodestats_disposition::Attach, Some(name)) => Stats::from_segment(Arc::new(
-                Segment::attach_with(name, Access::ReadWrite, &opts)?,
-            ))?,
+            (nodestats_disposition::Attach, Some(name)) => {
+                let seg = Arc::new(Segment::attach_with(name, Access::ReadWrite, &opts)?);
+                // What `nodestats_maintain` creates again: this segment's
+                // geometry.
+                let again = match opts.maintain_every_ref() {
+                    Some(every) => seg.options().maintain_every(every),
+                    None => seg.options(),
+                };
+                Stats::with_options(seg, again)?
+            }
         };
         // SAFETY: `out` is non-NULL (checked) and writable per the contract.
         unsafe { publish(stats, out) };

@@ -20,7 +20,7 @@
 //! The handler touches only atomics and makes two system calls (`mmap`,
 //! and `sigaction` to fall back): nothing that can deadlock or allocate.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Most mappings guarded at once (a process rarely has more than a few
@@ -33,6 +33,10 @@ struct Range {
     faults: AtomicUsize,
     /// A writer's read-write mapping: faults get read-write pages.
     writable: AtomicBool,
+    /// A writer's: a descriptor of the file mapped now (-1: none). A fault
+    /// on a page the file covers again (the mapping was just switched to a
+    /// whole file, or the file regrown) is retried, not voided.
+    fd: AtomicI32,
 }
 
 static RANGES: [Range; SLOTS] = [const {
@@ -41,6 +45,7 @@ static RANGES: [Range; SLOTS] = [const {
         end: AtomicUsize::new(0),
         faults: AtomicUsize::new(0),
         writable: AtomicBool::new(false),
+        fd: AtomicI32::new(-1),
     }
 }; SLOTS];
 
@@ -68,6 +73,7 @@ impl Guard {
         let r = &RANGES[index];
         r.faults.store(0, Ordering::Relaxed);
         r.writable.store(writable, Ordering::Relaxed);
+        r.fd.store(-1, Ordering::Relaxed);
         r.start.store(start, Ordering::Relaxed);
         r.end.store(end, Ordering::Release);
         Some(Guard { index })
@@ -79,6 +85,15 @@ impl Guard {
     /// remap.
     pub(crate) fn faults(&self) -> usize {
         RANGES[self.index].faults.load(Ordering::Acquire)
+    }
+}
+
+impl Guard {
+    /// Tells the handler which file a writer's mapping shows now (`fd`
+    /// stays open while registered: the segment closes it after the guard
+    /// is dropped, or after a later `set_file`).
+    pub(crate) fn set_file(&self, fd: i32) {
+        RANGES[self.index].fd.store(fd, Ordering::Release);
     }
 }
 
@@ -116,6 +131,17 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             // SAFETY: sysconf has no preconditions.
             let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
             let at = addr & !(page - 1);
+            let fd = r.fd.load(Ordering::Acquire);
+            if fd >= 0 {
+                // SAFETY: fstat is async-signal-safe; `st` is ours.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                if unsafe { libc::fstat(fd, &mut st) } == 0
+                    && st.st_size as u64 >= (at - start + page) as u64
+                {
+                    // The file covers the page now: retry the access.
+                    return;
+                }
+            }
             let prot = if r.writable.load(Ordering::Relaxed) {
                 libc::PROT_READ | libc::PROT_WRITE
             } else {

@@ -109,6 +109,7 @@ pub struct SegmentOptions {
     write_mode: Option<WriteMode>,
     capacities: Capacities,
     livekit_max_series: u32,
+    maintain_every: Option<Duration>,
 }
 
 impl Default for SegmentOptions {
@@ -124,6 +125,7 @@ impl Default for SegmentOptions {
             write_mode: None,
             capacities: Capacities::default(),
             livekit_max_series: crate::schema::DEFAULT_LIVEKIT_MAX_SERIES,
+            maintain_every: None,
         }
     }
 }
@@ -213,6 +215,24 @@ impl SegmentOptions {
     pub fn livekit_max_series(mut self, n: u32) -> Self {
         self.livekit_max_series = n;
         self
+    }
+
+    /// Opt in to following the name without any call: a writer opened
+    /// with these options ([`Stats::open`](crate::Stats::open)) starts a
+    /// background thread (`nodestats-maintain`) that calls
+    /// [`Stats::maintain`](crate::Stats::maintain) every `every` (100 ms
+    /// is a good value) while any handle of the writer lives; it ends at
+    /// its first tick after the last handle is dropped. Errors of a tick
+    /// are ignored (the next one tries again). Zero turns it off (the
+    /// default). Named segments only; a forked child has no such thread.
+    pub fn maintain_every(mut self, every: Duration) -> Self {
+        self.maintain_every = (!every.is_zero()).then_some(every);
+        self
+    }
+
+    /// The interval of [`maintain_every`](Self::maintain_every), if on.
+    pub fn maintain_every_ref(&self) -> Option<Duration> {
+        self.maintain_every
     }
 
     /// The segment name, if any.
@@ -444,6 +464,9 @@ impl Segment {
         let locks = reopen(file, backing, name, libc::O_RDWR)?;
         files.fork_guard = fork::Guard::new(locks.as_raw_fd());
         files.file = Some(locks);
+        if let Some(p) = &seg.files().probe {
+            seg.guard_file(p);
+        }
         Ok(seg)
     }
 
@@ -586,7 +609,7 @@ impl Segment {
         } else {
             file
         };
-        Ok(Segment {
+        let seg = Segment {
             #[cfg(target_os = "linux")]
             bus_guard: bus::Guard::new(map.as_ptr(), map.len(), writable),
             map,
@@ -606,7 +629,11 @@ impl Segment {
             pid: std::process::id(),
             void_base: AtomicUsize::new(0),
             writers: AtomicUsize::new(0),
-        })
+        };
+        if let Some(p) = &seg.files().probe {
+            seg.guard_file(p);
+        }
+        Ok(seg)
     }
 
     /// Removes a named segment. Attached handles keep working; new attaches
@@ -633,7 +660,7 @@ impl Segment {
         };
         let ours = file.metadata().map_err(|e| Error::io("stat segment", e))?;
         let needed = self.map.len() as u64;
-        if ours.len() < needed || self.is_void() {
+        if ours.len() < needed || self.is_void() || !self.header_intact(&files) {
             return Ok(SegmentStatus::Shrunk {
                 size: ours.len(),
                 needed,
@@ -681,6 +708,32 @@ impl Segment {
             });
         }
         Ok(())
+    }
+
+    /// Whether a writer's mapping still shows the header it was made with
+    /// (a file truncated and grown again reads zeros there). Readers'
+    /// mappings: always (they check the size before each read instead).
+    fn header_intact(&self, files: &Files) -> bool {
+        if !self.writable || self.name.is_none() {
+            return true;
+        }
+        let w = self.header_words();
+        let id = match files.id {
+            0 => self.layout.segment_id,
+            id => id,
+        };
+        let lo = w[header::word::SEGMENT_ID_LO].load(Ordering::Relaxed);
+        let hi = w[header::word::SEGMENT_ID_HI].load(Ordering::Relaxed);
+        w[header::word::MAGIC].load(Ordering::Relaxed) == MAGIC
+            && (u128::from(hi) << 64 | u128::from(lo)) == id
+    }
+
+    /// Tells the SIGBUS guard of a writer's mapping which file it shows.
+    fn guard_file(&self, _file: &File) {
+        #[cfg(target_os = "linux")]
+        if let (true, Some(g)) = (self.writable, &self.bus_guard) {
+            g.set_file(_file.as_raw_fd());
+        }
     }
 
     /// The file descriptions, for reading.
@@ -743,7 +796,7 @@ impl Segment {
         let (Some(file), Some(name)) = (files.stat_file(), &self.name) else {
             return Ok(true);
         };
-        if self.is_void() {
+        if self.is_void() || !self.header_intact(&files) {
             return Ok(false);
         }
         let ours = file.metadata().map_err(|e| Error::io("stat segment", e))?;
@@ -856,6 +909,7 @@ impl Segment {
                 self.void_base.store(base, Ordering::Release);
                 return Err(e);
             }
+            self.guard_file(taken.probe.as_ref().unwrap_or(fd));
         }
         let old = std::mem::replace(
             &mut *self.files.write().unwrap_or_else(|e| e.into_inner()),

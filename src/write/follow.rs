@@ -27,7 +27,7 @@ use super::cache::Cache;
 use super::declared::Writer as Declaring;
 use super::stats::Stats;
 use super::thread::{aim, point, point_at};
-use super::writer::{SeriesCell, DUMP};
+use super::writer::{SeriesCell, Writer, DUMP};
 use crate::error::{Error, Result};
 use crate::schema::{FamilyId, Gauge, Kind};
 use crate::segment::families::declare;
@@ -95,8 +95,18 @@ impl Stats {
     /// half-made segment of another process is at the name. Fails with the
     /// error of opening the segment at the name (then call again later);
     /// anonymous segments are always current.
+    ///
+    /// [`SegmentOptions::maintain_every`](crate::SegmentOptions::maintain_every)
+    /// has a background thread call it.
     pub fn maintain(&self) -> Result<SegmentStatus> {
-        let w = &self.writer;
+        self.writer.maintain()
+    }
+}
+
+impl Writer {
+    /// See [`Stats::maintain`].
+    pub(crate) fn maintain(&self) -> Result<SegmentStatus> {
+        let w = self;
         let seg = &w.segment;
         if seg.name().is_none() {
             return Ok(SegmentStatus::Current);
@@ -355,4 +365,25 @@ fn merged(old: &[u64; GAUGES], parked: &WriterSlot) -> [u64; GAUGES] {
             old[k].wrapping_add(p[k])
         }
     })
+}
+
+/// Starts the thread that calls `maintain` on `writer` every `every` while
+/// any handle of it lives ([`SegmentOptions::maintain_every`]). It holds
+/// the writer only during a call, and ends at the first tick after the
+/// last handle went.
+///
+/// [`SegmentOptions::maintain_every`]: crate::SegmentOptions::maintain_every
+pub(crate) fn watch(writer: &Arc<Writer>, every: std::time::Duration) -> Result<()> {
+    let weak = Arc::downgrade(writer);
+    std::thread::Builder::new()
+        .name("nodestats-maintain".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(w) = weak.upgrade() else { return };
+            // Errors are transient by nature (the name is being changed
+            // under us): the next tick tries again.
+            let _ = w.maintain();
+        })
+        .map(drop)
+        .map_err(|e| Error::io("start the maintain thread", e))
 }

@@ -107,12 +107,19 @@ impl Stats {
                 rseq,
             )
         };
-        Ok(Stats {
+        let every = opts
+            .maintain_every_ref()
+            .filter(|_| segment.name().is_some());
+        let stats = Stats {
             counters,
             cpu,
             rseq,
             writer: Arc::new(Writer::new(segment, slot, opts)),
-        })
+        };
+        if let Some(every) = every {
+            super::follow::watch(&stats.writer, every)?;
+        }
+        Ok(stats)
     }
 
     /// The segment this handle writes to.

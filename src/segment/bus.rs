@@ -133,11 +133,12 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             let at = addr & !(page - 1);
             let fd = r.fd.load(Ordering::Acquire);
             if fd >= 0 {
-                // SAFETY: fstat is async-signal-safe; `st` is ours.
+                // SAFETY: all-zero is a valid `stat`.
                 let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                if unsafe { libc::fstat(fd, &mut st) } == 0
-                    && st.st_size as u64 >= (at - start + page) as u64
-                {
+                // SAFETY: fstat is async-signal-safe; `st` is ours; the
+                // descriptor stays open while it is registered.
+                let got = unsafe { libc::fstat(fd, &mut st) };
+                if got == 0 && st.st_size as u64 >= (at - start + page) as u64 {
                     // The file covers the page now: retry the access.
                     return;
                 }

@@ -20,8 +20,10 @@
 //! A process with write access can truncate the file after we mapped it.
 //! Readers check the size before each read and, on Linux, a SIGBUS guard
 //! turns a read that races the truncate into zeros and an error (see
-//! `bus`); a *writer* whose file was shrunk still faults on its next
-//! record. Give write access only to the writers you trust.
+//! `bus`); a writer's store that faults is completed in a private page
+//! instead, and the segment reports itself shrunk until the writer's
+//! `Stats::maintain` maps a whole segment over the same range (see
+//! `successor` and `adopt`, SEGMENT.md §4a).
 //!
 //! # Safety
 //!
@@ -252,7 +254,10 @@ pub enum SegmentStatus {
     /// Nothing is at the name any more.
     Removed,
     /// The file is smaller than the mapping: reading past its end would
-    /// fault, so readers must not read it.
+    /// fault, so readers must not read it. For a writer's mapping also:
+    /// the file was truncated under it at some point (part of the mapping
+    /// is private memory, see [`Segment::is_void`], or the header it was
+    /// made with is gone), whatever its size now.
     Shrunk {
         /// Bytes the file has now.
         size: u64,
@@ -652,7 +657,9 @@ impl Segment {
     /// A slow-path check (two `stat`s and an `open`), for collectors before
     /// each read and for writers that want to know whether their segment
     /// was removed or replaced (the SFU restarted, or an operator removed
-    /// it). Anonymous segments are always [`SegmentStatus::Current`].
+    /// it); a writer follows the name with
+    /// [`Stats::maintain`](crate::Stats::maintain). Anonymous segments are
+    /// always [`SegmentStatus::Current`].
     pub fn status(&self) -> Result<SegmentStatus> {
         let files = self.files();
         let (Some(file), Some(name)) = (files.stat_file(), &self.name) else {

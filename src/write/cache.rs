@@ -239,6 +239,7 @@ impl Cache {
 
     /// Takes `other`'s contents (a cache of the segment this writer moved
     /// to), dropping what this one knew.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn replace_with(&self, other: Cache) {
         let Cache { mirror, series } = other;
         *self.mirror.lock().unwrap_or_else(|e| e.into_inner()) =

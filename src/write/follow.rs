@@ -23,6 +23,10 @@
 //! old word's value plus the add into its row of the new segment (see
 //! `Stats::maintain`).
 
+// Following the name is Linux's (MAP_FIXED over a file, /dev/shm paths);
+// elsewhere `maintain` only reports the status.
+#![cfg_attr(not(target_os = "linux"), allow(unused_imports, unused_mut, dead_code))]
+
 use super::cache::Cache;
 use super::declared::Writer as Declaring;
 use super::stats::Stats;
@@ -65,7 +69,7 @@ impl Stats {
     /// [`SegmentStatus::Current`]. When the name was removed, or another
     /// segment put there (a restarted peer, an operator), or the file
     /// shrunk under the mapping (a truncate: recording went on into private
-    /// memory, see [`Segment::is_void`]), it moves this handle — and every
+    /// memory, see [`Segment::is_void`](crate::Segment::is_void)), it moves this handle — and every
     /// handle made from it: its clones, thread writers, series and thread
     /// series, declared families — to the segment at the name, creating
     /// it with the options this handle was opened with if nothing is there

@@ -31,7 +31,7 @@ use super::cache::Cache;
 use super::declared::Writer as Declaring;
 use super::stats::Stats;
 use super::thread::{aim, point, point_at};
-use super::writer::{SeriesCell, Writer, DUMP};
+use super::writer::{SeriesCell, Writer};
 use crate::error::{Error, Result};
 use crate::schema::{FamilyId, Gauge, Kind};
 use crate::segment::families::declare;
@@ -242,8 +242,9 @@ impl Writer {
                 .collect();
             w.set_slot(usize::MAX, &w.parked);
             for t in &follow.threads {
-                // SAFETY: a live thread writer's cell; `DUMP` is static.
-                unsafe { point_at(t.cell, &DUMP, ptr::null_mut()) };
+                // SAFETY: a live thread writer's cell; the dump row lives
+                // as long as the writer, which the thread writer holds.
+                unsafe { point_at(t.cell, &*w.dump, ptr::null_mut()) };
             }
             for m in &moved {
                 m.cell.gauge.store(ptr::null_mut(), Ordering::Relaxed);

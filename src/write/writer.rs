@@ -38,6 +38,10 @@ pub(crate) struct Writer {
     /// Where gauges go while `maintain` moves the slot (private, read by
     /// `maintain` alone).
     pub(crate) parked: Box<WriterSlot>,
+    /// A row of counters nobody reads: where a thread writer records after
+    /// `maintain` found no free row for it in the new segment (the thread
+    /// writer holds this writer, so the row outlives it).
+    pub(crate) dump: Box<[AtomicU64; COUNTERS]>,
 }
 
 /// The handles made from a writer that point into its segment by index.
@@ -61,7 +65,7 @@ pub(crate) struct ThreadEntry {
     pub(crate) id: u64,
     pub(crate) cell: NonNull<super::thread::RowCell>,
     /// The row held (`None`: the new segment had no free row; the cell
-    /// points at [`DUMP`]).
+    /// points at the writer's `dump`).
     pub(crate) claim: Option<RowClaim>,
     /// The row's series slots this writer's thread series record into:
     /// first slot, slot count, and the series.
@@ -90,10 +94,6 @@ pub(crate) struct SeriesCell {
 // the cell, or by `maintain` under the `follow` lock to store atomics.
 unsafe impl Send for ThreadEntry {}
 
-/// A row of counters nobody reads: where a thread writer records after
-/// `maintain` found no free row for it in the new segment.
-pub(crate) static DUMP: [AtomicU64; COUNTERS] = [const { AtomicU64::new(0) }; COUNTERS];
-
 impl Writer {
     pub(crate) fn new(segment: Arc<Segment>, slot: usize, opts: SegmentOptions) -> Writer {
         segment.writers.fetch_add(1, Ordering::Relaxed);
@@ -107,6 +107,7 @@ impl Writer {
             opts,
             follow: Mutex::default(),
             parked: Box::new(WriterSlot::new()),
+            dump: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
 

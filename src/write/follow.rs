@@ -229,7 +229,7 @@ impl Writer {
                 .threads
                 .iter()
                 // SAFETY: live thread writers' cells.
-                .map(|t| unsafe { aim(t.cell) })
+                .map(|t| unsafe { aim(t.cell.cast()) })
                 .collect();
             let undo_cells: Vec<_> = moved
                 .iter()
@@ -244,7 +244,7 @@ impl Writer {
             for t in &follow.threads {
                 // SAFETY: a live thread writer's cell; the dump row lives
                 // as long as the writer, which the thread writer holds.
-                unsafe { point_at(t.cell, &*w.dump, ptr::null_mut()) };
+                unsafe { point_at(t.cell.cast(), &*w.dump, ptr::null_mut()) };
             }
             for m in &moved {
                 m.cell.gauge.store(ptr::null_mut(), Ordering::Relaxed);
@@ -258,7 +258,7 @@ impl Writer {
                 w.set_slot(old_slot, &seg.slots()[old_slot]);
                 for (t, (counters, series)) in follow.threads.iter().zip(undo) {
                     // SAFETY: as above; the rows are the old ones, still mapped.
-                    unsafe { point_at(t.cell, counters, series) };
+                    unsafe { point_at(t.cell.cast(), counters, series) };
                 }
                 for (m, (base, gauge)) in moved.iter().zip(undo_cells) {
                     m.cell.base.store(base, Ordering::Relaxed);
@@ -296,10 +296,10 @@ impl Writer {
                 match &claim {
                     // SAFETY: a live cell; the row is in our mapping.
                     Some(c) => unsafe {
-                        point(t.cell, seg, c.row);
+                        point(t.cell.cast(), seg, c.row);
                         if !series_ok {
                             point_at(
-                                t.cell,
+                                t.cell.cast(),
                                 ptr::from_ref(&seg.rows()[c.row].counters),
                                 ptr::null_mut(),
                             );
@@ -370,25 +370,4 @@ fn merged(old: &[u64; GAUGES], parked: &WriterSlot) -> [u64; GAUGES] {
             old[k].wrapping_add(p[k])
         }
     })
-}
-
-/// Starts the thread that calls `maintain` on `writer` every `every` while
-/// any handle of it lives ([`SegmentOptions::maintain_every`]). It holds
-/// the writer only during a call, and ends at the first tick after the
-/// last handle went.
-///
-/// [`SegmentOptions::maintain_every`]: crate::SegmentOptions::maintain_every
-pub(crate) fn watch(writer: &Arc<Writer>, every: std::time::Duration) -> Result<()> {
-    let weak = Arc::downgrade(writer);
-    std::thread::Builder::new()
-        .name("nodestats-maintain".into())
-        .spawn(move || loop {
-            std::thread::sleep(every);
-            let Some(w) = weak.upgrade() else { return };
-            // Errors are transient by nature (the name is being changed
-            // under us): the next tick tries again.
-            let _ = w.maintain();
-        })
-        .map(drop)
-        .map_err(|e| Error::io("start the maintain thread", e))
 }

@@ -117,7 +117,7 @@ impl Stats {
             writer: Arc::new(Writer::new(segment, slot, opts)),
         };
         if let Some(every) = every {
-            super::follow::watch(&stats.writer, every)?;
+            super::writer::watch(&stats.writer, every)?;
         }
         Ok(stats)
     }

@@ -322,7 +322,7 @@ impl ThreadStats {
         let entry = follow.next_thread;
         follow.threads.push(ThreadEntry {
             id: entry,
-            cell,
+            cell: cell.cast(),
             claim: Some(claim),
             bindings: Vec::new(),
         });

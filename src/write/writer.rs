@@ -63,7 +63,8 @@ pub(crate) struct Follow {
 #[derive(Debug)]
 pub(crate) struct ThreadEntry {
     pub(crate) id: u64,
-    pub(crate) cell: NonNull<super::thread::RowCell>,
+    /// The thread writer's cell (a `thread::RowCell`, kept opaque here).
+    pub(crate) cell: NonNull<u8>,
     /// The row held (`None`: the new segment had no free row; the cell
     /// points at the writer's `dump`).
     pub(crate) claim: Option<RowClaim>,
@@ -156,4 +157,25 @@ impl Drop for Writer {
             self.segment.release_slot(self.slot());
         }
     }
+}
+
+/// Starts the thread that calls `maintain` on `writer` every `every` while
+/// any handle of it lives ([`SegmentOptions::maintain_every`]). It holds
+/// the writer only during a call, and ends at the first tick after the
+/// last handle went.
+///
+/// [`SegmentOptions::maintain_every`]: crate::SegmentOptions::maintain_every
+pub(crate) fn watch(writer: &Arc<Writer>, every: std::time::Duration) -> crate::error::Result<()> {
+    let weak = Arc::downgrade(writer);
+    std::thread::Builder::new()
+        .name("nodestats-maintain".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(w) = weak.upgrade() else { return };
+            // Errors are transient by nature (the name is being changed
+            // under us): the next tick tries again.
+            let _ = w.maintain();
+        })
+        .map(drop)
+        .map_err(|e| crate::error::Error::io("start the maintain thread", e))
 }

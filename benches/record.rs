@@ -107,9 +107,23 @@ fn record_packets(c: &mut Criterion) {
     g.finish();
 }
 
+/// A gauge up and down (`participant_added` + `participant_removed`):
+/// two counter adds on the CPU's shard and two `fetch_add`s on the
+/// writer's slot, which the handle finds through its writer (the slot
+/// moves when `Stats::maintain` follows the name).
+fn gauges(c: &mut Criterion) {
+    let stats = Stats::anonymous().unwrap();
+    c.bench_function("gauge/participant_added_removed", |b| {
+        b.iter(|| {
+            stats.participant_added();
+            stats.participant_removed();
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = record_packets
+    targets = record_packets, gauges
 }
 criterion_main!(benches);

@@ -162,6 +162,43 @@ enum nodestats_status_values {
 typedef uint32_t nodestats_status;
 
 /**
+ * Whether a writer's segment is still the one at its name
+ * (`nodestats_segment_status`). Values are fixed.
+ */
+enum nodestats_segment_state_values {
+  /**
+   * The file at the name is the one this handle maps, whole, and
+   * everything recorded reaches it (also: an anonymous segment).
+   */
+  NODESTATS_SEGMENT_STATE_CURRENT = 0,
+  /**
+   * Another segment is at the name now (a restarted peer or an operator
+   * made a new one): what this handle records reaches no collector that
+   * opens the name. `nodestats_maintain` moves the handle there.
+   */
+  NODESTATS_SEGMENT_STATE_REPLACED = 1,
+  /**
+   * Nothing is at the name any more (removed by `rm`, systemd's
+   * `RemoveIPC`, `nodestats_segment_unlink`): recording reaches only
+   * collectors already attached. `nodestats_maintain` creates the
+   * segment again.
+   */
+  NODESTATS_SEGMENT_STATE_REMOVED = 2,
+  /**
+   * The file was truncated under the mapping: recording goes on, into
+   * private memory that no collector sees (the pages that faulted; see
+   * `nodestats_maintain`), also after the file has been grown again.
+   */
+  NODESTATS_SEGMENT_STATE_SHRUNK = 3,
+  /**
+   * `s` was NULL, or asking failed (`nodestats_last_os_error` may say
+   * why).
+   */
+  NODESTATS_SEGMENT_STATE_UNKNOWN = 4,
+};
+typedef uint32_t nodestats_segment_state;
+
+/**
  * Source of a track (LiveKit's `TrackSource`): the `source` label.
  * Unknown values make a recording call a no-op.
  */
@@ -768,6 +805,14 @@ typedef struct nodestats_options {
    * alive at once, 1 to 4096 (default 256).
    */
   uint32_t thread_rows;
+  /**
+   * Opt in to following the segment's name without any call: when not 0,
+   * the handle starts a background thread that calls
+   * `nodestats_maintain` every this many ms (100 is a good value) until
+   * the handle is closed, ignoring errors (the next tick tries again).
+   * Named segments only. Default 0: call `nodestats_maintain` yourself.
+   */
+  uint32_t maintain_interval_ms;
 } nodestats_options;
 
 /**
@@ -1002,6 +1047,58 @@ void nodestats_close(struct nodestats_t *s);
  * `name` is NULL or a NUL-terminated string.
  */
 nodestats_status nodestats_segment_unlink(const char *name);
+
+/**
+ * Whether the handle's segment is still the one at its name, and whole.
+ * Not a hot-path call: an `fstat` of the mapped file and an `open` and
+ * `fstat` of the name. Safe to call from any thread while others record.
+ *
+ * A handle whose file was truncated never dies of it: the recording calls
+ * that touch a page past the file's new end fault once, the page is
+ * replaced by private zero memory, and the call completes there; from
+ * then on this returns `NODESTATS_SEGMENT_STATE_SHRUNK` until
+ * `nodestats_maintain` moves the handle to a whole segment.
+ *
+ * # Safety
+ * `s` is NULL or a live handle from `nodestats_open*`.
+ */
+nodestats_segment_state nodestats_segment_status(const struct nodestats_t *s);
+
+/**
+ * Follows the segment's name; made for an SFU's housekeeping timer (call
+ * it every 100 ms or so, from any thread, while other threads record).
+ *
+ * When the segment at the name is the one the handle maps, and whole,
+ * this costs an `fstat` and a `stat` and does nothing. When the name was
+ * removed, another segment was put there, or the file was truncated
+ * (`nodestats_segment_status` is not `CURRENT`), it moves the handle — and
+ * every handle made from it: thread writers, series, thread series,
+ * declared families — to the segment at the name, creating it (with the
+ * options the handle was opened with) if nothing is there or in place of
+ * the handle's own truncated file. All those handles stay valid and from
+ * then on record into that segment; no recording call gets slower.
+ *
+ * What is lost: counts recorded into the old segment are not carried over
+ * (collectors of the new segment see this writer start from zero, as after
+ * a restart). The writer's gauges (rooms, participants, tracks,
+ * connections, forwarding latency, labeled gauges) are re-added in the new
+ * segment, except that after a truncate only the changes made since the
+ * truncate remain (the file's pages are gone). A thread writer for which
+ * the new segment has no free row records nowhere until closed.
+ *
+ * Returns `NODESTATS_STATUS_OK` when the handle writes the segment at the
+ * name. `NODESTATS_STATUS_CONFIG` when the segment now at the name has
+ * another geometry (shards, slots, rows, capacities) — nothing changes;
+ * open a new handle on it. Any status of `nodestats_open` when the
+ * segment at the name cannot be opened or created — nothing changes; call
+ * again later. Blocks at most the open's init wait (at least 1 s), and only
+ * when another process's half-made segment is at the name. After `fork`,
+ * only a handle opened in the child may be maintained there.
+ *
+ * # Safety
+ * `s` is NULL or a live handle from `nodestats_open*`.
+ */
+nodestats_status nodestats_maintain(struct nodestats_t *s);
 
 /**
  * Reads the merged counters and gauges of the handle's segment now into

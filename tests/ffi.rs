@@ -83,6 +83,26 @@ fn c_tests_are_valgrind_clean() {
     make("valgrind");
 }
 
+/// `ffi-tests/lifecycle.c`: a C writer recording on two threads while
+/// other processes truncate its segment and replace it at the name, three
+/// times each, calling `nodestats_maintain` every 100 ms. It must never die
+/// (a truncate used to kill it with SIGBUS), see every act in
+/// `nodestats_segment_status`, and a collector opened at the name at the
+/// end must see at least 70 % of everything it recorded in the run.
+#[test]
+fn a_c_writer_survives_truncates_and_follows_its_name() {
+    let name = format!("/nodestats-ffi-lifecycle-{}", std::process::id());
+    struct Unlink<'a>(&'a str);
+    impl Drop for Unlink<'_> {
+        fn drop(&mut self) {
+            let _ = nodestats::Segment::unlink(self.0);
+        }
+    }
+    let _cleanup = Unlink(&name);
+    let out = make_build_with("lifecycle", &[format!("NAME={name}"), "SECONDS=4".into()]);
+    assert!(out.contains("lifecycle: recorded"), "{out}");
+}
+
 #[test]
 fn c_tests_pass_against_the_shared_library() {
     make("shared");
@@ -137,10 +157,16 @@ fn build_dir(target: &str) -> PathBuf {
 /// Runs `make -C ffi-tests <target>` with its own build directory against
 /// the fresh library; fails unless make succeeds; make's output.
 fn make_build(target: &str) -> String {
+    make_build_with(target, &[])
+}
+
+/// [`make_build`] with more `VAR=value` arguments.
+fn make_build_with(target: &str, vars: &[String]) -> String {
     let out = Command::new("make")
         .arg("-C")
         .arg(manifest_dir().join("ffi-tests"))
         .arg(target)
+        .args(vars)
         .arg(format!("LIBDIR={}", lib_dir().display()))
         .arg(format!("BUILDDIR={}", build_dir(target).display()))
         // cargo points this at its own (possibly stale) libnodestats.so.

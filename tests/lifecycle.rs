@@ -454,3 +454,409 @@ fn a_header_sized_file_is_not_a_segment_to_replace() {
     assert!(matches!(r, Err(Error::BadMagic { .. })), "{r:?}");
     assert_eq!(std::fs::read(&p).unwrap(), vec![0x5au8; HEADER_SIZE]);
 }
+
+// ----- the writer's side: truncates absorbed, the name followed -----
+
+/// Shrinks the file at `path` to `len` bytes, as `truncate -s` does.
+fn truncate(path: &str, len: u64) {
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
+        let _ = f.set_len(len);
+    }
+}
+
+fn shm_path(name: &str) -> String {
+    format!("/dev/shm{name}")
+}
+
+fn collect_at(name: &str) -> nodestats::NodeStats {
+    let seg = Segment::attach(name, Access::ReadOnly).unwrap();
+    Collector::new(Arc::new(seg), no_system()).unwrap().update()
+}
+
+const CHILD_TRUNCATES: &str = "NODESTATS_TEST_TRUNCATES";
+
+/// The child of `truncates_never_kill_a_writer`: four threads record
+/// through every path (per-CPU counters, gauges, a thread row, a series, a
+/// thread series) while the main thread truncates the segment to 0 bytes
+/// 200 times, calling `maintain` between truncates. Exits 0 only if it saw
+/// the void reported and ends with the segment at the name current.
+#[test]
+fn child_records_through_truncates() {
+    let Ok(name) = std::env::var(CHILD_TRUNCATES) else {
+        return;
+    };
+    let stats = Stats::open(&small(&name).thread_rows(8)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for k in 0..4 {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let t = stats.thread_writer().unwrap();
+            let nack = stats
+                .series(Family::NackTotal, &["incoming", "FR"])
+                .unwrap();
+            let rtt = t
+                .series(Family::RttMs, &["outgoing", "MICROPHONE", "AUDIO", "FR"])
+                .unwrap();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                stats.record_packets(Direction::Incoming, 1, 100, false);
+                t.record_packets(Direction::Outgoing, 1, 100, false);
+                nack.inc_by(1);
+                rtt.observe(10.0);
+                if k == 0 && n % 64 == 0 {
+                    stats.room_started();
+                    stats.room_ended();
+                }
+                n += 1;
+            }
+            n
+        }));
+    }
+    let path = shm_path(&name);
+    let (mut void_seen, mut followed) = (0, 0);
+    for _ in 0..200 {
+        truncate(&path, 0);
+        std::thread::sleep(Duration::from_millis(1));
+        if stats.segment().is_void() {
+            void_seen += 1;
+        }
+        match stats.segment().status().unwrap() {
+            nodestats::SegmentStatus::Shrunk { .. } => {}
+            s => panic!("after a truncate the status is {s:?}"),
+        }
+        match stats.maintain() {
+            Ok(nodestats::SegmentStatus::Current) => {}
+            Ok(_) => followed += 1,
+            Err(e) => panic!("maintain: {e}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let recorded: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(recorded > 0);
+    // A fault absorbed just as the last switch happened may have voided a
+    // page of the new mapping: the next maintain sees it and follows again.
+    let mut extra = 0;
+    while stats.maintain().unwrap() != nodestats::SegmentStatus::Current {
+        extra += 1;
+        assert!(extra < 3, "maintain keeps finding a changed segment");
+    }
+    assert!(!stats.segment().is_void());
+    // Everything now reaches the segment at the name.
+    stats.room_started();
+    let t = stats.thread_writer().unwrap();
+    t.record_packets(Direction::Outgoing, 7, 700, false);
+    stats.record_packets(Direction::Incoming, 5, 500, false);
+    let ns = collect_at(&name);
+    assert!(ns.packets_in >= 5 && ns.packets_out >= 7, "{ns:?}");
+    assert_eq!(ns.num_rooms, 1);
+    println!("void seen {void_seen}, followed {followed}, recorded {recorded}");
+    assert!(followed >= 150, "followed {followed} of 200 truncates");
+    std::process::exit(0);
+}
+
+#[test]
+fn truncates_never_kill_a_writer() {
+    let name = ShmName::new("trunc-writer");
+    let st = run_child(
+        "child_records_through_truncates",
+        &[(CHILD_TRUNCATES, &name)],
+    );
+    assert_eq!(st.signal(), None, "the writer died of a signal: {st:?}");
+    assert!(st.success(), "{st:?}");
+}
+
+#[test]
+fn a_truncated_writer_records_into_the_void_and_says_so() {
+    let name = ShmName::new("void");
+    let stats = Stats::open(&small(&name)).unwrap();
+    stats.room_started();
+    assert_eq!(
+        stats.segment().status().unwrap(),
+        nodestats::SegmentStatus::Current
+    );
+    assert_eq!(stats.maintain().unwrap(), nodestats::SegmentStatus::Current);
+    truncate(&shm_path(&name), 0);
+    // Each of these would be a SIGBUS without the guard.
+    stats.record_packets(Direction::Incoming, 3, 300, false);
+    stats.participant_added();
+    assert!(stats.segment().is_void());
+    assert!(stats.segment().void_faults() >= 1);
+    assert!(matches!(
+        stats.segment().status().unwrap(),
+        nodestats::SegmentStatus::Shrunk { size: 0, .. }
+    ));
+    // maintain puts a new segment in place of the shrunk one.
+    assert!(matches!(
+        stats.maintain().unwrap(),
+        nodestats::SegmentStatus::Shrunk { .. }
+    ));
+    assert_eq!(
+        stats.segment().status().unwrap(),
+        nodestats::SegmentStatus::Current
+    );
+    assert!(!stats.segment().is_void());
+    stats.record_packets(Direction::Incoming, 2, 200, false);
+    let ns = collect_at(&name);
+    assert_eq!(
+        ns.packets_in, 2,
+        "counts before the switch are not carried over"
+    );
+    // The gauges recorded into the void page since the truncate count;
+    // the room from before is gone with the file's pages.
+    assert_eq!(ns.num_clients, 1);
+}
+
+#[test]
+fn maintain_follows_a_replaced_segment_with_every_handle() {
+    let name = ShmName::new("follow");
+    let opts = small(&name).thread_rows(8);
+    let stats = Stats::open(&opts).unwrap();
+    let rooms = stats
+        .declare(
+            &nodestats::FamilySpec::counter("sfu_room_bytes_total", "Bytes per room.")
+                .labels(&["room"]),
+        )
+        .unwrap();
+    let blue = rooms.series(&["blue"]).unwrap();
+    let transports = stats
+        .declare(
+            &nodestats::FamilySpec::gauge("sfu_transports", "Open transports.").labels(&["kind"]),
+        )
+        .unwrap();
+    let udp = transports.series(&["udp"]).unwrap();
+    udp.add(7);
+    let nack = stats
+        .series(Family::NackTotal, &["incoming", "FR"])
+        .unwrap();
+    let t = stats.thread_writer().unwrap();
+    let t_nack = t.series(Family::NackTotal, &["outgoing", "DE"]).unwrap();
+    assert!(t_nack.in_row());
+    stats.room_started();
+    stats.room_started();
+    stats.participant_added();
+    stats.forward_latency(1234);
+    blue.inc_by(1);
+    // A restarted peer: the name removed, a new segment made there, with a
+    // writer of its own that registers other series first (so bases and
+    // slot differ).
+    Segment::unlink(&name).unwrap();
+    let peer = Stats::open(&opts).unwrap();
+    peer.series(Family::NackTotal, &["incoming", "US"])
+        .unwrap()
+        .inc_by(100);
+    peer.declare(&nodestats::FamilySpec::gauge("sfu_other", "Other.").labels(&["x"]))
+        .unwrap();
+    peer.room_started();
+    assert_eq!(
+        stats.segment().status().unwrap(),
+        nodestats::SegmentStatus::Replaced
+    );
+    assert_eq!(
+        stats.maintain().unwrap(),
+        nodestats::SegmentStatus::Replaced
+    );
+    assert_eq!(
+        stats.segment().status().unwrap(),
+        nodestats::SegmentStatus::Current
+    );
+    assert_eq!(stats.maintain().unwrap(), nodestats::SegmentStatus::Current);
+    assert_ne!(stats.writer_slot(), peer.writer_slot());
+    // Every handle made before now records into the new segment.
+    stats.record_packets(Direction::Incoming, 10, 1000, false);
+    t.record_packets(Direction::Outgoing, 20, 2000, false);
+    nack.inc_by(3);
+    t_nack.inc_by(4);
+    blue.inc_by(5);
+    rooms.series(&["red"]).unwrap().inc_by(6);
+    udp.add(1);
+    let ns = collect_at(&name);
+    assert_eq!((ns.packets_in, ns.packets_out), (10, 20));
+    // Gauges re-established: two rooms of ours and the peer's.
+    assert_eq!(ns.num_rooms, 3);
+    assert_eq!(ns.num_clients, 1);
+    assert_eq!(ns.forward_latency, 1234);
+    let text = {
+        let seg = Arc::new(Segment::attach(&name, Access::ReadOnly).unwrap());
+        nodestats::Exporter::new(seg, "n", "SFU").unwrap().text()
+    };
+    for want in [
+        "sfu_transports{kind=\"udp\",node_id=\"n\",node_type=\"SFU\"} 8",
+        "sfu_room_bytes_total{node_id=\"n\",node_type=\"SFU\",room=\"blue\"} 5",
+        "sfu_room_bytes_total{node_id=\"n\",node_type=\"SFU\",room=\"red\"} 6",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    let nack_line = |dir: &str, c: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("livekit_nack_total{")
+                    && l.contains(&format!("direction=\"{dir}\""))
+                    && l.contains(&format!("\"{c}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(nack_line("incoming", "FR").as_deref(), Some("3"), "{text}");
+    assert_eq!(nack_line("outgoing", "DE").as_deref(), Some("4"), "{text}");
+    assert_eq!(
+        nack_line("incoming", "US").as_deref(),
+        Some("100"),
+        "{text}"
+    );
+    drop(t_nack);
+    drop(t);
+}
+
+#[test]
+fn maintain_creates_the_segment_again_when_the_name_is_gone() {
+    let name = ShmName::new("recreate");
+    let stats = Stats::open(&small(&name)).unwrap();
+    stats.participant_added();
+    Segment::unlink(&name).unwrap();
+    stats.record_packets(Direction::Incoming, 1, 1, false);
+    assert_eq!(
+        stats.segment().status().unwrap(),
+        nodestats::SegmentStatus::Removed
+    );
+    assert_eq!(stats.maintain().unwrap(), nodestats::SegmentStatus::Removed);
+    stats.record_packets(Direction::Incoming, 4, 4, false);
+    let ns = collect_at(&name);
+    assert_eq!((ns.packets_in, ns.num_clients), (4, 1));
+}
+
+#[test]
+fn maintain_refuses_a_segment_of_another_geometry() {
+    let name = ShmName::new("geometry");
+    let stats = Stats::open(&small(&name)).unwrap();
+    Segment::unlink(&name).unwrap();
+    let _other = Stats::open(&small(&name).writer_slots(8)).unwrap();
+    assert!(matches!(stats.maintain(), Err(Error::Config(_))));
+    // Nothing changed: still the orphan, still recording.
+    stats.record_packets(Direction::Incoming, 1, 1, false);
+    assert_eq!(
+        stats.segment().status().unwrap(),
+        nodestats::SegmentStatus::Replaced
+    );
+}
+
+/// `maintain` racing everything else a writer does on other threads: new
+/// thread writers, new series, recording. After each replacement the
+/// writer follows; at the end, what handles record reaches the segment at
+/// the name exactly.
+#[test]
+fn maintain_races_new_handles_and_recording() {
+    let name = ShmName::new("race");
+    let opts = small(&name).thread_rows(16);
+    let stats = Stats::open(&opts).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for k in 0..3 {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = stats.thread_writer().unwrap();
+                let c = format!("c{k}-{}", i % 50);
+                let s = t.series(Family::NackTotal, &["incoming", &c]).unwrap();
+                let g = stats.series(Family::PliTotal, &["incoming", &c]).unwrap();
+                for _ in 0..100 {
+                    t.record_packets(Direction::Incoming, 1, 1, false);
+                    s.inc_by(1);
+                    g.inc_by(1);
+                    stats.participant_added();
+                    stats.participant_removed();
+                }
+                i += 1;
+            }
+        }));
+    }
+    let mut followed = 0;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(2));
+        let _ = Segment::unlink(&name);
+        let peer = Stats::open(&opts).unwrap();
+        if stats.maintain().unwrap() != nodestats::SegmentStatus::Current {
+            followed += 1;
+        }
+        drop(peer);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(followed, 40);
+    assert_eq!(stats.maintain().unwrap(), nodestats::SegmentStatus::Current);
+    let before = collect_at(&name);
+    assert_eq!(before.num_clients, 0, "gauges balanced: {before:?}");
+    let t = stats.thread_writer().unwrap();
+    let s = t.series(Family::NackTotal, &["outgoing", "ZZ"]).unwrap();
+    t.record_packets(Direction::Outgoing, 9, 9, false);
+    s.inc_by(5);
+    stats.room_started();
+    let after = collect_at(&name);
+    assert_eq!(after.packets_out - before.packets_out, 9);
+    assert_eq!(after.num_rooms, 1);
+    let seg = Arc::new(Segment::attach(&name, Access::ReadOnly).unwrap());
+    let text = nodestats::Exporter::new(seg, "n", "SFU").unwrap().text();
+    assert!(
+        text.lines().any(|l| l.starts_with("livekit_nack_total{")
+            && l.contains("\"ZZ\"")
+            && l.ends_with(" 5")),
+        "{text}"
+    );
+}
+
+/// `SegmentOptions::maintain_every`: a background thread follows the name
+/// with no call from the writer.
+#[test]
+fn the_opt_in_watcher_follows_the_name_by_itself() {
+    let name = ShmName::new("watcher");
+    let opts = small(&name);
+    let stats = Stats::open(&opts.clone().maintain_every(Duration::from_millis(10))).unwrap();
+    stats.room_started();
+    Segment::unlink(&name).unwrap();
+    let peer = Stats::open(&opts).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while stats.status().unwrap() != nodestats::SegmentStatus::Current {
+        assert!(std::time::Instant::now() < deadline, "never followed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_ne!(stats.writer_slot(), peer.writer_slot());
+    stats.record_packets(Direction::Incoming, 3, 3, false);
+    let ns = collect_at(&name);
+    assert_eq!((ns.packets_in, ns.num_rooms), (3, 1));
+}
+
+/// `truncate -s 0` then `truncate -s <size>`: the file is whole again but
+/// its header is gone (zeros), so no collector can read it. The writer's
+/// status says so, and maintain puts a new segment in its place.
+#[test]
+fn a_truncated_and_regrown_segment_is_replaced_by_maintain() {
+    let name = ShmName::new("regrown");
+    let stats = Stats::open(&small(&name)).unwrap();
+    let path = shm_path(&name);
+    let size = std::fs::metadata(&path).unwrap().len();
+    truncate(&path, 0);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    stats.record_packets(Direction::Incoming, 1, 1, false);
+    assert!(matches!(
+        Segment::attach(&name, Access::ReadOnly),
+        Err(Error::BadMagic { .. } | Error::NotInitialized)
+    ));
+    assert!(matches!(
+        stats.status().unwrap(),
+        nodestats::SegmentStatus::Shrunk { .. }
+    ));
+    assert!(matches!(
+        stats.maintain().unwrap(),
+        nodestats::SegmentStatus::Shrunk { .. }
+    ));
+    assert_eq!(stats.status().unwrap(), nodestats::SegmentStatus::Current);
+    stats.record_packets(Direction::Incoming, 6, 6, false);
+    assert_eq!(collect_at(&name).packets_in, 6);
+}

@@ -252,6 +252,12 @@ pub struct nodestats_options {
     /// Thread rows of a new segment: thread writers (`nodestats_thread_open`)
     /// alive at once, 1 to 4096 (default 256).
     pub thread_rows: u32,
+    /// Opt in to following the segment's name without any call: when not 0,
+    /// the handle starts a background thread that calls
+    /// `nodestats_maintain` every this many ms (100 is a good value) until
+    /// the handle is closed, ignoring errors (the next tick tries again).
+    /// Named segments only. Default 0: call `nodestats_maintain` yourself.
+    pub maintain_interval_ms: u32,
 }
 
 impl Default for nodestats_options {
@@ -266,6 +272,7 @@ impl Default for nodestats_options {
             allow_foreign_owner: false,
             write_mode: WriteModeArg(nodestats_write_mode::Auto as u32),
             thread_rows: DEFAULT_THREAD_ROWS as u32,
+            maintain_interval_ms: 0,
         }
     }
 }
@@ -317,7 +324,8 @@ impl nodestats_options {
             .writer_slots(self.writer_slots as usize)
             .thread_rows(self.thread_rows as usize)
             .init_wait(Duration::from_millis(self.init_wait_ms.into()))
-            .allow_foreign_owner(self.allow_foreign_owner);
+            .allow_foreign_owner(self.allow_foreign_owner)
+            .maintain_every(Duration::from_millis(self.maintain_interval_ms.into()));
         if self.shards != 0 {
             o = o.shards(self.shards as usize);
         }

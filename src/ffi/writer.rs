@@ -106,14 +106,21 @@ pub unsafe extern "C" fn nodestats_open_with(
         let stats = match (disposition, opts.name_ref()) {
             (nodestats_disposition::CreateOrAttach, _) => Stats::open(&opts)?,
             (nodestats_disposition::Create, _) => {
-                Stats::from_segment(Arc::new(Segment::create(&opts)?))?
+                Stats::with_options(Arc::new(Segment::create(&opts)?), opts.clone())?
             }
             (nodestats_disposition::Attach, None) => {
                 return Err(nodestats_status::InvalidArgument)
             }
-            (nodestats_disposition::Attach, Some(name)) => Stats::from_segment(Arc::new(
-                Segment::attach_with(name, Access::ReadWrite, &opts)?,
-            ))?,
+            (nodestats_disposition::Attach, Some(name)) => {
+                let seg = Arc::new(Segment::attach_with(name, Access::ReadWrite, &opts)?);
+                // What `nodestats_maintain` creates again: this segment's
+                // geometry.
+                let again = match opts.maintain_every_ref() {
+                    Some(every) => seg.options().maintain_every(every),
+                    None => seg.options(),
+                };
+                Stats::with_options(seg, again)?
+            }
         };
         // SAFETY: `out` is non-NULL (checked) and writable per the contract.
         unsafe { publish(stats, out) };
@@ -151,6 +158,110 @@ pub unsafe extern "C" fn nodestats_segment_unlink(name: *const c_char) -> nodest
         // SAFETY: non-NULL (checked) and NUL-terminated per the contract.
         let name = unsafe { name_arg(name) }?.ok_or(nodestats_status::NullArgument)?;
         Segment::unlink(name)?;
+        Ok(())
+    })
+}
+
+/// Whether a writer's segment is still the one at its name
+/// (`nodestats_segment_status`). Values are fixed.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum nodestats_segment_state {
+    /// The file at the name is the one this handle maps, whole, and
+    /// everything recorded reaches it (also: an anonymous segment).
+    Current = 0,
+    /// Another segment is at the name now (a restarted peer or an operator
+    /// made a new one): what this handle records reaches no collector that
+    /// opens the name. `nodestats_maintain` moves the handle there.
+    Replaced = 1,
+    /// Nothing is at the name any more (removed by `rm`, systemd's
+    /// `RemoveIPC`, `nodestats_segment_unlink`): recording reaches only
+    /// collectors already attached. `nodestats_maintain` creates the
+    /// segment again.
+    Removed = 2,
+    /// The file was truncated under the mapping: recording goes on, into
+    /// private memory that no collector sees (the pages that faulted; see
+    /// `nodestats_maintain`), also after the file has been grown again.
+    Shrunk = 3,
+    /// `s` was NULL, or asking failed (`nodestats_last_os_error` may say
+    /// why).
+    Unknown = 4,
+}
+
+/// Whether the handle's segment is still the one at its name, and whole.
+/// Not a hot-path call: an `fstat` of the mapped file and an `open` and
+/// `fstat` of the name. Safe to call from any thread while others record.
+///
+/// A handle whose file was truncated never dies of it: the recording calls
+/// that touch a page past the file's new end fault once, the page is
+/// replaced by private zero memory, and the call completes there; from
+/// then on this returns `NODESTATS_SEGMENT_STATE_SHRUNK` until
+/// `nodestats_maintain` moves the handle to a whole segment.
+///
+/// # Safety
+/// `s` is NULL or a live handle from `nodestats_open*`.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_segment_status(
+    s: *const nodestats_t,
+) -> nodestats_segment_state {
+    use crate::segment::SegmentStatus as S;
+    use nodestats_segment_state as N;
+    // SAFETY: NULL or a live handle, per the contract.
+    let Some(stats) = (unsafe { stats(s) }) else {
+        return N::Unknown;
+    };
+    let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stats.segment().status()));
+    match asked {
+        Ok(Ok(S::Current)) => N::Current,
+        Ok(Ok(S::Replaced)) => N::Replaced,
+        Ok(Ok(S::Removed)) => N::Removed,
+        Ok(Ok(S::Shrunk { .. })) => N::Shrunk,
+        Ok(Err(e)) => {
+            let _ = nodestats_status::from(&e);
+            N::Unknown
+        }
+        Err(_) => N::Unknown,
+    }
+}
+
+/// Follows the segment's name; made for an SFU's housekeeping timer (call
+/// it every 100 ms or so, from any thread, while other threads record).
+///
+/// When the segment at the name is the one the handle maps, and whole,
+/// this costs an `fstat` and a `stat` and does nothing. When the name was
+/// removed, another segment was put there, or the file was truncated
+/// (`nodestats_segment_status` is not `CURRENT`), it moves the handle — and
+/// every handle made from it: thread writers, series, thread series,
+/// declared families — to the segment at the name, creating it (with the
+/// options the handle was opened with) if nothing is there or in place of
+/// the handle's own truncated file. All those handles stay valid and from
+/// then on record into that segment; no recording call gets slower.
+///
+/// What is lost: counts recorded into the old segment are not carried over
+/// (collectors of the new segment see this writer start from zero, as after
+/// a restart). The writer's gauges (rooms, participants, tracks,
+/// connections, forwarding latency, labeled gauges) are re-added in the new
+/// segment, except that after a truncate only the changes made since the
+/// truncate remain (the file's pages are gone). A thread writer for which
+/// the new segment has no free row records nowhere until closed.
+///
+/// Returns `NODESTATS_STATUS_OK` when the handle writes the segment at the
+/// name. `NODESTATS_STATUS_CONFIG` when the segment now at the name has
+/// another geometry (shards, slots, rows, capacities) — nothing changes;
+/// open a new handle on it. Any status of `nodestats_open` when the
+/// segment at the name cannot be opened or created — nothing changes; call
+/// again later. Blocks at most the open's init wait (at least 1 s), and only
+/// when another process's half-made segment is at the name. After `fork`,
+/// only a handle opened in the child may be maintained there.
+///
+/// # Safety
+/// `s` is NULL or a live handle from `nodestats_open*`.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_maintain(s: *mut nodestats_t) -> nodestats_status {
+    boundary!([s] {
+        // SAFETY: `s` is non-NULL (checked) and live per the contract.
+        let stats = unsafe { &(*s).stats };
+        stats.maintain()?;
         Ok(())
     })
 }

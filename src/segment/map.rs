@@ -65,6 +65,31 @@ impl Mapping {
         Ok(Mapping { ptr, len })
     }
 
+    /// Maps `fd` from offset 0, read-write and shared, over this whole
+    /// mapping in one `mmap(MAP_FIXED)`: the range shows the new file at
+    /// once, with no moment at which it is unmapped, so a concurrent atomic
+    /// store lands either in the old memory or the new.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn remap_file(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        // SAFETY: the range is this mapping's own (page-aligned, `len`
+        // bytes); the callers' handles only ever access it through atomics,
+        // which accept whatever the new file holds.
+        let p = unsafe {
+            libc::mmap(
+                self.ptr.as_ptr().cast(),
+                self.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::last_os("remap segment"));
+        }
+        Ok(())
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }

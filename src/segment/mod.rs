@@ -20,8 +20,10 @@
 //! A process with write access can truncate the file after we mapped it.
 //! Readers check the size before each read and, on Linux, a SIGBUS guard
 //! turns a read that races the truncate into zeros and an error (see
-//! `bus`); a *writer* whose file was shrunk still faults on its next
-//! record. Give write access only to the writers you trust.
+//! `bus`); a writer's store that faults is completed in a private page
+//! instead, and the segment reports itself shrunk until the writer's
+//! `Stats::maintain` maps a whole segment over the same range (see
+//! `successor` and `adopt`, SEGMENT.md §4a).
 //!
 //! # Safety
 //!
@@ -75,6 +77,8 @@ use slots::{WriterSlot, ACTIVE};
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Byte offset, far past any segment's end, of writer slot 0's lock byte.
@@ -107,6 +111,7 @@ pub struct SegmentOptions {
     write_mode: Option<WriteMode>,
     capacities: Capacities,
     livekit_max_series: u32,
+    maintain_every: Option<Duration>,
 }
 
 impl Default for SegmentOptions {
@@ -122,6 +127,7 @@ impl Default for SegmentOptions {
             write_mode: None,
             capacities: Capacities::default(),
             livekit_max_series: crate::schema::DEFAULT_LIVEKIT_MAX_SERIES,
+            maintain_every: None,
         }
     }
 }
@@ -213,6 +219,24 @@ impl SegmentOptions {
         self
     }
 
+    /// Opt in to following the name without any call: a writer opened
+    /// with these options ([`Stats::open`](crate::Stats::open)) starts a
+    /// background thread (`nodestats-maintain`) that calls
+    /// [`Stats::maintain`](crate::Stats::maintain) every `every` (100 ms
+    /// is a good value) while any handle of the writer lives; it ends at
+    /// its first tick after the last handle is dropped. Errors of a tick
+    /// are ignored (the next one tries again). Zero turns it off (the
+    /// default). Named segments only; a forked child has no such thread.
+    pub fn maintain_every(mut self, every: Duration) -> Self {
+        self.maintain_every = (!every.is_zero()).then_some(every);
+        self
+    }
+
+    /// The interval of [`maintain_every`](Self::maintain_every), if on.
+    pub fn maintain_every_ref(&self) -> Option<Duration> {
+        self.maintain_every
+    }
+
     /// The segment name, if any.
     pub fn name_ref(&self) -> Option<&str> {
         self.name.as_deref()
@@ -230,7 +254,10 @@ pub enum SegmentStatus {
     /// Nothing is at the name any more.
     Removed,
     /// The file is smaller than the mapping: reading past its end would
-    /// fault, so readers must not read it.
+    /// fault, so readers must not read it. For a writer's mapping also:
+    /// the file was truncated under it at some point (part of the mapping
+    /// is private memory, see [`Segment::is_void`], or the header it was
+    /// made with is gone), whatever its size now.
     Shrunk {
         /// Bytes the file has now.
         size: u64,
@@ -262,6 +289,26 @@ pub struct Segment {
     map: Mapping,
     layout: Layout,
     name: Option<String>,
+    /// The file behind the mapping: replaced as a whole when a writer
+    /// follows its name to a new segment (`Stats::maintain`).
+    files: RwLock<Files>,
+    writable: bool,
+    /// The process that mapped it: in a forked child, `file` no longer
+    /// holds locks (see `fork`), so nothing may be claimed through it.
+    pid: u32,
+    /// The mapping's fault count (see `bus`) when the file now behind it
+    /// was mapped: more faults than this mean part of a writer's mapping
+    /// is private memory (void).
+    void_base: AtomicUsize,
+    /// Writer handles (`Stats` and their clones count once) made on this
+    /// mapping: `Stats::maintain` moves one writer's indices, so it refuses
+    /// a mapping two writers share.
+    pub(crate) writers: AtomicUsize,
+}
+
+/// The open file descriptions of a named segment.
+#[derive(Debug, Default)]
+struct Files {
     /// Keeps forked children from holding this writer's locks (see
     /// `fork`); writable named segments only. Declared before `file`: it
     /// is unregistered before the descriptor closes.
@@ -273,10 +320,15 @@ pub struct Segment {
     /// A separate read-only open file description for asking whether slot
     /// locks are held (a description never conflicts with its own locks).
     probe: Option<File>,
-    writable: bool,
-    /// The process that mapped it: in a forked child, `file` no longer
-    /// holds locks (see `fork`), so nothing may be claimed through it.
-    pid: u32,
+    /// The id of the segment in the file (see [`Segment::id`]).
+    id: u128,
+}
+
+impl Files {
+    /// The description to `fstat`: the probe, else the file.
+    fn stat_file(&self) -> Option<&File> {
+        self.probe.as_ref().or(self.file.as_ref())
+    }
 }
 
 impl Segment {
@@ -297,11 +349,11 @@ impl Segment {
                 map,
                 layout,
                 name: None,
-                file: None,
-                probe: None,
+                files: RwLock::default(),
                 writable: true,
-                fork_guard: None,
                 pid: std::process::id(),
+                void_base: AtomicUsize::new(0),
+                writers: AtomicUsize::new(0),
             };
             seg.init_regions(opts.livekit_max_series)?;
             layout.to_fields().publish(seg.header_words());
@@ -374,15 +426,18 @@ impl Segment {
         let map = Mapping::file(file.as_fd(), layout.segment_size, true)?;
         let seg = Segment {
             #[cfg(target_os = "linux")]
-            bus_guard: None,
+            bus_guard: bus::Guard::new(map.as_ptr(), map.len(), true),
             map,
             layout,
             name: Some(name.to_string()),
-            file: Some(file),
-            probe: None,
+            files: RwLock::new(Files {
+                file: Some(file),
+                ..Files::default()
+            }),
             writable: true,
-            fork_guard: None,
             pid: std::process::id(),
+            void_base: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
         };
         seg.init_regions(livekit_max_series)?;
         layout.to_fields().publish(seg.header_words());
@@ -407,12 +462,16 @@ impl Segment {
     }
 
     fn with_probe(mut seg: Segment, backing: &Backing) -> Result<Segment> {
-        let file = seg.file.as_ref().expect("a named segment has a file");
         let name = seg.name.as_deref().expect("a named segment has a name");
-        seg.probe = Some(reopen_read_only(file, backing, name)?);
+        let files = seg.files.get_mut().unwrap_or_else(|e| e.into_inner());
+        let file = files.file.as_ref().expect("a named segment has a file");
+        files.probe = Some(reopen_read_only(file, backing, name)?);
         let locks = reopen(file, backing, name, libc::O_RDWR)?;
-        seg.fork_guard = fork::Guard::new(locks.as_raw_fd());
-        seg.file = Some(locks);
+        files.fork_guard = fork::Guard::new(locks.as_raw_fd());
+        files.file = Some(locks);
+        if let Some(p) = &seg.files().probe {
+            seg.guard_file(p);
+        }
         Ok(seg)
     }
 
@@ -555,26 +614,31 @@ impl Segment {
         } else {
             file
         };
-        Ok(Segment {
+        let seg = Segment {
             #[cfg(target_os = "linux")]
-            bus_guard: if writable {
-                None
-            } else {
-                bus::Guard::new(map.as_ptr(), map.len())
-            },
+            bus_guard: bus::Guard::new(map.as_ptr(), map.len(), writable),
             map,
             layout,
             name: Some(name.to_string()),
-            probe: Some(probe),
-            fork_guard: if writable {
-                fork::Guard::new(file.as_raw_fd())
-            } else {
-                None
-            },
-            file: Some(file),
+            files: RwLock::new(Files {
+                probe: Some(probe),
+                fork_guard: if writable {
+                    fork::Guard::new(file.as_raw_fd())
+                } else {
+                    None
+                },
+                file: Some(file),
+                id: layout.segment_id,
+            }),
             writable,
             pid: std::process::id(),
-        })
+            void_base: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
+        };
+        if let Some(p) = &seg.files().probe {
+            seg.guard_file(p);
+        }
+        Ok(seg)
     }
 
     /// Removes a named segment. Attached handles keep working; new attaches
@@ -593,15 +657,17 @@ impl Segment {
     /// A slow-path check (two `stat`s and an `open`), for collectors before
     /// each read and for writers that want to know whether their segment
     /// was removed or replaced (the SFU restarted, or an operator removed
-    /// it). Anonymous segments are always [`SegmentStatus::Current`].
+    /// it); a writer follows the name with
+    /// [`Stats::maintain`](crate::Stats::maintain). Anonymous segments are
+    /// always [`SegmentStatus::Current`].
     pub fn status(&self) -> Result<SegmentStatus> {
-        let (Some(file), Some(name)) = (self.probe.as_ref().or(self.file.as_ref()), &self.name)
-        else {
+        let files = self.files();
+        let (Some(file), Some(name)) = (files.stat_file(), &self.name) else {
             return Ok(SegmentStatus::Current);
         };
         let ours = file.metadata().map_err(|e| Error::io("stat segment", e))?;
         let needed = self.map.len() as u64;
-        if ours.len() < needed {
+        if ours.len() < needed || self.is_void() || !self.header_intact(&files) {
             return Ok(SegmentStatus::Shrunk {
                 size: ours.len(),
                 needed,
@@ -618,9 +684,10 @@ impl Segment {
         }
     }
 
-    /// How many reads of this (read-only) mapping have faulted on a file
-    /// shrunk under it and read zeros instead (see `bus`); a reader compares
-    /// it before and after a read, and discards a read during which it grew.
+    /// How many accesses of this mapping have faulted on a file shrunk
+    /// under it and found a private zero page instead (see `bus`); a reader
+    /// compares it before and after a read, and discards a read during
+    /// which it grew.
     pub(crate) fn faults(&self) -> usize {
         #[cfg(target_os = "linux")]
         return self.bus_guard.as_ref().map_or(0, |g| g.faults());
@@ -632,7 +699,8 @@ impl Segment {
     /// mapping: reading past its end would fault. Readers call it before
     /// each read (a `fstat`).
     pub(crate) fn check_size(&self) -> Result<()> {
-        let Some(file) = self.probe.as_ref().or(self.file.as_ref()) else {
+        let files = self.files();
+        let Some(file) = files.stat_file() else {
             return Ok(());
         };
         let size = file
@@ -649,14 +717,231 @@ impl Segment {
         Ok(())
     }
 
+    /// Whether a writer's mapping still shows the header it was made with
+    /// (a file truncated and grown again reads zeros there). Readers'
+    /// mappings: always (they check the size before each read instead).
+    fn header_intact(&self, files: &Files) -> bool {
+        if !self.writable || self.name.is_none() {
+            return true;
+        }
+        let w = self.header_words();
+        let id = match files.id {
+            0 => self.layout.segment_id,
+            id => id,
+        };
+        let lo = w[header::word::SEGMENT_ID_LO].load(Ordering::Relaxed);
+        let hi = w[header::word::SEGMENT_ID_HI].load(Ordering::Relaxed);
+        w[header::word::MAGIC].load(Ordering::Relaxed) == MAGIC
+            && (u128::from(hi) << 64 | u128::from(lo)) == id
+    }
+
+    /// Tells the SIGBUS guard of a writer's mapping which file it shows.
+    fn guard_file(&self, _file: &File) {
+        #[cfg(target_os = "linux")]
+        if let (true, Some(g)) = (self.writable, &self.bus_guard) {
+            g.set_file(_file.as_raw_fd());
+        }
+    }
+
+    /// The file descriptions, for reading.
+    fn files(&self) -> RwLockReadGuard<'_, Files> {
+        self.files.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether part of this (writer's) mapping is private memory since the
+    /// file behind it was shrunk (see `bus`): what is recorded there
+    /// reaches no collector until `Stats::maintain` maps a segment again.
+    pub fn is_void(&self) -> bool {
+        self.writable && self.faults() > self.void_base.load(Ordering::Acquire)
+    }
+
+    /// Faults absorbed in this writer's mapping since the file behind it
+    /// was mapped: recording calls whose page had gone (each fault is one
+    /// page of the mapping turned private; later adds to that page fault no
+    /// more, so this counts pages, not lost adds).
+    pub fn void_faults(&self) -> usize {
+        self.faults()
+            .saturating_sub(self.void_base.load(Ordering::Acquire))
+    }
+
+    /// Options that create a segment of this one's geometry at its name
+    /// (what `Stats::maintain` uses for a writer made from a segment
+    /// rather than from options).
+    pub(crate) fn options(&self) -> SegmentOptions {
+        let l = &self.layout;
+        let mut o = SegmentOptions::new()
+            .shards(l.shard_count)
+            .writer_slots(l.slot_count)
+            .thread_rows(l.row_count)
+            .write_mode(l.write_mode)
+            .capacities(Capacities {
+                series: l.series_capacity,
+                strings: l.strings_capacity,
+                values_per_block: l.values_per_shard,
+                families: l.family_capacity,
+            });
+        if let Some(n) = &self.name {
+            o = o.name(n.clone());
+        }
+        if let Some(f) = self.files().stat_file() {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = f.metadata() {
+                o = o.mode(m.permissions().mode() & 0o7777);
+            }
+        }
+        o
+    }
+
+    /// Whether the segment at the name is still this mapping's file,
+    /// whole, and the mapping has no private pages: one `fstat` and one
+    /// `stat` of the name (`Stats::maintain`'s check when nothing changed).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn is_current(&self) -> Result<bool> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::MetadataExt;
+        let files = self.files();
+        let (Some(file), Some(name)) = (files.stat_file(), &self.name) else {
+            return Ok(true);
+        };
+        if self.is_void() || !self.header_intact(&files) {
+            return Ok(false);
+        }
+        let ours = file.metadata().map_err(|e| Error::io("stat segment", e))?;
+        if ours.len() < self.map.len() as u64 {
+            return Ok(false);
+        }
+        let path = Backing::parse(name)?.path();
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
+        Ok(match std::fs::symlink_metadata(path) {
+            Ok(m) => m.dev() == ours.dev() && m.ino() == ours.ino(),
+            Err(_) => false,
+        })
+    }
+
+    /// The segment a writer of this one should move to: the one at the
+    /// name now (attached read-write, or created with `opts` if nothing is
+    /// there; this mapping's own file, shrunk or voided, is replaced by a
+    /// new one under the replace lock). Fails unless it has this one's
+    /// geometry, since every handle keeps its offsets.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn successor(&self, opts: &SegmentOptions) -> Result<Segment> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::MetadataExt;
+        let name = self.name.as_deref().ok_or(Error::Config(
+            "an anonymous segment has no name to follow".into(),
+        ))?;
+        self.check_not_inherited()?;
+        let backing = Backing::parse(name)?;
+        let path = backing.path();
+        let opts = opts.clone().name(name);
+        let ours = {
+            let files = self.files();
+            let f = files
+                .stat_file()
+                .ok_or(Error::Config("a named segment has a file".into()))?;
+            f.metadata().map_err(|e| Error::io("stat segment", e))?
+        };
+        let deadline = Instant::now() + opts.init_wait;
+        let backoff = crossbeam_utils::Backoff::new();
+        let next = loop {
+            let at = {
+                let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
+                std::fs::symlink_metadata(p).ok()
+            };
+            let our_file = at
+                .as_ref()
+                .is_some_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino());
+            if !our_file {
+                break Segment::open(&opts)?;
+            }
+            // Our own file is still at the name: whole again and intact
+            // (a truncate was undone, or our mapping took faults), map it
+            // anew; shrunk or emptied, put a new segment in its place.
+            match Self::attach_once(name, &backing, Access::ReadWrite, &opts) {
+                Ok(seg) if seg.layout.segment_id == self.id() => break seg,
+                _ => {}
+            }
+            match backing.open_existing(name, libc::O_RDWR) {
+                Ok((file, _))
+                    if try_lock_byte(&file, REPLACE_LOCK)?
+                        && is_at(&file, &path)?
+                        && file.metadata().map(|m| m.ino()).ok() == Some(ours.ino()) =>
+                {
+                    let layout = Self::new_layout(&opts)?;
+                    let (mut draft, seg) = Self::build(name, &backing, layout, &opts)?;
+                    draft.rename_to(&path, name)?;
+                    break Self::with_probe(seg, &backing)?;
+                }
+                // Someone else is replacing it, or it went: look again.
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotInitialized);
+            }
+            pause(&backoff);
+        };
+        let same = |l: &Layout| Layout {
+            segment_id: 0,
+            created_unix_ns: 0,
+            ..*l
+        };
+        if same(&next.layout) != same(&self.layout) || next.map.len() != self.map.len() {
+            return Err(Error::Config(format!(
+                "the segment now at {name} has another geometry (shards, slots, rows or capacities) than the one this writer mapped; open a new writer on it"
+            )));
+        }
+        Ok(next)
+    }
+
+    /// Maps `next`'s file over this mapping (one `mmap(MAP_FIXED)`) and
+    /// takes its file descriptions: from now on every pointer into this
+    /// mapping reaches `next`'s file. `next` must come from
+    /// [`successor`](Self::successor) (same geometry); what it claimed
+    /// (slots, rows) stays claimed, through the descriptions taken here.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn adopt(&self, next: Segment) -> Result<()> {
+        let mut next = next;
+        let taken = std::mem::take(next.files.get_mut().unwrap_or_else(|e| e.into_inner()));
+        {
+            let fd = taken
+                .file
+                .as_ref()
+                .ok_or(Error::Config("a named segment has a file".into()))?;
+            // Before the switch: a fault of the old mapping absorbed after
+            // this counts as void (a spare re-attach by the next maintain),
+            // one absorbed in the new mapping always does.
+            let base = self.void_base.swap(self.faults(), Ordering::AcqRel);
+            if let Err(e) = self.map.remap_file(fd.as_fd()) {
+                self.void_base.store(base, Ordering::Release);
+                return Err(e);
+            }
+            self.guard_file(taken.probe.as_ref().unwrap_or(fd));
+        }
+        let old = std::mem::replace(
+            &mut *self.files.write().unwrap_or_else(|e| e.into_inner()),
+            Files {
+                id: next.layout.segment_id,
+                ..taken
+            },
+        );
+        drop(old);
+        drop(next);
+        Ok(())
+    }
+
     /// The validated geometry.
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
-    /// The random id chosen at creation.
+    /// The random id chosen at creation (of the segment this mapping
+    /// shows now: a writer's `maintain` may have moved it to a new one).
     pub fn id(&self) -> u128 {
-        self.layout.segment_id
+        match self.files().id {
+            0 => self.layout.segment_id,
+            id => id,
+        }
     }
 
     /// The name, for named segments.
@@ -761,7 +1046,9 @@ impl Segment {
     /// Row `row`'s series slots (see [`row_series`](Self::row_series)).
     pub(crate) fn row_series_of(&self, row: usize) -> &[AtomicU64] {
         let n = self.layout.row_series_slots * 2;
-        self.row_series().get(row * n..(row + 1) * n).unwrap_or(&[])
+        row.checked_mul(n)
+            .and_then(|a| self.row_series().get(a..a.checked_add(n)?))
+            .unwrap_or(&[])
     }
 
     /// Claims a thread row for one thread writer (see [`rows`]).
@@ -784,11 +1071,11 @@ impl Segment {
             rows: states.len() as u32,
         };
         #[cfg(target_os = "linux")]
-        if let (Some(file), Some(name)) = (&self.file, &self.name) {
+        if let (Some(file), Some(name)) = (&self.files().file, &self.name) {
             // From the probe: in a forked child `file` is /dev/null (see
             // `fork`), the probe is still the segment file.
             let own = reopen(
-                self.probe.as_ref().unwrap_or(file),
+                self.files().probe.as_ref().unwrap_or(file),
                 &Backing::parse(name)?,
                 name,
                 libc::O_RDWR,
@@ -919,8 +1206,9 @@ impl Segment {
         self.check_not_inherited()?;
         let pid = std::process::id() as u64;
         let slots = self.slots();
+        let files = self.files();
         for (i, slot) in slots.iter().enumerate() {
-            let claimed = match &self.file {
+            let claimed = match &files.file {
                 None => slot.try_claim_free(),
                 Some(f) => lock(f, i, LockOp::TryLock)? && !held_by_this_process(slot),
             };
@@ -939,7 +1227,7 @@ impl Segment {
     pub(crate) fn release_slot(&self, i: usize) {
         if let Some(slot) = self.slots().get(i) {
             slot.release();
-            if let Some(f) = &self.file {
+            if let Some(f) = &self.files().file {
                 let _ = lock(f, i, LockOp::Unlock);
             }
         }
@@ -948,7 +1236,7 @@ impl Segment {
     /// Whether the writer holding slot `i` is alive. Only meaningful for a
     /// slot whose state is active.
     pub(crate) fn slot_alive(&self, i: usize) -> bool {
-        match &self.probe {
+        match &self.files().probe {
             None => true,
             // An error asking is not evidence of death: keep the gauges.
             Some(p) => {
@@ -962,7 +1250,7 @@ impl Segment {
     /// across `fork`: the child's copy of the lock descriptor was pointed
     /// at `/dev/null` so that it never keeps the parent's locks.
     fn check_not_inherited(&self) -> Result<()> {
-        if self.file.is_some() && std::process::id() != self.pid {
+        if self.files().file.is_some() && std::process::id() != self.pid {
             return Err(Error::Config(
                 "this segment handle was inherited across fork: open a handle of its own in the child (Stats::open / nodestats_open)".into(),
             ));

@@ -54,8 +54,8 @@ pub(crate) struct WriterSlot {
 const _: () = assert!(size_of::<WriterSlot>() == 256);
 
 impl WriterSlot {
-    /// A free slot (heap storage for tests and models).
-    #[cfg(any(test, loom))]
+    /// A free slot in ordinary memory (where a writer's gauges wait while
+    /// it moves to a new segment; tests and models).
     pub(crate) fn new() -> Self {
         WriterSlot {
             words: std::array::from_fn(|_| AtomicU64::new(0)),

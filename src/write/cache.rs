@@ -181,7 +181,9 @@ impl Cache {
         let ids = &mut ids[..labels.len()];
         if known {
             if let Some(base) = m.entry(&r, t, ids) {
-                drop(m);
+                // Remembered under the mirror's lock, so that a writer's
+                // move to a new segment (`replace_with`) never finds an
+                // old segment's base remembered after it.
                 self.remember(key, t.family, labels, base);
                 return Ok(base);
             }
@@ -206,15 +208,14 @@ impl Cache {
         // Another process may have registered it meanwhile.
         m.sync(&r);
         if let Some(base) = m.entry(&r, t, ids) {
-            drop(m);
             self.remember(key, t.family, labels, base);
             return Ok(base);
         }
         let (base, own) = register(&r, t, ids).ok_or(damaged)?;
-        drop(m);
         if own && !ids.contains(&OVERFLOW_ID) {
             self.remember(key, t.family, labels, base);
         }
+        drop(m);
         Ok(base)
     }
 
@@ -234,6 +235,17 @@ impl Cache {
             .iter()
             .find(|(f, l, _)| *f == family && l.iter().map(|s| &**s).eq(labels.iter().copied()))
             .map(|e| e.2)
+    }
+
+    /// Takes `other`'s contents (a cache of the segment this writer moved
+    /// to), dropping what this one knew.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn replace_with(&self, other: Cache) {
+        let Cache { mirror, series } = other;
+        *self.mirror.lock().unwrap_or_else(|e| e.into_inner()) =
+            mirror.into_inner().unwrap_or_else(|e| e.into_inner());
+        *self.series.write().unwrap_or_else(|e| e.into_inner()) =
+            series.into_inner().unwrap_or_else(|e| e.into_inner());
     }
 
     /// Label sets remembered (tests bound the cache's memory with it).

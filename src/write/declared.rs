@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::schema::{FamilyId, FamilySpec};
 use crate::segment::families::{declare, Declarer};
 use crate::segment::series::{add_entry, Shape, OVERFLOW_ID};
+use crate::segment::Segment;
 use std::time::{Duration, Instant};
 
 /// How long a declaration waits for another live process's unfinished
@@ -59,19 +60,21 @@ impl From<&DeclaredFamily> for FamilyId {
     }
 }
 
-/// What the family directory asks of a declaring writer.
-struct Writer<'a> {
-    stats: &'a Stats,
-    started: Instant,
+/// What the family directory asks of a declaring writer: the segment it
+/// declares in and its writer slot there.
+pub(crate) struct Writer<'a> {
+    pub(crate) seg: &'a Segment,
+    pub(crate) slot: usize,
+    pub(crate) started: Instant,
 }
 
 impl Declarer for Writer<'_> {
     fn claimer(&self) -> u64 {
-        self.stats.writer.slot as u64 + 1
+        self.slot as u64 + 1
     }
 
     fn claimer_dead(&self, claimer: u64) -> bool {
-        let seg = self.stats.segment();
+        let seg = self.seg;
         match claimer.checked_sub(1) {
             // A claim made without a writer slot: nobody can tell.
             None => false,
@@ -85,7 +88,7 @@ impl Declarer for Writer<'_> {
     }
 
     fn overflow_series(&self, family: FamilyId, spec: &FamilySpec) -> Result<u32> {
-        let r = self.stats.segment().series_region();
+        let r = self.seg.series_region();
         let shape = Shape::of(spec);
         let ids = [OVERFLOW_ID; crate::schema::MAX_FAMILY_LABELS];
         add_entry(&r, family, shape, &ids[..shape.labels])
@@ -120,13 +123,16 @@ impl Stats {
     /// live process holds the family's entry unfinished; [`Error::NoFamilyDirectory`]
     /// on a segment made before layout 2.2.
     pub fn declare(&self, spec: &FamilySpec) -> Result<DeclaredFamily> {
+        // Held until the family is remembered: `maintain` declares again.
+        let mut follow = self.writer.follow();
         // A writer's segment is writable (its slot was claimed). The family
         // directory's protocol checks the spec and LiveKit's names itself;
         // a segment without a directory still knows LiveKit's families.
         let id = match self.segment().family_region() {
             Some(region) => {
                 let d = Writer {
-                    stats: self,
+                    seg: self.segment(),
+                    slot: self.writer.slot(),
                     started: Instant::now(),
                 };
                 declare(&region, spec, &d)?
@@ -137,6 +143,12 @@ impl Stats {
                     .unwrap_or(Err(Error::NoFamilyDirectory))?
             }
         };
+        if !id.is_declared() || follow.declared.iter().any(|(d, _)| *d == id) {
+            // One of LiveKit's, or declared by this writer before.
+        } else {
+            follow.declared.push((id, spec.clone()));
+        }
+        drop(follow);
         Ok(DeclaredFamily {
             stats: self.clone(),
             id,
@@ -183,7 +195,9 @@ impl Stats {
     /// series (every label `__overflow__`): opening never fails for lack
     /// of room.
     pub fn series(&self, family: impl Into<FamilyId>, labels: &[&str]) -> Result<SeriesHandle> {
-        let family = family.into();
+        // Held until the handle is registered: `maintain` moves series.
+        let mut follow = self.writer.follow();
+        let family = follow.family_now(family.into());
         if let Some(f) = family.livekit() {
             if f.duplicates_fixed(labels) {
                 return Err(Error::FixedSeries {
@@ -198,8 +212,10 @@ impl Stats {
             .resolve(self.segment(), &resolved, labels)?;
         Ok(SeriesHandle::new(
             &self.writer,
+            &mut follow,
             self.series_adder(),
             &resolved,
+            labels,
             base,
         ))
     }

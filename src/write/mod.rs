@@ -8,6 +8,8 @@
 //! * [`SeriesHandle`] — a resolved labeled series, recorded without lookup.
 //! * `adder` — the one per-CPU adder that fixed counters and series
 //!   handles share (rseq sections or relaxed `fetch_add`).
+//! * `follow` — [`Stats::maintain`]: moving a writer and every handle made
+//!   from it to the segment now at its name.
 //!
 //! Writers never import the read side.
 //!
@@ -19,6 +21,10 @@
 //! index is masked or bounded by the validated layout before it is added to
 //! a pointer, and the memory is only written through atomics or rseq
 //! sections (see `rseq`), in the one mode the segment was created with.
+//! `maintain` maps another file over the same range only after checking it
+//! has the same geometry (every offset and bound the same), so the
+//! pointers stay in bounds; what is indexed per writer (slot, rows, series
+//! bases) is read through the writer's cells, which it re-points.
 //!
 //! A thread writer's row is the exception to "only through atomics or
 //! rseq" in spirit only: it is written with relaxed atomic loads and stores
@@ -47,10 +53,10 @@ mod adder;
 mod cache;
 #[deny(unsafe_code)]
 mod family;
+mod follow;
 #[cfg(feature = "metrics")]
 #[deny(unsafe_code)]
 mod recorder;
-#[deny(unsafe_code)]
 mod writer;
 
 pub use declared::DeclaredFamily;

@@ -9,11 +9,11 @@
 
 use super::adder::{Adder, BlockStride};
 use super::family::Resolved;
-use super::writer::Writer;
+use super::writer::{CellEntry, Follow, SeriesCell, Writer};
 use crate::schema::{FamilyId, Kind};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
-use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, AtomicUsize};
 use std::sync::Arc;
 
 /// Where `value` goes in a histogram with these bounds: the offset of its
@@ -37,12 +37,15 @@ impl Adder<BlockStride> {
     }
 }
 
-/// Adds to this writer's word of a gauge series.
+/// Adds to this writer's word of a gauge series (none: nothing).
 #[inline(always)]
-fn gauge_add(w: NonNull<AtomicU64>, n: u64) {
-    // SAFETY: the word is in the mapping kept alive by the handle's
-    // segment, and belongs to the slot its owner keeps claimed.
-    unsafe { w.as_ref() }.fetch_add(n, Ordering::Relaxed);
+fn gauge_add(cell: &SeriesCell, n: u64) {
+    // SAFETY: a non-null word is in the mapping kept alive by the handle's
+    // segment, and belongs to the slot its owner keeps claimed (`maintain`
+    // moves both together).
+    if let Some(w) = unsafe { cell.gauge.load(Ordering::Relaxed).as_ref() } {
+        w.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// Adds to an `f64` stored as bits. The word is per CPU, so the loop
@@ -67,10 +70,8 @@ enum Mode {
     /// Bucket and sum through the adder.
     Histogram,
     /// This writer's own word of the series (one per writer slot), so the
-    /// value leaves with the writer.
-    Gauge(NonNull<AtomicU64>),
-    /// Nothing (a gauge series with no word for this writer's slot).
-    Off,
+    /// value leaves with the writer: the cell's `gauge`.
+    Gauge,
 }
 
 /// A resolved series: record through it with no lookup, no lock and no
@@ -86,7 +87,8 @@ pub struct SeriesHandle {
     /// Histogram bounds (empty for counters and gauges).
     bounds: Arc<[f64]>,
     mode: Mode,
-    base: usize,
+    /// Where the series is now (`Stats::maintain` moves it).
+    cell: Arc<SeriesCell>,
     segment: Arc<Segment>,
     /// The writer whose slot a gauge handle's word belongs to.
     _owner: Option<Arc<Writer>>,
@@ -104,33 +106,68 @@ impl SeriesHandle {
     /// A handle on the series at `base` of `family`, writing for `owner`.
     pub(crate) fn new(
         owner: &Arc<Writer>,
+        follow: &mut Follow,
         adder: Adder<BlockStride>,
         family: &Resolved,
+        labels: &[&str],
         base: u32,
     ) -> Self {
         let segment = owner.segment.clone();
         let (mode, keep) = match family.target.shape.kind {
             Kind::Histogram => (Mode::Histogram, None),
             Kind::Counter => (Mode::Counter, None),
-            Kind::Gauge => match segment
-                .series_region()
-                .gauge_word(base as usize, owner.slot)
-            {
-                Some(w) => (Mode::Gauge(NonNull::from(w)), Some(owner.clone())),
-                // Unreachable for a base the directory handed out; a handle
-                // that records nothing is the safe answer.
-                None => (Mode::Off, None),
-            },
+            Kind::Gauge => (Mode::Gauge, Some(owner.clone())),
+        };
+        let fam = family.target.family;
+        let cell = {
+            let found = follow.cells.iter().find_map(|e| {
+                (e.family == fam && e.labels.iter().map(|s| &**s).eq(labels.iter().copied()))
+                    .then(|| e.cell.upgrade())
+                    .flatten()
+            });
+            match found {
+                Some(c) => c,
+                None => {
+                    let c = Arc::new(SeriesCell {
+                        base: AtomicUsize::new(base as usize),
+                        gauge: AtomicPtr::new(match mode {
+                            // None only for a base the directory did not
+                            // hand out: a handle that records nothing.
+                            Mode::Gauge => segment
+                                .series_region()
+                                .gauge_word(base as usize, owner.slot())
+                                .map_or(std::ptr::null_mut(), |w| std::ptr::from_ref(w).cast_mut()),
+                            _ => std::ptr::null_mut(),
+                        }),
+                    });
+                    // Forget handles dropped since (keeps the list bounded
+                    // by the live ones).
+                    if follow.cells.len() >= 64 && follow.cells.len().is_power_of_two() {
+                        follow.cells.retain(|e| e.cell.strong_count() > 0);
+                    }
+                    follow.cells.push(CellEntry {
+                        family: fam,
+                        labels: labels.iter().map(|l| (*l).into()).collect(),
+                        cell: Arc::downgrade(&c),
+                    });
+                    c
+                }
+            }
         };
         SeriesHandle {
             adder,
-            family: family.target.family,
+            family: fam,
             bounds: family.bounds.clone(),
             mode,
-            base: base as usize,
+            cell,
             segment,
             _owner: keep,
         }
+    }
+
+    #[inline(always)]
+    fn base_now(&self) -> usize {
+        self.cell.base.load(Ordering::Relaxed)
     }
 
     /// The family this series belongs to.
@@ -143,7 +180,7 @@ impl SeriesHandle {
         match self.mode {
             Mode::Counter => Kind::Counter,
             Mode::Histogram => Kind::Histogram,
-            Mode::Gauge(_) | Mode::Off => Kind::Gauge,
+            Mode::Gauge => Kind::Gauge,
         }
     }
 
@@ -157,9 +194,9 @@ impl SeriesHandle {
     #[inline]
     pub fn inc_by(&self, n: u64) {
         match self.mode {
-            Mode::Counter => self.adder.add(self.base, n),
-            Mode::Gauge(w) => gauge_add(w, n),
-            Mode::Histogram | Mode::Off => {}
+            Mode::Counter => self.adder.add(self.base_now(), n),
+            Mode::Gauge => gauge_add(&self.cell, n),
+            Mode::Histogram => {}
         }
     }
 
@@ -169,9 +206,9 @@ impl SeriesHandle {
     #[inline]
     pub fn add(&self, delta: i64) {
         match self.mode {
-            Mode::Counter => self.adder.add(self.base, delta as u64),
-            Mode::Gauge(w) => gauge_add(w, delta as u64),
-            Mode::Histogram | Mode::Off => {}
+            Mode::Counter => self.adder.add(self.base_now(), delta as u64),
+            Mode::Gauge => gauge_add(&self.cell, delta as u64),
+            Mode::Histogram => {}
         }
     }
 
@@ -180,13 +217,18 @@ impl SeriesHandle {
     #[inline]
     pub fn observe(&self, value: f64) {
         if let Mode::Histogram = self.mode {
-            self.adder.observe(&self.bounds, self.base, value);
+            self.adder.observe(&self.bounds, self.base_now(), value);
         }
     }
 
     /// The index of the series' first value word.
     pub(crate) fn base(&self) -> usize {
-        self.base
+        self.base_now()
+    }
+
+    /// Where the series is now.
+    pub(crate) fn cell(&self) -> &Arc<SeriesCell> {
+        &self.cell
     }
 
     /// The segment this handle records into.

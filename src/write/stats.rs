@@ -12,7 +12,6 @@
 //! predictable branch on it.
 
 use super::adder::{Adder, BlockStride, Rseq, ShardStride};
-use super::cache::Cache;
 use super::writer::Writer;
 use crate::cpu::CpuSource;
 use crate::error::{Error, Result};
@@ -37,7 +36,6 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Stats {
     counters: Adder<ShardStride>,
-    slot: NonNull<WriterSlot>,
     /// What the series adders of this handle are made from.
     cpu: CpuSource,
     rseq: Rseq,
@@ -60,7 +58,7 @@ impl Stats {
     /// Creates the named segment or attaches to it read-write, then claims a
     /// writer slot. Without a name, creates an anonymous segment.
     pub fn open(opts: &SegmentOptions) -> Result<Stats> {
-        Self::from_segment(Arc::new(Segment::open(opts)?))
+        Self::with_options(Arc::new(Segment::open(opts)?), opts.clone())
     }
 
     /// A writer on an already mapped segment (it must be writable).
@@ -69,6 +67,12 @@ impl Stats {
     /// [`Error::UnsupportedWriteMode`] unless this process can write it with
     /// rseq; it registers the calling thread for rseq if glibc did not.
     pub fn from_segment(segment: Arc<Segment>) -> Result<Stats> {
+        let opts = segment.options();
+        Self::with_options(segment, opts)
+    }
+
+    /// A writer on `segment`, which `maintain` creates again with `opts`.
+    pub(crate) fn with_options(segment: Arc<Segment>, opts: SegmentOptions) -> Result<Stats> {
         if !segment.is_writable() {
             return Err(Error::ReadOnly);
         }
@@ -103,19 +107,19 @@ impl Stats {
                 rseq,
             )
         };
-        let slot_ptr = NonNull::from(&segment.slots()[slot]);
-        Ok(Stats {
+        let every = opts
+            .maintain_every_ref()
+            .filter(|_| segment.name().is_some());
+        let stats = Stats {
             counters,
-            slot: slot_ptr,
             cpu,
             rseq,
-            writer: Arc::new(Writer {
-                segment,
-                slot,
-                pid: std::process::id(),
-                cache: Cache::default(),
-            }),
-        })
+            writer: Arc::new(Writer::new(segment, slot, opts)),
+        };
+        if let Some(every) = every {
+            super::writer::watch(&stats.writer, every)?;
+        }
+        Ok(stats)
     }
 
     /// The segment this handle writes to.
@@ -125,13 +129,12 @@ impl Stats {
 
     /// The writer slot this handle's gauges live in.
     pub fn writer_slot(&self) -> usize {
-        self.writer.slot
+        self.writer.slot()
     }
 
     #[inline(always)]
     fn gauges(&self) -> &WriterSlot {
-        // SAFETY: the slot lives as long as `writer`, which we hold.
-        unsafe { self.slot.as_ref() }
+        self.writer.gauges()
     }
 
     /// The fixed counters' adder (test support: the rseq parts).
@@ -165,7 +168,7 @@ impl Stats {
         if let Some(w) = self
             .segment()
             .series_region()
-            .gauge_word(base as usize, self.writer.slot)
+            .gauge_word(base as usize, self.writer.slot())
         {
             w.fetch_add(delta as u64, std::sync::atomic::Ordering::Relaxed);
         }

@@ -62,14 +62,15 @@
 
 use super::series::{histogram_offsets, SeriesHandle};
 use super::stats::Stats;
+use super::writer::ThreadEntry;
 use crate::error::{Error, Result};
 use crate::schema::{Counter, Direction, FamilyId, Kind, COUNTERS};
 use crate::segment::rows;
-use crate::segment::RowClaim;
 use crate::sync::AtomicU64;
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// What the hot path reads: where the row is, as its distance (wrapping)
 /// from `scratch` — 0, as in a zeroed cell, means no row (a closed handle,
@@ -79,11 +80,13 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub(crate) struct RowCell {
-    row_delta: usize,
+    /// Relaxed atomics (plain loads on the hot path): `Stats::maintain`
+    /// re-points a live writer's cell from another thread.
+    row_delta: AtomicUsize,
     owner: *mut (),
     /// The row's series slots (bindings, then values); null when the
     /// segment's rows have none, or there is no row.
-    series: *const AtomicU64,
+    series: AtomicPtr<AtomicU64>,
     /// Where a row-less handle's adds go: private, read by no one.
     scratch: [AtomicU64; COUNTERS],
 }
@@ -220,7 +223,8 @@ impl<'a> RowRef<'a> {
         // (held by the writer) keeps mapped.
         unsafe {
             let scratch = ptr::addr_of!((*cell).scratch);
-            let row = scratch.addr().wrapping_add((*cell).row_delta);
+            let delta = (*cell).row_delta.load(Ordering::Relaxed);
+            let row = scratch.addr().wrapping_add(delta);
             RowRef(&*ptr::with_exposed_provenance::<[AtomicU64; COUNTERS]>(row))
         }
     }
@@ -233,7 +237,7 @@ impl<'a> RowRef<'a> {
     #[inline(always)]
     pub(crate) unsafe fn held(cell: *const RowCell) -> bool {
         // SAFETY: per the contract the cell is mapped.
-        unsafe { (*cell).row_delta != 0 }
+        unsafe { (*cell).row_delta.load(Ordering::Relaxed) != 0 }
     }
 
     /// See [`ThreadStats::record_packets`].
@@ -290,7 +294,9 @@ impl<'a> RowRef<'a> {
 pub struct ThreadStats {
     cell: NonNull<RowCell>,
     cell_index: usize,
-    claim: Option<RowClaim>,
+    /// This writer's entry in its `Writer`'s list of thread writers, which
+    /// holds the row claim (`maintain` replaces it).
+    entry: u64,
     stats: Stats,
     /// Neither `Send` nor `Sync`: one writer per row.
     _one_thread: PhantomData<*const ()>,
@@ -299,6 +305,8 @@ pub struct ThreadStats {
 impl ThreadStats {
     pub(crate) fn open(stats: &Stats) -> Result<ThreadStats> {
         let segment = stats.segment();
+        // Held from the claim to the registration: `maintain` moves rows.
+        let mut follow = stats.writer.follow();
         let claim = segment.claim_row()?;
         let (cell_index, cell) = match alloc_cell() {
             Ok(c) => c,
@@ -307,26 +315,22 @@ impl ThreadStats {
                 return Err(e);
             }
         };
-        let row = ptr::from_ref(&segment.rows()[claim.row].counters);
-        let series = segment
-            .row_series_of(claim.row)
-            .first()
-            .map_or(ptr::null(), |w| w as *const AtomicU64);
         // SAFETY: a cell just handed to us alone; the row stays mapped while
-        // `stats` (which holds the segment) lives in this handle. The row is
-        // in the segment's mapping, never in the cell, so its distance from
-        // the scratch row is not 0.
-        unsafe {
-            let scratch = ptr::addr_of!((*cell.as_ptr()).scratch);
-            let delta = row.expose_provenance().wrapping_sub(scratch.addr());
-            debug_assert_ne!(delta, 0);
-            (*cell.as_ptr()).row_delta = delta;
-            (*cell.as_ptr()).series = series;
-        }
+        // `stats` (which holds the segment) lives in this handle.
+        unsafe { point(cell, segment, claim.row) };
+        follow.next_thread += 1;
+        let entry = follow.next_thread;
+        follow.threads.push(ThreadEntry {
+            id: entry,
+            cell: cell.cast(),
+            claim: Some(claim),
+            bindings: Vec::new(),
+        });
+        drop(follow);
         Ok(ThreadStats {
             cell,
             cell_index,
-            claim: Some(claim),
+            entry,
             stats: stats.clone(),
             _one_thread: PhantomData,
         })
@@ -340,7 +344,17 @@ impl ThreadStats {
 
     /// The row this writer holds.
     pub fn row_index(&self) -> usize {
-        self.claim.as_ref().map_or(usize::MAX, |c| c.row)
+        self.row_in(&self.stats.writer.follow())
+    }
+
+    /// The row this writer holds, from the writer's list.
+    fn row_in(&self, follow: &super::writer::Follow) -> usize {
+        follow
+            .threads
+            .iter()
+            .find(|t| t.id == self.entry)
+            .and_then(|t| t.claim.as_ref())
+            .map_or(usize::MAX, |c| c.row)
     }
 
     /// The per-CPU writer this thread writer was made from: for gauges,
@@ -412,6 +426,58 @@ impl ThreadStats {
     }
 }
 
+/// Points the cell at row `row` of `segment` (its counters and series
+/// slots).
+///
+/// # Safety
+/// `cell` is a live cell; `segment` keeps the row mapped while the cell
+/// may be read (the thread writer holds it).
+pub(crate) unsafe fn point(cell: NonNull<RowCell>, segment: &crate::segment::Segment, row: usize) {
+    let counters = ptr::from_ref(&segment.rows()[row].counters);
+    let series = segment
+        .row_series_of(row)
+        .first()
+        .map_or(ptr::null_mut(), |w| ptr::from_ref(w).cast_mut());
+    // SAFETY: per the contract.
+    unsafe { point_at(cell, counters, series) };
+}
+
+/// Points the cell at the row `counters` and its series slots `series`
+/// (null: none).
+///
+/// # Safety
+/// As for [`point`]; `counters` is never inside the cell.
+pub(crate) unsafe fn point_at(
+    cell: NonNull<RowCell>,
+    counters: *const [AtomicU64; COUNTERS],
+    series: *mut AtomicU64,
+) {
+    // SAFETY: per the contract the cell is live. The row is outside the
+    // cell, so its distance from the scratch row is not 0.
+    unsafe {
+        let scratch = ptr::addr_of!((*cell.as_ptr()).scratch);
+        let delta = counters.expose_provenance().wrapping_sub(scratch.addr());
+        debug_assert_ne!(delta, 0);
+        (*cell.as_ptr()).series.store(series, Ordering::Relaxed);
+        (*cell.as_ptr()).row_delta.store(delta, Ordering::Release);
+    }
+}
+
+/// Where the cell points: its row's counters and series slots.
+///
+/// # Safety
+/// `cell` is a live cell.
+pub(crate) unsafe fn aim(cell: NonNull<RowCell>) -> (*const [AtomicU64; COUNTERS], *mut AtomicU64) {
+    // SAFETY: per the contract.
+    unsafe {
+        let c = cell.as_ptr();
+        (
+            ptr::from_ref(RowRef::of(c).0),
+            (*c).series.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// The owner word of the cell at `cell` for the hot path: null in a forked
 /// child (the cell is wiped), so inherited handles do nothing there.
 ///
@@ -450,7 +516,14 @@ impl Drop for ThreadStats {
         if !unsafe { RowRef::held(self.cell.as_ptr()) } {
             return;
         }
-        if let Some(claim) = self.claim.take() {
+        let mut follow = self.stats.writer.follow();
+        let entry = follow
+            .threads
+            .iter()
+            .position(|t| t.id == self.entry)
+            .map(|i| follow.threads.swap_remove(i));
+        drop(follow);
+        if let Some(claim) = entry.and_then(|e| e.claim) {
             self.stats.segment().release_row(claim);
         }
         // SAFETY: our cell, which nothing uses after this.
@@ -488,8 +561,6 @@ impl ThreadSeriesRaw {
     /// Binds `shared`'s series to slots of `t`'s row where it can.
     pub(crate) fn bind(t: &ThreadStats, shared: SeriesHandle) -> ThreadSeriesRaw {
         let kind = shared.kind();
-        let words = t.stats.segment().row_series_of(t.row_index());
-        let slots = words.len() / 2;
         // SAFETY: the writer's own cell, read on its thread.
         let held = unsafe { RowRef::held(t.cell.as_ptr()) };
         let mode = match kind {
@@ -500,7 +571,21 @@ impl ThreadSeriesRaw {
             _ => {
                 let n = shared.bounds().len() + 2;
                 let n = if kind == Kind::Counter { 1 } else { n };
-                match rows::bind_run(words, slots, shared.base() as u64, n) {
+                // Under the writer's lock: `maintain` moves rows and their
+                // bindings together.
+                let mut follow = t.stats.writer.follow();
+                let words = t.stats.segment().row_series_of(t.row_in(&follow));
+                let slots = words.len() / 2;
+                let bound = rows::bind_run(words, slots, shared.base() as u64, n);
+                if let (Some(s), Some(e)) =
+                    (bound, follow.threads.iter_mut().find(|e| e.id == t.entry))
+                {
+                    if !e.bindings.iter().any(|b| b.0 == s) {
+                        e.bindings.push((s, n, Arc::downgrade(shared.cell())));
+                    }
+                }
+                drop(follow);
+                match bound {
                     Some(s) if kind == Kind::Counter => RowMode::Counter(slots + s),
                     Some(s) => RowMode::Histogram(slots + s),
                     None => RowMode::Shared,
@@ -519,7 +604,7 @@ impl ThreadSeriesRaw {
     fn slots(&self) -> Option<NonNull<AtomicU64>> {
         // SAFETY: the cell of a live thread writer (or one wiped in a
         // forked child, which reads null); read on the owning thread.
-        NonNull::new(unsafe { (*self.cell.as_ptr()).series }.cast_mut())
+        NonNull::new(unsafe { (*self.cell.as_ptr()).series.load(Ordering::Relaxed) })
     }
 
     /// Whether this process's thread writer still holds its row (false in

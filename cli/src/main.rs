@@ -23,6 +23,7 @@ macro_rules! say {
 mod demo;
 mod http;
 mod nodes;
+mod otlp;
 mod publish;
 mod serve;
 mod signals;

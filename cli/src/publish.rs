@@ -9,7 +9,6 @@
 use clap::Args;
 use nodestats::cluster::{NodeState, Publisher, PublisherConfig, PublisherStatus};
 use nodestats::{Error, NodeStats};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -29,11 +28,18 @@ pub(crate) struct PublishArgs {
     state: NodeState,
 }
 
+impl PublishArgs {
+    /// The node's region, if given.
+    pub(crate) fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+}
+
 /// Set by SIGUSR1.
 static DRAIN: AtomicBool = AtomicBool::new(false);
 
-/// The running publisher's counters and labels, for the /metrics page.
-static STATUS: OnceLock<(PublisherStatus, String)> = OnceLock::new();
+/// The running publisher's counters, for the /metrics page.
+static STATUS: OnceLock<PublisherStatus> = OnceLock::new();
 
 extern "C" fn on_usr1(_: libc::c_int) {
     DRAIN.store(true, Ordering::Relaxed);
@@ -43,11 +49,7 @@ extern "C" fn on_usr1(_: libc::c_int) {
 pub(crate) struct Publishing(Option<Publisher>);
 
 /// Starts publishing as `node_id` when `--redis` was given.
-pub(crate) fn start(
-    args: &PublishArgs,
-    node_id: &str,
-    node_type: &str,
-) -> Result<Publishing, Error> {
+pub(crate) fn start(args: &PublishArgs, node_id: &str) -> Result<Publishing, Error> {
     let Some(url) = &args.redis else {
         return Ok(Publishing(None));
     };
@@ -58,12 +60,7 @@ pub(crate) fn start(
         ..PublisherConfig::new(url.clone(), node_id)
     };
     let publisher = Publisher::start(config).map_err(|e| Error::Config(e.to_string()))?;
-    let labels = format!(
-        "{{node_id=\"{}\",node_type=\"{}\"}}",
-        escape(node_id),
-        escape(node_type)
-    );
-    let _ = STATUS.set((publisher.status(), labels));
+    let _ = STATUS.set(publisher.status());
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe; the function pointer is valid for the program's life.
     unsafe {
@@ -96,15 +93,10 @@ impl Publishing {
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// `text` with the publisher's counters appended (unchanged without `--redis`).
-pub(crate) fn with_metrics(mut text: String) -> String {
-    if let Some((status, labels)) = STATUS.get() {
+/// Adds the publisher's counters to a /metrics snapshot (nothing without
+/// `--redis`).
+pub(crate) fn add_metrics(snapshot: &mut nodestats::Snapshot) {
+    if let Some(status) = STATUS.get() {
         for (name, help, v) in [
             (
                 "nodestats_redis_publish_failures_total",
@@ -117,11 +109,7 @@ pub(crate) fn with_metrics(mut text: String) -> String {
                 status.published(),
             ),
         ] {
-            let _ = write!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {v}\n"
-            );
+            snapshot.add_counter(name, help, &[], v as f64);
         }
     }
-    text
 }

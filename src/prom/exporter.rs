@@ -1,7 +1,8 @@
 //! [`Exporter`]: a `prometheus::core::Collector` that reads the segment at
 //! scrape time and emits every LiveKit family plus our own.
 
-use super::text;
+use super::snapshot::{OpenMetricsCounters, Snapshot};
+use super::{text, Format};
 use crate::read::reader::Scrape;
 use crate::read::{Anomalies, NodeStats, SeriesValue};
 use crate::schema::{Counter, Family, FamilyId, Gauge, Kind, COUNTERS, FAMILIES};
@@ -284,6 +285,7 @@ pub struct Exporter {
     const_labels: Vec<(String, String)>,
     descs: Vec<Desc>,
     state: Arc<ExporterState>,
+    om_counters: OpenMetricsCounters,
 }
 
 impl Exporter {
@@ -317,7 +319,15 @@ impl Exporter {
             const_labels,
             descs,
             state: Arc::new(ExporterState::default()),
+            om_counters: OpenMetricsCounters::default(),
         })
+    }
+
+    /// How counters whose name does not end in `_total` are written in
+    /// OpenMetrics (see [`OpenMetricsCounters`]).
+    pub fn openmetrics_counters(mut self, how: OpenMetricsCounters) -> Self {
+        self.om_counters = how;
+        self
     }
 
     /// Shared state to feed with collector updates (system and collector
@@ -335,30 +345,42 @@ impl Exporter {
     /// directly from one read of the segment. Families with no series yet
     /// are left out, as a registry does.
     pub fn text(&self) -> String {
-        let fams = self.snapshot();
-        let points: usize = fams
-            .iter()
-            .map(|f| f.points.len() * (f.bounds.len() + 3))
-            .sum();
-        let mut out = String::with_capacity(4096 + points * 160);
-        for f in fams.iter().filter(|f| !f.points.is_empty()) {
-            f.write_text(&self.const_labels, &mut out);
-        }
-        out
+        self.snapshot().text()
+    }
+
+    /// Every family in `format`, from one read of the segment: the body of
+    /// a scrape answered with [`Format::content_type`].
+    pub fn write(&self, format: Format) -> Vec<u8> {
+        self.snapshot().write(format)
+    }
+
+    /// One read of the segment (and of the latest collector update): the
+    /// families to write in any format, to add series of your own to, or
+    /// to convert into another model (`nodestats serve` pushes it as OTLP).
+    pub fn snapshot(&self) -> Snapshot {
+        let (fams, layout) = self.read();
+        Snapshot::new(
+            fams,
+            self.const_labels.clone(),
+            layout.segment_id,
+            layout.created_unix_ns,
+            self.om_counters,
+        )
     }
 
     /// Every family as protobuf structs (what `prometheus::Registry`
     /// gathers).
     pub fn families(&self) -> Vec<MetricFamily> {
-        self.snapshot()
+        self.read()
+            .0
             .into_iter()
             .map(|f| f.to_proto(&self.const_labels))
             .collect()
     }
 
     /// One read of the segment (and of the latest collector update) as
-    /// families of points.
-    fn snapshot(&self) -> Vec<Fam> {
+    /// families of points, and the layout of the segment read.
+    fn read(&self) -> (Vec<Fam>, crate::segment::Layout) {
         let published = self
             .state
             .segment
@@ -430,7 +452,7 @@ impl Exporter {
             slot_of.insert(d.id, out.len());
             overflow.push((d.spec.name.clone(), d.overflowed));
             let spec = &d.spec;
-            out.push(Fam::new(
+            let mut fam = Fam::new(
                 spec.name.clone().into(),
                 spec.help.clone().into(),
                 spec.kind,
@@ -439,7 +461,9 @@ impl Exporter {
                     Kind::Histogram => spec.effective_buckets().to_vec(),
                     _ => Vec::new(),
                 },
-            ));
+            );
+            fam.unit = spec.unit.clone().into();
+            out.push(fam);
         }
         // read_all already merged series among themselves; only the fixed
         // points can share their labels.
@@ -504,12 +528,12 @@ impl Exporter {
             fam.points = (o.points)(&input);
             out.push(fam);
         }
-        out
+        (out, *segment.layout())
     }
 }
 
 /// A value of one series.
-enum Val {
+pub(super) enum Val {
     Scalar(f64),
     /// Non-cumulative bucket counts (+Inf last) and the sum.
     Hist(Vec<u64>, f64),
@@ -532,24 +556,27 @@ impl Val {
 }
 
 /// One series: its variable label values and value.
-struct Point {
-    values: Vec<String>,
-    val: Val,
+pub(super) struct Point {
+    pub(super) values: Vec<String>,
+    pub(super) val: Val,
 }
 
 /// One family ready to export.
-struct Fam {
-    name: Cow<'static, str>,
-    help: Cow<'static, str>,
-    kind: Kind,
-    labels: Vec<Cow<'static, str>>,
+pub(super) struct Fam {
+    pub(super) name: Cow<'static, str>,
+    pub(super) help: Cow<'static, str>,
+    pub(super) kind: Kind,
+    /// The declared unit (OpenMetrics `# UNIT`, OTLP's `unit`); empty if
+    /// none.
+    pub(super) unit: Cow<'static, str>,
+    pub(super) labels: Vec<Cow<'static, str>>,
     /// Histogram bounds, +Inf excluded (empty otherwise).
-    bounds: Vec<f64>,
-    points: Vec<Point>,
+    pub(super) bounds: Vec<f64>,
+    pub(super) points: Vec<Point>,
 }
 
 impl Fam {
-    fn new(
+    pub(super) fn new(
         name: Cow<'static, str>,
         help: Cow<'static, str>,
         kind: Kind,
@@ -560,6 +587,7 @@ impl Fam {
             name,
             help,
             kind,
+            unit: Cow::Borrowed(""),
             labels,
             bounds,
             points: Vec::new(),
@@ -567,7 +595,7 @@ impl Fam {
     }
 
     /// Label pairs of `p`, const labels included, sorted by name.
-    fn pairs<'a>(
+    pub(super) fn pairs<'a>(
         &'a self,
         consts: &'a [(String, String)],
         p: &'a Point,
@@ -586,7 +614,7 @@ impl Fam {
         v
     }
 
-    fn write_text(&self, consts: &[(String, String)], out: &mut String) {
+    pub(super) fn write_text(&self, consts: &[(String, String)], out: &mut String) {
         text::family_header(out, &self.name, &self.help, self.kind);
         let line = |out: &mut String, suffix: &str, pairs: &[(&str, &str)], le, v| {
             text::sample(out, &self.name, suffix, pairs, le, v)

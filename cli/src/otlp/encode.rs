@@ -1,0 +1,145 @@
+//! A [`Snapshot`] as an OTLP `ExportMetricsServiceRequest`, with the
+//! upstream message types: counters as cumulative monotonic sums, gauges
+//! as gauges, histograms as cumulative explicit-bucket histograms. The
+//! const labels (`node_id`, `node_type`) are resource attributes, so data
+//! points carry only each family's own labels.
+
+use nodestats::{Kind, Snapshot, Value};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+/// A string attribute.
+pub(crate) fn attr(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The request for `snapshot`, taken at `now_ns` (Unix nanoseconds), from
+/// a node described by `resource` (attribute pairs). Every point starts at
+/// the segment's creation (clamped to `now_ns`): a replaced segment, whose
+/// counters restarted, starts a new cumulative stream.
+pub(crate) fn request(
+    snapshot: &Snapshot,
+    resource: &[(String, String)],
+    now_ns: u64,
+) -> ExportMetricsServiceRequest {
+    let start = snapshot.segment_created_unix_ns().min(now_ns);
+    let mut metrics = Vec::new();
+    for fam in snapshot.families() {
+        let names: Vec<&str> = fam.label_names().collect();
+        let attributes = |values: &[String]| -> Vec<KeyValue> {
+            names.iter().zip(values).map(|(k, v)| attr(k, v)).collect()
+        };
+        let number = |values: &[String], v: number_data_point::Value| NumberDataPoint {
+            attributes: attributes(values),
+            start_time_unix_nano: start,
+            time_unix_nano: now_ns,
+            value: Some(v),
+            ..Default::default()
+        };
+        let data = match fam.kind() {
+            Kind::Counter => metric::Data::Sum(Sum {
+                data_points: fam
+                    .series()
+                    .filter_map(|s| match s.value() {
+                        Value::Scalar(v) => Some(number(
+                            s.label_values(),
+                            number_data_point::Value::AsInt(v as i64),
+                        )),
+                        _ => None,
+                    })
+                    .collect(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            }),
+            Kind::Gauge => metric::Data::Gauge(Gauge {
+                data_points: fam
+                    .series()
+                    .filter_map(|s| match s.value() {
+                        Value::Scalar(v) => Some(number(
+                            s.label_values(),
+                            number_data_point::Value::AsDouble(v),
+                        )),
+                        _ => None,
+                    })
+                    .collect(),
+            }),
+            Kind::Histogram => metric::Data::Histogram(Histogram {
+                data_points: fam
+                    .series()
+                    .filter_map(|s| match s.value() {
+                        Value::Histogram { buckets, sum } => Some(HistogramDataPoint {
+                            attributes: attributes(s.label_values()),
+                            start_time_unix_nano: start,
+                            time_unix_nano: now_ns,
+                            count: buckets.iter().fold(0u64, |a, b| a.saturating_add(*b)),
+                            sum: Some(sum),
+                            bucket_counts: buckets.to_vec(),
+                            explicit_bounds: fam.bounds().to_vec(),
+                            ..Default::default()
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            }),
+        };
+        metrics.push(Metric {
+            name: fam.name().to_string(),
+            description: fam.help().to_string(),
+            unit: fam.unit().to_string(),
+            metadata: Vec::new(),
+            data: Some(data),
+        });
+    }
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: resource.iter().map(|(k, v)| attr(k, v)).collect(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "nodestats".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// The request body for `snapshot`: the request's protobuf bytes, gzipped
+/// if `gzip` (compression of a `Vec` cannot fail).
+pub(crate) fn body(
+    snapshot: &Snapshot,
+    resource: &[(String, String)],
+    now_ns: u64,
+    gzip: bool,
+) -> Vec<u8> {
+    use prost::Message;
+    let bytes = request(snapshot, resource, now_ns).encode_to_vec();
+    if !gzip {
+        return bytes;
+    }
+    let mut z = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4),
+        flate2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut z, &bytes)
+        .and_then(|()| z.finish())
+        .unwrap_or(bytes)
+}

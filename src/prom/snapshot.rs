@@ -1,0 +1,263 @@
+//! [`Snapshot`]: one read of the segment as families of series, the one
+//! model every output format is written from (text 0.0.4, OpenMetrics,
+//! and in `nodestats serve` OTLP), with a read-only view for outputs that
+//! live outside the library.
+
+use super::exporter::{Fam, Point, Val};
+use super::{openmetrics, Format};
+use crate::schema::Kind;
+use std::borrow::Cow;
+use std::fmt;
+
+/// How a counter whose name does not end in `_total` (LiveKit's
+/// `livekit_packet_bytes`, `livekit_track_publish_counter`, …) is written
+/// in OpenMetrics, where a counter's samples must end in `_total`.
+///
+/// Prometheus asks for OpenMetrics first by default, and LiveKit's own
+/// server answers it with text, so Prometheus stores those counters under
+/// their own names. [`Unknown`](Self::Unknown), the default, keeps every
+/// series name what the text format gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OpenMetricsCounters {
+    /// Written as OpenMetrics type `unknown` under their own name: the
+    /// series names stay those of the text format (and of LiveKit).
+    #[default]
+    Unknown,
+    /// Written as OpenMetrics counters, their samples named with `_total`
+    /// appended (`livekit_packet_bytes_total`): typed, but renamed.
+    Total,
+}
+
+/// One read of the segment: every family (LiveKit's, the declared ones,
+/// ours) with its series, the const labels, and which segment was read.
+///
+/// Made by [`Exporter::snapshot`](crate::Exporter::snapshot). Write it in
+/// any [`Format`], add series of your own first
+/// ([`add_counter`](Self::add_counter), [`add_gauge`](Self::add_gauge)),
+/// or walk it with [`families`](Self::families).
+pub struct Snapshot {
+    fams: Vec<Fam>,
+    consts: Vec<(String, String)>,
+    segment_id: u128,
+    created_unix_ns: u64,
+    om_counters: OpenMetricsCounters,
+}
+
+impl Snapshot {
+    pub(super) fn new(
+        fams: Vec<Fam>,
+        consts: Vec<(String, String)>,
+        segment_id: u128,
+        created_unix_ns: u64,
+        om_counters: OpenMetricsCounters,
+    ) -> Self {
+        Snapshot {
+            fams,
+            consts,
+            segment_id,
+            created_unix_ns,
+            om_counters,
+        }
+    }
+
+    /// The id of the segment read: a new id means every counter restarted.
+    pub fn segment_id(&self) -> u128 {
+        self.segment_id
+    }
+
+    /// When the segment read was created, Unix nanoseconds (the start of
+    /// every counter in it).
+    pub fn segment_created_unix_ns(&self) -> u64 {
+        self.created_unix_ns
+    }
+
+    /// The const labels on every series (`node_id`, `node_type`), sorted
+    /// by name.
+    pub fn const_labels(&self) -> &[(String, String)] {
+        &self.consts
+    }
+
+    /// The families with at least one series, in the order they are
+    /// written.
+    pub fn families(&self) -> impl Iterator<Item = FamilyView<'_>> + '_ {
+        self.fams
+            .iter()
+            .filter(|f| !f.points.is_empty())
+            .map(|fam| FamilyView { fam })
+    }
+
+    /// Adds a counter series (`labels` are its own label pairs; the const
+    /// labels are added) to the family `name`, made with this help and
+    /// these label names on its first series.
+    pub fn add_counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.add(name, help, Kind::Counter, labels, value);
+    }
+
+    /// [`add_counter`](Self::add_counter) for a gauge.
+    pub fn add_gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.add(name, help, Kind::Gauge, labels, value);
+    }
+
+    fn add(&mut self, name: &str, help: &str, kind: Kind, labels: &[(&str, &str)], v: f64) {
+        let at = match self.fams.iter().position(|f| f.name == name) {
+            Some(i) => i,
+            None => {
+                self.fams.push(Fam::new(
+                    Cow::Owned(name.to_string()),
+                    Cow::Owned(help.to_string()),
+                    kind,
+                    labels.iter().map(|l| Cow::Owned(l.0.to_string())).collect(),
+                    Vec::new(),
+                ));
+                self.fams.len() - 1
+            }
+        };
+        let fam = &mut self.fams[at];
+        let values = fam
+            .labels
+            .iter()
+            .map(|n| {
+                let found = labels.iter().find(|l| l.0 == n);
+                found.map_or_else(String::new, |l| l.1.to_string())
+            })
+            .collect();
+        fam.points.push(Point {
+            values,
+            val: Val::Scalar(v),
+        });
+    }
+
+    /// The families in the Prometheus text format 0.0.4 (what
+    /// [`Exporter::text`](crate::Exporter::text) returns).
+    pub fn text(&self) -> String {
+        let points: usize = self
+            .fams
+            .iter()
+            .map(|f| f.points.len() * (f.bounds.len() + 3))
+            .sum();
+        let mut out = String::with_capacity(4096 + points * 160);
+        for f in self.fams.iter().filter(|f| !f.points.is_empty()) {
+            f.write_text(&self.consts, &mut out);
+        }
+        out
+    }
+
+    /// The families in `format`.
+    pub fn write(&self, format: Format) -> Vec<u8> {
+        match format {
+            Format::Text => self.text().into_bytes(),
+            Format::OpenMetrics => {
+                openmetrics::write(&self.fams, &self.consts, self.om_counters).into_bytes()
+            }
+        }
+    }
+}
+
+/// A family of a [`Snapshot`].
+#[derive(Clone, Copy)]
+pub struct FamilyView<'a> {
+    fam: &'a Fam,
+}
+
+impl<'a> FamilyView<'a> {
+    /// The family's name (as the text format writes it).
+    pub fn name(&self) -> &'a str {
+        &self.fam.name
+    }
+
+    /// Its help text.
+    pub fn help(&self) -> &'a str {
+        &self.fam.help
+    }
+
+    /// Counter, gauge or histogram.
+    pub fn kind(&self) -> Kind {
+        self.fam.kind
+    }
+
+    /// Its declared unit; empty if none.
+    pub fn unit(&self) -> &'a str {
+        &self.fam.unit
+    }
+
+    /// A histogram's bucket upper bounds, `+Inf` excluded (empty for
+    /// other kinds).
+    pub fn bounds(&self) -> &'a [f64] {
+        &self.fam.bounds
+    }
+
+    /// Its own label names (the const labels are the snapshot's).
+    pub fn label_names(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.fam.labels.iter().map(|l| &**l)
+    }
+
+    /// Its series.
+    pub fn series(&self) -> impl Iterator<Item = SeriesView<'a>> + 'a {
+        self.fam.points.iter().map(|point| SeriesView { point })
+    }
+}
+
+/// A series of a [`FamilyView`].
+#[derive(Clone, Copy)]
+pub struct SeriesView<'a> {
+    point: &'a Point,
+}
+
+impl<'a> SeriesView<'a> {
+    /// Its label values, one per [`FamilyView::label_names`], in order.
+    pub fn label_values(&self) -> &'a [String] {
+        &self.point.values
+    }
+
+    /// Its value.
+    pub fn value(&self) -> Value<'a> {
+        match &self.point.val {
+            Val::Scalar(v) => Value::Scalar(*v),
+            Val::Hist(buckets, sum, ..) => Value::Histogram { buckets, sum: *sum },
+        }
+    }
+}
+
+/// The value of a series.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// A counter's or gauge's value.
+    Scalar(f64),
+    /// A histogram: per-bucket (not cumulative) counts, one per bound and
+    /// the `+Inf` bucket last, and the sum of observations.
+    Histogram {
+        /// Counts per bucket, `+Inf` last.
+        buckets: &'a [u64],
+        /// Sum of the observations.
+        sum: f64,
+    },
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("segment_id", &format_args!("{:032x}", self.segment_id))
+            .field("families", &self.families().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for FamilyView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FamilyView")
+            .field("name", &self.name())
+            .field("kind", &self.kind())
+            .field("series", &self.fam.points.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SeriesView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeriesView")
+            .field("label_values", &self.label_values())
+            .field("value", &self.value())
+            .finish()
+    }
+}

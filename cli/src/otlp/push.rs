@@ -5,7 +5,8 @@
 //! Every interval it takes a fresh snapshot and POSTs it. A request that
 //! fails with 429, 502, 503 or 504, or gets no answer within the timeout,
 //! is retried with exponential backoff and jitter, not before the
-//! receiver's `Retry-After`. Cumulative data needs only the latest
+//! receiver's `Retry-After` (the backoff never exceeds one interval).
+//! Cumulative data needs only the latest
 //! snapshot: one still undelivered when the next interval comes is
 //! dropped (counted `stale`) and the new one goes instead. Any other
 //! status drops the snapshot (counted `rejected`); retrying would get the
@@ -28,7 +29,8 @@ use tokio::task::JoinHandle;
 
 /// First retry delay (before jitter); doubles per failure.
 const BACKOFF_START: Duration = Duration::from_millis(500);
-/// Longest retry delay (before jitter).
+/// Longest retry delay (before jitter), and never more than one interval:
+/// a receiver that stays down gets about one request per interval.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Longest `Retry-After` honoured.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
@@ -79,10 +81,11 @@ struct Pusher {
 impl Pusher {
     async fn run(mut self) {
         let interval = self.config.interval;
+        let backoff_max = BACKOFF_MAX.min(interval);
         let mut next = Instant::now() + interval;
         let mut pending: Option<Bytes> = None;
         let mut not_before = Instant::now();
-        let mut backoff = BACKOFF_START;
+        let mut backoff = BACKOFF_START.min(backoff_max);
         loop {
             let wake = match pending {
                 Some(_) => next.min(not_before),
@@ -110,17 +113,17 @@ impl Pusher {
             match self.send(body).await {
                 Outcome::Delivered => {
                     pending = None;
-                    backoff = BACKOFF_START;
+                    backoff = BACKOFF_START.min(backoff_max);
                 }
                 Outcome::Rejected => {
                     pending = None;
-                    backoff = BACKOFF_START;
+                    backoff = BACKOFF_START.min(backoff_max);
                     self.stats.dropped_rejected.fetch_add(1, Ordering::Relaxed);
                 }
                 Outcome::Retry(after) => {
                     let wait = self.jitter(backoff).max(after.unwrap_or_default());
                     not_before = Instant::now() + wait;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    backoff = (backoff * 2).min(backoff_max);
                 }
             }
         }

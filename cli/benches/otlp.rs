@@ -73,10 +73,18 @@ fn otlp(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("otlp_cpu");
     g.bench_function("push_body_10000_series", |b| {
-        b.iter_custom(|n| cpu(n, || encode::body(&exporter.snapshot(), &resource, now, false)))
+        b.iter_custom(|n| {
+            cpu(n, || {
+                encode::body(&exporter.snapshot(), &resource, now, false)
+            })
+        })
     });
     g.bench_function("push_body_10000_series_gzip", |b| {
-        b.iter_custom(|n| cpu(n, || encode::body(&exporter.snapshot(), &resource, now, true)))
+        b.iter_custom(|n| {
+            cpu(n, || {
+                encode::body(&exporter.snapshot(), &resource, now, true)
+            })
+        })
     });
     g.bench_function("snapshot_only_10000_series", |b| {
         b.iter_custom(|n| cpu(n, || exporter.snapshot()))

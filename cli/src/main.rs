@@ -53,7 +53,7 @@ enum Command {
     /// Simulated SFU workers record traffic into a segment; a collector prints live NodeStats.
     Demo(demo::DemoArgs),
     /// Attach read-only to a segment and serve /metrics (Prometheus), /stats (NodeStats JSON) and /healthz.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// The cluster in the Redis node registry: list, select a node, sweep dead ones.
     Nodes(nodes::NodesArgs),
     /// Attach read-only to a segment and print its current NodeStats.
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
             Some(name) => Failure::Segment(name, e),
             None => Failure::Other(e),
         }),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Show {
             segment,
             allow_foreign_owner,

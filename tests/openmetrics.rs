@@ -80,9 +80,9 @@ fn record(stats: &Stats) {
 }
 
 /// Runs the strict parser over `page`; returns what it read, one line per
-/// sample as `name{labels} value` (labels sorted), or panics with its
+/// sample as `type unit|name{labels} value` (labels sorted), or its
 /// complaint.
-fn strict_parse(page: &str) -> BTreeSet<String> {
+fn try_parse(page: &str) -> Result<BTreeSet<String>, String> {
     let script = r#"
 import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -92,7 +92,10 @@ for fam in text_string_to_metric_families(text):
         labels = ",".join("%s=%r" % kv for kv in sorted(s.labels.items()))
         print("%s %s|%s{%s} %r" % (fam.type, fam.unit or "-", s.name, labels, float(s.value)))
 "#;
-    let mut child = Command::new("python3")
+    // NODESTATS_PYTHON picks another interpreter (e.g. Debian's, with its
+    // older python3-prometheus-client).
+    let python = std::env::var("NODESTATS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = Command::new(python)
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -106,16 +109,23 @@ for fam in text_string_to_metric_families(text):
         .write_all(page.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the OpenMetrics parser rejected the page (install prometheus_client with pip if it is missing):\n{}\n--- page ---\n{page}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(str::to_string)
-        .collect()
+        .collect())
+}
+
+/// [`try_parse`], panicking with the parser's complaint.
+fn strict_parse(page: &str) -> BTreeSet<String> {
+    try_parse(page).unwrap_or_else(|e| {
+        panic!(
+            "the OpenMetrics parser rejected the page (install prometheus_client with pip if it is missing):\n{e}\n--- page ---\n{page}"
+        )
+    })
 }
 
 /// Sample names of a text or OpenMetrics page.
@@ -148,6 +158,14 @@ fn strict_parser_reads_every_family() {
     assert_eq!(sample_names(&om), sample_names(&text));
 
     let parsed = strict_parse(&om);
+    // The parser is strict: the text format, or our page cut short, fail.
+    assert!(try_parse(&text).is_err());
+    assert!(try_parse(om.strip_suffix("# EOF\n").unwrap()).is_err());
+    assert!(try_parse(&om.replace(
+        "# TYPE livekit_packet_bytes unknown",
+        "# TYPE livekit_packet_bytes counter"
+    ))
+    .is_err());
     // Counters named `_total` are OpenMetrics counters; the others
     // (LiveKit's `livekit_packet_bytes`) are `unknown` under their name.
     line_of(&parsed, "counter -|livekit_packet_total{");

@@ -143,3 +143,76 @@ pub(crate) fn body(
         .and_then(|()| z.finish())
         .unwrap_or(bytes)
 }
+
+/// Most buckets one side of an exponential histogram point may hold
+/// densely; a wider span is downscaled (two buckets merge into one per
+/// step) until it fits.
+const MAX_DENSE: i64 = 4096;
+
+/// One side of a native histogram, sparse with Prometheus' indices
+/// (bucket `i` covers `(base^(i-1), base^i]`), as OTLP's dense buckets
+/// (bucket `k` covers `(base^k, base^(k+1)]`, so `k = i - 1`) at `scale`,
+/// lowered until the span fits [`MAX_DENSE`]. Returns the buckets and the
+/// scale they are at.
+pub(crate) fn dense(
+    sparse: &[(i32, u64)],
+    scale: i32,
+) -> (
+    opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets,
+    i32,
+) {
+    use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+    let mut idx: Vec<(i64, u64)> = sparse.iter().map(|&(i, c)| (i64::from(i) - 1, c)).collect();
+    let mut scale = scale;
+    let span = |v: &[(i64, u64)]| match (v.iter().map(|x| x.0).min(), v.iter().map(|x| x.0).max()) {
+        (Some(lo), Some(hi)) => hi - lo + 1,
+        _ => 0,
+    };
+    while span(&idx) > MAX_DENSE {
+        for x in idx.iter_mut() {
+            x.0 >>= 1;
+        }
+        scale -= 1;
+    }
+    let Some(lo) = idx.iter().map(|x| x.0).min() else {
+        return (Buckets::default(), scale);
+    };
+    let mut counts = vec![0u64; span(&idx) as usize];
+    for (k, c) in idx {
+        let at = &mut counts[(k - lo) as usize];
+        *at = at.saturating_add(c);
+    }
+    (
+        Buckets {
+            offset: lo as i32,
+            bucket_counts: counts,
+        },
+        scale,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_buckets_become_dense_otlp_buckets() {
+        // Prometheus index 1 at schema 0 is (1, 2]; OTLP's index 0 is too.
+        let (b, scale) = dense(&[(1, 3), (2, 1), (5, 2)], 0);
+        assert_eq!(scale, 0);
+        assert_eq!(b.offset, 0);
+        assert_eq!(b.bucket_counts, vec![3, 1, 0, 0, 2]);
+        let (b, _) = dense(&[(-3, 1), (0, 4)], 3);
+        assert_eq!((b.offset, b.bucket_counts), (-4, vec![1, 0, 0, 4]));
+        let (b, scale) = dense(&[], 2);
+        assert_eq!((b.offset, b.bucket_counts.len(), scale), (0, 0, 2));
+        // A span too wide to hold densely merges pairs of buckets per step,
+        // keeping every count.
+        let (b, scale) = dense(&[(-10_000, 1), (10_000, 2)], 8);
+        assert!(b.bucket_counts.len() as i64 <= MAX_DENSE);
+        assert_eq!(scale, 5);
+        assert_eq!(b.bucket_counts.iter().sum::<u64>(), 3);
+        assert_eq!(b.offset, (-10_001i64 >> 3) as i32);
+        assert_eq!(*b.bucket_counts.last().unwrap(), 2);
+    }
+}

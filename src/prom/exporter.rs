@@ -1,6 +1,7 @@
 //! [`Exporter`]: a `prometheus::core::Collector` that reads the segment at
 //! scrape time and emits every LiveKit family plus our own.
 
+use super::native::NativeBuckets;
 use super::snapshot::{OpenMetricsCounters, Snapshot};
 use super::{text, Format};
 use crate::read::reader::Scrape;
@@ -489,10 +490,10 @@ impl Exporter {
                 .iter_mut()
                 .find(|p| p.values == s.labels)
             {
-                Some(p) => p.val.merge(fam.kind, &s),
+                Some(p) => p.val.merge(fam.kind, &s, None),
                 None => {
                     let val = match fam.kind {
-                        Kind::Histogram => Val::Hist(s.buckets, s.sum),
+                        Kind::Histogram => Val::Hist(s.buckets, s.sum, None),
                         Kind::Gauge => Val::Scalar((s.value as i64).max(0) as f64),
                         Kind::Counter => Val::Scalar(s.value as f64),
                     };
@@ -533,23 +534,31 @@ impl Exporter {
 }
 
 /// A value of one series.
-pub(super) enum Val {
+pub(crate) enum Val {
     Scalar(f64),
-    /// Non-cumulative bucket counts (+Inf last) and the sum.
-    Hist(Vec<u64>, f64),
+    /// Non-cumulative classic bucket counts (+Inf last; only the +Inf
+    /// word, unused, for a native histogram without classic bounds), the
+    /// sum, and the native buckets of a native histogram.
+    Hist(Vec<u64>, f64, Option<NativeBuckets>),
 }
 
 impl Val {
-    /// Adds a series with the same labels into this value.
-    fn merge(&mut self, kind: Kind, s: &SeriesValue) {
+    /// Adds a series with the same labels (and its native buckets, read
+    /// with its family's native layout) into this value.
+    fn merge(&mut self, kind: Kind, s: &SeriesValue, native: Option<NativeBuckets>) {
         match self {
             Val::Scalar(v) if kind == Kind::Gauge => *v = (*v + s.value as i64 as f64).max(0.0),
             Val::Scalar(v) => *v += s.value as f64,
-            Val::Hist(buckets, sum) => {
+            Val::Hist(buckets, sum, mine) => {
                 for (b, x) in buckets.iter_mut().zip(&s.buckets) {
                     *b = b.saturating_add(*x);
                 }
                 *sum += s.sum;
+                match (mine, native) {
+                    (Some(a), Some(b)) => a.merge(&b),
+                    (a @ None, b) => *a = b,
+                    (Some(_), None) => {}
+                }
             }
         }
     }
@@ -629,16 +638,16 @@ impl Fam {
             let pairs = self.pairs(consts, p);
             match &p.val {
                 Val::Scalar(v) => line(out, "", &pairs, None, *v),
-                Val::Hist(buckets, sum) => {
+                Val::Hist(buckets, sum, native) => {
                     let mut cum = 0u64;
                     for (le, c) in les.iter().zip(buckets) {
                         cum = cum.saturating_add(*c);
                         line(out, "_bucket", &pairs, Some(le), cum as f64);
                     }
-                    cum = cum.saturating_add(buckets.get(les.len()).copied().unwrap_or(0));
-                    line(out, "_bucket", &pairs, Some("+Inf"), cum as f64);
+                    let count = hist_count(&self.bounds, buckets, native.as_ref());
+                    line(out, "_bucket", &pairs, Some("+Inf"), count as f64);
                     line(out, "_sum", &pairs, None, *sum);
-                    line(out, "_count", &pairs, None, cum as f64);
+                    line(out, "_count", &pairs, None, count as f64);
                 }
             }
         }
@@ -671,7 +680,7 @@ impl Fam {
                         g.set_value(*v);
                         m.set_gauge(g);
                     }
-                    (Val::Hist(buckets, sum), _) => {
+                    (Val::Hist(buckets, sum, _), _) => {
                         let nb = self.bounds.len();
                         let mut h = proto::Histogram::default();
                         let mut cum = 0u64;
@@ -694,6 +703,19 @@ impl Fam {
             })
             .collect();
         family(&self.name, &self.help, self.kind, metrics)
+    }
+}
+
+/// A histogram's count: its native buckets' total for a native one (whose
+/// classic buckets, if any, hold the same observations), else the sum of
+/// its classic buckets, +Inf included.
+pub(super) fn hist_count(bounds: &[f64], buckets: &[u64], native: Option<&NativeBuckets>) -> u64 {
+    match native {
+        Some(n) => n.count(),
+        None => buckets
+            .iter()
+            .take(bounds.len() + 1)
+            .fold(0u64, |a, b| a.saturating_add(*b)),
     }
 }
 

@@ -17,10 +17,11 @@
 
 pub(crate) mod exporter;
 mod format;
+pub(crate) mod native;
 mod openmetrics;
 mod snapshot;
 mod text;
 
 pub(crate) use exporter::{Exporter, ExporterState};
 pub use format::Format;
-pub use snapshot::{FamilyView, OpenMetricsCounters, SeriesView, Snapshot, Value};
+pub use snapshot::{FamilyView, NativeView, OpenMetricsCounters, SeriesView, Snapshot, Value};

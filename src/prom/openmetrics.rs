@@ -5,7 +5,7 @@
 //! store `_created` lines as series of their own, and every series name
 //! must be the one the text format gives.
 
-use super::exporter::{Fam, Val};
+use super::exporter::{hist_count, Fam, Val};
 use super::snapshot::OpenMetricsCounters;
 use super::text;
 use crate::schema::Kind;
@@ -70,18 +70,20 @@ pub(super) fn write(fams: &[Fam], consts: &[(String, String)], how: OpenMetricsC
                 Val::Scalar(v) => {
                     text::sample(&mut out, shape.name, shape.suffix, &pairs, None, *v)
                 }
-                Val::Hist(buckets, sum, ..) => {
+                Val::Hist(buckets, sum, native) => {
                     let line = |out: &mut String, suffix, le, v| {
                         text::sample(out, shape.name, suffix, &pairs, le, v)
                     };
+                    // OpenMetrics 1.0 has no native buckets: the classic
+                    // ones (if declared) and the count, as the text has.
                     let mut cum = 0u64;
                     for (le, c) in les.iter().zip(buckets) {
                         cum = cum.saturating_add(*c);
                         line(&mut out, "_bucket", Some(le), cum as f64);
                     }
-                    cum = cum.saturating_add(buckets.get(les.len()).copied().unwrap_or(0));
-                    line(&mut out, "_bucket", Some("+Inf"), cum as f64);
-                    line(&mut out, "_count", None, cum as f64);
+                    let count = hist_count(&f.bounds, buckets, native.as_ref());
+                    line(&mut out, "_bucket", Some("+Inf"), count as f64);
+                    line(&mut out, "_count", None, count as f64);
                     line(&mut out, "_sum", None, *sum);
                 }
             }

@@ -3,7 +3,8 @@
 //! and in `nodestats serve` OTLP), with a read-only view for outputs that
 //! live outside the library.
 
-use super::exporter::{Fam, Point, Val};
+use super::exporter::{hist_count, Fam, Point, Val};
+use super::native::NativeBuckets;
 use super::{openmetrics, Format};
 use crate::schema::Kind;
 use std::borrow::Cow;
@@ -193,7 +194,11 @@ impl<'a> FamilyView<'a> {
 
     /// Its series.
     pub fn series(&self) -> impl Iterator<Item = SeriesView<'a>> + 'a {
-        self.fam.points.iter().map(|point| SeriesView { point })
+        let bounds = &self.fam.bounds[..];
+        self.fam
+            .points
+            .iter()
+            .map(move |point| SeriesView { point, bounds })
     }
 }
 
@@ -201,6 +206,8 @@ impl<'a> FamilyView<'a> {
 #[derive(Clone, Copy)]
 pub struct SeriesView<'a> {
     point: &'a Point,
+    /// Its family's histogram bounds.
+    bounds: &'a [f64],
 }
 
 impl<'a> SeriesView<'a> {
@@ -213,7 +220,12 @@ impl<'a> SeriesView<'a> {
     pub fn value(&self) -> Value<'a> {
         match &self.point.val {
             Val::Scalar(v) => Value::Scalar(*v),
-            Val::Hist(buckets, sum, ..) => Value::Histogram { buckets, sum: *sum },
+            Val::Hist(buckets, sum, native) => Value::Histogram {
+                buckets: &buckets[..buckets.len().min(self.bounds.len() + 1)],
+                count: hist_count(self.bounds, buckets, native.as_ref()),
+                sum: *sum,
+                native: native.as_ref().map(|n| NativeView { n }),
+            },
         }
     }
 }
@@ -224,14 +236,75 @@ impl<'a> SeriesView<'a> {
 pub enum Value<'a> {
     /// A counter's or gauge's value.
     Scalar(f64),
-    /// A histogram: per-bucket (not cumulative) counts, one per bound and
-    /// the `+Inf` bucket last, and the sum of observations.
+    /// A histogram.
     Histogram {
-        /// Counts per bucket, `+Inf` last.
+        /// Classic per-bucket (not cumulative) counts, one per
+        /// [`FamilyView::bounds`] and the `+Inf` bucket last (a native
+        /// histogram declared without classic bounds has only that one,
+        /// unused: its observations are in `native`).
         buckets: &'a [u64],
+        /// Observations in all.
+        count: u64,
         /// Sum of the observations.
         sum: f64,
+        /// The native (exponential) buckets of a native histogram.
+        native: Option<NativeView<'a>>,
     },
+}
+
+/// The native buckets of a histogram series: Prometheus' sparse
+/// exponential buckets.
+#[derive(Clone, Copy, PartialEq)]
+pub struct NativeView<'a> {
+    n: &'a NativeBuckets,
+}
+
+impl<'a> NativeView<'a> {
+    /// The schema, −4 … 8: bucket boundaries are powers of
+    /// `2^(2^-schema)`.
+    pub fn schema(&self) -> i8 {
+        self.n.schema
+    }
+
+    /// Observations with `|v| ≤ zero_threshold` are in the zero bucket.
+    pub fn zero_threshold(&self) -> f64 {
+        self.n.zero_threshold
+    }
+
+    /// The zero bucket's count.
+    pub fn zero_count(&self) -> u64 {
+        self.n.zero_count
+    }
+
+    /// Positive buckets as (index, count), ascending by index, non-zero
+    /// counts only, not cumulative. Bucket `i` covers `(base^(i-1),
+    /// base^i]` with `base = 2^(2^-schema)` (Prometheus' convention;
+    /// OpenTelemetry's index is `i - 1`).
+    pub fn positive(&self) -> &'a [(i32, u64)] {
+        &self.n.positive
+    }
+
+    /// Negative buckets, as [`positive`](Self::positive) for `|v|`.
+    pub fn negative(&self) -> &'a [(i32, u64)] {
+        &self.n.negative
+    }
+
+    /// Observations outside the series' bucket span, counted in its
+    /// outermost bucket (already in the buckets).
+    pub fn clamped(&self) -> u64 {
+        self.n.clamped
+    }
+}
+
+impl fmt::Debug for NativeView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativeView")
+            .field("schema", &self.schema())
+            .field("zero_count", &self.zero_count())
+            .field("positive", &self.positive())
+            .field("negative", &self.negative())
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for Snapshot {

@@ -4,12 +4,13 @@
 //! const labels (`node_id`, `node_type`) are resource attributes, so data
 //! points carry only each family's own labels.
 
-use nodestats::{Kind, Snapshot, Value};
+use nodestats::{FamilyView, Kind, NativeView, Snapshot, Value};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
-    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    metric, number_data_point, AggregationTemporality, ExponentialHistogram,
+    ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -74,15 +75,45 @@ pub(crate) fn request(
                     })
                     .collect(),
             }),
+            // A native family (its series all have native buckets) is an
+            // exponential histogram; its classic buckets, if any, are left
+            // out (an OTLP metric has one kind).
+            Kind::Histogram if is_native(&fam) => {
+                metric::Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: fam
+                        .series()
+                        .filter_map(|s| match s.value() {
+                            Value::Histogram {
+                                count,
+                                sum,
+                                native: Some(n),
+                                ..
+                            } => Some(ExponentialHistogramDataPoint {
+                                attributes: attributes(s.label_values()),
+                                start_time_unix_nano: start,
+                                time_unix_nano: now_ns,
+                                ..exponential(&native_parts(n), count, sum)
+                            }),
+                            _ => None,
+                        })
+                        .collect(),
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                })
+            }
             Kind::Histogram => metric::Data::Histogram(Histogram {
                 data_points: fam
                     .series()
                     .filter_map(|s| match s.value() {
-                        Value::Histogram { buckets, sum } => Some(HistogramDataPoint {
+                        Value::Histogram {
+                            buckets,
+                            count,
+                            sum,
+                            ..
+                        } => Some(HistogramDataPoint {
                             attributes: attributes(s.label_values()),
                             start_time_unix_nano: start,
                             time_unix_nano: now_ns,
-                            count: buckets.iter().fold(0u64, |a, b| a.saturating_add(*b)),
+                            count,
                             sum: Some(sum),
                             bucket_counts: buckets.to_vec(),
                             explicit_bounds: fam.bounds().to_vec(),
@@ -122,6 +153,61 @@ pub(crate) fn request(
     }
 }
 
+/// Whether `fam` is a native histogram family.
+fn is_native(fam: &FamilyView<'_>) -> bool {
+    fam.series().any(|s| {
+        matches!(
+            s.value(),
+            Value::Histogram {
+                native: Some(_),
+                ..
+            }
+        )
+    })
+}
+
+/// Native buckets as plain parts.
+struct Native<'a> {
+    schema: i8,
+    zero_threshold: f64,
+    zero_count: u64,
+    positive: &'a [(i32, u64)],
+    negative: &'a [(i32, u64)],
+}
+
+fn native_parts(n: NativeView<'_>) -> Native<'_> {
+    Native {
+        schema: n.schema(),
+        zero_threshold: n.zero_threshold(),
+        zero_count: n.zero_count(),
+        positive: n.positive(),
+        negative: n.negative(),
+    }
+}
+
+/// An exponential-histogram point (without attributes and times) from
+/// native buckets: OTLP's scale is the schema (lowered if the buckets are
+/// too wide to hold densely), its indices Prometheus' minus one. The sum
+/// is left out when there are negative observations, as OTLP asks.
+fn exponential(n: &Native<'_>, count: u64, sum: f64) -> ExponentialHistogramDataPoint {
+    let schema = i32::from(n.schema);
+    let (mut positive, scale) = dense(n.positive, schema, schema);
+    let (negative, neg_scale) = dense(n.negative, schema, scale);
+    if neg_scale < scale {
+        positive = dense(n.positive, schema, neg_scale).0;
+    }
+    ExponentialHistogramDataPoint {
+        count,
+        sum: n.negative.is_empty().then_some(sum),
+        scale: neg_scale.min(scale),
+        zero_count: n.zero_count,
+        positive: Some(positive),
+        negative: Some(negative),
+        zero_threshold: n.zero_threshold,
+        ..Default::default()
+    }
+}
+
 /// The request body for `snapshot`: the request's protobuf bytes, gzipped
 /// if `gzip` (compression of a `Vec` cannot fail).
 pub(crate) fn body(
@@ -150,13 +236,14 @@ pub(crate) fn body(
 const MAX_DENSE: i64 = 4096;
 
 /// One side of a native histogram, sparse with Prometheus' indices
-/// (bucket `i` covers `(base^(i-1), base^i]`), as OTLP's dense buckets
-/// (bucket `k` covers `(base^k, base^(k+1)]`, so `k = i - 1`) at `scale`,
-/// lowered until the span fits [`MAX_DENSE`]. Returns the buckets and the
-/// scale they are at.
+/// (bucket `i` covers `(base^(i-1), base^i]`) at `scale`, as OTLP's dense
+/// buckets (bucket `k` covers `(base^k, base^(k+1)]`, so `k = i - 1`),
+/// lowered to `at_most` and further until the span fits [`MAX_DENSE`].
+/// Returns the buckets and the scale they are at.
 pub(crate) fn dense(
     sparse: &[(i32, u64)],
     scale: i32,
+    at_most: i32,
 ) -> (
     opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets,
     i32,
@@ -168,7 +255,7 @@ pub(crate) fn dense(
         (Some(lo), Some(hi)) => hi - lo + 1,
         _ => 0,
     };
-    while span(&idx) > MAX_DENSE {
+    while scale > at_most || span(&idx) > MAX_DENSE {
         for x in idx.iter_mut() {
             x.0 >>= 1;
         }
@@ -198,21 +285,65 @@ mod tests {
     #[test]
     fn native_buckets_become_dense_otlp_buckets() {
         // Prometheus index 1 at schema 0 is (1, 2]; OTLP's index 0 is too.
-        let (b, scale) = dense(&[(1, 3), (2, 1), (5, 2)], 0);
+        let (b, scale) = dense(&[(1, 3), (2, 1), (5, 2)], 0, 0);
         assert_eq!(scale, 0);
         assert_eq!(b.offset, 0);
         assert_eq!(b.bucket_counts, vec![3, 1, 0, 0, 2]);
-        let (b, _) = dense(&[(-3, 1), (0, 4)], 3);
+        let (b, _) = dense(&[(-3, 1), (0, 4)], 3, 3);
         assert_eq!((b.offset, b.bucket_counts), (-4, vec![1, 0, 0, 4]));
-        let (b, scale) = dense(&[], 2);
+        let (b, scale) = dense(&[], 2, 2);
         assert_eq!((b.offset, b.bucket_counts.len(), scale), (0, 0, 2));
         // A span too wide to hold densely merges pairs of buckets per step,
         // keeping every count.
-        let (b, scale) = dense(&[(-10_000, 1), (10_000, 2)], 8);
+        let (b, scale) = dense(&[(-10_000, 1), (10_000, 2)], 8, 8);
         assert!(b.bucket_counts.len() as i64 <= MAX_DENSE);
         assert_eq!(scale, 5);
         assert_eq!(b.bucket_counts.iter().sum::<u64>(), 3);
         assert_eq!(b.offset, (-10_001i64 >> 3) as i32);
         assert_eq!(*b.bucket_counts.last().unwrap(), 2);
+        // Lowered to a given scale: (1, 2] and (2, 4] at scale 0 are both
+        // in (1, 4] at scale -1 (OTLP index 0).
+        let (b, scale) = dense(&[(1, 3), (2, 1)], 0, -1);
+        assert_eq!((b.offset, b.bucket_counts, scale), (0, vec![4], -1));
+    }
+
+    #[test]
+    fn native_histogram_point() {
+        // Schema 3: 0.5 is in Prometheus bucket -8 ((2^(-9/8), 2^-1]),
+        // OTLP bucket -9; 3.0 in 13 ((2^(12/8), 2^(13/8)]), OTLP 12.
+        let n = Native {
+            schema: 3,
+            zero_threshold: 1e-9,
+            zero_count: 2,
+            positive: &[(-8, 1), (13, 4)],
+            negative: &[],
+        };
+        let p = exponential(&n, 7, 12.5);
+        assert_eq!(
+            (p.scale, p.count, p.sum, p.zero_count),
+            (3, 7, Some(12.5), 2)
+        );
+        assert_eq!(p.zero_threshold, 1e-9);
+        let pos = p.positive.unwrap();
+        assert_eq!(pos.offset, -9);
+        assert_eq!(pos.bucket_counts.len(), 22);
+        assert_eq!((pos.bucket_counts[0], pos.bucket_counts[21]), (1, 4));
+        let base = 2f64.powf(2f64.powi(-3));
+        assert!(base.powi(-9) < 0.5 && 0.5 <= base.powi(-8));
+        assert!(base.powi(12) < 3.0 && 3.0 <= base.powi(13));
+        assert!(p.negative.unwrap().bucket_counts.is_empty());
+        // Negative observations: no sum; both sides at one scale even when
+        // one must be lowered.
+        let n = Native {
+            negative: &[(-5000, 1), (5000, 1)],
+            ..n
+        };
+        let p = exponential(&n, 9, -1.0);
+        assert_eq!(p.sum, None);
+        assert!(p.scale < 3);
+        let (pos, neg) = (p.positive.unwrap(), p.negative.unwrap());
+        assert_eq!(pos.bucket_counts.iter().sum::<u64>(), 5);
+        assert_eq!(neg.bucket_counts.iter().sum::<u64>(), 2);
+        assert_eq!(pos.offset, -10 >> (3 - p.scale));
     }
 }

@@ -8,7 +8,7 @@
 //! time: the target is CPU per interval, and a shared machine's wall clock
 //! counts the time other processes ran.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/otlp/encode.rs"]
 mod encode;
 

@@ -55,16 +55,17 @@ impl Format {
         best.0
     }
 
-    /// Whether a media range `type/subtype` with `version` (if given)
-    /// names this format exactly.
-    fn names(self, mtype: &str, subtype: &str, version: Option<&str>) -> bool {
+    /// Whether a media range `type/subtype` with these parameters (`q`
+    /// left out; names lower-cased) names this format.
+    fn names(self, mtype: &str, subtype: &str, params: &[(String, &str)]) -> bool {
+        let param = |name: &str| params.iter().find(|p| p.0 == name).map(|p| p.1);
         let (t, s, versions): (&str, &str, &[&str]) = match self {
             Format::Text => ("text", "plain", &["0.0.4"]),
             Format::OpenMetrics => ("application", "openmetrics-text", &["1.0.0", "0.0.1"]),
         };
         mtype.eq_ignore_ascii_case(t)
             && subtype.eq_ignore_ascii_case(s)
-            && version.is_none_or(|v| versions.contains(&v))
+            && param("version").is_none_or(|v| versions.contains(&v))
     }
 
     /// The top-level media type of this format.
@@ -89,22 +90,20 @@ fn weight(accept: &str, format: Format) -> f32 {
         };
         let (mtype, subtype) = (mtype.trim(), subtype.trim());
         let mut q = 1.0f32;
-        let mut version = None;
-        let mut params = false;
+        let mut params = Vec::new();
         for p in parts {
             let Some((k, v)) = p.split_once('=') else {
                 continue;
             };
-            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
-            if k.eq_ignore_ascii_case("q") {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"'));
+            if k == "q" {
                 q = v
                     .parse::<f32>()
                     .ok()
                     .filter(|q| (0.0..=1.0).contains(q))
                     .unwrap_or(0.0);
-            } else if k.eq_ignore_ascii_case("version") {
-                version = Some(v);
-                params = true;
+            } else if k != "charset" && k != "escaping" {
+                params.push((k, v));
             }
         }
         let specificity = if mtype == "*" && subtype == "*" {
@@ -114,8 +113,8 @@ fn weight(accept: &str, format: Format) -> f32 {
                 continue;
             }
             1
-        } else if format.names(mtype, subtype, version) {
-            2 + params as u8
+        } else if format.names(mtype, subtype, &params) {
+            2 + !params.is_empty() as u8
         } else {
             continue;
         };

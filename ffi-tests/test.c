@@ -1004,6 +1004,7 @@ static void test_series_handles(void) {
  * the text, OpenMetrics' counters and `# EOF`, content types, and the choice
  * from an Accept header. */
 static void test_exporter_formats(void) {
+  CHECK(NODESTATS_HAS_EXPORTER_WRITE == 1);
   nodestats_t *s = open_anonymous();
   nodestats_record_packets(s, NODESTATS_DIRECTION_INCOMING, 5, 6000, false);
   nodestats_exporter_t *e = open_exporter(s);

@@ -27,6 +27,9 @@
 /** Families can be declared at run time (`nodestats_family_declare`). */
 #define NODESTATS_HAS_DECLARED_FAMILIES 1
 
+/** The exporter writes several formats (`nodestats_exporter_write`). */
+#define NODESTATS_HAS_EXPORTER_WRITE 1
+
 /**
  * Value of an optional counter the system could not provide.
  */

@@ -1,9 +1,9 @@
 //! [`Exporter`]: a `prometheus::core::Collector` that reads the segment at
 //! scrape time and emits every LiveKit family plus our own.
 
+use super::format::OpenMetricsCounters;
 use super::native::NativeBuckets;
-use super::snapshot::{OpenMetricsCounters, Snapshot};
-use super::{text, Format};
+use super::text;
 use crate::read::reader::Scrape;
 use crate::read::{Anomalies, NodeStats, SeriesValue};
 use crate::schema::{Counter, Family, FamilyId, Gauge, Kind, COUNTERS, FAMILIES};
@@ -283,10 +283,10 @@ impl ExporterState {
 #[derive(Debug)]
 pub struct Exporter {
     segment: Arc<Segment>,
-    const_labels: Vec<(String, String)>,
+    pub(super) const_labels: Vec<(String, String)>,
     descs: Vec<Desc>,
     state: Arc<ExporterState>,
-    om_counters: OpenMetricsCounters,
+    pub(super) om_counters: OpenMetricsCounters,
 }
 
 impl Exporter {
@@ -342,33 +342,6 @@ impl Exporter {
         &self.segment
     }
 
-    /// Every family in the Prometheus text format (version 0.0.4), written
-    /// directly from one read of the segment. Families with no series yet
-    /// are left out, as a registry does.
-    pub fn text(&self) -> String {
-        self.snapshot().text()
-    }
-
-    /// Every family in `format`, from one read of the segment: the body of
-    /// a scrape answered with [`Format::content_type`].
-    pub fn write(&self, format: Format) -> Vec<u8> {
-        self.snapshot().write(format)
-    }
-
-    /// One read of the segment (and of the latest collector update): the
-    /// families to write in any format, to add series of your own to, or
-    /// to convert into another model (`nodestats serve` pushes it as OTLP).
-    pub fn snapshot(&self) -> Snapshot {
-        let (fams, layout) = self.read();
-        Snapshot::new(
-            fams,
-            self.const_labels.clone(),
-            layout.segment_id,
-            layout.created_unix_ns,
-            self.om_counters,
-        )
-    }
-
     /// Every family as protobuf structs (what `prometheus::Registry`
     /// gathers).
     pub fn families(&self) -> Vec<MetricFamily> {
@@ -381,7 +354,7 @@ impl Exporter {
 
     /// One read of the segment (and of the latest collector update) as
     /// families of points, and the layout of the segment read.
-    fn read(&self) -> (Vec<Fam>, crate::segment::Layout) {
+    pub(super) fn read(&self) -> (Vec<Fam>, crate::segment::Layout) {
         let published = self
             .state
             .segment

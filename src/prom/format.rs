@@ -1,6 +1,7 @@
 //! [`Format`]: the exposition formats the exporter writes, and the choice
 //! among them from an HTTP `Accept` header (RFC 9110 §12.5.1, formerly
-//! RFC 7231 §5.3.2: media ranges with parameters and `q` weights).
+//! RFC 7231 §5.3.2: media ranges with parameters and `q` weights); and
+//! [`OpenMetricsCounters`], how OpenMetrics names counters.
 
 /// An exposition format of [`Exporter::write`](crate::Exporter::write).
 ///
@@ -123,6 +124,25 @@ fn weight(accept: &str, format: Format) -> f32 {
         }
     }
     best.map_or(0.0, |(_, q)| q)
+}
+
+/// How a counter whose name does not end in `_total` (LiveKit's
+/// `livekit_packet_bytes`, `livekit_track_publish_counter`, …) is written
+/// in OpenMetrics, where a counter's samples must end in `_total`.
+///
+/// Prometheus asks for OpenMetrics first by default, and LiveKit's own
+/// server answers it with text, so Prometheus stores those counters under
+/// their own names. [`Unknown`](Self::Unknown), the default, keeps every
+/// series name what the text format gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OpenMetricsCounters {
+    /// Written as OpenMetrics type `unknown` under their own name: the
+    /// series names stay those of the text format (and of LiveKit).
+    #[default]
+    Unknown,
+    /// Written as OpenMetrics counters, their samples named with `_total`
+    /// appended (`livekit_packet_bytes_total`): typed, but renamed.
+    Total,
 }
 
 #[cfg(test)]

@@ -23,5 +23,5 @@ mod snapshot;
 mod text;
 
 pub(crate) use exporter::{Exporter, ExporterState};
-pub use format::Format;
-pub use snapshot::{FamilyView, NativeView, OpenMetricsCounters, SeriesView, Snapshot, Value};
+pub use format::{Format, OpenMetricsCounters};
+pub use snapshot::{FamilyView, NativeView, SeriesView, Snapshot, Value};

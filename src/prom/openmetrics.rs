@@ -6,7 +6,7 @@
 //! must be the one the text format gives.
 
 use super::exporter::{hist_count, Fam, Val};
-use super::snapshot::OpenMetricsCounters;
+use super::format::OpenMetricsCounters;
 use super::text;
 use crate::schema::Kind;
 use std::collections::HashSet;

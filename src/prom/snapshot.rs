@@ -1,33 +1,16 @@
 //! [`Snapshot`]: one read of the segment as families of series, the one
 //! model every output format is written from (text 0.0.4, OpenMetrics,
 //! and in `nodestats serve` OTLP), with a read-only view for outputs that
-//! live outside the library.
+//! live outside the library; and the [`Exporter`]'s methods that make and
+//! write one.
 
-use super::exporter::{hist_count, Fam, Point, Val};
+use super::exporter::{hist_count, Exporter, Fam, Point, Val};
+use super::format::OpenMetricsCounters;
 use super::native::NativeBuckets;
 use super::{openmetrics, Format};
 use crate::schema::Kind;
 use std::borrow::Cow;
 use std::fmt;
-
-/// How a counter whose name does not end in `_total` (LiveKit's
-/// `livekit_packet_bytes`, `livekit_track_publish_counter`, …) is written
-/// in OpenMetrics, where a counter's samples must end in `_total`.
-///
-/// Prometheus asks for OpenMetrics first by default, and LiveKit's own
-/// server answers it with text, so Prometheus stores those counters under
-/// their own names. [`Unknown`](Self::Unknown), the default, keeps every
-/// series name what the text format gives.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum OpenMetricsCounters {
-    /// Written as OpenMetrics type `unknown` under their own name: the
-    /// series names stay those of the text format (and of LiveKit).
-    #[default]
-    Unknown,
-    /// Written as OpenMetrics counters, their samples named with `_total`
-    /// appended (`livekit_packet_bytes_total`): typed, but renamed.
-    Total,
-}
 
 /// One read of the segment: every family (LiveKit's, the declared ones,
 /// ours) with its series, the const labels, and which segment was read.
@@ -151,6 +134,35 @@ impl Snapshot {
                 openmetrics::write(&self.fams, &self.consts, self.om_counters).into_bytes()
             }
         }
+    }
+}
+
+impl Exporter {
+    /// Every family in the Prometheus text format (version 0.0.4), written
+    /// directly from one read of the segment. Families with no series yet
+    /// are left out, as a registry does.
+    pub fn text(&self) -> String {
+        self.snapshot().text()
+    }
+
+    /// Every family in `format`, from one read of the segment: the body of
+    /// a scrape answered with [`Format::content_type`].
+    pub fn write(&self, format: Format) -> Vec<u8> {
+        self.snapshot().write(format)
+    }
+
+    /// One read of the segment (and of the latest collector update): the
+    /// families to write in any format, to add series of your own to, or
+    /// to convert into another model (`nodestats serve` pushes it as OTLP).
+    pub fn snapshot(&self) -> Snapshot {
+        let (fams, layout) = self.read();
+        Snapshot::new(
+            fams,
+            self.const_labels.clone(),
+            layout.segment_id,
+            layout.created_unix_ns,
+            self.om_counters,
+        )
     }
 }
 

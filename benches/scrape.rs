@@ -93,6 +93,9 @@ fn scrape(c: &mut Criterion) {
     g.bench_function("text_50_declared_families_x_200", |b| {
         b.iter(|| exporter.text())
     });
+    g.bench_function("openmetrics_50_declared_families_x_200", |b| {
+        b.iter(|| exporter.write(nodestats::Format::OpenMetrics))
+    });
     g.finish();
 }
 

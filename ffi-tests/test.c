@@ -1002,6 +1002,95 @@ static void test_series_handles(void) {
   nodestats_exporter_close(e);
 }
 
+/* Every format through nodestats_exporter_write: the same size protocol as
+ * the text, OpenMetrics' counters and `# EOF`, content types, and the choice
+ * from an Accept header. */
+static void test_exporter_formats(void) {
+  CHECK(NODESTATS_HAS_EXPORTER_WRITE == 1);
+  nodestats_t *s = open_anonymous();
+  nodestats_record_packets(s, NODESTATS_DIRECTION_INCOMING, 5, 6000, false);
+  nodestats_exporter_t *e = open_exporter(s);
+
+  size_t len = 0;
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_OPENMETRICS, NULL, 0, &len),
+               NODESTATS_STATUS_BUFFER_TOO_SMALL);
+  const size_t need = len;
+  char *om = malloc(need);
+  CHECK(om != NULL);
+  memset(om, 'x', need);
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_OPENMETRICS, om, need - 1, &len),
+               NODESTATS_STATUS_BUFFER_TOO_SMALL);
+  CHECK(len == need && om[0] == 'x');
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_OPENMETRICS, om, need, &len),
+               NODESTATS_STATUS_OK);
+  CHECK(len == need - 1 && strlen(om) == len);
+  CHECK(len > 6 && strcmp(om + len - 6, "# EOF\n") == 0);
+  CHECK_LINE(om, "# TYPE livekit_packet counter");
+  CHECK_LINE(om, "livekit_packet_total{country=\"\",direction=\"incoming\"," NODE
+                 ",transmission=\"initial\"} 5");
+  /* LiveKit's counter without `_total` keeps its name, typed unknown. */
+  CHECK_LINE(om, "# TYPE livekit_packet_bytes unknown");
+  CHECK_LINE(om, "livekit_packet_bytes{country=\"\",direction=\"incoming\"," NODE
+                 ",transmission=\"initial\"} 6000");
+  free(om);
+
+  /* Text through the same call equals nodestats_exporter_text. */
+  char *text = exporter_text(e);
+  len = 0;
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_TEXT, NULL, 0, &len),
+               NODESTATS_STATUS_BUFFER_TOO_SMALL);
+  char *again = malloc(len);
+  CHECK(again != NULL);
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_TEXT, again, len, &len),
+               NODESTATS_STATUS_OK);
+  CHECK(strcmp(text, again) == 0 && strstr(text, "# EOF") == NULL);
+  free(again);
+  free(text);
+
+  /* Formats this build cannot write, and bad arguments. */
+  char small[8];
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_PROTOBUF, small, sizeof small, &len),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_write(e, (nodestats_format)77, small, sizeof small, &len),
+               NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_write(NULL, NODESTATS_FORMAT_TEXT, small, sizeof small, &len),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_TEXT, NULL, 8, &len),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_TEXT, small, sizeof small, NULL),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+
+  CHECK(strcmp(nodestats_format_content_type(NODESTATS_FORMAT_TEXT),
+               "text/plain; version=0.0.4; charset=utf-8") == 0);
+  CHECK(strcmp(nodestats_format_content_type(NODESTATS_FORMAT_OPENMETRICS),
+               "application/openmetrics-text; version=1.0.0; charset=utf-8") == 0);
+  CHECK(nodestats_format_content_type(NODESTATS_FORMAT_PROTOBUF) == NULL);
+  CHECK(nodestats_format_content_type((nodestats_format)77) == NULL);
+
+  nodestats_format f = 77;
+  CHECK_STATUS(nodestats_format_negotiate(
+                   "application/openmetrics-text;version=1.0.0,"
+                   "application/openmetrics-text;version=0.0.1;q=0.75,"
+                   "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                   &f),
+               NODESTATS_STATUS_OK);
+  CHECK(f == NODESTATS_FORMAT_OPENMETRICS);
+  CHECK_STATUS(nodestats_format_negotiate(NULL, &f), NODESTATS_STATUS_OK);
+  CHECK(f == NODESTATS_FORMAT_TEXT);
+  f = 77;
+  CHECK_STATUS(nodestats_format_negotiate("text/plain, application/openmetrics-text", &f),
+               NODESTATS_STATUS_OK);
+  CHECK(f == NODESTATS_FORMAT_TEXT);
+  f = 77;
+  CHECK_STATUS(nodestats_format_negotiate("application/openmetrics-text", NULL),
+               NODESTATS_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(nodestats_format_negotiate("text/\xff", &f), NODESTATS_STATUS_INVALID_ARGUMENT);
+  CHECK(f == 77);
+
+  nodestats_exporter_close(e);
+  nodestats_close(s);
+}
+
 /* Every labeled recording call, and what the exporter prints for it. */
 static void test_labeled_recording(void) {
   nodestats_t *s = open_anonymous();
@@ -1761,6 +1850,7 @@ int main(void) {
   RUN(test_series_handles);
   RUN(test_labeled_recording);
   RUN(test_exporter_on_a_collector);
+  RUN(test_exporter_formats);
   RUN(test_series_across_processes);
   RUN(test_last_os_error);
   RUN(test_thread_writer);

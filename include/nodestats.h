@@ -27,6 +27,9 @@
 /** Families can be declared at run time (`nodestats_family_declare`). */
 #define NODESTATS_HAS_DECLARED_FAMILIES 1
 
+/** The exporter writes several formats (`nodestats_exporter_write`). */
+#define NODESTATS_HAS_EXPORTER_WRITE 1
+
 /**
  * Value of an optional counter the system could not provide.
  */
@@ -249,6 +252,28 @@ enum nodestats_connection_quality_values {
   NODESTATS_CONNECTION_QUALITY_LOST = 3,
 };
 typedef uint32_t nodestats_connection_quality;
+
+/**
+ * An exposition format (`nodestats_exporter_write`). Values are fixed.
+ */
+enum nodestats_format_values {
+  /**
+   * Prometheus text 0.0.4 (what `nodestats_exporter_text` writes).
+   */
+  NODESTATS_FORMAT_TEXT = 0,
+  /**
+   * The Prometheus protobuf exposition (length-delimited
+   * `io.prometheus.client.MetricFamily`). Not written by this build yet:
+   * `nodestats_exporter_write` answers `NODESTATS_STATUS_INVALID_ARGUMENT`
+   * and `nodestats_format_content_type` NULL.
+   */
+  NODESTATS_FORMAT_PROTOBUF = 1,
+  /**
+   * OpenMetrics 1.0 text.
+   */
+  NODESTATS_FORMAT_OPENMETRICS = 2,
+};
+typedef uint32_t nodestats_format;
 
 /**
  * Direction of a packet, RTCP message or connection, as seen from the server.
@@ -2356,14 +2381,8 @@ nodestats_status nodestats_exporter_open_collector(const struct nodestats_collec
 /**
  * Writes every metric family in the Prometheus text exposition format
  * (version 0.0.4), NUL-terminated, into `buf`, and its length without the
- * NUL into `*len`. Families with no series yet are left out.
- *
- * If `cap` is smaller than the text plus its NUL, returns
- * `NODESTATS_STATUS_BUFFER_TOO_SMALL` and stores the needed capacity (NUL
- * included) in `*len`; `buf` is untouched. The next call whose buffer
- * holds that capacity returns that same text; other calls read the
- * segment afresh. `buf` may be NULL when `cap` is 0, to ask for the size.
- * Reading the segment allocates: this is for a scrape, not a hot path.
+ * NUL into `*len`: `nodestats_exporter_write` with
+ * `NODESTATS_FORMAT_TEXT`, whose buffer protocol it follows.
  *
  * # Safety
  * `e` is a live exporter; `buf` is valid for writing `cap` bytes (or NULL
@@ -2373,6 +2392,54 @@ nodestats_status nodestats_exporter_text(const struct nodestats_exporter_t *e,
                                          char *buf,
                                          size_t cap,
                                          size_t *len);
+
+/**
+ * Writes every metric family in `format` into `buf`, followed by a NUL,
+ * and the body's length without the NUL into `*len`. Families with no
+ * series yet are left out. Serve it with the Content-Type
+ * `nodestats_format_content_type(format)`; pick the format from the
+ * scraper's Accept header with `nodestats_format_negotiate`.
+ *
+ * If `cap` is smaller than the body plus its NUL, returns
+ * `NODESTATS_STATUS_BUFFER_TOO_SMALL` and stores the needed capacity (NUL
+ * included) in `*len`; `buf` is untouched. The next call for the same
+ * format whose buffer holds that capacity returns that same body; other
+ * calls read the segment afresh. `buf` may be NULL when `cap` is 0, to
+ * ask for the size. A format this build cannot write (an unknown value,
+ * or `NODESTATS_FORMAT_PROTOBUF` for now) gives
+ * `NODESTATS_STATUS_INVALID_ARGUMENT`. Reading the segment allocates:
+ * this is for a scrape, not a hot path.
+ *
+ * # Safety
+ * `e` is a live exporter; `buf` is valid for writing `cap` bytes (or NULL
+ * with `cap` 0); `len` is valid for writing a `size_t`.
+ */
+nodestats_status nodestats_exporter_write(const struct nodestats_exporter_t *e,
+                                          nodestats_format format,
+                                          char *buf,
+                                          size_t cap,
+                                          size_t *len);
+
+/**
+ * The Content-Type to serve a body of `format` with (a static
+ * NUL-terminated string), or NULL for a format this build cannot write.
+ */
+const char *nodestats_format_content_type(nodestats_format format);
+
+/**
+ * Stores in `*out` the format to answer a scrape whose `Accept` header is
+ * `accept` with (NULL: no header): the one the scraper weighs highest
+ * among those this build writes, `NODESTATS_FORMAT_TEXT` on a tie, when
+ * nothing it accepts is offered, or without a header. Prometheus asks for
+ * OpenMetrics first by default. An `accept` that is not UTF-8 gives
+ * `NODESTATS_STATUS_INVALID_ARGUMENT`; `*out` is untouched on error.
+ *
+ * # Safety
+ * `accept` is NULL or a NUL-terminated string; `out` is valid for writing
+ * a `nodestats_format`.
+ */
+nodestats_status nodestats_format_negotiate(const char *accept,
+                                            nodestats_format *out);
 
 /**
  * Frees an exporter (unmapping its segment if it was the last user). NULL

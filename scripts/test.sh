@@ -43,6 +43,23 @@ for tool in redis-cli:redis-tools openssl:openssl; do
   fi
 done
 
+# tests/openmetrics.rs reads /metrics with a strict OpenMetrics parser:
+# Python's prometheus_client (pip where Python allows it, else Debian's).
+om_parser() { python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; }
+if ! om_parser && command -v python3 >/dev/null; then
+  python3 -m pip install --quiet prometheus_client >/dev/null 2>&1 || true
+fi
+if ! om_parser; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-prometheus-client >/dev/null
+  fi
+  if ! om_parser; then
+    echo "scripts/test.sh: install Python's prometheus_client (pip) or python3-prometheus-client (Debian)" >&2
+    exit 1
+  fi
+fi
+
 # The tests that run the `nodestats` binary (package nodestats-cli) find it
 # in target/debug/: build it first (cargo test builds only its test harness).
 cargo build -p nodestats-cli

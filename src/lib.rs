@@ -64,8 +64,10 @@
 //!   [`NodeStatsRate`], [`Anomalies`]; rates in [`read::rate`]), [`Totals`]
 //!   for raw sums, system probes in [`sys`].
 //! * **Export** — [`Exporter`] (a `prometheus` collector and text encoder),
-//!   [`ExporterState`]; `cluster` (feature `cluster`): the Redis node
-//!   registry.
+//!   [`ExporterState`]; [`Format`] (text 0.0.4, OpenMetrics; negotiated
+//!   from `Accept`) and [`OpenMetricsCounters`]; [`Snapshot`] with
+//!   [`FamilyView`], [`SeriesView`], [`Value`] and [`NativeView`] (one read, in any format
+//!   or walked); `cluster` (feature `cluster`): the Redis node registry.
 //! * **The segment** — [`Segment`], [`Layout`], [`Capacities`],
 //!   [`WriteMode`], [`SegmentStatus`], [`Access`], the layout constants
 //!   ([`MAGIC`], [`LAYOUT_MAJOR`], …); its bytes are specified in
@@ -121,6 +123,7 @@ pub mod __testing;
 
 pub use error::{Error, Result};
 pub use prom::exporter::{Exporter, ExporterState};
+pub use prom::{FamilyView, Format, NativeView, OpenMetricsCounters, SeriesView, Snapshot, Value};
 pub use read::collector::{Anomalies, Collector, CollectorConfig, Timestamp, Totals, MAX_HISTORY};
 pub use read::node_stats::{NodeStats, NodeStatsRate};
 pub use schema::{

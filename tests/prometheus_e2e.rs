@@ -1,8 +1,9 @@
 //! End to end with the real thing: `nodestats serve` in front of a named
 //! segment, `promtool check metrics` on its page, and a Prometheus server
 //! on loopback scraping it; Prometheus' HTTP API must return exactly what
-//! was recorded. Needs `prometheus` and `promtool` (Debian package
-//! `prometheus`; `scripts/test.sh` installs it) and fails without them.
+//! was recorded, over the OpenMetrics it negotiates. Needs `prometheus`
+//! and `promtool` (Debian package `prometheus`; `scripts/test.sh` installs
+//! it) and fails without them.
 
 mod common;
 
@@ -224,6 +225,24 @@ fn prometheus_scrapes_exact_values() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // Prometheus asks for OpenMetrics first, and got it: LiveKit's counter
+    // without `_total` kept its name (the values above) as type `unknown`,
+    // where the text format would have said `counter`.
+    let metadata = |metric: &str| -> Option<String> {
+        let body = http_get(&prom_addr, &format!("/api/v1/metadata?metric={metric}"))?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["data"][metric][0]["type"].as_str().map(str::to_string)
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while metadata("livekit_packet_bytes").as_deref() != Some("unknown") {
+        assert!(
+            Instant::now() < deadline,
+            "livekit_packet_bytes metadata: {:?}",
+            metadata("livekit_packet_bytes")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(metadata("livekit_room_total").as_deref(), Some("gauge"));
     drop(_prom);
     drop(serve);
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,5 +1,6 @@
-//! The exporter's HTTP server: `/metrics` (Prometheus text, gzip when
-//! asked), `/stats` (NodeStats JSON), `/healthz` and an index page.
+//! The exporter's HTTP server: `/metrics` (Prometheus text, or OpenMetrics
+//! when the `Accept` header prefers it; gzip when asked), `/stats`
+//! (NodeStats JSON), `/healthz` and an index page.
 //!
 //! HTTP/1.1 itself — keep-alive, pipelining, HEAD, bodies, `Expect`,
 //! header limits and timeouts — is hyper's, on a one-thread tokio runtime:
@@ -36,7 +37,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use nodestats::{Exporter, ExporterState};
+use nodestats::{Exporter, ExporterState, Format, Snapshot};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write;
@@ -100,20 +101,32 @@ pub(crate) struct App {
 /// A rendered /metrics page and, once someone asked for it, its gzip.
 pub(crate) struct Page {
     at: Instant,
+    format: Format,
     text: Bytes,
     gzip: Option<Bytes>,
 }
 
 impl App {
-    /// The /metrics page, gzipped if `gzip` and compression worked.
-    /// Returns the body and whether it is gzipped.
-    fn metrics_page(&self, gzip: bool) -> (Bytes, bool) {
+    /// One read of the segment with serve's own families (the Redis
+    /// publisher's, the OTLP pusher's) added: what /metrics writes and
+    /// OTLP pushes.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut s = self.exporter.snapshot();
+        crate::publish::add_metrics(&mut s);
+        crate::otlp::add_metrics(&mut s);
+        s
+    }
+
+    /// The /metrics page in `format`, gzipped if `gzip` and compression
+    /// worked. Returns the body and whether it is gzipped.
+    fn metrics_page(&self, format: Format, gzip: bool) -> (Bytes, bool) {
         let mut page = self.page.lock().unwrap_or_else(|e| e.into_inner());
         let page = match &mut *page {
-            Some(p) if p.at.elapsed() < PAGE_TTL => p,
+            Some(p) if p.at.elapsed() < PAGE_TTL && p.format == format => p,
             slot => slot.insert(Page {
                 at: Instant::now(),
-                text: Bytes::from(crate::publish::with_metrics(self.exporter.text())),
+                format,
+                text: Bytes::from(self.snapshot().write(format)),
                 gzip: None,
             }),
         };
@@ -174,7 +187,14 @@ impl App {
     }
 
     /// The answer to a GET or HEAD (hyper leaves the body out for HEAD).
-    fn route(&self, method: &Method, path: &str, query: &str, gzip: bool) -> Response<Full<Bytes>> {
+    fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        gzip: bool,
+        format: Format,
+    ) -> Response<Full<Bytes>> {
         if method != Method::GET && method != Method::HEAD {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
             r.headers_mut()
@@ -183,11 +203,13 @@ impl App {
         }
         match path {
             "/metrics" => {
-                let (body, gzipped) = self.metrics_page(gzip);
-                encoded(
-                    page(body, "text/plain; version=0.0.4; charset=utf-8"),
-                    gzipped,
-                )
+                let (body, gzipped) = self.metrics_page(format, gzip);
+                let mut r = encoded(page(body, format.content_type()), gzipped);
+                r.headers_mut().insert(
+                    header::VARY,
+                    HeaderValue::from_static("accept-encoding, accept"),
+                );
+                r
             }
             "/stats" => match self.state.latest() {
                 Some(ns) => {
@@ -302,11 +324,20 @@ async fn answer(
         return Ok(r);
     }
     let gzip = accepts_gzip(&parts.headers);
+    let accept = parts
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let format = Format::negotiate((!accept.is_empty()).then_some(accept.as_str()));
     Ok(app.route(
         &parts.method,
         parts.uri.path(),
         parts.uri.query().unwrap_or(""),
         gzip,
+        format,
     ))
 }
 

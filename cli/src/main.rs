@@ -24,6 +24,7 @@ mod config;
 mod demo;
 mod http;
 mod nodes;
+mod otlp;
 mod publish;
 mod serve;
 mod signals;
@@ -53,7 +54,7 @@ enum Command {
     /// Simulated SFU workers record traffic into a segment; a collector prints live NodeStats.
     Demo(demo::DemoArgs),
     /// Attach read-only to a segment and serve /metrics (Prometheus), /stats (NodeStats JSON) and /healthz.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// The cluster in the Redis node registry: list, select a node, sweep dead ones.
     Nodes(nodes::NodesArgs),
     /// Attach read-only to a segment and print its current NodeStats.
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
             Some(name) => Failure::Segment(name, e),
             None => Failure::Other(e),
         }),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Show {
             segment,
             allow_foreign_owner,

@@ -16,7 +16,6 @@ use crate::config::RegistryArgs;
 use clap::Args;
 use nodestats::cluster::{NodeState, Publisher, PublisherConfig, PublisherStatus};
 use nodestats::{Error, NodeStats};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -36,11 +35,18 @@ pub(crate) struct PublishArgs {
     state: Option<NodeState>,
 }
 
+impl PublishArgs {
+    /// The node's region, if given.
+    pub(crate) fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+}
+
 /// Set by SIGUSR1.
 static DRAIN: AtomicBool = AtomicBool::new(false);
 
-/// The running publisher's counters and labels, for the /metrics page.
-static STATUS: OnceLock<(PublisherStatus, String)> = OnceLock::new();
+/// The running publisher's counters, for the /metrics page.
+static STATUS: OnceLock<PublisherStatus> = OnceLock::new();
 
 extern "C" fn on_usr1(_: libc::c_int) {
     DRAIN.store(true, Ordering::Relaxed);
@@ -55,11 +61,7 @@ pub(crate) struct Publishing {
 
 /// Starts publishing as `node_id` when `--redis` or a `redis:` block in
 /// `--config` says where.
-pub(crate) fn start(
-    args: &PublishArgs,
-    node_id: &str,
-    node_type: &str,
-) -> Result<Publishing, Error> {
+pub(crate) fn start(args: &PublishArgs, node_id: &str) -> Result<Publishing, Error> {
     let file = args.registry.file().map_err(Error::Config)?;
     let Some(redis) = args.registry.registry(&file).map_err(Error::Config)? else {
         if args.region.is_some() || args.node_ip.is_some() || args.state.is_some() {
@@ -85,12 +87,7 @@ pub(crate) fn start(
         ..PublisherConfig::new("", node_id)
     };
     let publisher = Publisher::start(config).map_err(|e| Error::Config(e.to_string()))?;
-    let labels = format!(
-        "{{node_id=\"{}\",node_type=\"{}\"}}",
-        escape(node_id),
-        escape(node_type)
-    );
-    let _ = STATUS.set((publisher.status(), labels));
+    let _ = STATUS.set(publisher.status());
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe; the function pointer is valid for the program's life.
     unsafe {
@@ -152,32 +149,22 @@ impl Publishing {
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// `text` with the publisher's counters appended (unchanged without a
-/// registry).
-pub(crate) fn with_metrics(mut text: String) -> String {
-    if let Some((status, labels)) = STATUS.get() {
-        let up = u8::from(status.up() == Some(true));
-        let _ = write!(
-            text,
-            "# HELP nodestats_registry_up Whether the last write of this node's entry reached the Redis node registry.\n\
-             # TYPE nodestats_registry_up gauge\nnodestats_registry_up{labels} {up}\n"
+/// Adds the publisher's state and counters to a /metrics snapshot
+/// (nothing without a registry).
+pub(crate) fn add_metrics(snapshot: &mut nodestats::Snapshot) {
+    if let Some(status) = STATUS.get() {
+        snapshot.add_gauge(
+            "nodestats_registry_up",
+            "Whether the last write of this node's entry reached the Redis node registry.",
+            &[],
+            f64::from(u8::from(status.up() == Some(true))),
         );
         if let Some(why) = status.error() {
-            let labels = format!(
-                "{},reason=\"{}\"}}",
-                labels.trim_end_matches('}'),
-                escape(&why)
-            );
-            let _ = write!(
-                text,
-                "# HELP nodestats_registry_error_info Why this node's entry cannot be written to the Redis node registry (present while it cannot).\n\
-                 # TYPE nodestats_registry_error_info gauge\nnodestats_registry_error_info{labels} 1\n"
+            snapshot.add_gauge(
+                "nodestats_registry_error_info",
+                "Why this node's entry cannot be written to the Redis node registry (present while it cannot).",
+                &[("reason", why.as_str())],
+                1.0,
             );
         }
         for (name, help, v) in [
@@ -192,18 +179,14 @@ pub(crate) fn with_metrics(mut text: String) -> String {
                 status.published(),
             ),
         ] {
-            let _ = write!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{labels} {v}\n"
-            );
+            snapshot.add_counter(name, help, &[], v as f64);
         }
     }
-    text
 }
 
 /// The registry's state for `/stats` (`None` without a registry).
 pub(crate) fn stats_json() -> Option<serde_json::Value> {
-    let (status, _) = STATUS.get()?;
+    let status = STATUS.get()?;
     Some(serde_json::json!({
         "target": status.target(),
         "up": status.up(),

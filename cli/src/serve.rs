@@ -4,7 +4,7 @@ use crate::http::{self, App};
 use crate::signals::{sleep_unless_stopped, stopped};
 use crate::Failure;
 use clap::Args;
-use nodestats::{Collector, CollectorConfig, Error, Exporter, SegmentOptions};
+use nodestats::{Collector, CollectorConfig, Error, Exporter, OpenMetricsCounters, SegmentOptions};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,11 @@ pub(crate) struct ServeArgs {
     interval: f64,
     #[command(flatten)]
     publish: crate::publish::PublishArgs,
+    #[command(flatten)]
+    otlp: crate::otlp::OtlpArgs,
+    /// How OpenMetrics writes counters not named `_total`: unknown (as `unknown`, names kept) or total (as counters, `_total` added).
+    #[arg(long, default_value = "unknown", value_parser = ["unknown", "total"])]
+    openmetrics_counters: String,
 }
 
 /// A default node id in LiveKit's style, from the host name.
@@ -91,10 +96,25 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     let mut collector = attach(&args.segment, args.allow_foreign_owner, config)?;
     let node_id = args.node_id.unwrap_or_else(default_node_id);
+    let otlp = args
+        .otlp
+        .config(
+            &|k| std::env::var(k).ok(),
+            &crate::otlp::Node {
+                id: &node_id,
+                node_type: &args.node_type,
+                region: args.publish.region(),
+            },
+        )
+        .map_err(Failure::Other)?;
+    let om_counters = match args.openmetrics_counters.as_str() {
+        "total" => OpenMetricsCounters::Total,
+        _ => OpenMetricsCounters::Unknown,
+    };
     let exporter = Exporter::new(collector.segment().clone(), &node_id, &args.node_type)
-        .map_err(|e| Failure::Segment(args.segment.clone(), e))?;
-    let publishing =
-        crate::publish::start(&args.publish, &node_id, &args.node_type).map_err(Failure::Other)?;
+        .map_err(|e| Failure::Segment(args.segment.clone(), e))?
+        .openmetrics_counters(om_counters);
+    let publishing = crate::publish::start(&args.publish, &node_id).map_err(Failure::Other)?;
     let app = app(exporter, interval);
     let (addr, server) = http::start_with(&args.listen, app.clone(), args.max_connections as usize)
         .map_err(|e| Failure::Listen(args.listen.clone(), e))?;
@@ -102,6 +122,15 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
         "nodestats serve: {} on http://{addr}/metrics (also /stats, /healthz)",
         args.segment
     );
+    if let Some(otlp) = otlp {
+        let (url, every) = (otlp.url.clone(), otlp.interval);
+        crate::otlp::start(otlp, app.clone())
+            .map_err(|e| Failure::Other(Error::Config(format!("OTLP push: {e}"))))?;
+        say!(
+            "nodestats serve: pushing OTLP to {url} every {} s",
+            every.as_secs_f64()
+        );
+    }
     let mut next = Instant::now();
     while !stopped() {
         // The collector follows the name: after an SFU restart it is on the

@@ -1,13 +1,14 @@
-//! The exporter handle: every LiveKit metric family of a segment in the
-//! Prometheus text format, into a caller's buffer.
+//! The exporter handle: every metric family of a segment in the Prometheus
+//! text format or OpenMetrics, into a caller's buffer; the formats'
+//! numbers, content types and negotiation from an `Accept` header.
 
 use super::boundary::nodestats_status;
 use super::collector::nodestats_collector_t;
 use super::types::name_arg;
 use super::writer::nodestats_t;
-use crate::prom::Exporter;
+use crate::prom::{Exporter, Format};
 use crate::segment::Segment;
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 use std::sync::{Arc, Mutex};
 
 /// An exporter handle: a segment's metric families as Prometheus text
@@ -20,9 +21,48 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug)]
 pub struct nodestats_exporter_t {
     exporter: Exporter,
-    /// The text that did not fit the caller's buffer, returned by the next
-    /// call whose buffer it fits.
-    pending: Mutex<Option<String>>,
+    /// The body (and its format) that did not fit the caller's buffer,
+    /// returned by the next call for that format whose buffer it fits.
+    pending: Mutex<Option<(Format, Vec<u8>)>>,
+}
+
+/// An exposition format (`nodestats_exporter_write`). Values are fixed.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum nodestats_format {
+    /// Prometheus text 0.0.4 (what `nodestats_exporter_text` writes).
+    Text = 0,
+    /// The Prometheus protobuf exposition (length-delimited
+    /// `io.prometheus.client.MetricFamily`). Not written by this build yet:
+    /// `nodestats_exporter_write` answers `NODESTATS_STATUS_INVALID_ARGUMENT`
+    /// and `nodestats_format_content_type` NULL.
+    Protobuf = 1,
+    /// OpenMetrics 1.0 text.
+    Openmetrics = 2,
+}
+
+/// A `nodestats_format` as C passes it: any 32-bit value. The header
+/// declares it as `nodestats_format`; values this build cannot write are
+/// rejected with `NODESTATS_STATUS_INVALID_ARGUMENT`.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FormatArg(pub u32);
+
+impl FormatArg {
+    fn get(self) -> Option<Format> {
+        match self.0 {
+            0 => Some(Format::Text),
+            2 => Some(Format::OpenMetrics),
+            _ => None,
+        }
+    }
+}
+
+fn format_value(f: Format) -> nodestats_format {
+    match f {
+        Format::Text => nodestats_format::Text,
+        Format::OpenMetrics => nodestats_format::Openmetrics,
+    }
 }
 
 /// Builds an exporter over `segment` and stores it in `*out`.
@@ -113,14 +153,8 @@ pub unsafe extern "C" fn nodestats_exporter_open_collector(
 
 /// Writes every metric family in the Prometheus text exposition format
 /// (version 0.0.4), NUL-terminated, into `buf`, and its length without the
-/// NUL into `*len`. Families with no series yet are left out.
-///
-/// If `cap` is smaller than the text plus its NUL, returns
-/// `NODESTATS_STATUS_BUFFER_TOO_SMALL` and stores the needed capacity (NUL
-/// included) in `*len`; `buf` is untouched. The next call whose buffer
-/// holds that capacity returns that same text; other calls read the
-/// segment afresh. `buf` may be NULL when `cap` is 0, to ask for the size.
-/// Reading the segment allocates: this is for a scrape, not a hot path.
+/// NUL into `*len`: `nodestats_exporter_write` with
+/// `NODESTATS_FORMAT_TEXT`, whose buffer protocol it follows.
 ///
 /// # Safety
 /// `e` is a live exporter; `buf` is valid for writing `cap` bytes (or NULL
@@ -132,31 +166,105 @@ pub unsafe extern "C" fn nodestats_exporter_text(
     cap: usize,
     len: *mut usize,
 ) -> nodestats_status {
+    // SAFETY: the caller's contract is this function's.
+    unsafe { nodestats_exporter_write(e, FormatArg(nodestats_format::Text as u32), buf, cap, len) }
+}
+
+/// Writes every metric family in `format` into `buf`, followed by a NUL,
+/// and the body's length without the NUL into `*len`. Families with no
+/// series yet are left out. Serve it with the Content-Type
+/// `nodestats_format_content_type(format)`; pick the format from the
+/// scraper's Accept header with `nodestats_format_negotiate`.
+///
+/// If `cap` is smaller than the body plus its NUL, returns
+/// `NODESTATS_STATUS_BUFFER_TOO_SMALL` and stores the needed capacity (NUL
+/// included) in `*len`; `buf` is untouched. The next call for the same
+/// format whose buffer holds that capacity returns that same body; other
+/// calls read the segment afresh. `buf` may be NULL when `cap` is 0, to
+/// ask for the size. A format this build cannot write (an unknown value,
+/// or `NODESTATS_FORMAT_PROTOBUF` for now) gives
+/// `NODESTATS_STATUS_INVALID_ARGUMENT`. Reading the segment allocates:
+/// this is for a scrape, not a hot path.
+///
+/// # Safety
+/// `e` is a live exporter; `buf` is valid for writing `cap` bytes (or NULL
+/// with `cap` 0); `len` is valid for writing a `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_exporter_write(
+    e: *const nodestats_exporter_t,
+    format: FormatArg,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> nodestats_status {
     boundary!([e, len] {
         if buf.is_null() && cap != 0 {
             return Err(nodestats_status::NullArgument);
         }
+        let format = format.get().ok_or(nodestats_status::InvalidArgument)?;
         // SAFETY: `e` is non-NULL (checked) and live per the contract.
         let e = unsafe { &*e };
         let mut pending = e.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let text = match pending.take() {
-            Some(text) if text.len() < cap => text,
-            _ => e.exporter.text(),
+        let body = match pending.take() {
+            Some((f, body)) if f == format && body.len() < cap => body,
+            _ => e.exporter.write(format),
         };
-        if cap <= text.len() {
+        if cap <= body.len() {
             // SAFETY: `len` is non-NULL (checked) and writable per the contract.
-            unsafe { len.write(text.len() + 1) };
-            *pending = Some(text);
+            unsafe { len.write(body.len() + 1) };
+            *pending = Some((format, body));
             return Err(nodestats_status::BufferTooSmall);
         }
-        // SAFETY: `buf` is non-NULL (cap > text.len() >= 0) and writable for
-        // `cap` > text.len() bytes per the contract; the regions cannot
-        // overlap, `text` being our own allocation.
+        // SAFETY: `buf` is non-NULL (cap > body.len() >= 0) and writable for
+        // `cap` > body.len() bytes per the contract; the regions cannot
+        // overlap, `body` being our own allocation.
         unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
-            buf.add(text.len()).write(0);
-            len.write(text.len());
+            std::ptr::copy_nonoverlapping(body.as_ptr(), buf.cast::<u8>(), body.len());
+            buf.add(body.len()).write(0);
+            len.write(body.len());
         }
+        Ok(())
+    })
+}
+
+/// The Content-Type to serve a body of `format` with (a static
+/// NUL-terminated string), or NULL for a format this build cannot write.
+#[no_mangle]
+pub extern "C" fn nodestats_format_content_type(format: FormatArg) -> *const c_char {
+    let ct: &'static CStr = match format.get() {
+        Some(Format::Text) => c"text/plain; version=0.0.4; charset=utf-8",
+        Some(Format::OpenMetrics) => c"application/openmetrics-text; version=1.0.0; charset=utf-8",
+        None => return std::ptr::null(),
+    };
+    ct.as_ptr()
+}
+
+/// Stores in `*out` the format to answer a scrape whose `Accept` header is
+/// `accept` with (NULL: no header): the one the scraper weighs highest
+/// among those this build writes, `NODESTATS_FORMAT_TEXT` on a tie, when
+/// nothing it accepts is offered, or without a header. Prometheus asks for
+/// OpenMetrics first by default. An `accept` that is not UTF-8 gives
+/// `NODESTATS_STATUS_INVALID_ARGUMENT`; `*out` is untouched on error.
+///
+/// # Safety
+/// `accept` is NULL or a NUL-terminated string; `out` is valid for writing
+/// a `nodestats_format`.
+#[no_mangle]
+pub unsafe extern "C" fn nodestats_format_negotiate(
+    accept: *const c_char,
+    out: *mut nodestats_format,
+) -> nodestats_status {
+    boundary!([out] {
+        let accept = if accept.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            let s = unsafe { CStr::from_ptr(accept) };
+            Some(s.to_str().map_err(|_| nodestats_status::InvalidArgument)?)
+        };
+        let f = format_value(Format::negotiate(accept));
+        // SAFETY: `out` is non-NULL (checked) and writable per the contract.
+        unsafe { out.write(f) };
         Ok(())
     })
 }

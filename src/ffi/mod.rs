@@ -120,7 +120,8 @@ pub use writer::*;
 
 pub use exporter::{
     nodestats_exporter_close, nodestats_exporter_open, nodestats_exporter_open_collector,
-    nodestats_exporter_t, nodestats_exporter_text,
+    nodestats_exporter_t, nodestats_exporter_text, nodestats_exporter_write, nodestats_format,
+    nodestats_format_content_type, nodestats_format_negotiate, FormatArg,
 };
 pub use family::{
     nodestats_family_declare, nodestats_family_spec, nodestats_family_spec_init,

@@ -1,6 +1,7 @@
 //! [`Exporter`]: a `prometheus::core::Collector` that reads the segment at
 //! scrape time and emits every LiveKit family plus our own.
 
+use super::format::OpenMetricsCounters;
 use super::native::NativeBuckets;
 use super::text;
 use crate::read::reader::Scrape;
@@ -282,9 +283,10 @@ impl ExporterState {
 #[derive(Debug)]
 pub struct Exporter {
     segment: Arc<Segment>,
-    const_labels: Vec<(String, String)>,
+    pub(super) const_labels: Vec<(String, String)>,
     descs: Vec<Desc>,
     state: Arc<ExporterState>,
+    pub(super) om_counters: OpenMetricsCounters,
 }
 
 impl Exporter {
@@ -318,7 +320,15 @@ impl Exporter {
             const_labels,
             descs,
             state: Arc::new(ExporterState::default()),
+            om_counters: OpenMetricsCounters::default(),
         })
+    }
+
+    /// How counters whose name does not end in `_total` are written in
+    /// OpenMetrics (see [`OpenMetricsCounters`]).
+    pub fn openmetrics_counters(mut self, how: OpenMetricsCounters) -> Self {
+        self.om_counters = how;
+        self
     }
 
     /// Shared state to feed with collector updates (system and collector
@@ -332,34 +342,19 @@ impl Exporter {
         &self.segment
     }
 
-    /// Every family in the Prometheus text format (version 0.0.4), written
-    /// directly from one read of the segment. Families with no series yet
-    /// are left out, as a registry does.
-    pub fn text(&self) -> String {
-        let fams = self.snapshot();
-        let points: usize = fams
-            .iter()
-            .map(|f| f.points.len() * (f.bounds.len() + 3))
-            .sum();
-        let mut out = String::with_capacity(4096 + points * 160);
-        for f in fams.iter().filter(|f| !f.points.is_empty()) {
-            f.write_text(&self.const_labels, &mut out);
-        }
-        out
-    }
-
     /// Every family as protobuf structs (what `prometheus::Registry`
     /// gathers).
     pub fn families(&self) -> Vec<MetricFamily> {
-        self.snapshot()
+        self.read()
+            .0
             .into_iter()
             .map(|f| f.to_proto(&self.const_labels))
             .collect()
     }
 
     /// One read of the segment (and of the latest collector update) as
-    /// families of points.
-    fn snapshot(&self) -> Vec<Fam> {
+    /// families of points, and the layout of the segment read.
+    pub(super) fn read(&self) -> (Vec<Fam>, crate::segment::Layout) {
         let published = self
             .state
             .segment
@@ -431,7 +426,7 @@ impl Exporter {
             slot_of.insert(d.id, out.len());
             overflow.push((d.spec.name.clone(), d.overflowed));
             let spec = &d.spec;
-            out.push(Fam::new(
+            let mut fam = Fam::new(
                 spec.name.clone().into(),
                 spec.help.clone().into(),
                 spec.kind,
@@ -440,7 +435,9 @@ impl Exporter {
                     Kind::Histogram => spec.effective_buckets().to_vec(),
                     _ => Vec::new(),
                 },
-            ));
+            );
+            fam.unit = spec.unit.clone().into();
+            out.push(fam);
         }
         // read_all already merged series among themselves; only the fixed
         // points can share their labels.
@@ -522,7 +519,7 @@ impl Exporter {
             fam.points = (o.points)(&input);
             out.push(fam);
         }
-        out
+        (out, *segment.layout())
     }
 }
 
@@ -558,24 +555,27 @@ impl Val {
 }
 
 /// One series: its variable label values and value.
-struct Point {
-    values: Vec<String>,
-    val: Val,
+pub(super) struct Point {
+    pub(super) values: Vec<String>,
+    pub(super) val: Val,
 }
 
 /// One family ready to export.
-struct Fam {
-    name: Cow<'static, str>,
-    help: Cow<'static, str>,
-    kind: Kind,
-    labels: Vec<Cow<'static, str>>,
+pub(super) struct Fam {
+    pub(super) name: Cow<'static, str>,
+    pub(super) help: Cow<'static, str>,
+    pub(super) kind: Kind,
+    /// The declared unit (OpenMetrics `# UNIT`, OTLP's `unit`); empty if
+    /// none.
+    pub(super) unit: Cow<'static, str>,
+    pub(super) labels: Vec<Cow<'static, str>>,
     /// Histogram bounds, +Inf excluded (empty otherwise).
-    bounds: Vec<f64>,
-    points: Vec<Point>,
+    pub(super) bounds: Vec<f64>,
+    pub(super) points: Vec<Point>,
 }
 
 impl Fam {
-    fn new(
+    pub(super) fn new(
         name: Cow<'static, str>,
         help: Cow<'static, str>,
         kind: Kind,
@@ -586,6 +586,7 @@ impl Fam {
             name,
             help,
             kind,
+            unit: Cow::Borrowed(""),
             labels,
             bounds,
             points: Vec::new(),
@@ -593,7 +594,7 @@ impl Fam {
     }
 
     /// Label pairs of `p`, const labels included, sorted by name.
-    fn pairs<'a>(
+    pub(super) fn pairs<'a>(
         &'a self,
         consts: &'a [(String, String)],
         p: &'a Point,
@@ -612,7 +613,7 @@ impl Fam {
         v
     }
 
-    fn write_text(&self, consts: &[(String, String)], out: &mut String) {
+    pub(super) fn write_text(&self, consts: &[(String, String)], out: &mut String) {
         text::family_header(out, &self.name, &self.help, self.kind);
         let line = |out: &mut String, suffix: &str, pairs: &[(&str, &str)], le, v| {
             text::sample(out, &self.name, suffix, pairs, le, v)
@@ -698,7 +699,7 @@ impl Fam {
 /// A histogram's count: its native buckets' total for a native one (whose
 /// classic buckets, if any, hold the same observations), else the sum of
 /// its classic buckets, +Inf included.
-fn hist_count(bounds: &[f64], buckets: &[u64], native: Option<&NativeBuckets>) -> u64 {
+pub(super) fn hist_count(bounds: &[f64], buckets: &[u64], native: Option<&NativeBuckets>) -> u64 {
     match native {
         Some(n) => n.count(),
         None => buckets

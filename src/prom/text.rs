@@ -72,7 +72,7 @@ impl std::fmt::Display for Display {
 }
 
 /// Escapes help text (`\` and newline) or a label value (also `"`).
-fn escape(out: &mut String, s: &str, quote: bool) {
+pub(super) fn escape(out: &mut String, s: &str, quote: bool) {
     for ch in s.chars() {
         match ch {
             '\\' => out.push_str("\\\\"),

@@ -4,7 +4,10 @@
 use super::boundary::nodestats_status;
 use super::types::name_arg;
 use super::writer::nodestats_t;
-use crate::schema::{FamilySpec, Kind, MAX_DECLARED_BUCKETS, MAX_FAMILY_LABELS};
+use crate::schema::{
+    FamilySpec, Kind, DEFAULT_NATIVE_MAX, DEFAULT_NATIVE_MIN, DEFAULT_NATIVE_SCHEMA,
+    DEFAULT_NATIVE_ZERO_THRESHOLD, MAX_DECLARED_BUCKETS, MAX_FAMILY_LABELS,
+};
 use std::ffi::{c_char, CStr};
 
 /// The kind of a declared family.
@@ -63,6 +66,26 @@ pub struct nodestats_family_spec {
     /// The unit (`[a-zA-Z0-9_]`, at most 32 bytes), e.g. `"seconds"`;
     /// NULL: none.
     pub unit: *const c_char,
+    /// A histogram with native (sparse exponential) buckets beside its
+    /// classic ones, as Prometheus' native histograms: set it after
+    /// `nodestats_family_spec_init` (default false). With `n_buckets` 0 a
+    /// native histogram has no classic buckets (not the defaults). See
+    /// SEGMENT.md §8b for what a series keeps.
+    pub native: bool,
+    /// The native schema, -4 to 8 (bucket boundaries are powers of
+    /// 2^(2^-schema)); `nodestats_family_spec_init` makes it 3.
+    pub native_schema: i32,
+    /// Observations with |v| at most this go to the zero bucket: finite,
+    /// not negative; `nodestats_family_spec_init` makes it 2^-128.
+    pub native_zero_threshold: f64,
+    /// The absolute values the native buckets cover, 0 < min <= max,
+    /// finite, at most 2048 buckets apart at the schema; observations
+    /// outside go to the outermost bucket and are counted in
+    /// `nodestats_native_clamped_total`. `nodestats_family_spec_init` makes
+    /// them 2^-10 and 2^30 (321 buckets at schema 3).
+    pub native_min: f64,
+    /// See `native_min`.
+    pub native_max: f64,
 }
 
 /// Fills `*spec` with the defaults: every pointer NULL, every count 0, a
@@ -85,6 +108,11 @@ pub unsafe extern "C" fn nodestats_family_spec_init(spec: *mut nodestats_family_
                 n_buckets: 0,
                 max_series: 0,
                 unit: std::ptr::null(),
+                native: false,
+                native_schema: DEFAULT_NATIVE_SCHEMA as i32,
+                native_zero_threshold: DEFAULT_NATIVE_ZERO_THRESHOLD,
+                native_min: DEFAULT_NATIVE_MIN,
+                native_max: DEFAULT_NATIVE_MAX,
             })
         };
     }
@@ -136,7 +164,14 @@ unsafe fn spec_of(c: &nodestats_family_spec) -> Result<FamilySpec, nodestats_sta
     if spec.kind() != Kind::Histogram && !buckets.is_empty() {
         return Err(nodestats_status::InvalidArgument);
     }
-    Ok(spec.labels(&labels).unit(unit).max_series(c.max_series))
+    let spec = spec.labels(&labels).unit(unit).max_series(c.max_series);
+    Ok(match c.native {
+        false => spec,
+        true => spec
+            .native(i8::try_from(c.native_schema).map_err(|_| nodestats_status::InvalidArgument)?)
+            .native_zero_threshold(c.native_zero_threshold)
+            .native_range(c.native_min, c.native_max),
+    })
 }
 
 /// Declares a family in `s`'s segment (slow path, any process), so that
@@ -155,6 +190,8 @@ unsafe fn spec_of(c: &nodestats_family_spec) -> Result<FamilySpec, nodestats_sta
 /// Prometheus' rules (or starts with `__`, or `nodestats_` for a family),
 /// a histogram label `le`, more than 8 labels or 48 buckets, buckets that
 /// are not finite and strictly increasing, buckets on a counter or gauge,
+/// `native` on a counter or gauge, a native schema, zero threshold or range
+/// out of its bounds,
 /// an unknown kind, or strings that are not UTF-8 or too long;
 /// `NODESTATS_STATUS_NULL_ARGUMENT` for a NULL `s`, `spec`, `spec->name`,
 /// label name, or array with a non-zero count;

@@ -6,6 +6,7 @@ use super::native::NativeBuckets;
 use super::text;
 use crate::read::reader::Scrape;
 use crate::read::{Anomalies, NodeStats, SeriesValue};
+use crate::schema::native::{NativeLayout, CLAMPED_WORD, POSITIVE_WORD, ZERO_WORD};
 use crate::schema::{Counter, Family, FamilyId, Gauge, Kind, COUNTERS, FAMILIES};
 use crate::segment::series::OVERFLOW_LABEL;
 use crate::segment::slots::GaugeTotals;
@@ -36,6 +37,9 @@ struct OwnInput<'a> {
     /// Per family: (name, series sent to its overflow series by its cap),
     /// declared families always, LiveKit's when not zero.
     overflow: &'a [(String, u64)],
+    /// Per native family: (name, observations clamped into the edge of
+    /// its bucket span).
+    clamped: &'a [(String, u64)],
     declared: usize,
     refused: u64,
     corrupt_families: u64,
@@ -117,6 +121,21 @@ const OWN: &[Own] = &[
         labels: &["family"],
         points: |i| {
             i.overflow
+                .iter()
+                .map(|(f, n)| Point {
+                    values: vec![f.clone()],
+                    val: Val::Scalar(*n as f64),
+                })
+                .collect()
+        },
+    },
+    Own {
+        name: "nodestats_native_clamped_total",
+        help: "Observations of a native histogram family outside its bucket span, counted in the span's outermost bucket.",
+        kind: Kind::Counter,
+        labels: &["family"],
+        points: |i| {
+            i.clamped
                 .iter()
                 .map(|(f, n)| Point {
                     values: vec![f.clone()],
@@ -416,6 +435,7 @@ impl Exporter {
         // Declared families follow LiveKit's, in directory order.
         let mut slot_of: HashMap<FamilyId, usize> = HashMap::new();
         let mut overflow: Vec<(String, u64)> = Vec::new();
+        let mut clamped: Vec<(String, u64)> = Vec::new();
         for f in Family::ALL {
             let n = declared.livekit_overflowed[f as usize];
             if n > 0 {
@@ -437,6 +457,10 @@ impl Exporter {
                 },
             );
             fam.unit = spec.unit.clone().into();
+            fam.native = spec.native_layout();
+            if fam.native.is_some() {
+                clamped.push((spec.name.clone(), 0));
+            }
             out.push(fam);
         }
         // read_all already merged series among themselves; only the fixed
@@ -455,6 +479,19 @@ impl Exporter {
                 },
             };
             let fam = &mut out[at];
+            // A native histogram's native words follow its classic counts.
+            let mut s = s;
+            let native = fam.native.map(|l| {
+                let n = native_buckets(
+                    &l,
+                    &s.buckets[(fam.bounds.len() + 1).min(s.buckets.len())..],
+                );
+                if let Some(c) = clamped.iter_mut().find(|c| c.0 == fam.name) {
+                    c.1 = c.1.saturating_add(n.clamped);
+                }
+                s.buckets.truncate(fam.bounds.len() + 1);
+                n
+            });
             // A series whose labels equal a fixed series (e.g. country ""
             // through a handle) is the same sample: add it in, never print
             // a label set twice.
@@ -463,10 +500,10 @@ impl Exporter {
                 .iter_mut()
                 .find(|p| p.values == s.labels)
             {
-                Some(p) => p.val.merge(fam.kind, &s, None),
+                Some(p) => p.val.merge(fam.kind, &s, native),
                 None => {
                     let val = match fam.kind {
-                        Kind::Histogram => Val::Hist(s.buckets, s.sum, None),
+                        Kind::Histogram => Val::Hist(s.buckets, s.sum, native),
                         Kind::Gauge => Val::Scalar((s.value as i64).max(0) as f64),
                         Kind::Counter => Val::Scalar(s.value as f64),
                     };
@@ -504,6 +541,7 @@ impl Exporter {
             ns: &ns,
             current: readable && status == SegmentStatus::Current,
             overflow: &overflow,
+            clamped: &clamped,
             declared: declared.valid.len(),
             refused: declared.refused,
             corrupt_families: declared.corrupt,
@@ -571,6 +609,8 @@ pub(super) struct Fam {
     pub(super) labels: Vec<Cow<'static, str>>,
     /// Histogram bounds, +Inf excluded (empty otherwise).
     pub(super) bounds: Vec<f64>,
+    /// A native histogram family's native layout.
+    pub(super) native: Option<NativeLayout>,
     pub(super) points: Vec<Point>,
 }
 
@@ -589,6 +629,7 @@ impl Fam {
             unit: Cow::Borrowed(""),
             labels,
             bounds,
+            native: None,
             points: Vec::new(),
         }
     }
@@ -696,16 +737,34 @@ impl Fam {
     }
 }
 
-/// A histogram's count: its native buckets' total for a native one (whose
-/// classic buckets, if any, hold the same observations), else the sum of
-/// its classic buckets, +Inf included.
-pub(super) fn hist_count(bounds: &[f64], buckets: &[u64], native: Option<&NativeBuckets>) -> u64 {
-    match native {
-        Some(n) => n.count(),
-        None => buckets
-            .iter()
-            .take(bounds.len() + 1)
-            .fold(0u64, |a, b| a.saturating_add(*b)),
+/// A histogram's count: the sum of its classic buckets, +Inf included
+/// (every observation counts there, NaN too; a native histogram without
+/// classic bounds has only the +Inf bucket, which is its count).
+pub(super) fn hist_count(bounds: &[f64], buckets: &[u64], _native: Option<&NativeBuckets>) -> u64 {
+    buckets
+        .iter()
+        .take(bounds.len() + 1)
+        .fold(0u64, |a, b| a.saturating_add(*b))
+}
+
+/// The native buckets of a series from its native words (§8b): the zero
+/// bucket, the clamped count, then the positive and negative spans.
+fn native_buckets(l: &NativeLayout, words: &[u64]) -> NativeBuckets {
+    let at = |i: usize| words.get(i).copied().unwrap_or(0);
+    let span = l.span as usize;
+    let side = |first: usize| -> Vec<(i32, u64)> {
+        (0..span)
+            .filter(|&k| at(first + k) != 0)
+            .map(|k| (l.lo.saturating_add(k as i32), at(first + k)))
+            .collect()
+    };
+    NativeBuckets {
+        schema: l.schema,
+        zero_threshold: l.zero_threshold(),
+        zero_count: at(ZERO_WORD),
+        positive: side(POSITIVE_WORD),
+        negative: side(POSITIVE_WORD + span),
+        clamped: at(CLAMPED_WORD),
     }
 }
 

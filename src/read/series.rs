@@ -232,11 +232,14 @@ pub(crate) fn read_all_with(
             let sums: Vec<u64> = (0..n)
                 .map(|k| r.value_sum(base + k).wrapping_add(in_rows.count(base + k)))
                 .collect();
-            let nb = n - 1;
+            // Classic buckets and +Inf, the sum, then a native histogram's
+            // native words (§8b), which follow the classic counts here.
+            let nb = e.shape.bounds + 1;
             if slot.buckets.is_empty() {
-                slot.buckets = vec![0; nb];
+                slot.buckets = vec![0; n - 1];
             }
-            for (b, v) in slot.buckets.iter_mut().zip(&sums[..nb]) {
+            let ints = sums[..nb].iter().chain(&sums[nb + 1..]);
+            for (b, v) in slot.buckets.iter_mut().zip(ints) {
                 *b = b.wrapping_add(*v);
             }
             // Per-shard sums are f64 bits: add them as floats.

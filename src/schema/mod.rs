@@ -12,11 +12,16 @@
 mod counters;
 mod families;
 mod labels;
+pub(crate) mod native;
 pub(crate) mod spec;
 
 pub use counters::{Counter, Gauge, COUNTERS};
 pub use families::{Buckets, Family, FamilyDef, Kind, FAMILIES, LIVEKIT_FAMILIES, MAX_BUCKETS};
 pub use labels::{ConnectionQuality, Direction, TrackKind, TrackSource};
+pub use native::{
+    DEFAULT_NATIVE_MAX, DEFAULT_NATIVE_MIN, DEFAULT_NATIVE_SCHEMA, DEFAULT_NATIVE_ZERO_THRESHOLD,
+    MAX_NATIVE_SCHEMA, MAX_NATIVE_SPAN, MIN_NATIVE_SCHEMA,
+};
 pub use spec::{
     FamilyId, FamilySpec, DEFAULT_BUCKETS, DEFAULT_LIVEKIT_MAX_SERIES, DEFAULT_MAX_SERIES,
     MAX_DECLARED_BUCKETS, MAX_FAMILY_LABELS, MAX_HELP_BYTES, MAX_LABEL_NAME_BYTES, MAX_NAME_BYTES,

@@ -4,6 +4,10 @@
 //! directory.
 
 use super::families::{Family, Kind, LIVEKIT_FAMILIES};
+use super::native::{
+    NativeLayout, DEFAULT_NATIVE_MAX, DEFAULT_NATIVE_MIN, DEFAULT_NATIVE_SCHEMA,
+    DEFAULT_NATIVE_ZERO_THRESHOLD, MAX_NATIVE_SCHEMA, MAX_NATIVE_SPAN, MIN_NATIVE_SCHEMA,
+};
 use std::fmt;
 
 /// Most labels a family may have.
@@ -113,6 +117,28 @@ pub struct FamilySpec {
     pub(crate) labels: Vec<String>,
     pub(crate) buckets: Vec<f64>,
     pub(crate) max_series: u32,
+    pub(crate) native: Option<NativeSpec>,
+}
+
+/// The native buckets a histogram spec asks for: schema, zero threshold
+/// and the range of values its buckets cover.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct NativeSpec {
+    pub(crate) schema: i8,
+    pub(crate) zero_threshold: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Default for NativeSpec {
+    fn default() -> Self {
+        NativeSpec {
+            schema: DEFAULT_NATIVE_SCHEMA,
+            zero_threshold: DEFAULT_NATIVE_ZERO_THRESHOLD,
+            min: DEFAULT_NATIVE_MIN,
+            max: DEFAULT_NATIVE_MAX,
+        }
+    }
 }
 
 impl FamilySpec {
@@ -125,6 +151,7 @@ impl FamilySpec {
             labels: Vec::new(),
             buckets: Vec::new(),
             max_series: 0,
+            native: None,
         }
     }
 
@@ -167,6 +194,71 @@ impl FamilySpec {
         self
     }
 
+    /// Makes a histogram family native (sparse exponential buckets, as
+    /// Prometheus' native histograms and OpenTelemetry's exponential ones)
+    /// at `schema` (−4 … 8; [`DEFAULT_NATIVE_SCHEMA`] is 3: bucket
+    /// boundaries are powers of `2^(2^-schema)`). Classic bounds given to
+    /// [`histogram`](Self::histogram) are kept beside the native buckets;
+    /// none (an empty list) means none, not the defaults.
+    ///
+    /// Each series keeps the buckets from [`DEFAULT_NATIVE_MIN`] to
+    /// [`DEFAULT_NATIVE_MAX`] unless [`native_range`](Self::native_range)
+    /// says otherwise, for positive and for negative values; an
+    /// observation outside goes to the outermost bucket and is counted
+    /// (`nodestats_native_clamped_total`). Memory: 8 bytes per value block
+    /// for each of `2·span + 4 + bounds` words, where `span` is the number
+    /// of buckets between the range's ends (321 at schema 3 with the
+    /// default range).
+    ///
+    /// ```
+    /// use nodestats::FamilySpec;
+    /// let spec = FamilySpec::histogram("sfu_forward_delay_seconds", "Forwarding delay.", &[])
+    ///     .native(3)
+    ///     .native_range(1e-6, 10.0);
+    /// assert_eq!(spec.native_schema(), Some(3));
+    /// ```
+    pub fn native(mut self, schema: i8) -> Self {
+        self.native = Some(NativeSpec {
+            schema,
+            ..self.native.unwrap_or_default()
+        });
+        self
+    }
+
+    /// The range of absolute values the native buckets cover (`0 < min ≤
+    /// max`, finite); makes the family native at the default schema if it
+    /// was not.
+    pub fn native_range(mut self, min: f64, max: f64) -> Self {
+        self.native = Some(NativeSpec {
+            min,
+            max,
+            ..self.native.unwrap_or_default()
+        });
+        self
+    }
+
+    /// Observations with `|v| ≤ threshold` go to the zero bucket (default
+    /// [`DEFAULT_NATIVE_ZERO_THRESHOLD`]); makes the family native at the
+    /// default schema if it was not.
+    pub fn native_zero_threshold(mut self, threshold: f64) -> Self {
+        self.native = Some(NativeSpec {
+            zero_threshold: threshold,
+            ..self.native.unwrap_or_default()
+        });
+        self
+    }
+
+    /// The native schema, if the family is native.
+    pub fn native_schema(&self) -> Option<i8> {
+        self.native.map(|n| n.schema)
+    }
+
+    /// How the family's series keep native buckets (`None`: classic only).
+    pub(crate) fn native_layout(&self) -> Option<NativeLayout> {
+        self.native
+            .map(|n| NativeLayout::of(n.schema, n.zero_threshold, n.min, n.max))
+    }
+
     /// The metric name.
     pub fn name(&self) -> &str {
         &self.name
@@ -188,7 +280,7 @@ impl FamilySpec {
     /// The histogram bounds in force (the default for none).
     pub fn effective_buckets(&self) -> &[f64] {
         match (self.kind, self.buckets.is_empty()) {
-            (Kind::Histogram, true) => &DEFAULT_BUCKETS,
+            (Kind::Histogram, true) if self.native.is_none() => &DEFAULT_BUCKETS,
             _ => &self.buckets,
         }
     }
@@ -246,8 +338,13 @@ impl FamilySpec {
                 return Err(format!("label {l:?} appears twice in {:?}", self.name));
             }
         }
+        if let Some(n) = self.native {
+            check_native(&self.name, self.kind, &n)?;
+        }
         match self.kind {
-            Kind::Histogram => check_buckets(&self.name, self.effective_buckets()),
+            Kind::Histogram => {
+                check_buckets(&self.name, self.effective_buckets(), self.native.is_some())
+            }
             _ if !self.buckets.is_empty() => Err(format!(
                 "{:?} is not a histogram but has buckets",
                 self.name
@@ -268,6 +365,15 @@ impl FamilySpec {
         if self.kind == Kind::Histogram {
             s += &format!(" buckets {:?}", self.effective_buckets());
         }
+        if let (Some(n), Some(l)) = (self.native, self.native_layout()) {
+            s += &format!(
+                " native schema {} zero threshold {:e} buckets {}..={}",
+                n.schema,
+                n.zero_threshold,
+                l.lo,
+                l.lo as i64 + l.span as i64 - 1
+            );
+        }
         if !self.unit.is_empty() {
             s += &format!(" unit {:?}", self.unit);
         }
@@ -287,6 +393,7 @@ impl FamilySpec {
                 .iter()
                 .map(|b| b.to_bits())
                 .eq(other.effective_buckets().iter().map(|b| b.to_bits()))
+            && self.native_layout() == other.native_layout()
     }
 
     /// The spec of a LiveKit family, to compare a declaration with.
@@ -304,6 +411,7 @@ impl FamilySpec {
                 _ => Vec::new(),
             },
             max_series: 0,
+            native: None,
         }
     }
 }
@@ -351,10 +459,10 @@ fn check_label_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Histogram bounds: 1 to [`MAX_DECLARED_BUCKETS`], finite, strictly
-/// increasing.
-fn check_buckets(name: &str, b: &[f64]) -> Result<(), String> {
-    if b.is_empty() || b.len() > MAX_DECLARED_BUCKETS {
+/// Histogram bounds: 1 (0 for a native histogram) to
+/// [`MAX_DECLARED_BUCKETS`], finite, strictly increasing.
+fn check_buckets(name: &str, b: &[f64], native: bool) -> Result<(), String> {
+    if (b.is_empty() && !native) || b.len() > MAX_DECLARED_BUCKETS {
         return Err(format!(
             "histogram {name:?} has {} bounds: 1 to {MAX_DECLARED_BUCKETS}",
             b.len()
@@ -363,6 +471,43 @@ fn check_buckets(name: &str, b: &[f64]) -> Result<(), String> {
     if !b.iter().all(|v| v.is_finite()) || !b.windows(2).all(|w| w[0] < w[1]) {
         return Err(format!(
             "histogram {name:?}: bounds must be finite and strictly increasing, got {b:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A native spec: on a histogram, a schema Prometheus defines, a finite
+/// zero threshold ≥ 0, a range `0 < min ≤ max` (finite) of at most
+/// [`MAX_NATIVE_SPAN`] buckets.
+fn check_native(name: &str, kind: Kind, n: &NativeSpec) -> Result<(), String> {
+    if kind != Kind::Histogram {
+        return Err(format!(
+            "{name:?} is not a histogram but has native buckets"
+        ));
+    }
+    if !(MIN_NATIVE_SCHEMA..=MAX_NATIVE_SCHEMA).contains(&n.schema) {
+        return Err(format!(
+            "native schema {} of {name:?}: {MIN_NATIVE_SCHEMA} to {MAX_NATIVE_SCHEMA}",
+            n.schema
+        ));
+    }
+    if !(n.zero_threshold.is_finite() && n.zero_threshold >= 0.0) {
+        return Err(format!(
+            "native zero threshold {} of {name:?}: finite and not negative",
+            n.zero_threshold
+        ));
+    }
+    if !(n.min.is_finite() && n.max.is_finite() && n.min > 0.0 && n.min <= n.max) {
+        return Err(format!(
+            "native range {}..{} of {name:?}: finite, 0 < min <= max",
+            n.min, n.max
+        ));
+    }
+    let l = NativeLayout::of(n.schema, n.zero_threshold, n.min, n.max);
+    if l.span > MAX_NATIVE_SPAN {
+        return Err(format!(
+            "native range {}..{} of {name:?} is {} buckets at schema {}, more than {MAX_NATIVE_SPAN}: narrow it or lower the schema",
+            n.min, n.max, l.span, n.schema
         ));
     }
     Ok(())

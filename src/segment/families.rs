@@ -25,10 +25,13 @@
 //! once its writer slot is no longer held. Nothing is ever moved or freed.
 
 use crate::error::{Error, Result};
+use crate::schema::native::{upper_bound, NativeLayout};
+use crate::schema::spec::NativeSpec;
 use crate::schema::{
     Family, FamilyId, FamilySpec, Kind, LIVEKIT_FAMILIES, MAX_DECLARED_BUCKETS, MAX_FAMILY_LABELS,
     MAX_HELP_BYTES, MAX_LABEL_NAME_BYTES, MAX_NAME_BYTES, MAX_UNIT_BYTES,
 };
+use crate::schema::{MAX_NATIVE_SCHEMA, MAX_NATIVE_SPAN, MIN_NATIVE_SCHEMA};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Bytes of the control block at the start of the family region.
@@ -74,6 +77,13 @@ pub(crate) mod word {
     pub(crate) const SERIES_COUNT: usize = 6;
     /// Series sent to the overflow series by the cap (changes).
     pub(crate) const SERIES_OVERFLOWED: usize = 7;
+    /// Native buckets (layout 2.3): bit 0 native, bits 8–15 the schema
+    /// (`i8`), bits 32–63 the span; 0 for a classic family.
+    pub(crate) const NATIVE: usize = 8;
+    /// The lowest native bucket index kept (`i32` in bits 0–31).
+    pub(crate) const NATIVE_LO: usize = 9;
+    /// The zero threshold, `f64` bits.
+    pub(crate) const NATIVE_ZERO: usize = 10;
     pub(crate) const BOUNDS: usize = 16;
     pub(crate) const NAME: usize = 64;
     pub(crate) const UNIT: usize = 80;
@@ -313,6 +323,17 @@ pub(crate) fn write_desc(e: &FamilyEntry, spec: &FamilySpec, overflow_entry: u32
     for (b, v) in e.w[word::BOUNDS..word::NAME].iter().zip(bounds) {
         b.store(v.to_bits(), Ordering::Relaxed);
     }
+    let (native, lo, zero) = match spec.native_layout() {
+        Some(l) => (
+            1 | (l.schema as u8 as u64) << 8 | (l.span as u64) << 32,
+            l.lo as u32 as u64,
+            l.zero_bits,
+        ),
+        None => (0, 0, 0),
+    };
+    e.w[word::NATIVE].store(native, Ordering::Relaxed);
+    e.w[word::NATIVE_LO].store(lo, Ordering::Relaxed);
+    e.w[word::NATIVE_ZERO].store(zero, Ordering::Relaxed);
     write_bytes(&e.w[word::NAME..word::UNIT], spec.name.as_bytes());
     write_bytes(&e.w[word::UNIT..word::LABELS], spec.unit.as_bytes());
     const PER_LABEL: usize = MAX_LABEL_NAME_BYTES / 8;
@@ -341,9 +362,40 @@ pub(crate) fn read_entry(e: &FamilyEntry) -> Option<Declared> {
     let name_len = ((shape >> 32) & 0xff) as usize;
     let unit_len = ((shape >> 40) & 0xff) as usize;
     let help_len = e.w[word::HELP_LEN].load(Ordering::Relaxed);
+    let native_word = e.w[word::NATIVE].load(Ordering::Relaxed);
+    let native = match native_word & 1 {
+        0 => None,
+        _ => {
+            let schema = (native_word >> 8) as u8 as i8;
+            let span = (native_word >> 32) as u32;
+            let lo = e.w[word::NATIVE_LO].load(Ordering::Relaxed) as u32 as i32;
+            let zero = f64::from_bits(e.w[word::NATIVE_ZERO].load(Ordering::Relaxed));
+            if !(MIN_NATIVE_SCHEMA..=MAX_NATIVE_SCHEMA).contains(&schema)
+                || span == 0
+                || span > MAX_NATIVE_SPAN
+            {
+                return None;
+            }
+            let spec = NativeSpec {
+                schema,
+                zero_threshold: zero,
+                min: upper_bound(schema, lo),
+                max: upper_bound(
+                    schema,
+                    (lo as i64 + span as i64 - 1).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+                ),
+            };
+            // The range must name exactly the stored span.
+            let back = NativeLayout::of(schema, zero, spec.min, spec.max);
+            if (back.lo, back.span) != (lo, span) || native_word & 0xffff_00fe != 0 {
+                return None;
+            }
+            Some(spec)
+        }
+    };
     if nl > MAX_FAMILY_LABELS
         || nb > MAX_DECLARED_BUCKETS
-        || (kind == Kind::Histogram) != (nb > 0)
+        || (kind == Kind::Histogram) != (nb > 0 || native.is_some())
         || name_len > MAX_NAME_BYTES
         || unit_len > MAX_UNIT_BYTES
         || help_len > MAX_HELP_BYTES as u64
@@ -380,6 +432,7 @@ pub(crate) fn read_entry(e: &FamilyEntry) -> Option<Declared> {
         labels,
         buckets,
         max_series,
+        native,
     };
     // Everything a declaration checks (names, labels, bounds, lengths)
     // holds for what readers export.

@@ -32,6 +32,7 @@
 
 use super::families::{Declared, FamilyRegion};
 use crate::error::{Error, Result};
+use crate::schema::native::NativeLayout;
 use crate::schema::{Family, FamilyId, Kind, LIVEKIT_FAMILIES};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -84,6 +85,8 @@ pub(crate) struct Shape {
     pub(crate) kind: Kind,
     pub(crate) labels: usize,
     pub(crate) bounds: usize,
+    /// The native buckets of a native histogram family (§8b).
+    pub(crate) native: Option<NativeLayout>,
 }
 
 impl Shape {
@@ -97,6 +100,7 @@ impl Shape {
                 Kind::Histogram => def.buckets.bounds().1,
                 _ => 0,
             },
+            native: None,
         }
     }
 
@@ -109,6 +113,7 @@ impl Shape {
                 Kind::Histogram => spec.effective_buckets().len(),
                 _ => 0,
             },
+            native: spec.native_layout(),
         }
     }
 }
@@ -200,11 +205,12 @@ impl Region<'_> {
     /// Words a series of this shape owns in each value block: a gauge
     /// series owns one per writer slot (its writers' values live in block
     /// 0, so a dead writer's part can be left out), a histogram its
-    /// buckets, +Inf and the sum, a counter one.
+    /// buckets, +Inf and the sum (then a native one's native words, §8b),
+    /// a counter one.
     pub(crate) fn values_of(&self, shape: Shape) -> usize {
         match shape.kind {
             Kind::Gauge => self.writer_slots,
-            Kind::Histogram => shape.bounds + 2,
+            Kind::Histogram => shape.bounds + 2 + shape.native.map_or(0, |n| n.words()),
             Kind::Counter => 1,
         }
     }

@@ -10,6 +10,7 @@
 use super::adder::{Adder, BlockStride};
 use super::family::Resolved;
 use super::writer::{CellEntry, Follow, SeriesCell, Writer};
+use crate::schema::native::{Bucketer, CLAMPED_WORD};
 use crate::schema::{FamilyId, Kind};
 use crate::segment::Segment;
 use crate::sync::{AtomicU64, Ordering};
@@ -34,6 +35,19 @@ impl Adder<BlockStride> {
         let (bucket, sum) = histogram_offsets(bounds, value);
         self.add(base + bucket, 1);
         add_f64(self.word(base + sum), value);
+    }
+}
+
+/// Counts `value` in the native words of a series that start at `first`
+/// (SEGMENT.md §8b): its bucket, and the clamped count when the bucket lay
+/// outside the span. NaN counts in no native bucket.
+#[inline]
+pub(crate) fn native_words(n: &Bucketer, value: f64, mut add: impl FnMut(usize)) {
+    if let Some((w, clamped)) = n.word(value) {
+        add(w);
+        if clamped {
+            add(CLAMPED_WORD);
+        }
     }
 }
 
@@ -86,6 +100,8 @@ pub struct SeriesHandle {
     family: FamilyId,
     /// Histogram bounds (empty for counters and gauges).
     bounds: Arc<[f64]>,
+    /// A native histogram's buckets (§8b).
+    native: Option<Bucketer>,
     mode: Mode,
     /// Where the series is now (`Stats::maintain` moves it).
     cell: Arc<SeriesCell>,
@@ -158,6 +174,7 @@ impl SeriesHandle {
             adder,
             family: fam,
             bounds: family.bounds.clone(),
+            native: family.target.shape.native.map(Bucketer::new),
             mode,
             cell,
             segment,
@@ -213,12 +230,29 @@ impl SeriesHandle {
     }
 
     /// Observes a value in a histogram series (does nothing on a counter or
-    /// gauge: they have no buckets to write).
+    /// gauge: they have no buckets to write). A native histogram also
+    /// counts it in its native bucket, found from the value's bits.
     #[inline]
     pub fn observe(&self, value: f64) {
         if let Mode::Histogram = self.mode {
-            self.adder.observe(&self.bounds, self.base_now(), value);
+            let base = self.base_now();
+            self.adder.observe(&self.bounds, base, value);
+            if let Some(n) = &self.native {
+                self.observe_native(n, base, value);
+            }
         }
+    }
+
+    /// The native half of [`observe`](Self::observe), per CPU.
+    #[inline]
+    pub(crate) fn observe_native(&self, n: &Bucketer, base: usize, value: f64) {
+        let first = base + self.bounds.len() + 2;
+        native_words(n, value, |w| self.adder.add(first + w, 1));
+    }
+
+    /// A native histogram's buckets.
+    pub(crate) fn native(&self) -> Option<&Bucketer> {
+        self.native.as_ref()
     }
 
     /// The index of the series' first value word.

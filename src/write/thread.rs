@@ -659,6 +659,11 @@ impl ThreadSeriesRaw {
                     let (bucket, sum) = histogram_offsets(self.shared.bounds(), value);
                     rows::add(Self::word(w, off + bucket), 1);
                     rows::add_f64(Self::word(w, off + sum), value);
+                    // Native buckets are too many for a row's slots: they
+                    // take the per-CPU path (SEGMENT.md §8b).
+                    if let Some(n) = self.shared.native() {
+                        self.shared.observe_native(n, self.shared.base(), value);
+                    }
                 }
             }
             RowMode::Shared if self.live() => self.shared.observe(value),

@@ -30,6 +30,11 @@
 /** The exporter writes several formats (`nodestats_exporter_write`). */
 #define NODESTATS_HAS_EXPORTER_WRITE 1
 
+/** Declared histograms can be native (`nodestats_family_spec.native` and
+ *  the native fields after `unit`, which this version added to the struct:
+ *  rebuild code compiled against an older header). */
+#define NODESTATS_HAS_NATIVE_HISTOGRAMS 1
+
 /**
  * Value of an optional counter the system could not provide.
  */
@@ -893,6 +898,36 @@ typedef struct nodestats_family_spec {
    * NULL: none.
    */
   const char *unit;
+  /**
+   * A histogram with native (sparse exponential) buckets beside its
+   * classic ones, as Prometheus' native histograms: set it after
+   * `nodestats_family_spec_init` (default false). With `n_buckets` 0 a
+   * native histogram has no classic buckets (not the defaults). See
+   * SEGMENT.md §8b for what a series keeps.
+   */
+  bool native;
+  /**
+   * The native schema, -4 to 8 (bucket boundaries are powers of
+   * 2^(2^-schema)); `nodestats_family_spec_init` makes it 3.
+   */
+  int32_t native_schema;
+  /**
+   * Observations with |v| at most this go to the zero bucket: finite,
+   * not negative; `nodestats_family_spec_init` makes it 2^-128.
+   */
+  double native_zero_threshold;
+  /**
+   * The absolute values the native buckets cover, 0 < min <= max,
+   * finite, at most 2048 buckets apart at the schema; observations
+   * outside go to the outermost bucket and are counted in
+   * `nodestats_native_clamped_total`. `nodestats_family_spec_init` makes
+   * them 2^-10 and 2^30 (321 buckets at schema 3).
+   */
+  double native_min;
+  /**
+   * See `native_min`.
+   */
+  double native_max;
 } nodestats_family_spec;
 
 #ifdef __cplusplus
@@ -1680,6 +1715,8 @@ void nodestats_family_spec_init(struct nodestats_family_spec *spec);
  * Prometheus' rules (or starts with `__`, or `nodestats_` for a family),
  * a histogram label `le`, more than 8 labels or 48 buckets, buckets that
  * are not finite and strictly increasing, buckets on a counter or gauge,
+ * `native` on a counter or gauge, a native schema, zero threshold or range
+ * out of its bounds,
  * an unknown kind, or strings that are not UTF-8 or too long;
  * `NODESTATS_STATUS_NULL_ARGUMENT` for a NULL `s`, `spec`, `spec->name`,
  * label name, or array with a non-zero count;

@@ -3,7 +3,8 @@
 //! * `spec::read` is a reader written from SEGMENT.md alone: it validates
 //!   the header as §10 says, sums shards and thread rows (§6, §7a), merges
 //!   live writers' gauges (§7), reads the family directory (§8a) and the
-//!   labeled series with their value blocks and row slots (§8, §7a), and
+//!   labeled series with their value blocks and row slots (§8, §7a),
+//!   native histograms' words (§8b), and
 //!   folds the media series into the counters (§8 step 5). It imports
 //!   nothing of the crate; LiveKit's family table it takes from SEGMENT.md's
 //!   own table, parsed at run time.
@@ -148,7 +149,9 @@ impl PartialEq for Val {
             (Val::Scalar(a), Val::Scalar(b)) => a == b,
             // The order in which per-block sums are added is not specified.
             (Val::Hist(a, x), Val::Hist(b, y)) => {
-                a == b && (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+                a == b
+                    && ((x.is_nan() && y.is_nan())
+                        || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0))
             }
             _ => false,
         }
@@ -169,6 +172,41 @@ struct Declared {
     overflow_entry: u64,
     count: u64,
     overflowed: u64,
+    /// §8b: (schema, lo, span, zero threshold) of a native histogram.
+    native: Option<(i8, i32, u64, f64)>,
+}
+
+/// §8b's bucket index of a finite `a > 0`, written from the text: frexp,
+/// then the schema's rule (`B_j` from tests/data/native-bounds.txt).
+fn native_index(s: i8, a: f64) -> i64 {
+    let (mut f, mut e) = (a, 0i64);
+    while f >= 1.0 {
+        f /= 2.0;
+        e += 1;
+    }
+    while f < 0.5 {
+        f *= 2.0;
+        e -= 1;
+    }
+    if s <= 0 {
+        let k = e - (f == 0.5) as i64;
+        let d = 1i64 << -s;
+        return (k + d - 1).div_euclid(d);
+    }
+    let data = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/native-bounds.txt"
+    ))
+    .unwrap();
+    let b: Vec<f64> = data
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c[0] == s.to_string())
+        .map(|c| f64::from_bits(u64::from_str_radix(c[2], 16).unwrap()))
+        .collect();
+    let j = b.iter().position(|&bj| f <= bj / 2.0).unwrap_or(b.len());
+    j as i64 + (e - 1) * (1i64 << s)
 }
 
 /// Everything a reader gets out of a segment.
@@ -391,10 +429,33 @@ mod spec {
         let name_len = ((shape >> 32) & 0xff) as usize;
         let unit_len = ((shape >> 40) & 0xff) as usize;
         let help_len = word(2) as usize;
+        // §8a word 8 (§8b): 0, or flag, schema and span with every other
+        // bit 0; words 9-10 then.
+        let native = match word(8) {
+            0 => None,
+            n => {
+                let (schema, span, lo) = ((n >> 8) as u8 as i8, n >> 32, word(9) as u32 as i32);
+                let z = f64::from_bits(word(10));
+                if n & 1 == 0
+                    || n & 0xffff_00fe != 0
+                    || word(9) >> 32 != 0
+                    || kind != HISTOGRAM
+                    || !(-4..=8).contains(&schema)
+                    || !(1..=2048).contains(&span)
+                    || (lo as i64) < native_index(schema, f64::MIN_POSITIVE)
+                    || lo as i64 + span as i64 > native_index(schema, f64::MAX)
+                    || !(z.is_finite() && z >= 0.0)
+                {
+                    return None;
+                }
+                Some((schema, lo, span, z))
+            }
+        };
         if kind > 2
             || nl > 8
             || nb > 48
-            || (kind == HISTOGRAM) != (nb >= 1)
+            || (kind == HISTOGRAM && native.is_none() && nb == 0)
+            || (kind != HISTOGRAM && nb > 0)
             || !(1..=128).contains(&name_len)
             || unit_len > 32
             || help_len > 864
@@ -445,6 +506,7 @@ mod spec {
             overflow_entry: word(4),
             count: word(6),
             overflowed: word(7),
+            native,
         })
     }
 
@@ -493,6 +555,8 @@ mod spec {
         kind: u8,
         labels: usize,
         values: usize,
+        /// The histogram sum's word (§8, §8b).
+        sum_word: usize,
         livekit: Option<usize>,
     }
 
@@ -587,6 +651,7 @@ mod spec {
                     kind: f.kind,
                     labels: f.labels.len(),
                     values: f.values(l.slot_count),
+                    sum_word: f.bounds.len() + 1,
                     livekit: Some(family),
                 })
             } else {
@@ -597,11 +662,13 @@ mod spec {
                         name: f.name.clone(),
                         kind: f.kind,
                         labels: f.labels.len(),
-                        values: match f.kind {
-                            COUNTER => 1,
-                            GAUGE => l.slot_count,
+                        values: match (f.kind, f.native) {
+                            (COUNTER, _) => 1,
+                            (GAUGE, _) => l.slot_count,
+                            (_, Some((_, _, span, _))) => f.bounds.len() + 4 + 2 * span as usize,
                             _ => f.bounds.len() + 2,
                         },
+                        sum_word: f.bounds.len() + 1,
                         livekit: None,
                     })
             };
@@ -646,7 +713,14 @@ mod spec {
                     live.iter()
                         .fold(0u64, |a, &i| a.wrapping_add(word(base, i, 0))),
                 ),
-                _ => Val::Hist((0..n - 1).map(int_sum).collect(), float_sum(n - 1)),
+                // Buckets and +Inf, the sum, then §8b's native words.
+                _ => Val::Hist(
+                    (0..n)
+                        .filter(|&i| i != shape.sum_word)
+                        .map(int_sum)
+                        .collect(),
+                    float_sum(shape.sum_word),
+                ),
             };
             // §8 step 5: the media series into the fixed counters.
             if let (Some(f), Val::Scalar(x)) = (shape.livekit, &add) {
@@ -1415,7 +1489,7 @@ fn both_readers_agree_on_live_segments() {
                     series: 80,
                     strings: 8,
                     values_per_block: 1024,
-                    families: 3,
+                    families: 4,
                 }),
         ),
     ];
@@ -1474,6 +1548,19 @@ fn both_readers_agree_on_live_segments() {
             )
             .unwrap();
         delay.series(&[]).unwrap().observe(0.002);
+        let jitter = second
+            .declare(
+                &FamilySpec::histogram("sfu_jitter_ms", "Jitter.", &[1.0])
+                    .labels(&["room"])
+                    .native(2)
+                    .native_range(0.01, 100.0)
+                    .native_zero_threshold(0.001),
+            )
+            .unwrap();
+        let j = jitter.series(&["a"]).unwrap();
+        for v in [0.0, 0.5, 3.0, 3.1, -7.0, 1e6, f64::NAN, 0.0001] {
+            j.observe(v);
+        }
         let thread = stats.thread_writer().unwrap();
         thread.record_packets(Direction::Incoming, 5, 6_000, false);
         thread
@@ -1482,6 +1569,7 @@ fn both_readers_agree_on_live_segments() {
             .inc_by(4);
         thread.series(rooms.id(), &["a"]).unwrap().inc_by(1);
         thread.series(delay.id(), &[]).unwrap().observe(0.0005);
+        thread.series(jitter.id(), &["a"]).unwrap().observe(42.0);
         thread
             .series(Family::RttMs, &["outgoing", "CAMERA", "VIDEO", "SE"])
             .unwrap()
@@ -1494,7 +1582,47 @@ fn both_readers_agree_on_live_segments() {
             3 + 5 + 55,
             "{what}: packets in, every country"
         );
-        assert_eq!(v.families.len(), 3, "{what}");
+        assert_eq!(v.families.len(), 4, "{what}");
+        let native = v
+            .families
+            .iter()
+            .find(|f| f.name == "sfu_jitter_ms")
+            .unwrap();
+        assert_eq!(
+            native.native.map(|n| (n.0, n.1, n.2)),
+            Some((2, -26, 54)),
+            "{what}"
+        );
+        // The spec reader's words of the native series: 1 bound, +Inf, then
+        // zero, clamped, 54 positive and 54 negative buckets.
+        // ("a", or "__overflow__" where the label values ran out).
+        let mut of_family = v.series.iter().filter(|(k, val)| {
+            k.0 == "sfu_jitter_ms" && !matches!(val, Val::Hist(w, _) if w.iter().all(|&x| x == 0))
+        });
+        let Some((_, Val::Hist(words, _))) = of_family.next() else {
+            panic!("{what}: native series")
+        };
+        assert!(of_family.next().is_none(), "{what}: one series");
+        assert_eq!(words.len(), 2 + 2 + 108, "{what}");
+        assert_eq!(
+            words[..2],
+            [4, 5],
+            "{what}: classic ≤ 1 and +Inf, NaN included"
+        );
+        assert_eq!((words[2], words[3]), (2, 1), "{what}: zero bucket, clamped");
+        let pos = |i: i64| words[4 + (i + 26) as usize];
+        let neg = |i: i64| words[4 + 54 + (i + 26) as usize];
+        assert_eq!(
+            (
+                pos(native_index(2, 0.5)),
+                pos(native_index(2, 3.0)),
+                pos(27),
+                pos(22)
+            ),
+            (1, 2, 1, 1),
+            "{what}: 0.5; 3 and 3.1; 1e6 clamped to the top bucket; 42"
+        );
+        assert_eq!(neg(native_index(2, 7.0)), 1, "{what}");
         drop((thread, stats, second));
     }
 }

@@ -59,6 +59,42 @@ impl NativeLayout {
         2 + 2 * self.span as usize
     }
 
+    /// Whether the layout is one a segment may hold (SEGMENT.md §8a): a
+    /// schema Prometheus defines, a zero threshold finite and ≥ 0, a span
+    /// of 1 … [`MAX_NATIVE_SPAN`] buckets, all of whose upper bounds are
+    /// normal `f64`s (`lo` ≥ the index of 2⁻¹⁰²², the last index below the
+    /// largest finite `f64`'s).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let s = self.schema;
+        if !(MIN_NATIVE_SCHEMA..=MAX_NATIVE_SCHEMA).contains(&s) {
+            return Err(format!(
+                "native schema {s}: {MIN_NATIVE_SCHEMA} to {MAX_NATIVE_SCHEMA}"
+            ));
+        }
+        let z = self.zero_threshold();
+        if !(z.is_finite() && z >= 0.0) {
+            return Err(format!(
+                "native zero threshold {z}: finite and not negative"
+            ));
+        }
+        if !(1..=MAX_NATIVE_SPAN).contains(&self.span) {
+            return Err(format!(
+                "native span of {} buckets at schema {s}: 1 to {MAX_NATIVE_SPAN}; narrow the range or lower the schema",
+                self.span
+            ));
+        }
+        let last = self.lo as i64 + self.span as i64 - 1;
+        if (self.lo as i64) < bucket_index(s, f64::MIN_POSITIVE) as i64
+            || last >= bucket_index(s, f64::MAX) as i64
+        {
+            return Err(format!(
+                "native buckets {}..={last} at schema {s}: their bounds must be normal f64 values",
+                self.lo
+            ));
+        }
+        Ok(())
+    }
+
     /// The layout of values `min … max` at `schema` (checked by
     /// `FamilySpec::validate`).
     pub(crate) fn of(schema: i8, zero_threshold: f64, min: f64, max: f64) -> NativeLayout {

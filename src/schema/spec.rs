@@ -6,7 +6,7 @@
 use super::families::{Family, Kind, LIVEKIT_FAMILIES};
 use super::native::{
     NativeLayout, DEFAULT_NATIVE_MAX, DEFAULT_NATIVE_MIN, DEFAULT_NATIVE_SCHEMA,
-    DEFAULT_NATIVE_ZERO_THRESHOLD, MAX_NATIVE_SCHEMA, MAX_NATIVE_SPAN, MIN_NATIVE_SCHEMA,
+    DEFAULT_NATIVE_ZERO_THRESHOLD, MAX_NATIVE_SCHEMA, MIN_NATIVE_SCHEMA,
 };
 use std::fmt;
 
@@ -476,9 +476,8 @@ fn check_buckets(name: &str, b: &[f64], native: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// A native spec: on a histogram, a schema Prometheus defines, a finite
-/// zero threshold ≥ 0, a range `0 < min ≤ max` (finite) of at most
-/// [`MAX_NATIVE_SPAN`] buckets.
+/// A native spec: on a histogram, a range `0 < min ≤ max` (finite) whose
+/// layout a segment may hold (`NativeLayout::check`).
 fn check_native(name: &str, kind: Kind, n: &NativeSpec) -> Result<(), String> {
     if kind != Kind::Histogram {
         return Err(format!(
@@ -491,26 +490,15 @@ fn check_native(name: &str, kind: Kind, n: &NativeSpec) -> Result<(), String> {
             n.schema
         ));
     }
-    if !(n.zero_threshold.is_finite() && n.zero_threshold >= 0.0) {
-        return Err(format!(
-            "native zero threshold {} of {name:?}: finite and not negative",
-            n.zero_threshold
-        ));
-    }
     if !(n.min.is_finite() && n.max.is_finite() && n.min > 0.0 && n.min <= n.max) {
         return Err(format!(
             "native range {}..{} of {name:?}: finite, 0 < min <= max",
             n.min, n.max
         ));
     }
-    let l = NativeLayout::of(n.schema, n.zero_threshold, n.min, n.max);
-    if l.span > MAX_NATIVE_SPAN {
-        return Err(format!(
-            "native range {}..{} of {name:?} is {} buckets at schema {}, more than {MAX_NATIVE_SPAN}: narrow it or lower the schema",
-            n.min, n.max, l.span, n.schema
-        ));
-    }
-    Ok(())
+    NativeLayout::of(n.schema, n.zero_threshold, n.min, n.max)
+        .check()
+        .map_err(|e| format!("{e} (range {}..{} of {name:?})", n.min, n.max))
 }
 
 #[cfg(test)]

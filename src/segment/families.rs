@@ -31,7 +31,6 @@ use crate::schema::{
     Family, FamilyId, FamilySpec, Kind, LIVEKIT_FAMILIES, MAX_DECLARED_BUCKETS, MAX_FAMILY_LABELS,
     MAX_HELP_BYTES, MAX_LABEL_NAME_BYTES, MAX_NAME_BYTES, MAX_UNIT_BYTES,
 };
-use crate::schema::{MAX_NATIVE_SCHEMA, MAX_NATIVE_SPAN, MIN_NATIVE_SCHEMA};
 use crate::sync::{AtomicU64, Ordering};
 
 /// Bytes of the control block at the start of the family region.
@@ -363,34 +362,28 @@ pub(crate) fn read_entry(e: &FamilyEntry) -> Option<Declared> {
     let unit_len = ((shape >> 40) & 0xff) as usize;
     let help_len = e.w[word::HELP_LEN].load(Ordering::Relaxed);
     let native_word = e.w[word::NATIVE].load(Ordering::Relaxed);
-    let native = match native_word & 1 {
+    let native = match native_word {
         0 => None,
-        _ => {
-            let schema = (native_word >> 8) as u8 as i8;
-            let span = (native_word >> 32) as u32;
-            let lo = e.w[word::NATIVE_LO].load(Ordering::Relaxed) as u32 as i32;
-            let zero = f64::from_bits(e.w[word::NATIVE_ZERO].load(Ordering::Relaxed));
-            if !(MIN_NATIVE_SCHEMA..=MAX_NATIVE_SCHEMA).contains(&schema)
-                || span == 0
-                || span > MAX_NATIVE_SPAN
-            {
+        w if w & 1 == 0 || w & 0xffff_00fe != 0 => return None,
+        w => {
+            let lo_word = e.w[word::NATIVE_LO].load(Ordering::Relaxed);
+            if lo_word >> 32 != 0 {
                 return None;
             }
-            let spec = NativeSpec {
-                schema,
-                zero_threshold: zero,
-                min: upper_bound(schema, lo),
-                max: upper_bound(
-                    schema,
-                    (lo as i64 + span as i64 - 1).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
-                ),
+            let layout = NativeLayout {
+                schema: (w >> 8) as u8 as i8,
+                lo: lo_word as u32 as i32,
+                span: (w >> 32) as u32,
+                zero_bits: e.w[word::NATIVE_ZERO].load(Ordering::Relaxed),
             };
-            // The range must name exactly the stored span.
-            let back = NativeLayout::of(schema, zero, spec.min, spec.max);
-            if (back.lo, back.span) != (lo, span) || native_word & 0xffff_00fe != 0 {
-                return None;
-            }
-            Some(spec)
+            layout.check().ok()?;
+            // Normal upper bounds: the range names exactly this span.
+            Some(NativeSpec {
+                schema: layout.schema,
+                zero_threshold: layout.zero_threshold(),
+                min: upper_bound(layout.schema, layout.lo),
+                max: upper_bound(layout.schema, layout.lo + (layout.span - 1) as i32),
+            })
         }
     };
     if nl > MAX_FAMILY_LABELS
@@ -749,6 +742,54 @@ mod tests {
             restore();
         }
         assert!(h.region().read(k).is_some());
+    }
+
+    #[test]
+    fn native_families_read_back_and_damaged_native_words_are_not_read() {
+        let h = HeapFamilies::new(4);
+        let spec = FamilySpec::histogram("sfu_delay_ms", "d", &[])
+            .native(2)
+            .native_range(0.5, 300.0)
+            .native_zero_threshold(0.01);
+        let k = declare(&h.region(), &spec, &me())
+            .unwrap()
+            .directory_entry()
+            .unwrap();
+        let got = h.region().read(k).unwrap().spec;
+        assert!(got.same_shape(&spec), "{got:?}");
+        assert_eq!(got.native_layout(), spec.native_layout());
+        let l = spec.native_layout().unwrap();
+        // Index of 0.5 at schema 2 is -4, of 300 is 33 (2^(33/4) ≈ 304.4).
+        assert_eq!((l.schema, l.lo, l.span), (2, -4, 38));
+        let e = &h.entries[k];
+        let good: Vec<u64> = e.w.iter().map(|w| w.load(Ordering::Relaxed)).collect();
+        assert_eq!(good[word::NATIVE], 1 | 2 << 8 | 38 << 32);
+        assert_eq!(good[word::NATIVE_LO], (-4i32) as u32 as u64);
+        let native = |schema: i8, span: u64| 1 | (schema as u8 as u64) << 8 | span << 32;
+        let damage: [(usize, u64); 9] = [
+            (word::NATIVE, good[word::NATIVE] & !1), // bits without the flag
+            (word::NATIVE, good[word::NATIVE] | 1 << 20), // a reserved bit
+            (word::NATIVE, native(9, 38)),           // schema 9
+            (word::NATIVE, native(-5, 38)),          // schema -5
+            (word::NATIVE, native(2, 0)),            // no span
+            (word::NATIVE, native(2, 2049)),         // too wide
+            (word::NATIVE_LO, 1 << 32),              // high bits
+            (word::NATIVE_LO, (-4090i32) as u32 as u64), // below 2^-1022
+            (word::NATIVE_ZERO, f64::INFINITY.to_bits()),
+        ];
+        for (w, v) in damage {
+            e.w[w].store(v, Ordering::Relaxed);
+            assert_eq!(h.region().read(k), None, "word {w} = {v:#x}");
+            for (w, v) in e.w.iter().zip(&good) {
+                w.store(*v, Ordering::Relaxed);
+            }
+        }
+        assert!(h.region().read(k).is_some());
+        // A classic histogram's native words are 0 and a native one without
+        // bounds is valid: dropping the flag makes it a histogram without
+        // bounds, which is corrupt.
+        e.w[word::NATIVE].store(0, Ordering::Relaxed);
+        assert_eq!(h.region().read(k), None);
     }
 
     #[test]

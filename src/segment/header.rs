@@ -18,7 +18,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"NODESTAT");
 /// Layout major version: readers refuse any other major.
 pub const LAYOUT_MAJOR: u64 = 2;
 /// Layout minor version: additive changes only; readers accept any minor.
-pub const LAYOUT_MINOR: u64 = 2;
+pub const LAYOUT_MINOR: u64 = 3;
 /// Words in the header.
 pub(crate) const HEADER_WORDS: usize = 32;
 /// Bytes in the header; the first region starts here.
@@ -680,7 +680,7 @@ mod tests {
     #[test]
     fn layout_is_pinned() {
         assert_eq!(LAYOUT_MAJOR, 2);
-        assert_eq!(LAYOUT_MINOR, 2);
+        assert_eq!(LAYOUT_MINOR, 3);
         assert_eq!(MAGIC.to_le_bytes(), *b"NODESTAT");
         assert_eq!(HEADER_SIZE, 256);
         assert_eq!(size_of::<Shard>(), 512);

@@ -15,9 +15,10 @@
  * thread series, 2000 outgoing audio packets through the per-CPU path,
  * 30 NACKs and 3 PLIs, 3 keyframe requests, one open UDP transport (a gauge
  * that leaves with the worker), 1000 forward delays (500 of 0.3 ms, 500 of
- * 2 ms) and 1200 bytes for each of 6 rooms, of which the capped family
- * keeps 4 and sends the rest to its overflow series. The parent holds 2
- * TCP transports until it exits.
+ * 2 ms), 1000 round-trip times in a native histogram (10, 11, … 109 ms,
+ * ten times each) and 1200 bytes for each of 6 rooms, of which the capped
+ * family keeps 4 and sends the rest to its overflow series. The parent
+ * holds 2 TCP transports until it exits.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <nodestats.h>
@@ -91,6 +92,18 @@ static void declare_all(const nodestats_t *s) {
   f.unit = "seconds";
   must(nodestats_family_declare(s, &f), "declare sfu_forward_delay_seconds");
 
+  /* A native histogram: exponential buckets at schema 3 (8 per power of
+   * two) from 0.1 to 10000 ms, no classic buckets. */
+  nodestats_family_spec_init(&f);
+  f.name = "sfu_rtt_ms";
+  f.help = "Round-trip time to peers.";
+  f.kind = NODESTATS_METRIC_KIND_HISTOGRAM;
+  f.unit = "ms";
+  f.native = true;
+  f.native_min = 0.1;
+  f.native_max = 10000;
+  must(nodestats_family_declare(s, &f), "declare sfu_rtt_ms");
+
   nodestats_family_spec_init(&f);
   f.name = "sfu_room_bytes_total";
   f.help = "Bytes forwarded, by room (at most 4 rooms, then __overflow__).";
@@ -159,12 +172,14 @@ static int worker(const char *name, int id) {
   nodestats_series_t *plis = open_series(s, "sfu_rtcp_feedback_total", pli, 1);
   nodestats_series_t *kf = open_series(s, "sfu_keyframe_requests_total", NULL, 0);
   nodestats_series_t *transports = open_series(s, "sfu_transports", udp, 1);
+  nodestats_series_t *rtt = open_series(s, "sfu_rtt_ms", NULL, 0);
 
   nodestats_series_add(transports, 1);
   for (int i = 0; i < 1000; i++) {
     nodestats_thread_series_inc_by(rx, 1);
     nodestats_thread_series_observe(delay, i % 2 ? 0.002 : 0.0003);
     nodestats_series_inc_by(tx, 2);
+    nodestats_series_observe(rtt, 10 + i % 100);
   }
   nodestats_series_inc_by(nacks, 30);
   nodestats_series_inc_by(plis, 3);
@@ -186,6 +201,7 @@ static int worker(const char *name, int id) {
   nodestats_series_close(plis);
   nodestats_series_close(kf);
   nodestats_series_close(transports);
+  nodestats_series_close(rtt);
   nodestats_close(s); /* the worker's transport leaves with its writer */
   return 0;
 }

@@ -113,6 +113,17 @@ void declare_all(const Stats &s) {
   }};
   for (const Family &f : families)
     declare(s, f);
+  // A native histogram: schema 3 from 0.1 to 10000 ms, no classic buckets.
+  nodestats_family_spec rtt;
+  nodestats_family_spec_init(&rtt);
+  rtt.name = "sfu_rtt_ms";
+  rtt.help = "Round-trip time to peers.";
+  rtt.kind = NODESTATS_METRIC_KIND_HISTOGRAM;
+  rtt.unit = "ms";
+  rtt.native = true;
+  rtt.native_min = 0.1;
+  rtt.native_max = 10000;
+  must(nodestats_family_declare(s.get(), &rtt), "declare sfu_rtt_ms");
 }
 
 void check_refusals(const Stats &s) {
@@ -146,12 +157,14 @@ void worker(const char *name, int id) {
   Series plis = series(s, "sfu_rtcp_feedback_total", {"pli"});
   Series kf = series(s, "sfu_keyframe_requests_total");
   Series transports = series(s, "sfu_transports", {"udp"});
+  Series rtt = series(s, "sfu_rtt_ms");
 
   nodestats_series_add(transports.get(), 1);
   for (int i = 0; i < 1000; i++) {
     nodestats_thread_series_inc_by(rx.get(), 1);
     nodestats_thread_series_observe(delay.get(), i % 2 ? 0.002 : 0.0003);
     nodestats_series_inc_by(tx.get(), 2);
+    nodestats_series_observe(rtt.get(), 10 + i % 100);
   }
   nodestats_series_inc_by(nacks.get(), 30);
   nodestats_series_inc_by(plis.get(), 3);

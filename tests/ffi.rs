@@ -243,6 +243,18 @@ fn the_sfu_example_and_its_cpp_twin_export_through_serve() {
         assert_eq!(s(&format!("sfu_keyframe_requests_total{{{c}}}")), 12.0);
         assert_eq!(s(&format!(r#"sfu_transports{{{c},protocol="tcp"}}"#)), 2.0);
         assert_eq!(s(&format!(r#"sfu_transports{{{c},protocol="udp"}}"#)), 0.0);
+        // The native histogram in text: its count and sum (the native
+        // buckets go out in the protobuf exposition).
+        assert!(text.contains("# TYPE sfu_rtt_ms histogram\n"), "{program}");
+        assert_eq!(s(&format!("sfu_rtt_ms_count{{{c}}}")), 4000.0, "{program}");
+        assert_eq!(s(&format!("sfu_rtt_ms_sum{{{c}}}")), 238_000.0, "{program}");
+        assert_eq!(
+            s(&format!(
+                r#"nodestats_native_clamped_total{{family="sfu_rtt_ms",{c}}}"#
+            )),
+            0.0,
+            "{program}"
+        );
         for (le, v) in [
             ("0.0005", 2000.0),
             ("0.001", 2000.0),

@@ -90,6 +90,84 @@ fn series(c: &mut Criterion) {
     }
     g.finish();
 
+    // Native histograms beside classic ones of the same family shape, in
+    // both write modes and from a thread row, over 64 values spread across
+    // 1 … 5000 ms (a constant would let the branch predictor learn the
+    // bucket): classic (10 bounds), native only (schema 3, the default
+    // span), and both.
+    let vals: Vec<f64> = (0..64)
+        .map(|i| 1.0 + (i * i * 37 % 4999) as f64 + 0.25)
+        .collect();
+    let mut g = c.benchmark_group("native_observe");
+    for (name, mode) in &modes {
+        let stats = Stats::open(&SegmentOptions::new().write_mode(*mode).capacities(
+            nodestats::Capacities {
+                values_per_block: 1 << 15,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        let bounds = [
+            50.0, 100.0, 150.0, 200.0, 250.0, 500.0, 750.0, 1000.0, 5000.0, 10000.0,
+        ];
+        let specs = [
+            ("classic", FamilySpec::histogram("sfu_a_ms", "", &bounds)),
+            (
+                "native",
+                FamilySpec::histogram("sfu_b_ms", "", &[]).native(3),
+            ),
+            (
+                "both",
+                FamilySpec::histogram("sfu_c_ms", "", &bounds).native(3),
+            ),
+        ];
+        let thread = stats.thread_writer().unwrap();
+        for (what, spec) in &specs {
+            let fam = stats.declare(spec).unwrap();
+            let h = fam.series(&[]).unwrap();
+            let mut i = 0usize;
+            g.bench_function(BenchmarkId::new(format!("{what}_observe"), name), |b| {
+                b.iter(|| {
+                    i = i.wrapping_add(1);
+                    h.observe(black_box(vals[i & 63]))
+                })
+            });
+            let t = thread.series(&fam, &[]).unwrap();
+            assert!(t.in_row());
+            g.bench_function(
+                BenchmarkId::new(format!("{what}_thread_observe"), name),
+                |b| {
+                    b.iter(|| {
+                        i = i.wrapping_add(1);
+                        t.observe(black_box(vals[i & 63]))
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+
+    // Finding the native bucket: from the value's bits and a table (what
+    // the writer does) vs a float log2 (what it does not do).
+    let mut g = c.benchmark_group("native_index");
+    for schema in [0i8, 3, 8] {
+        let mut i = 0usize;
+        g.bench_function(BenchmarkId::new("bits", schema), |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                nodestats::__testing::native_index(black_box(schema), black_box(vals[i & 63]))
+            })
+        });
+        g.bench_function(BenchmarkId::new("log2", schema), |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                let v: f64 = black_box(vals[i & 63]);
+                (v.log2() * f64::from(1u32 << schema.max(0))).ceil() as i32 >> (-schema).max(0)
+            })
+        });
+    }
+    g.finish();
+
     // The slow path, on a directory at most half full: declaring a new
     // family (fresh segments, untimed, every 1000 declarations), the same
     // declaration again, and opening a new series of a family (a fresh

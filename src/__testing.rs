@@ -119,3 +119,9 @@ pub fn declared_families(seg: &Segment) -> Vec<crate::FamilySpec> {
 pub fn series_base(h: &crate::SeriesHandle) -> usize {
     h.base()
 }
+
+/// Prometheus' native bucket index of a finite `v > 0` at `schema`, as the
+/// writer finds it (benches compare it with a float `log2`).
+pub fn native_index(schema: i8, v: f64) -> i32 {
+    crate::schema::native::bucket_index(schema, v)
+}

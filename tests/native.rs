@@ -205,3 +205,26 @@ fn native_shape_is_part_of_the_family() {
         .effective_buckets()
         .is_empty());
 }
+
+#[test]
+fn native_series_follow_the_name_after_maintain() {
+    use nodestats::SegmentStatus;
+    let shm = ShmName::new("native-maintain");
+    let stats = Stats::open(&options(&shm)).unwrap();
+    let fam = stats.declare(&delay_spec()).unwrap();
+    let h = fam.series(&["a"]).unwrap();
+    let t = stats.thread_writer().unwrap();
+    let ts = t.series(fam.id(), &["a"]).unwrap();
+    h.observe(3.0);
+    ts.observe(3.0);
+    Segment::unlink(&shm).unwrap();
+    assert_eq!(stats.maintain().unwrap(), SegmentStatus::Removed);
+    // The same handles now record into the new segment at the name.
+    h.observe(5.0);
+    ts.observe(-5.0);
+    let reader = Arc::new(Segment::open(&SegmentOptions::new().name(&*shm)).unwrap());
+    let (count, sum, _, pos, neg, _) = read(&reader, "sfu_forward_delay_ms", "a");
+    assert_eq!((count, sum), (2, 0.0));
+    assert_eq!(pos, BTreeMap::from([(bucket3(5.0), 1)]));
+    assert_eq!(neg, BTreeMap::from([(bucket3(5.0), 1)]));
+}

@@ -52,6 +52,14 @@ fn recording_allocates_nothing() {
         let t_room = thread.series(&rooms, &["blue"]).unwrap();
         let t_delay = thread.series(&delay, &[]).unwrap();
         assert!(t_room.in_row() && t_delay.in_row());
+        // A native histogram (every branch: buckets, zero, negative, NaN,
+        // clamped), per CPU and from the row.
+        let native = stats
+            .declare(&FamilySpec::histogram("sfu_rtt_native_ms", "", &[10.0]).native(3))
+            .unwrap();
+        let n_cpu = native.series(&[]).unwrap();
+        let n_row = thread.series(&native, &[]).unwrap();
+        let odd = [0.0, -4.0, f64::NAN, 1e12, f64::INFINITY];
         // Warm up: first use of a thread-local or lazy path may allocate.
         stats.record_packets(Direction::Incoming, 1, 1, false);
         let before = allocs();
@@ -68,6 +76,8 @@ fn recording_allocates_nothing() {
             d_delay.observe(0.002);
             t_delay.observe(0.0005);
             d_gauge.add(if i % 2 == 0 { 1 } else { -1 });
+            n_cpu.observe((i % 200) as f64 + 0.5);
+            n_row.observe(odd[(i % 5) as usize]);
         }
         for _ in 0..10_000 {
             thread.forward_latency(1000);
@@ -97,6 +107,12 @@ fn recording_allocates_nothing() {
             d.buckets,
             vec![1_000_000, 1_000_000, 0],
             "declared histogram"
+        );
+        let n = all.iter().find(|s| s.family == native.id()).unwrap();
+        // 1 bound, +Inf, then zero, clamped, the spans (§8b).
+        assert_eq!(
+            n.buckets[..4],
+            [50_000 + 400_000, 950_000 + 600_000, 200_000, 400_000]
         );
     }
     let _ = std::fs::remove_file(&name);

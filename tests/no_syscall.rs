@@ -118,6 +118,11 @@ mod linux {
                     .unwrap()
                     .series(&["blue"])
                     .unwrap();
+                let native = stats
+                    .declare(&nodestats::FamilySpec::histogram("sfu_rtt_ms", "", &[]).native(3))
+                    .unwrap()
+                    .series(&[])
+                    .unwrap();
                 let rooms = stats
                     .declare(&nodestats::FamilySpec::gauge("sfu_rooms", ""))
                     .unwrap()
@@ -128,6 +133,7 @@ mod linux {
                         crate::common::record_packet_round(&stats, i);
                         counter.inc_by(1);
                         declared.observe(0.002);
+                        native.observe((i % 300) as f64 - 1.5);
                     }
                     for _ in 0..EVENTS {
                         crate::common::record_event_round(&stats);

@@ -125,3 +125,14 @@ pub fn series_base(h: &crate::SeriesHandle) -> usize {
 pub fn native_index(schema: i8, v: f64) -> i32 {
     crate::schema::native::bucket_index(schema, v)
 }
+
+/// Series slots bound in a thread writer's row.
+pub fn row_bindings(t: &crate::ThreadStats) -> usize {
+    let seg = t.stats().segment();
+    let words = seg.row_series_of(t.row_index());
+    let slots = words.len() / 2;
+    words[..slots]
+        .iter()
+        .take_while(|w| w.load(std::sync::atomic::Ordering::Acquire) != 0)
+        .count()
+}

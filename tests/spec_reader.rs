@@ -1473,6 +1473,11 @@ fn both_readers_agree_on_live_segments() {
     let dir = common::TempDir::new("spec-live");
     let cases: Vec<(&str, SegmentOptions)> = vec![
         ("default", SegmentOptions::new()),
+        // Room in the rows for a whole native histogram (§7a, §8b).
+        (
+            "wide rows",
+            SegmentOptions::new().thread_row_series_slots(256),
+        ),
         (
             "32 shards",
             SegmentOptions::new()
@@ -1569,7 +1574,15 @@ fn both_readers_agree_on_live_segments() {
             .inc_by(4);
         thread.series(rooms.id(), &["a"]).unwrap().inc_by(1);
         thread.series(delay.id(), &[]).unwrap().observe(0.0005);
-        thread.series(jitter.id(), &["a"]).unwrap().observe(42.0);
+        let t_jitter = thread.series(jitter.id(), &["a"]).unwrap();
+        assert!(t_jitter.in_row());
+        t_jitter.observe(42.0);
+        // Whether the native words are in the row: the row's bindings.
+        let bound = nodestats::__testing::row_bindings(&thread);
+        // NACKs 1, rooms 1, delay 2 + 2, then the native histogram: all of
+        // its 1 + 4 + 2 · 54 words, or its 1 + 2 classic ones.
+        let native_words = if what == "wide rows" { 113 } else { 3 };
+        assert_eq!(bound, 1 + 1 + 4 + native_words, "{what}");
         thread
             .series(Family::RttMs, &["outgoing", "CAMERA", "VIDEO", "SE"])
             .unwrap()

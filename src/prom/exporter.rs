@@ -565,8 +565,8 @@ impl Exporter {
 pub(crate) enum Val {
     Scalar(f64),
     /// Non-cumulative classic bucket counts (+Inf last; only the +Inf
-    /// word, unused, for a native histogram without classic bounds), the
-    /// sum, and the native buckets of a native histogram.
+    /// word, its NaN observations, for a native histogram without classic
+    /// bounds), the sum, and the native buckets of a native histogram.
     Hist(Vec<u64>, f64, Option<NativeBuckets>),
 }
 
@@ -738,13 +738,18 @@ impl Fam {
 }
 
 /// A histogram's count: the sum of its classic buckets, +Inf included
-/// (every observation counts there, NaN too; a native histogram without
-/// classic bounds has only the +Inf bucket, which is its count).
-pub(super) fn hist_count(bounds: &[f64], buckets: &[u64], _native: Option<&NativeBuckets>) -> u64 {
-    buckets
+/// (every observation counts there, NaN too), or for a native histogram
+/// without classic bounds its native buckets and the +Inf word, which
+/// counts its NaN observations alone (SEGMENT.md §8b).
+pub(super) fn hist_count(bounds: &[f64], buckets: &[u64], native: Option<&NativeBuckets>) -> u64 {
+    let classic = buckets
         .iter()
         .take(bounds.len() + 1)
-        .fold(0u64, |a, b| a.saturating_add(*b))
+        .fold(0u64, |a, b| a.saturating_add(*b));
+    match native {
+        Some(n) if bounds.is_empty() => classic.saturating_add(n.count()),
+        _ => classic,
+    }
 }
 
 /// The native buckets of a series from its native words (§8b): the zero

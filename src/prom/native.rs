@@ -28,7 +28,6 @@ pub(crate) struct NativeBuckets {
 
 impl NativeBuckets {
     /// Every observation in these buckets: zero, positive and negative.
-    #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
         let side = |v: &[(i32, u64)]| v.iter().fold(0u64, |a, b| a.saturating_add(b.1));
         self.zero_count

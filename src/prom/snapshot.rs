@@ -253,7 +253,7 @@ pub enum Value<'a> {
         /// Classic per-bucket (not cumulative) counts, one per
         /// [`FamilyView::bounds`] and the `+Inf` bucket last (a native
         /// histogram declared without classic bounds has only that one,
-        /// unused: its observations are in `native`).
+        /// which holds its NaN observations: the others are in `native`).
         buckets: &'a [u64],
         /// Observations in all.
         count: u64,

@@ -139,6 +139,11 @@ impl Bucketer {
         &self.layout
     }
 
+    /// Native words per series (see [`NativeLayout::words`]).
+    pub(crate) fn words(&self) -> usize {
+        self.layout.words()
+    }
+
     /// The native word `v` counts in (from the first native word), and
     /// whether it was clamped into the span's edge; `None` for NaN, which
     /// Prometheus counts in no native bucket (only in count and sum).

@@ -33,10 +33,11 @@ pub(crate) const MAX_SLOTS: u64 = 4096;
 pub(crate) const MAX_ROWS: u64 = 4096;
 /// Most series slots a thread row may declare.
 pub(crate) const MAX_ROW_SERIES_SLOTS: u64 = 1024;
-/// Series slots of each thread row in a new segment (see
-/// `segment::rows`): room for a few histograms and a few dozen counters
-/// per thread writer, 1 KiB per row.
-pub(crate) const ROW_SERIES_SLOTS: usize = 64;
+/// Series slots of each thread row in a new segment unless
+/// [`SegmentOptions::thread_row_series_slots`](crate::SegmentOptions::thread_row_series_slots)
+/// says otherwise (see `segment::rows`): room for a few histograms and a
+/// few dozen counters per thread writer, 1 KiB per row.
+pub const DEFAULT_ROW_SERIES_SLOTS: usize = 64;
 /// Alignment of every region.
 pub(crate) const REGION_ALIGN: u64 = 128;
 /// Most labeled series a segment may declare.
@@ -249,10 +250,14 @@ impl Layout {
             created_unix_ns,
             write_mode,
             Capacities::default(),
+            DEFAULT_ROW_SERIES_SLOTS,
         )
     }
 
-    /// [`new`](Self::new) with the given labeled-series capacities.
+    /// [`new`](Self::new) with the given labeled-series capacities and
+    /// series slots per thread row.
+    // Every argument is one header field a creator chooses.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn with_capacities(
         shard_count: usize,
         slot_count: usize,
@@ -261,7 +266,13 @@ impl Layout {
         created_unix_ns: u64,
         write_mode: WriteMode,
         caps: Capacities,
+        row_series_slots: usize,
     ) -> Result<Self> {
+        if row_series_slots as u64 > MAX_ROW_SERIES_SLOTS {
+            return Err(Error::Config(format!(
+                "{row_series_slots} series slots per thread row: at most {MAX_ROW_SERIES_SLOTS}"
+            )));
+        }
         if !shard_count.is_power_of_two() || shard_count as u64 > MAX_SHARDS {
             return Err(Error::Config(format!(
                 "shard count {shard_count} must be a power of two between 1 and {MAX_SHARDS}"
@@ -318,7 +329,6 @@ impl Layout {
                 .ok_or(Error::BadLayout("series region overflows"))? as usize;
         let value_blocks = shard_count.min(MAX_VALUE_BLOCKS);
         let row_series_offset = values_offset + value_blocks * values_per_shard * 8;
-        let row_series_slots = ROW_SERIES_SLOTS;
         let families_offset = row_series_offset + row_count * row_series_slots * 16;
         let family_capacity = caps.families;
         let segment_size = families_offset

@@ -67,8 +67,8 @@ use crate::sync::AtomicU64;
 pub use families::DEFAULT_FAMILIES;
 use file::*;
 pub use header::{
-    Capacities, Layout, WriteMode, DEFAULT_SERIES, DEFAULT_STRINGS, DEFAULT_VALUES_PER_SHARD,
-    HEADER_SIZE, LAYOUT_MAJOR, LAYOUT_MINOR, MAGIC,
+    Capacities, Layout, WriteMode, DEFAULT_ROW_SERIES_SLOTS, DEFAULT_SERIES, DEFAULT_STRINGS,
+    DEFAULT_VALUES_PER_SHARD, HEADER_SIZE, LAYOUT_MAJOR, LAYOUT_MINOR, MAGIC,
 };
 use header::{HeaderFields, HEADER_WORDS};
 use map::Mapping;
@@ -106,6 +106,7 @@ pub struct SegmentOptions {
     shards: Option<usize>,
     writer_slots: usize,
     thread_rows: usize,
+    row_series_slots: usize,
     allow_foreign_owner: bool,
     init_wait: Duration,
     write_mode: Option<WriteMode>,
@@ -122,6 +123,7 @@ impl Default for SegmentOptions {
             shards: None,
             writer_slots: DEFAULT_WRITER_SLOTS,
             thread_rows: DEFAULT_THREAD_ROWS,
+            row_series_slots: DEFAULT_ROW_SERIES_SLOTS,
             allow_foreign_owner: false,
             init_wait: DEFAULT_INIT_WAIT,
             write_mode: None,
@@ -173,6 +175,17 @@ impl SegmentOptions {
     /// [`Stats::thread_writer`]: crate::Stats::thread_writer
     pub fn thread_rows(mut self, rows: usize) -> Self {
         self.thread_rows = rows;
+        self
+    }
+
+    /// Series slots per thread row of a new segment (default
+    /// [`DEFAULT_ROW_SERIES_SLOTS`], at most 1024; 16 bytes each per row):
+    /// how many value words a thread writer's labeled series keep in its
+    /// own row (SEGMENT.md §7a). A counter takes one, a histogram its
+    /// bounds + 2, a native histogram its bounds + 4 + twice its span if
+    /// they fit (its native buckets are added per CPU otherwise).
+    pub fn thread_row_series_slots(mut self, slots: usize) -> Self {
+        self.row_series_slots = slots;
         self
     }
 
@@ -416,6 +429,7 @@ impl Segment {
             unix_ns(),
             resolve_write_mode(opts.write_mode, shards)?,
             opts.capacities,
+            opts.row_series_slots,
         )
     }
 
@@ -773,6 +787,7 @@ impl Segment {
             .shards(l.shard_count)
             .writer_slots(l.slot_count)
             .thread_rows(l.row_count)
+            .thread_row_series_slots(l.row_series_slots)
             .write_mode(l.write_mode)
             .capacities(Capacities {
                 series: l.series_capacity,

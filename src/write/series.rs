@@ -38,17 +38,43 @@ impl Adder<BlockStride> {
     }
 }
 
-/// Counts `value` in the native words of a series that start at `first`
-/// (SEGMENT.md §8b): its bucket, and the clamped count when the bucket lay
-/// outside the span. NaN counts in no native bucket.
-#[inline]
-pub(crate) fn native_words(n: &Bucketer, value: f64, mut add: impl FnMut(usize)) {
-    if let Some((w, clamped)) = n.word(value) {
-        add(w);
-        if clamped {
-            add(CLAMPED_WORD);
+/// Observes `value` in a histogram with `bounds` (and `native` buckets):
+/// calls `add(offset)` for every count word to add 1 to, and returns the
+/// sum word's offset, all from the series' first value word (SEGMENT.md
+/// §8, §8b). Classic: its bucket. Native with classic bounds: its bucket,
+/// then the native bucket (and the clamped count when the bucket lay
+/// outside the span). Native only: the native bucket, or for NaN (which
+/// no native bucket holds) the +Inf word, which then counts NaN alone.
+#[inline(always)]
+pub(crate) fn observe_words(
+    bounds: &[f64],
+    native: Option<&Bucketer>,
+    value: f64,
+    mut add: impl FnMut(usize),
+) -> usize {
+    let nb = bounds.len();
+    let first = nb + 2;
+    match native {
+        Some(n) if nb == 0 => match n.word(value) {
+            Some((w, clamped)) => {
+                add(first + w);
+                if clamped {
+                    add(first + CLAMPED_WORD);
+                }
+            }
+            None => add(0),
+        },
+        _ => {
+            add(histogram_offsets(bounds, value).0);
+            if let Some((w, clamped)) = native.and_then(|n| n.word(value)) {
+                add(first + w);
+                if clamped {
+                    add(first + CLAMPED_WORD);
+                }
+            }
         }
     }
+    nb + 1
 }
 
 /// Adds to this writer's word of a gauge series (none: nothing).
@@ -236,18 +262,31 @@ impl SeriesHandle {
     pub fn observe(&self, value: f64) {
         if let Mode::Histogram = self.mode {
             let base = self.base_now();
-            self.adder.observe(&self.bounds, base, value);
-            if let Some(n) = &self.native {
-                self.observe_native(n, base, value);
+            match &self.native {
+                None => self.adder.observe(&self.bounds, base, value),
+                native => {
+                    let sum = observe_words(&self.bounds, native.as_ref(), value, |o| {
+                        self.adder.add(base + o, 1)
+                    });
+                    add_f64(self.adder.word(base + sum), value);
+                }
             }
         }
     }
 
-    /// The native half of [`observe`](Self::observe), per CPU.
-    #[inline]
-    pub(crate) fn observe_native(&self, n: &Bucketer, base: usize, value: f64) {
-        let first = base + self.bounds.len() + 2;
-        native_words(n, value, |w| self.adder.add(first + w, 1));
+    /// Adds `n` to value word `offset` of the series, per CPU.
+    #[inline(always)]
+    pub(crate) fn add_word(&self, offset: usize, n: u64) {
+        self.adder.add(self.base_now() + offset, n);
+    }
+
+    /// Value words of the series in each block.
+    pub(crate) fn value_count(&self) -> usize {
+        match self.mode {
+            Mode::Counter => 1,
+            Mode::Histogram => self.bounds.len() + 2 + self.native.map_or(0, |n| n.words()),
+            Mode::Gauge => self.segment.layout().slot_count,
+        }
     }
 
     /// A native histogram's buckets.

@@ -60,7 +60,7 @@
 //! [`SegmentOptions::thread_rows`]: crate::SegmentOptions::thread_rows
 //! [`Error::NoThreadRow`]: crate::Error::NoThreadRow
 
-use super::series::{histogram_offsets, SeriesHandle};
+use super::series::{observe_words, SeriesHandle};
 use super::stats::Stats;
 use super::writer::ThreadEntry;
 use crate::error::{Error, Result};
@@ -537,8 +537,11 @@ pub(crate) enum RowMode {
     /// Into the row's series slots from value word `offset` of the row's
     /// slot words on: a counter (one slot).
     Counter(usize),
-    /// A histogram's buckets and sum (consecutive slots).
+    /// A histogram's buckets and sum (consecutive slots); a native one's
+    /// native words per CPU.
     Histogram(usize),
+    /// A native histogram's every word (consecutive slots).
+    Native(usize),
     /// Through the per-CPU series handle: a gauge (its words are per
     /// writer slot, shared by the process's threads), or a series that
     /// found no free slots in the row.
@@ -569,14 +572,25 @@ impl ThreadSeriesRaw {
             _ if !held => RowMode::Off,
             Kind::Gauge => RowMode::Shared,
             _ => {
-                let n = shared.bounds().len() + 2;
-                let n = if kind == Kind::Counter { 1 } else { n };
+                let classic = shared.bounds().len() + 2;
+                // A native histogram's whole run if it fits, else its
+                // classic words.
+                let runs: &[usize] = match kind {
+                    Kind::Counter => &[1],
+                    _ if shared.native().is_some() => &[shared.value_count(), classic],
+                    _ => &[classic],
+                };
                 // Under the writer's lock: `maintain` moves rows and their
                 // bindings together.
                 let mut follow = t.stats.writer.follow();
                 let words = t.stats.segment().row_series_of(t.row_in(&follow));
                 let slots = words.len() / 2;
-                let bound = rows::bind_run(words, slots, shared.base() as u64, n);
+                let (bound, n) = runs
+                    .iter()
+                    .find_map(|&n| {
+                        rows::bind_run(words, slots, shared.base() as u64, n).map(|s| (s, n))
+                    })
+                    .map_or((None, 0), |(s, n)| (Some(s), n));
                 if let (Some(s), Some(e)) =
                     (bound, follow.threads.iter_mut().find(|e| e.id == t.entry))
                 {
@@ -587,6 +601,7 @@ impl ThreadSeriesRaw {
                 drop(follow);
                 match bound {
                     Some(s) if kind == Kind::Counter => RowMode::Counter(slots + s),
+                    Some(s) if n > classic => RowMode::Native(slots + s),
                     Some(s) => RowMode::Histogram(slots + s),
                     None => RowMode::Shared,
                 }
@@ -626,7 +641,10 @@ impl ThreadSeriesRaw {
     /// See [`ThreadSeries::in_row`]; false once the handle records nothing
     /// (closed or inherited thread writer).
     pub(crate) fn in_row(&self) -> bool {
-        matches!(self.mode, RowMode::Counter(_) | RowMode::Histogram(_)) && self.slots().is_some()
+        matches!(
+            self.mode,
+            RowMode::Counter(_) | RowMode::Histogram(_) | RowMode::Native(_)
+        ) && self.slots().is_some()
     }
 
     /// See [`ThreadSeries::inc_by`].
@@ -656,14 +674,27 @@ impl ThreadSeriesRaw {
         match self.mode {
             RowMode::Histogram(off) => {
                 if let Some(w) = self.slots() {
-                    let (bucket, sum) = histogram_offsets(self.shared.bounds(), value);
-                    rows::add(Self::word(w, off + bucket), 1);
+                    let classic = self.shared.bounds().len() + 2;
+                    // A native histogram's native words did not fit the
+                    // row: they take the per-CPU path (SEGMENT.md §8b).
+                    let sum =
+                        observe_words(self.shared.bounds(), self.shared.native(), value, |o| {
+                            if o < classic {
+                                rows::add(Self::word(w, off + o), 1)
+                            } else {
+                                self.shared.add_word(o, 1)
+                            }
+                        });
                     rows::add_f64(Self::word(w, off + sum), value);
-                    // Native buckets are too many for a row's slots: they
-                    // take the per-CPU path (SEGMENT.md §8b).
-                    if let Some(n) = self.shared.native() {
-                        self.shared.observe_native(n, self.shared.base(), value);
-                    }
+                }
+            }
+            RowMode::Native(off) => {
+                if let Some(w) = self.slots() {
+                    let sum =
+                        observe_words(self.shared.bounds(), self.shared.native(), value, |o| {
+                            rows::add(Self::word(w, off + o), 1)
+                        });
+                    rows::add_f64(Self::word(w, off + sum), value);
                 }
             }
             RowMode::Shared if self.live() => self.shared.observe(value),
@@ -719,7 +750,10 @@ impl ThreadSeries<'_> {
     /// else through the per-CPU path (a gauge, or a row whose series slots
     /// were full).
     pub fn in_row(&self) -> bool {
-        matches!(self.raw.mode, RowMode::Counter(_) | RowMode::Histogram(_))
+        matches!(
+            self.raw.mode,
+            RowMode::Counter(_) | RowMode::Histogram(_) | RowMode::Native(_)
+        )
     }
 
     /// Adds `n` to a counter series (or to this process's part of a gauge;

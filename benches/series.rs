@@ -94,18 +94,22 @@ fn series(c: &mut Criterion) {
     // both write modes and from a thread row, over 64 values spread across
     // 1 … 5000 ms (a constant would let the branch predictor learn the
     // bucket): classic (10 bounds), native only (schema 3, the default
-    // span), and both.
+    // span), and both. The rows have room for the native series (1024
+    // slots), so the thread forms record wholly in the row.
     let vals: Vec<f64> = (0..64)
         .map(|i| 1.0 + (i * i * 37 % 4999) as f64 + 0.25)
         .collect();
     let mut g = c.benchmark_group("native_observe");
     for (name, mode) in &modes {
-        let stats = Stats::open(&SegmentOptions::new().write_mode(*mode).capacities(
-            nodestats::Capacities {
-                values_per_block: 1 << 15,
-                ..Default::default()
-            },
-        ))
+        let stats = Stats::open(
+            &SegmentOptions::new()
+                .write_mode(*mode)
+                .thread_row_series_slots(1024)
+                .capacities(nodestats::Capacities {
+                    values_per_block: 1 << 15,
+                    ..Default::default()
+                }),
+        )
         .unwrap();
         let bounds = [
             50.0, 100.0, 150.0, 200.0, 250.0, 500.0, 750.0, 1000.0, 5000.0, 10000.0,
@@ -132,8 +136,13 @@ fn series(c: &mut Criterion) {
                     h.observe(black_box(vals[i & 63]))
                 })
             });
+            let before = nodestats::__testing::row_bindings(&thread);
             let t = thread.series(&fam, &[]).unwrap();
-            assert!(t.in_row());
+            let bound = nodestats::__testing::row_bindings(&thread) - before;
+            assert!(
+                t.in_row() && bound >= 12,
+                "{what}: {bound} words in the row"
+            );
             g.bench_function(
                 BenchmarkId::new(format!("{what}_thread_observe"), name),
                 |b| {

@@ -182,7 +182,7 @@ fn a_reader_written_from_the_spec_finds_declared_families_and_their_values() {
     }
 
     let b = std::fs::read(&path).unwrap();
-    assert_eq!((w(&b, 8), w(&b, 16)), (2, 2), "layout 2.2");
+    assert_eq!((w(&b, 8), w(&b, 16)), (2, 3), "layout 2.3");
     let mut fams = families(&b);
     fams.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(fams.len(), 2, "{fams:?}");

@@ -891,6 +891,42 @@ fn reserve_spreads_a_burst_from_concurrent_allocator_processes_where_lowest_herd
     assert_eq!((p.node.id.as_str(), p.pending), ("ND_sim00", 0));
 }
 
+/// `nodes --select --reserve` lists the nodes and reserves over one
+/// connection; without `--reserve`, listing is its only one.
+#[test]
+fn select_with_reserve_opens_one_connection() {
+    let redis = Redis::start("one-connection");
+    let url = redis.url();
+    twenty_livekit_nodes(&redis, cluster::unix_now());
+    let mut con = redis.con();
+    let mut connections = || -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .expect("INFO stats has total_connections_received")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    for args in [&["--select"][..], &["--select", "--reserve"]] {
+        let before = connections();
+        let o = nodes_cli(&url, args);
+        assert!(o.status.success(), "{o:?}");
+        assert!(last_line(&o).starts_with("ND_sim"), "{o:?}");
+        assert_eq!(connections() - before, 1, "connections of nodes {args:?}");
+    }
+    let reserved: Vec<(String, i64)> = redis::cmd("HGETALL")
+        .arg(cluster::RESERVATIONS_KEY)
+        .query(&mut redis.con())
+        .unwrap();
+    assert!(
+        reserved
+            .iter()
+            .any(|(f, n)| f.contains(":ND_sim") && *n == 1),
+        "{reserved:?}"
+    );
+}
+
 #[test]
 fn limits_and_ties_on_the_command_line() {
     let redis = Redis::start("limits");

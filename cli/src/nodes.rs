@@ -158,18 +158,20 @@ fn left(deadline: Instant) -> Duration {
         .clamp(Duration::from_millis(1), STEP)
 }
 
+/// A Redis error for the user, saying when it is `--timeout` that ran out.
+fn timed_out(e: cluster::ClusterError) -> String {
+    if e.is_timeout() {
+        format!("timed out (--timeout): {e}")
+    } else {
+        e.to_string()
+    }
+}
+
 fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
     let file = args.registry.file()?;
     let redis: RedisConfig = args.registry.registry(&file)?.ok_or(
         "say where the registry is: --redis URL, or --config livekit.yaml with a redis: block",
     )?;
-    let timed_out = |e: cluster::ClusterError| {
-        if e.is_timeout() {
-            format!("timed out (--timeout): {e}")
-        } else {
-            e.to_string()
-        }
-    };
     let mut out = Report {
         stdout: String::new(),
         stderr: String::new(),
@@ -194,7 +196,26 @@ fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
     } else {
         None
     };
-    let (mut entries, skipped) = cluster::list_from(&redis, left(deadline)).map_err(timed_out)?;
+    // --reserve lists the nodes over the allocator's own connection: one
+    // connection for the whole run.
+    let mut allocator = match (&config, args.reserve) {
+        (Some(config), true) => {
+            let reserve = ReserveConfig {
+                ttl_seconds: args.reserve_ttl,
+                ..ReserveConfig::default()
+            };
+            Some(
+                Allocator::connect_to(&redis, left(deadline), config.clone(), reserve)
+                    .map_err(timed_out)?,
+            )
+        }
+        _ => None,
+    };
+    let (mut entries, skipped) = match &mut allocator {
+        Some(a) => a.entries(),
+        None => cluster::list_from(&redis, left(deadline)),
+    }
+    .map_err(timed_out)?;
     for s in &skipped {
         let _ = writeln!(out.stderr, "skipped entry {:?}: {}", s.key, s.reason);
     }
@@ -219,7 +240,7 @@ fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
                 );
             }
         }
-        choose(args, config, &redis, deadline, &nodes, now, &mut out)?;
+        choose(config, allocator.as_mut(), &nodes, now, &mut out)?;
         return Ok(out);
     }
     entries.sort_by(|a, b| a.key.cmp(&b.key));
@@ -280,12 +301,11 @@ fn escape(s: &str, backslash: bool) -> String {
     out
 }
 
-/// `--select`: the chosen node's id alone on `out.stdout`.
+/// `--select`: the chosen node's id alone on `out.stdout`; placed and
+/// reserved by `allocator` (`--reserve`) when there is one.
 fn choose(
-    args: &NodesArgs,
     config: SelectorConfig,
-    redis: &RedisConfig,
-    deadline: Instant,
+    allocator: Option<&mut Allocator>,
     nodes: &[Node],
     now: i64,
     out: &mut Report,
@@ -296,27 +316,14 @@ fn choose(
             "note: --max-tracks / --max-bytes-per-sec do not refuse a new room (LiveKit checks them only on the node already hosting a room); use --limit to bound new rooms"
         );
     }
-    let chosen = if args.reserve {
-        let reserve = ReserveConfig {
-            ttl_seconds: args.reserve_ttl,
-            ..ReserveConfig::default()
-        };
-        let timed_out = |e: cluster::ClusterError| {
-            if e.is_timeout() {
-                format!("timed out (--timeout): {e}")
-            } else {
-                e.to_string()
-            }
-        };
-        let mut allocator =
-            Allocator::connect_to(redis, left(deadline), config, reserve).map_err(timed_out)?;
-        match allocator.allocate(nodes, now) {
+    let chosen = match allocator {
+        Some(allocator) => match allocator.allocate(nodes, now) {
             Ok(p) => Ok(p.node.id),
             Err(AllocateError::Select(e)) => Err(e),
             Err(AllocateError::Redis(e)) => return Err(timed_out(e)),
-        }
-    } else {
-        cluster::select(nodes, &config, now, &mut XorShift::from_entropy()).map(|n| n.id.clone())
+        },
+        None => cluster::select(nodes, &config, now, &mut XorShift::from_entropy())
+            .map(|n| n.id.clone()),
     };
     match chosen {
         Ok(id) => {

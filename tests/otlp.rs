@@ -549,3 +549,37 @@ fn pushes_match_metrics_and_failures_never_touch_scrapes() {
     }
     drop(stats);
 }
+
+/// The OTLP resource's `region` is the node's region as the registry gets
+/// it: `--region`, else `region` of the `--config` file.
+#[test]
+fn the_resource_region_falls_back_to_the_config_file() {
+    let name = common::ShmName::new("otlp-region");
+    let stats = Stats::open(&SegmentOptions::new().name(name.to_string())).unwrap();
+    stats.room_started();
+    let dir = common::TempDir::new("otlp-region");
+    let yaml = dir.path("livekit.yaml");
+    std::fs::write(&yaml, "port: 7880\nregion: eu-central\n").unwrap();
+    let rx = receiver();
+    let (_serve, _) = serve_pushing(
+        &name,
+        &rx,
+        &["--node-id", "ND_region", "--config", &yaml],
+        &[],
+    );
+    let push = rx
+        .pushes
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a push");
+    let regions: Vec<_> = resource(&push)
+        .into_iter()
+        .filter(|(k, _)| k == "region")
+        .collect();
+    assert_eq!(
+        regions,
+        [("region".to_string(), "eu-central".to_string())],
+        "{:?}",
+        resource(&push)
+    );
+    drop(stats);
+}

@@ -848,7 +848,7 @@ fn hostile_node_entries_cannot_reach_the_terminal_or_forge_the_choice() {
 }
 
 #[test]
-fn node_selector_of_the_config_is_the_default_and_flags_override_it() {
+fn node_selector_and_limit_of_the_config_are_defaults_and_flags_override_them() {
     let dir = TempDir::new("registry-selector");
     let port = common::free_port();
     let _server = redis_server(&dir, port, &[]);
@@ -879,11 +879,22 @@ fn node_selector_of_the_config_is_the_default_and_flags_override_it() {
     std::fs::write(
         &yaml,
         format!(
-            "redis:\n  address: 127.0.0.1:{port}\nnode_selector:\n  kind: any\n  sort_by: rooms\n  cpu_load_limit: 0.8\n"
+            "redis:\n  address: 127.0.0.1:{port}\nnode_selector:\n  kind: any\n  sort_by: rooms\n  cpu_load_limit: 0.8\n\
+             limit:\n  num_tracks: 1\n  bytes_per_sec: 1e9\n  subscription_limit_video: 20\n  max_room_name_length: 64\n"
         ),
     )
     .unwrap();
     let yaml = yaml.to_str().unwrap();
+    // limit.num_tracks is --max-tracks: it refuses no new room, and says so.
+    let note = "do not refuse a new room";
+    let o = nodes(&["--config", yaml, "--select"]);
+    assert!(text(&o.stderr).contains(note), "{}", text(&o.stderr));
+    let o = nodes(&["--config", yaml, "--select", "--max-tracks", "0"]);
+    assert!(text(&o.stderr).contains(note), "bytes_per_sec is on");
+    let off = ["--max-tracks", "0", "--max-bytes-per-sec", "0"];
+    let o = nodes(&[&["--config", yaml, "--select"][..], &off].concat());
+    assert!(!text(&o.stderr).contains(note), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "ND_fewrooms\n", "{}", text(&o.stderr));
     for _ in 0..3 {
         let o = nodes(&["--config", yaml, "--select"]);
         assert_eq!(text(&o.stdout), "ND_fewrooms\n", "{}", text(&o.stderr));

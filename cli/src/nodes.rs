@@ -57,13 +57,15 @@ pub(crate) struct NodesArgs {
     /// JSON file of regions: [{"name": .., "lat": .., "lon": ..}, ..] (regionaware) [default: node_selector.regions].
     #[arg(long)]
     regions: Option<PathBuf>,
-    /// LiveKit's limit.num_tracks (0 = off). As in LiveKit it never refuses a new room; to bound
-    /// new rooms use --limit 'tracks<N' (with --hard-limits to refuse).
-    #[arg(long, default_value_t = 0)]
-    max_tracks: i32,
-    /// LiveKit's limit.bytes_per_sec (0 = off); like --max-tracks, use --limit 'bytespersec<X'.
-    #[arg(long, default_value_t = 0.0)]
-    max_bytes_per_sec: f32,
+    /// LiveKit's limit.num_tracks (0 = off) [default: limit.num_tracks of --config, else 0]. As in
+    /// LiveKit it never refuses a new room; to bound new rooms use --limit 'tracks<N' (with
+    /// --hard-limits to refuse).
+    #[arg(long)]
+    max_tracks: Option<i32>,
+    /// LiveKit's limit.bytes_per_sec (0 = off) [default: limit.bytes_per_sec of --config, else 0];
+    /// like --max-tracks, use --limit 'bytespersec<X'.
+    #[arg(long)]
+    max_bytes_per_sec: Option<f32>,
     /// Keep only nodes meeting METRIC<VALUE (or <=, >, >=); METRIC: sysload, cpuload, rooms,
     /// clients, tracks, bytespersec. Repeat for several; soft unless --hard-limits.
     #[arg(long = "limit", value_name = "LIMIT", requires = "select")]
@@ -313,7 +315,7 @@ fn choose(
     if config.max_tracks > 0 || config.max_bytes_per_sec > 0.0 {
         let _ = writeln!(
             out.stderr,
-            "note: --max-tracks / --max-bytes-per-sec do not refuse a new room (LiveKit checks them only on the node already hosting a room); use --limit to bound new rooms"
+            "note: --max-tracks / --max-bytes-per-sec (limit.num_tracks / limit.bytes_per_sec of --config) do not refuse a new room (LiveKit checks them only on the node already hosting a room); use --limit to bound new rooms"
         );
     }
     let chosen = match allocator {
@@ -344,6 +346,7 @@ fn choose(
 
 fn selector_config(args: &NodesArgs, file: &LiveKitFile) -> Result<SelectorConfig, String> {
     let ns = file.node_selector.clone().unwrap_or_default();
+    let limit = file.limit.clone().unwrap_or_default();
     // A key of the file, parsed; an empty value is LiveKit's default.
     fn key<T: std::str::FromStr<Err = String>>(
         name: &str,
@@ -394,8 +397,11 @@ fn selector_config(args: &NodesArgs, file: &LiveKitFile) -> Result<SelectorConfi
         cpu_load_limit: args.cpu_load_limit.or(ns.cpu_load_limit).unwrap_or(0.9),
         region,
         regions,
-        max_tracks: args.max_tracks,
-        max_bytes_per_sec: args.max_bytes_per_sec,
+        max_tracks: args.max_tracks.or(limit.num_tracks).unwrap_or(0),
+        max_bytes_per_sec: args
+            .max_bytes_per_sec
+            .or(limit.bytes_per_sec)
+            .unwrap_or(0.0),
         limits: args.limits.clone(),
         hard_limits: args.hard_limits,
         ties: args.ties,

@@ -3,8 +3,11 @@
 //! and of 50 families declared at run time with 200 series each (10 000
 //! series: 40 counter families, 10 histogram families of 8 bounds).
 
+#[path = "common/declared.rs"]
+mod declared;
+
 use criterion::{criterion_group, criterion_main, Criterion};
-use nodestats::{Capacities, Direction, Family, FamilySpec, SegmentOptions, Stats, TrackKind};
+use nodestats::{Direction, Family, Stats, TrackKind};
 use nodestats::{Exporter, TrackSource};
 use std::time::Duration;
 
@@ -41,35 +44,8 @@ fn scrape(c: &mut Criterion) {
     let mut g = c.benchmark_group("scrape");
     g.bench_function("text_1000_series", |b| b.iter(|| exporter.text()));
 
-    // 50 declared families x 200 series. The directory and values are
-    // sized for them (see benches/README.md for the segment's size).
-    let caps = Capacities {
-        series: 16384,
-        strings: 1024,
-        values_per_block: 65536,
-        families: 64,
-    };
-    let stats = Stats::open(&SegmentOptions::new().capacities(caps)).unwrap();
-    let bounds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
-    for f in 0..50 {
-        let spec = if f < 40 {
-            FamilySpec::counter(&format!("sfu_family_{f}_total"), "A counter family.")
-        } else {
-            FamilySpec::histogram(
-                &format!("sfu_family_{f}_seconds"),
-                "A histogram family.",
-                &bounds,
-            )
-        };
-        let fam = stats
-            .declare(&spec.labels(&["room"]).max_series(200))
-            .unwrap();
-        for r in 0..200u64 {
-            let h = fam.series(&[&format!("room-{r}")]).unwrap();
-            h.inc_by(r + 1);
-            h.observe(r as f64 / 1000.0);
-        }
-    }
+    // 50 declared families x 200 series (benches/common/declared.rs).
+    let stats = declared::fifty_families_of_200();
     let exporter = Exporter::new(stats.segment().clone(), "ND_bench", "SERVER").unwrap();
     let text = exporter.text();
     let samples = text
@@ -78,7 +54,7 @@ fn scrape(c: &mut Criterion) {
         .count();
     assert_eq!(
         samples,
-        40 * 200 + 10 * 200 * (bounds.len() + 3),
+        40 * 200 + 10 * 200 * (declared::BOUNDS.len() + 3),
         "every series exported"
     );
     let over: Vec<&str> = text

@@ -6,10 +6,12 @@
 
 mod common;
 
+use common::sfu::{Serve, Sfu};
+
 use nodestats::cluster::{
     self, Node, NodeState, Publisher, PublisherConfig, SelectorConfig, SortBy, XorShift,
 };
-use nodestats::{CollectorConfig, NodeStats, NodeStatsRate, Segment, SegmentOptions, Stats};
+use nodestats::{NodeStats, NodeStatsRate};
 use prost::Message;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -91,6 +93,19 @@ impl Redis {
             .unwrap();
     }
 
+    /// Replaces the fleet, atomically: the hash `nodes` holds exactly
+    /// `nodes` (id, encoded entry), and no reservation is left.
+    fn write_nodes(&self, nodes: impl IntoIterator<Item = (String, Vec<u8>)>) {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("DEL").arg("nodes").ignore();
+        pipe.cmd("DEL").arg(cluster::RESERVATIONS_KEY).ignore();
+        for (id, entry) in nodes {
+            pipe.cmd("HSET").arg("nodes").arg(id).arg(entry).ignore();
+        }
+        let _: () = pipe.query(&mut self.con()).unwrap();
+    }
+
     fn entry(&self, key: &str) -> Option<Node> {
         let v: Option<Vec<u8>> = redis::cmd("HGET")
             .arg("nodes")
@@ -148,75 +163,9 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     (code, body)
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
-}
-
-/// A named segment with `rooms` rooms open, and its NodeStats.
-struct Sfu {
-    stats: Stats,
-    name: String,
-}
-
-impl Sfu {
-    fn new(tag: &str, rooms: u32) -> Sfu {
-        let name = format!("/nodestats-cluster-{tag}-{}", std::process::id());
-        let _ = Segment::unlink(&name);
-        let stats = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
-        for _ in 0..rooms {
-            stats.room_started();
-        }
-        Sfu { stats, name }
-    }
-
-    fn node_stats(&self) -> NodeStats {
-        let config = CollectorConfig {
-            system: None,
-            ..CollectorConfig::default()
-        };
-        let mut ns = nodestats::Collector::new(self.stats.segment().clone(), config)
-            .unwrap()
-            .update();
-        ns.num_cpus = 4;
-        ns
-    }
-}
-
-impl Drop for Sfu {
-    fn drop(&mut self) {
-        let _ = Segment::unlink(&self.name);
-    }
-}
-
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(sfu: &Sfu, redis: &Redis, id: &str, interval: &str) -> Serve {
+fn serve(sfu: &Sfu, redis: &Redis, id: &str) -> Serve {
     let url = redis.url();
-    let (child, addr) = common::serve(
-        &sfu.name,
-        &[
-            "--interval",
-            interval,
-            "--redis",
-            &url,
-            "--node-id",
-            id,
-            "--region",
-            "r1",
-        ],
-    );
-    Serve { child, addr }
+    Serve::start(sfu, &["--redis", &url, "--node-id", id, "--region", "r1"])
 }
 
 // ---------------------------------------------------------------- tests
@@ -309,7 +258,7 @@ fn publishers_on_several_segments_are_listed_and_selected() {
 fn serve_publishes_drains_on_sigusr1_and_removes_on_sigterm_within_a_second() {
     let redis = Redis::start("sigterm");
     let sfu = Sfu::new("sigterm", 2);
-    let mut s = serve(&sfu, &redis, "ND_term", "0.2");
+    let mut s = serve(&sfu, &redis, "ND_term");
     let node = wait_for("serve's entry", Duration::from_secs(5), || {
         redis.entry("ND_term")
     });
@@ -319,12 +268,12 @@ fn serve_publishes_drains_on_sigusr1_and_removes_on_sigterm_within_a_second() {
     assert_eq!(code, 200);
     assert!(metrics.contains("nodestats_redis_publish_failures_total{node_id=\"ND_term\""));
 
-    signal(&s.child, libc::SIGUSR1);
+    s.signal(libc::SIGUSR1);
     wait_for("SHUTTING_DOWN", Duration::from_secs(3), || {
         (redis.entry("ND_term")?.state == NodeState::ShuttingDown).then_some(())
     });
 
-    signal(&s.child, libc::SIGTERM);
+    s.signal(libc::SIGTERM);
     let t = Instant::now();
     wait_for("the entry to go", Duration::from_secs(2), || {
         redis.entry("ND_term").is_none().then_some(())
@@ -343,7 +292,7 @@ fn sigkilled_node_turns_unavailable_after_5_s_and_is_swept_after_the_timeout() {
     let redis = Redis::start("sigkill");
     let url = redis.url();
     let sfu = Sfu::new("sigkill", 1);
-    let mut s = serve(&sfu, &redis, "ND_dead", "0.2");
+    let mut s = serve(&sfu, &redis, "ND_dead");
     wait_for("serve's entry", Duration::from_secs(5), || {
         redis.entry("ND_dead")
     });
@@ -378,7 +327,7 @@ fn sigkilled_node_turns_unavailable_after_5_s_and_is_swept_after_the_timeout() {
 fn redis_outage_spares_the_pages_and_a_restart_is_recovered() {
     let mut redis = Redis::start("restart");
     let sfu = Sfu::new("restart", 1);
-    let s = serve(&sfu, &redis, "ND_phoenix", "0.2");
+    let s = serve(&sfu, &redis, "ND_phoenix");
     wait_for("serve's entry", Duration::from_secs(5), || {
         redis.entry("ND_phoenix")
     });
@@ -709,8 +658,7 @@ fn measure_select_over_1000_entries_and_publish_cost() {
     let redis = Redis::start("measure");
     let url = redis.url();
     let now = cluster::unix_now();
-    let mut pipe = redis::pipe();
-    for i in 0..1000u32 {
+    redis.write_nodes((0..1000u32).map(|i| {
         let node = Node {
             id: format!("ND_{i:012}"),
             ip: format!("10.0.{}.{}", i / 256, i % 256),
@@ -738,13 +686,8 @@ fn measure_select_over_1000_entries_and_publish_cost() {
             }),
             ..Node::default()
         };
-        pipe.cmd("HSET")
-            .arg("nodes")
-            .arg(&node.id)
-            .arg(node.encode())
-            .ignore();
-    }
-    let _: () = pipe.query(&mut redis.con()).unwrap();
+        (node.id.clone(), node.encode())
+    }));
 
     let mut runs: Vec<Duration> = (0..7)
         .map(|_| {
@@ -804,14 +747,10 @@ fn measure_select_over_1000_entries_and_publish_cost() {
 // ------------------------------------------------ selection that does not herd
 
 /// 20 nodes written with LiveKit's own protobuf layout ([`ForeignNode`]),
-/// `i` rooms on node `i`, stats from `now`; no reservations. Atomic.
+/// `i` rooms on node `i`, stats from `now`; no reservations.
 fn twenty_livekit_nodes(redis: &Redis, now: i64) -> Vec<String> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    pipe.cmd("DEL").arg("nodes").ignore();
-    pipe.cmd("DEL").arg(cluster::RESERVATIONS_KEY).ignore();
     let ids: Vec<String> = (0..20).map(|i| format!("ND_sim{i:02}")).collect();
-    for (i, id) in ids.iter().enumerate() {
+    redis.write_nodes(ids.iter().enumerate().map(|(i, id)| {
         let n = ForeignNode {
             id: id.clone(),
             ip: format!("10.0.0.{i}"),
@@ -835,13 +774,8 @@ fn twenty_livekit_nodes(redis: &Redis, now: i64) -> Vec<String> {
             state: 1,
             region: "eu".into(),
         };
-        pipe.cmd("HSET")
-            .arg("nodes")
-            .arg(id)
-            .arg(n.encode_to_vec())
-            .ignore();
-    }
-    let _: () = pipe.query(&mut redis.con()).unwrap();
+        (id.clone(), n.encode_to_vec())
+    }));
     ids
 }
 
@@ -957,6 +891,42 @@ fn reserve_spreads_a_burst_from_concurrent_allocator_processes_where_lowest_herd
     assert_eq!((p.node.id.as_str(), p.pending), ("ND_sim00", 0));
 }
 
+/// `nodes --select --reserve` lists the nodes and reserves over one
+/// connection; without `--reserve`, listing is its only one.
+#[test]
+fn select_with_reserve_opens_one_connection() {
+    let redis = Redis::start("one-connection");
+    let url = redis.url();
+    twenty_livekit_nodes(&redis, cluster::unix_now());
+    let mut con = redis.con();
+    let mut connections = || -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .expect("INFO stats has total_connections_received")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    for args in [&["--select"][..], &["--select", "--reserve"]] {
+        let before = connections();
+        let o = nodes_cli(&url, args);
+        assert!(o.status.success(), "{o:?}");
+        assert!(last_line(&o).starts_with("ND_sim"), "{o:?}");
+        assert_eq!(connections() - before, 1, "connections of nodes {args:?}");
+    }
+    let reserved: Vec<(String, i64)> = redis::cmd("HGETALL")
+        .arg(cluster::RESERVATIONS_KEY)
+        .query(&mut redis.con())
+        .unwrap();
+    assert!(
+        reserved
+            .iter()
+            .any(|(f, n)| f.contains(":ND_sim") && *n == 1),
+        "{reserved:?}"
+    );
+}
+
 #[test]
 fn limits_and_ties_on_the_command_line() {
     let redis = Redis::start("limits");
@@ -1012,10 +982,10 @@ fn limits_and_ties_on_the_command_line() {
     }
 }
 
-/// 1 000 nodes, `i % 50` rooms on node `i`, stats from `now`.
+/// 1 000 nodes, `i % 50` rooms on node `i`, stats from `now`; no
+/// reservations.
 fn thousand_nodes(redis: &Redis, now: i64) {
-    let mut pipe = redis::pipe();
-    for i in 0..1000u32 {
+    redis.write_nodes((0..1000u32).map(|i| {
         let node = Node {
             id: format!("ND_{i:012}"),
             num_cpus: 16,
@@ -1034,13 +1004,8 @@ fn thousand_nodes(redis: &Redis, now: i64) {
             }),
             ..Node::default()
         };
-        pipe.cmd("HSET")
-            .arg("nodes")
-            .arg(&node.id)
-            .arg(node.encode())
-            .ignore();
-    }
-    let _: () = pipe.query(&mut redis.con()).unwrap();
+        (node.id.clone(), node.encode())
+    }));
 }
 
 /// Numbers for benches/README.md: `nodes --select --reserve` over 1 000

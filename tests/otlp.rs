@@ -8,7 +8,7 @@
 
 mod common;
 
-use nodestats::{Direction, FamilySpec, Segment, SegmentOptions, Stats, TrackKind, TrackSource};
+use nodestats::{Direction, FamilySpec, Segment, SegmentOptions, Stats};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
@@ -272,15 +272,7 @@ fn stable(key: &Key) -> bool {
 fn record(stats: &Stats, scale: u64) {
     stats.record_packets(Direction::Incoming, 100 * scale, 120_000 * scale, false);
     stats.record_packets(Direction::Outgoing, 7 * scale, 8_400 * scale, true);
-    for rtt in [10, 60, 60, 999] {
-        stats.record_rtt(
-            "DE",
-            Direction::Outgoing,
-            TrackSource::Camera,
-            TrackKind::Video,
-            rtt * scale as u32,
-        );
-    }
+    common::record_rtts(stats, scale as u32);
     stats.room_started();
     let bytes = stats
         .declare(
@@ -346,14 +338,45 @@ fn metric_value(page: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Kills and reaps a child when dropped.
-struct Kill(std::process::Child);
+/// `nodestats serve` of `segment` pushing to `rx` every 0.5 s (2 s
+/// timeout), with `extra` arguments and `env` set, `OTEL_SERVICE_NAME`
+/// unset; returns it and its address.
+fn serve_pushing(
+    segment: &str,
+    rx: &Receiver_,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (common::Kill, String) {
+    let mut child = std::process::Command::new(common::nodestats_bin())
+        .args(["serve", "--segment", segment, "--listen", "127.0.0.1:0"])
+        .args([
+            "--interval",
+            "0.2",
+            "--otlp-interval",
+            "0.5",
+            "--otlp-timeout",
+            "2",
+        ])
+        .args(extra)
+        .env_remove("OTEL_SERVICE_NAME")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", rx.addr))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start nodestats serve");
+    let addr = common::printed_address(&mut child).expect("serve's address");
+    (common::Kill(child), addr)
+}
 
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The resource attributes of a push.
+fn resource(push: &Push) -> Vec<(String, String)> {
+    attrs(
+        &push.request.resource_metrics[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes,
+    )
 }
 
 #[test]
@@ -363,44 +386,25 @@ fn pushes_match_metrics_and_failures_never_touch_scrapes() {
     record(&stats, 1);
     let rx = receiver();
 
-    let mut cmd = std::process::Command::new(common::nodestats_bin());
-    cmd.args(["serve", "--segment", &name, "--listen", "127.0.0.1:0"])
-        .args(["--interval", "0.2", "--node-id", "ND_otlp"])
-        .args(["--otlp-interval", "0.5", "--otlp-timeout", "2"])
-        .args(["--otlp-compression", "gzip"])
-        .env_remove("OTEL_SERVICE_NAME")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", rx.addr))
-        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%20ecret")
-        .env(
-            "OTEL_RESOURCE_ATTRIBUTES",
-            "deployment.environment=test,service.name=sfu-edge",
-        )
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _serve = Kill(child);
-    let serve = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap()
-        .to_string();
+    let (_serve, serve) = serve_pushing(
+        &name,
+        &rx,
+        &["--node-id", "ND_otlp", "--otlp-compression", "gzip"],
+        &[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%20ecret"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=test,service.name=sfu-edge",
+            ),
+        ],
+    );
 
     // Values, resource, headers, gzip.
     let push = matching_push(&rx, &serve, "first segment");
     assert_eq!(push.headers["content-type"], "application/x-protobuf");
     assert_eq!(push.headers["content-encoding"], "gzip");
     assert_eq!(push.headers["x-api-key"], "s ecret");
-    let resource = attrs(
-        &push.request.resource_metrics[0]
-            .resource
-            .as_ref()
-            .unwrap()
-            .attributes,
-    );
+    let resource = resource(&push);
     for want in [
         ("service.name", "sfu-edge"),
         ("service.instance.id", "ND_otlp"),
@@ -543,5 +547,39 @@ fn pushes_match_metrics_and_failures_never_touch_scrapes() {
         assert!(Instant::now() < deadline, "the error stays: {page}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    drop(stats);
+}
+
+/// The OTLP resource's `region` is the node's region as the registry gets
+/// it: `--region`, else `region` of the `--config` file.
+#[test]
+fn the_resource_region_falls_back_to_the_config_file() {
+    let name = common::ShmName::new("otlp-region");
+    let stats = Stats::open(&SegmentOptions::new().name(name.to_string())).unwrap();
+    stats.room_started();
+    let dir = common::TempDir::new("otlp-region");
+    let yaml = dir.path("livekit.yaml");
+    std::fs::write(&yaml, "port: 7880\nregion: eu-central\n").unwrap();
+    let rx = receiver();
+    let (_serve, _) = serve_pushing(
+        &name,
+        &rx,
+        &["--node-id", "ND_region", "--config", &yaml],
+        &[],
+    );
+    let push = rx
+        .pushes
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a push");
+    let regions: Vec<_> = resource(&push)
+        .into_iter()
+        .filter(|(k, _)| k == "region")
+        .collect();
+    assert_eq!(
+        regions,
+        [("region".to_string(), "eu-central".to_string())],
+        "{:?}",
+        resource(&push)
+    );
     drop(stats);
 }

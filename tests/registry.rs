@@ -9,14 +9,15 @@
 
 mod common;
 
+use common::sfu::{Serve, Sfu};
 use common::TempDir;
 use nodestats::cluster::{self, Node, NodeState, RedisConfig};
-use nodestats::{NodeStats, Segment, SegmentOptions, Stats};
-use std::io::{BufRead, BufReader, Read, Write};
+use nodestats::NodeStats;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- servers
@@ -98,82 +99,6 @@ fn entry(con: &mut impl redis::ConnectionLike, id: &str) -> Option<Node> {
 }
 
 // ---------------------------------------------------------------- serve
-
-/// A named segment for `serve` to export.
-struct Sfu {
-    _stats: Stats,
-    name: String,
-}
-
-impl Sfu {
-    fn new(tag: &str) -> Sfu {
-        let name = format!("/nodestats-registry-{tag}-{}", std::process::id());
-        let _ = Segment::unlink(&name);
-        let stats = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
-        stats.room_started();
-        Sfu {
-            _stats: stats,
-            name,
-        }
-    }
-}
-
-impl Drop for Sfu {
-    fn drop(&mut self) {
-        let _ = Segment::unlink(&self.name);
-    }
-}
-
-/// `nodestats serve` with stderr collected line by line.
-struct Serve {
-    proc: Proc,
-    addr: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    fn start(sfu: &Sfu, extra: &[&str]) -> Serve {
-        let mut child = Command::new(common::nodestats_bin())
-            .args(["serve", "--segment", &sfu.name, "--listen", "127.0.0.1:0"])
-            .args(["--interval", "0.2"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nodestats serve");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let proc = Proc(Some(child));
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split('/').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}; stderr: {}", stderr.lock().unwrap()))
-            .to_string();
-        Serve { proc, addr, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        http_get(&self.addr, path)
-    }
-}
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect to serve");
@@ -322,7 +247,7 @@ fn a_three_master_redis_cluster_holds_the_registry() {
     .unwrap();
     let yaml = yaml.to_str().unwrap();
 
-    let sfu = Sfu::new("cluster");
+    let sfu = Sfu::new("cluster", 1);
     let s = Serve::start(&sfu, &["--config", yaml, "--node-id", "ND_clustered"]);
     let node = wait_for("the entry in the cluster", Duration::from_secs(10), || {
         entry(&mut con(owner), "ND_clustered")
@@ -345,7 +270,7 @@ fn a_three_master_redis_cluster_holds_the_registry() {
     assert!(text(&o.stdout).contains("ND_clustered"));
     let o = nodes(&["--config", yaml, "--select"]);
     assert_eq!(text(&o.stdout), "ND_clustered\n", "{}", text(&o.stderr));
-    let (_, m) = s.get("/metrics");
+    let (_, m) = http_get(&s.addr, "/metrics");
     assert!(
         metric(&m, "nodestats_registry_up").is_some_and(|l| l.ends_with(" 1")),
         "{m}"
@@ -405,7 +330,7 @@ fn a_three_master_redis_cluster_holds_the_registry() {
         "cluster: slot of `nodes` moved; entry written on the new owner {:?} later",
         moved.elapsed()
     );
-    let (_, m) = s.get("/metrics");
+    let (_, m) = http_get(&s.addr, "/metrics");
     let failures = metric(&m, "nodestats_redis_publish_failures_total").unwrap_or_default();
     assert!(
         failures.ends_with(" 0"),
@@ -434,19 +359,13 @@ fn a_three_master_redis_cluster_holds_the_registry() {
 
     // A clean stop removes the entry from the cluster.
     let mut s = s;
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(
-            s.proc.0.as_ref().unwrap().id() as libc::pid_t,
-            libc::SIGTERM,
-        )
-    };
+    s.signal(libc::SIGTERM);
     wait_for("the entry removed", Duration::from_secs(5), || {
         entry(&mut con(owner), "ND_clustered")
             .is_none()
             .then_some(())
     });
-    s.proc.kill();
+    s.kill();
 }
 
 // ---------------------------------------------------------------- Sentinel
@@ -535,7 +454,7 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
     .unwrap();
     let yaml = yaml.to_str().unwrap();
 
-    let sfu = Sfu::new("sentinel");
+    let sfu = Sfu::new("sentinel", 1);
     let s = Serve::start(&sfu, &["--config", yaml, "--node-id", "ND_fo"]);
     wait_for("the entry on the master", Duration::from_secs(10), || {
         entry(&mut data(pm), "ND_fo")
@@ -587,13 +506,13 @@ fn sentinel_failover_is_followed_within_seconds_and_the_pages_stay_fast() {
     // Generous for a busy CI machine; the printed number is the measure.
     assert!(resumed < Duration::from_secs(15), "{resumed:?}");
     assert!(worst < Duration::from_secs(3), "slowest page {worst:?}");
-    let (code, _) = s.get("/healthz");
+    let (code, _) = http_get(&s.addr, "/healthz");
     assert_eq!(code, 200);
 
     // `nodes` follows the sentinels to the new master.
     let o = nodes(&["--config", yaml, "--select"]);
     assert_eq!(text(&o.stdout), "ND_fo\n", "{}", text(&o.stderr));
-    let (_, st) = s.get("/stats");
+    let (_, st) = http_get(&s.addr, "/stats");
     for shown in [s.stderr(), text(&o.stderr), st] {
         assert!(!shown.contains(mpw) && !shown.contains(spw), "{shown}");
     }
@@ -622,7 +541,7 @@ fn a_refusing_registry_is_said_exported_and_shown_and_no_password_leaks() {
             "+@all",
         ],
     );
-    let sfu = Sfu::new("auth");
+    let sfu = Sfu::new("auth", 1);
     let cases: [(&str, String, &str); 4] = [
         (
             "pw-Wrong-91b2",
@@ -651,9 +570,9 @@ fn a_refusing_registry_is_said_exported_and_shown_and_no_password_leaks() {
             let e = s.stderr();
             e.contains(why).then_some(e)
         });
-        let (_, m) = s.get("/metrics");
-        let (_, st) = s.get("/stats");
-        let (code, _) = s.get("/healthz");
+        let (_, m) = http_get(&s.addr, "/metrics");
+        let (_, st) = http_get(&s.addr, "/stats");
+        let (code, _) = http_get(&s.addr, "/healthz");
         assert_eq!(code, 200, "/healthz does not depend on Redis");
         assert!(
             metric(&m, "nodestats_registry_up").is_some_and(|l| l.ends_with(" 0")),
@@ -708,7 +627,7 @@ fn a_refusing_registry_is_said_exported_and_shown_and_no_password_leaks() {
     });
     let e = s.stderr();
     assert!(!e.contains("pw-Alice-55aa"), "{e}");
-    let (_, m) = s.get("/metrics");
+    let (_, m) = http_get(&s.addr, "/metrics");
     assert!(
         metric(&m, "nodestats_registry_up").is_some_and(|l| l.ends_with(" 1")),
         "{m}"
@@ -929,7 +848,7 @@ fn hostile_node_entries_cannot_reach_the_terminal_or_forge_the_choice() {
 }
 
 #[test]
-fn node_selector_of_the_config_is_the_default_and_flags_override_it() {
+fn node_selector_and_limit_of_the_config_are_defaults_and_flags_override_them() {
     let dir = TempDir::new("registry-selector");
     let port = common::free_port();
     let _server = redis_server(&dir, port, &[]);
@@ -960,11 +879,22 @@ fn node_selector_of_the_config_is_the_default_and_flags_override_it() {
     std::fs::write(
         &yaml,
         format!(
-            "redis:\n  address: 127.0.0.1:{port}\nnode_selector:\n  kind: any\n  sort_by: rooms\n  cpu_load_limit: 0.8\n"
+            "redis:\n  address: 127.0.0.1:{port}\nnode_selector:\n  kind: any\n  sort_by: rooms\n  cpu_load_limit: 0.8\n\
+             limit:\n  num_tracks: 1\n  bytes_per_sec: 1e9\n  subscription_limit_video: 20\n  max_room_name_length: 64\n"
         ),
     )
     .unwrap();
     let yaml = yaml.to_str().unwrap();
+    // limit.num_tracks is --max-tracks: it refuses no new room, and says so.
+    let note = "do not refuse a new room";
+    let o = nodes(&["--config", yaml, "--select"]);
+    assert!(text(&o.stderr).contains(note), "{}", text(&o.stderr));
+    let o = nodes(&["--config", yaml, "--select", "--max-tracks", "0"]);
+    assert!(text(&o.stderr).contains(note), "bytes_per_sec is on");
+    let off = ["--max-tracks", "0", "--max-bytes-per-sec", "0"];
+    let o = nodes(&[&["--config", yaml, "--select"][..], &off].concat());
+    assert!(!text(&o.stderr).contains(note), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "ND_fewrooms\n", "{}", text(&o.stderr));
     for _ in 0..3 {
         let o = nodes(&["--config", yaml, "--select"]);
         assert_eq!(text(&o.stdout), "ND_fewrooms\n", "{}", text(&o.stderr));
@@ -1064,7 +994,7 @@ fn tls_with_a_private_ca_from_use_tls_or_rediss() {
     .unwrap();
     let yaml = yaml.to_str().unwrap();
 
-    let sfu = Sfu::new("tls");
+    let sfu = Sfu::new("tls", 1);
     let s = Serve::start(
         &sfu,
         &["--config", yaml, "--redis-ca", &ca, "--node-id", "ND_tls"],

@@ -12,38 +12,15 @@
 #[path = "../src/otlp/encode.rs"]
 mod encode;
 
+#[path = "../../benches/common/declared.rs"]
+mod declared;
+
 use criterion::{criterion_group, criterion_main, Criterion};
-use nodestats::{Capacities, Exporter, FamilySpec, SegmentOptions, Stats};
+use nodestats::Exporter;
 use std::time::Duration;
 
 fn otlp(c: &mut Criterion) {
-    let caps = Capacities {
-        series: 16384,
-        strings: 1024,
-        values_per_block: 65536,
-        families: 64,
-    };
-    let stats = Stats::open(&SegmentOptions::new().capacities(caps)).unwrap();
-    let bounds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
-    for f in 0..50 {
-        let spec = if f < 40 {
-            FamilySpec::counter(&format!("sfu_family_{f}_total"), "A counter family.")
-        } else {
-            FamilySpec::histogram(
-                &format!("sfu_family_{f}_seconds"),
-                "A histogram family.",
-                &bounds,
-            )
-        };
-        let fam = stats
-            .declare(&spec.labels(&["room"]).max_series(200))
-            .unwrap();
-        for r in 0..200u64 {
-            let h = fam.series(&[&format!("room-{r}")]).unwrap();
-            h.inc_by(r + 1);
-            h.observe(r as f64 / 1000.0);
-        }
-    }
+    let stats = declared::fifty_families_of_200();
     let exporter = Exporter::new(stats.segment().clone(), "ND_bench", "SERVER").unwrap();
     let resource = vec![
         ("service.name".to_string(), "nodestats".to_string()),

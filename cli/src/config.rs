@@ -1,5 +1,6 @@
 //! `--config FILE`: a LiveKit `livekit.yaml`, of which `serve` and `nodes`
-//! read the `redis:` block, `region` and `node_selector`.
+//! read the `redis:` block and `region`, and `nodes --select` also
+//! `node_selector` and, of `limit`, `num_tracks` and `bytes_per_sec`.
 //!
 //! The rest of the file is LiveKit's and is ignored. Inside `redis:` and
 //! `node_selector:` an unknown key is an error naming it, as LiveKit's own
@@ -7,7 +8,9 @@
 //! starts with is one we read, and a misspelt key is not silently dropped.
 //! LiveKit's pool and timeout keys (`dial_timeout`, `read_timeout`,
 //! `write_timeout`, `pool_timeout`, `pool_size`) are accepted and not used:
-//! nodestats keeps its own timeouts.
+//! nodestats keeps its own timeouts. The other keys of `limit:` are
+//! LiveKit's per-room limits (subscriptions, metadata and name sizes, ...),
+//! which change between its versions: they are ignored, whatever they are.
 
 use clap::Args;
 use nodestats::cluster::{RedisConfig, Region};
@@ -18,7 +21,7 @@ use std::path::{Path, PathBuf};
 /// The registry flags `serve` and `nodes` share.
 #[derive(Args, Debug, Default)]
 pub(crate) struct RegistryArgs {
-    /// A LiveKit livekit.yaml: its redis: block (standalone, Sentinel or Cluster; ACL user, db, TLS), region, and node_selector (defaults of nodes --select). Flags override it.
+    /// A LiveKit livekit.yaml: its redis: block (standalone, Sentinel or Cluster; ACL user, db, TLS), region, node_selector and limit (defaults of nodes --select). Flags override it.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// The Redis holding the registry, redis://[USER[:PASSWORD]@]HOST:PORT[/DB] (rediss:// for TLS); replaces the whole redis: block of --config.
@@ -36,6 +39,7 @@ pub(crate) struct LiveKitFile {
     redis: Option<RedisBlock>,
     pub(crate) region: Option<String>,
     pub(crate) node_selector: Option<NodeSelector>,
+    pub(crate) limit: Option<Limits>,
 }
 
 /// LiveKit's `redis:` block (livekit/protocol `redis.RedisConfig`).
@@ -71,6 +75,16 @@ pub(crate) struct NodeSelector {
     pub(crate) cpu_load_limit: Option<f32>,
     pub(crate) sysload_limit: Option<f32>,
     pub(crate) regions: Vec<Region>,
+}
+
+/// LiveKit's `limit:` block, the keys a node's load is checked against
+/// (`nodes --select`'s defaults of `--max-tracks` and
+/// `--max-bytes-per-sec`); its other keys are ignored.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Limits {
+    pub(crate) num_tracks: Option<i32>,
+    pub(crate) bytes_per_sec: Option<f32>,
 }
 
 impl LiveKitFile {
@@ -156,7 +170,8 @@ mod tests {
             "port: 7880\nrtc:\n  udp_port: 7882\n  unknown_to_us: 1\nkeys:\n  k: s\nregion: eu\n\
              redis:\n  sentinel_master_name: mymaster\n  sentinel_addresses: [\"127.0.0.1:26379\", \"127.0.0.1:26380\"]\n  \
              password: pw\n  db: 2\n  read_timeout: 200\n\
-             node_selector:\n  kind: sysload\n  sort_by: rooms\n  sysload_limit: 0.7\n  regions:\n    - name: eu\n      lat: 50.1\n      lon: 8.6\n",
+             node_selector:\n  kind: sysload\n  sort_by: rooms\n  sysload_limit: 0.7\n  regions:\n    - name: eu\n      lat: 50.1\n      lon: 8.6\n\
+             limit:\n  num_tracks: 400\n  bytes_per_sec: 1.5e8\n  subscription_limit_video: 20\n  max_metadata_size: 64000\n",
         )
         .unwrap();
         let r = f.redis().unwrap();
@@ -168,6 +183,8 @@ mod tests {
         assert_eq!(s.kind.as_deref(), Some("sysload"));
         assert_eq!(s.sysload_limit, Some(0.7));
         assert_eq!(s.regions[0].name, "eu");
+        let l = f.limit.unwrap();
+        assert_eq!((l.num_tracks, l.bytes_per_sec), (Some(400), Some(1.5e8)));
     }
 
     #[test]

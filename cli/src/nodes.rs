@@ -57,13 +57,15 @@ pub(crate) struct NodesArgs {
     /// JSON file of regions: [{"name": .., "lat": .., "lon": ..}, ..] (regionaware) [default: node_selector.regions].
     #[arg(long)]
     regions: Option<PathBuf>,
-    /// LiveKit's limit.num_tracks (0 = off). As in LiveKit it never refuses a new room; to bound
-    /// new rooms use --limit 'tracks<N' (with --hard-limits to refuse).
-    #[arg(long, default_value_t = 0)]
-    max_tracks: i32,
-    /// LiveKit's limit.bytes_per_sec (0 = off); like --max-tracks, use --limit 'bytespersec<X'.
-    #[arg(long, default_value_t = 0.0)]
-    max_bytes_per_sec: f32,
+    /// LiveKit's limit.num_tracks (0 = off) [default: limit.num_tracks of --config, else 0]. As in
+    /// LiveKit it never refuses a new room; to bound new rooms use --limit 'tracks<N' (with
+    /// --hard-limits to refuse).
+    #[arg(long)]
+    max_tracks: Option<i32>,
+    /// LiveKit's limit.bytes_per_sec (0 = off) [default: limit.bytes_per_sec of --config, else 0];
+    /// like --max-tracks, use --limit 'bytespersec<X'.
+    #[arg(long)]
+    max_bytes_per_sec: Option<f32>,
     /// Keep only nodes meeting METRIC<VALUE (or <=, >, >=); METRIC: sysload, cpuload, rooms,
     /// clients, tracks, bytespersec. Repeat for several; soft unless --hard-limits.
     #[arg(long = "limit", value_name = "LIMIT", requires = "select")]
@@ -158,18 +160,20 @@ fn left(deadline: Instant) -> Duration {
         .clamp(Duration::from_millis(1), STEP)
 }
 
+/// A Redis error for the user, saying when it is `--timeout` that ran out.
+fn timed_out(e: cluster::ClusterError) -> String {
+    if e.is_timeout() {
+        format!("timed out (--timeout): {e}")
+    } else {
+        e.to_string()
+    }
+}
+
 fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
     let file = args.registry.file()?;
     let redis: RedisConfig = args.registry.registry(&file)?.ok_or(
         "say where the registry is: --redis URL, or --config livekit.yaml with a redis: block",
     )?;
-    let timed_out = |e: cluster::ClusterError| {
-        if e.is_timeout() {
-            format!("timed out (--timeout): {e}")
-        } else {
-            e.to_string()
-        }
-    };
     let mut out = Report {
         stdout: String::new(),
         stderr: String::new(),
@@ -194,7 +198,26 @@ fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
     } else {
         None
     };
-    let (mut entries, skipped) = cluster::list_from(&redis, left(deadline)).map_err(timed_out)?;
+    // --reserve lists the nodes over the allocator's own connection: one
+    // connection for the whole run.
+    let mut allocator = match (&config, args.reserve) {
+        (Some(config), true) => {
+            let reserve = ReserveConfig {
+                ttl_seconds: args.reserve_ttl,
+                ..ReserveConfig::default()
+            };
+            Some(
+                Allocator::connect_to(&redis, left(deadline), config.clone(), reserve)
+                    .map_err(timed_out)?,
+            )
+        }
+        _ => None,
+    };
+    let (mut entries, skipped) = match &mut allocator {
+        Some(a) => a.entries(),
+        None => cluster::list_from(&redis, left(deadline)),
+    }
+    .map_err(timed_out)?;
     for s in &skipped {
         let _ = writeln!(out.stderr, "skipped entry {:?}: {}", s.key, s.reason);
     }
@@ -219,7 +242,7 @@ fn execute(args: &NodesArgs, deadline: Instant) -> Result<Report, String> {
                 );
             }
         }
-        choose(args, config, &redis, deadline, &nodes, now, &mut out)?;
+        choose(config, allocator.as_mut(), &nodes, now, &mut out)?;
         return Ok(out);
     }
     entries.sort_by(|a, b| a.key.cmp(&b.key));
@@ -280,12 +303,11 @@ fn escape(s: &str, backslash: bool) -> String {
     out
 }
 
-/// `--select`: the chosen node's id alone on `out.stdout`.
+/// `--select`: the chosen node's id alone on `out.stdout`; placed and
+/// reserved by `allocator` (`--reserve`) when there is one.
 fn choose(
-    args: &NodesArgs,
     config: SelectorConfig,
-    redis: &RedisConfig,
-    deadline: Instant,
+    allocator: Option<&mut Allocator>,
     nodes: &[Node],
     now: i64,
     out: &mut Report,
@@ -293,30 +315,17 @@ fn choose(
     if config.max_tracks > 0 || config.max_bytes_per_sec > 0.0 {
         let _ = writeln!(
             out.stderr,
-            "note: --max-tracks / --max-bytes-per-sec do not refuse a new room (LiveKit checks them only on the node already hosting a room); use --limit to bound new rooms"
+            "note: --max-tracks / --max-bytes-per-sec (limit.num_tracks / limit.bytes_per_sec of --config) do not refuse a new room (LiveKit checks them only on the node already hosting a room); use --limit to bound new rooms"
         );
     }
-    let chosen = if args.reserve {
-        let reserve = ReserveConfig {
-            ttl_seconds: args.reserve_ttl,
-            ..ReserveConfig::default()
-        };
-        let timed_out = |e: cluster::ClusterError| {
-            if e.is_timeout() {
-                format!("timed out (--timeout): {e}")
-            } else {
-                e.to_string()
-            }
-        };
-        let mut allocator =
-            Allocator::connect_to(redis, left(deadline), config, reserve).map_err(timed_out)?;
-        match allocator.allocate(nodes, now) {
+    let chosen = match allocator {
+        Some(allocator) => match allocator.allocate(nodes, now) {
             Ok(p) => Ok(p.node.id),
             Err(AllocateError::Select(e)) => Err(e),
             Err(AllocateError::Redis(e)) => return Err(timed_out(e)),
-        }
-    } else {
-        cluster::select(nodes, &config, now, &mut XorShift::from_entropy()).map(|n| n.id.clone())
+        },
+        None => cluster::select(nodes, &config, now, &mut XorShift::from_entropy())
+            .map(|n| n.id.clone()),
     };
     match chosen {
         Ok(id) => {
@@ -337,6 +346,7 @@ fn choose(
 
 fn selector_config(args: &NodesArgs, file: &LiveKitFile) -> Result<SelectorConfig, String> {
     let ns = file.node_selector.clone().unwrap_or_default();
+    let limit = file.limit.clone().unwrap_or_default();
     // A key of the file, parsed; an empty value is LiveKit's default.
     fn key<T: std::str::FromStr<Err = String>>(
         name: &str,
@@ -387,8 +397,11 @@ fn selector_config(args: &NodesArgs, file: &LiveKitFile) -> Result<SelectorConfi
         cpu_load_limit: args.cpu_load_limit.or(ns.cpu_load_limit).unwrap_or(0.9),
         region,
         regions,
-        max_tracks: args.max_tracks,
-        max_bytes_per_sec: args.max_bytes_per_sec,
+        max_tracks: args.max_tracks.or(limit.num_tracks).unwrap_or(0),
+        max_bytes_per_sec: args
+            .max_bytes_per_sec
+            .or(limit.bytes_per_sec)
+            .unwrap_or(0.0),
         limits: args.limits.clone(),
         hard_limits: args.hard_limits,
         ties: args.ties,

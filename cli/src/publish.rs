@@ -12,7 +12,7 @@
 //! `/stats`; failed writes are counted in
 //! `nodestats_redis_publish_failures_total`. No password is ever shown.
 
-use crate::config::RegistryArgs;
+use crate::config::{LiveKitFile, RegistryArgs};
 use clap::Args;
 use nodestats::cluster::{NodeState, Publisher, PublisherConfig, PublisherStatus};
 use nodestats::{Error, NodeStats};
@@ -36,9 +36,15 @@ pub(crate) struct PublishArgs {
 }
 
 impl PublishArgs {
-    /// The node's region, if given.
-    pub(crate) fn region(&self) -> Option<&str> {
-        self.region.as_deref()
+    /// The file of `--config`, if given.
+    pub(crate) fn file(&self) -> Result<LiveKitFile, Error> {
+        self.registry.file().map_err(Error::Config)
+    }
+
+    /// The node's region: `--region`, else `region` of `file` (the
+    /// `--config` file), if either says.
+    pub(crate) fn region<'a>(&'a self, file: &'a LiveKitFile) -> Option<&'a str> {
+        self.region.as_deref().or(file.region.as_deref())
     }
 }
 
@@ -60,10 +66,13 @@ pub(crate) struct Publishing {
 }
 
 /// Starts publishing as `node_id` when `--redis` or a `redis:` block in
-/// `--config` says where.
-pub(crate) fn start(args: &PublishArgs, node_id: &str) -> Result<Publishing, Error> {
-    let file = args.registry.file().map_err(Error::Config)?;
-    let Some(redis) = args.registry.registry(&file).map_err(Error::Config)? else {
+/// `file` (the `--config` file) says where.
+pub(crate) fn start(
+    args: &PublishArgs,
+    file: &LiveKitFile,
+    node_id: &str,
+) -> Result<Publishing, Error> {
+    let Some(redis) = args.registry.registry(file).map_err(Error::Config)? else {
         if args.region.is_some() || args.node_ip.is_some() || args.state.is_some() {
             return Err(Error::Config(
                 "--region, --node-ip and --state describe this node in the registry: give --redis or --config with a redis: block".into(),
@@ -78,11 +87,7 @@ pub(crate) fn start(args: &PublishArgs, node_id: &str) -> Result<Publishing, Err
         redis,
         node_id: node_id.to_string(),
         ip: args.node_ip.clone().unwrap_or_default(),
-        region: args
-            .region
-            .clone()
-            .or_else(|| file.region.clone())
-            .unwrap_or_default(),
+        region: args.region(file).unwrap_or_default().to_string(),
         state: args.state.unwrap_or(NodeState::Serving),
         ..PublisherConfig::new("", node_id)
     };

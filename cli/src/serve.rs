@@ -96,6 +96,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     let mut collector = attach(&args.segment, args.allow_foreign_owner, config)?;
     let node_id = args.node_id.unwrap_or_else(default_node_id);
+    let file = args.publish.file().map_err(Failure::Other)?;
     let otlp = args
         .otlp
         .config(
@@ -103,7 +104,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
             &crate::otlp::Node {
                 id: &node_id,
                 node_type: &args.node_type,
-                region: args.publish.region(),
+                region: args.publish.region(&file),
             },
         )
         .map_err(Failure::Other)?;
@@ -114,7 +115,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     let exporter = Exporter::new(collector.segment().clone(), &node_id, &args.node_type)
         .map_err(|e| Failure::Segment(args.segment.clone(), e))?
         .openmetrics_counters(om_counters);
-    let publishing = crate::publish::start(&args.publish, &node_id).map_err(Failure::Other)?;
+    let publishing =
+        crate::publish::start(&args.publish, &file, &node_id).map_err(Failure::Other)?;
     let app = app(exporter, interval);
     let (addr, server) = http::start_with(&args.listen, app.clone(), args.max_connections as usize)
         .map_err(|e| Failure::Listen(args.listen.clone(), e))?;

@@ -40,7 +40,7 @@
 
 use super::error::ClusterError;
 use super::node::Node;
-use super::registry::{self, NODES_KEY};
+use super::registry::{self, NodeEntry, Skipped, NODES_KEY};
 use super::select::{select_among, RandomSource, SelectError, SelectorConfig, XorShift};
 use crate::NodeStats;
 use std::collections::HashMap;
@@ -404,18 +404,21 @@ impl Allocator {
         }
     }
 
-    /// The usable nodes of the hash `nodes`, in Redis order (what
-    /// [`list`](super::list) returns, read over this connection).
-    pub fn nodes(&mut self) -> Result<Vec<Node>, ClusterError> {
+    /// The entries of the hash `nodes`, in Redis order, and those that do
+    /// not decode: what [`list`](super::list) returns, read over this
+    /// connection.
+    pub fn entries(&mut self) -> Result<(Vec<NodeEntry>, Vec<Skipped>), ClusterError> {
         let raw: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
             .arg(NODES_KEY)
             .query(&mut *self.con)
             .map_err(|e| self.error(format!("HGETALL {NODES_KEY} failed"), e))?;
-        Ok(registry::decode_entries(raw)
-            .0
-            .into_iter()
-            .map(|e| e.node)
-            .collect())
+        Ok(registry::decode_entries(raw))
+    }
+
+    /// The usable nodes of the hash `nodes`, in Redis order
+    /// ([`entries`](Self::entries) without the keys and skipped ones).
+    pub fn nodes(&mut self) -> Result<Vec<Node>, ClusterError> {
+        Ok(self.entries()?.0.into_iter().map(|e| e.node).collect())
     }
 
     /// The reservations as they are now.

@@ -6,8 +6,9 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod sfu;
 
-use nodestats::{Direction, Segment, Stats, TrackKind};
+use nodestats::{Direction, Segment, Stats, TrackKind, TrackSource};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
@@ -74,6 +75,20 @@ pub fn record_event_round(stats: &Stats) {
     stats.room_ended();
 }
 
+/// Four round-trip times from country `DE`, outgoing camera video: 10,
+/// 60, 60 and 999 ms, each times `scale`.
+pub fn record_rtts(stats: &Stats, scale: u32) {
+    for rtt in [10, 60, 60, 999] {
+        stats.record_rtt(
+            "DE",
+            Direction::Outgoing,
+            TrackSource::Camera,
+            TrackKind::Video,
+            rtt * scale,
+        );
+    }
+}
+
 /// A named test taking a shared context.
 pub type Test<C> = (&'static str, fn(&mut C));
 
@@ -105,17 +120,32 @@ pub fn serve(segment: &str, extra: &[&str]) -> (Child, String) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start nodestats serve");
+    let addr = printed_address(&mut child).unwrap_or_else(|line| panic!("no address in {line:?}"));
+    (child, addr)
+}
+
+/// The address `serve` prints on its first line of stdout (`... on
+/// http://<addr>/metrics ...`), or the line if it has none.
+pub fn printed_address(child: &mut Child) -> Result<String, String> {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("serve's first line");
-    let addr = line
-        .split("http://")
+    line.split("http://")
         .nth(1)
         .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (child, addr)
+        .map(str::to_string)
+        .ok_or(line)
+}
+
+/// A child process killed and reaped when dropped.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Raises this process's soft limit on open files to at least `n` (within

@@ -250,6 +250,40 @@ fn flatten(req: &ExportMetricsServiceRequest) -> (BTreeMap<Key, f64>, Vec<u64>) 
                     out.insert((format!("{}_sum", m.name), a), p.sum.unwrap());
                 }
             }
+            // A native histogram: count and sum as the text has them (its
+            // only classic bucket is +Inf), and its buckets under
+            // `native:NAME` with Prometheus' indices, which `stable` leaves
+            // out of the comparison with the text.
+            metric::Data::ExponentialHistogram(h) => {
+                assert_eq!(h.aggregation_temporality, 2, "{}", m.name);
+                for p in &h.data_points {
+                    starts.push(p.start_time_unix_nano);
+                    let a = attrs(&p.attributes);
+                    let mut inf = a.clone();
+                    inf.push(("le".into(), "inf".into()));
+                    inf.sort();
+                    out.insert((format!("{}_bucket", m.name), inf), p.count as f64);
+                    out.insert((format!("{}_count", m.name), a.clone()), p.count as f64);
+                    if let Some(sum) = p.sum {
+                        out.insert((format!("{}_sum", m.name), a.clone()), sum);
+                    }
+                    let pos = p.positive.as_ref().unwrap();
+                    let mut total = p.zero_count;
+                    // OTLP bucket k is Prometheus' k + 1 at the same scale.
+                    for (i, c) in pos.bucket_counts.iter().enumerate().filter(|x| *x.1 > 0) {
+                        let prom = pos.offset + i as i32 + 1;
+                        let mut l = a.clone();
+                        l.push(("scale".into(), p.scale.to_string()));
+                        l.push(("index".into(), prom.to_string()));
+                        out.insert((format!("native:{}", m.name), l), *c as f64);
+                        total += c;
+                    }
+                    let mut z = a.clone();
+                    z.push(("zero".into(), format!("{}", p.zero_threshold)));
+                    out.insert((format!("native:{}", m.name), z), p.zero_count as f64);
+                    assert_eq!(total, p.count, "{}: buckets add up to the count", m.name);
+                }
+            }
             other => panic!("{}: unexpected {other:?}", m.name),
         }
     }
@@ -299,6 +333,29 @@ fn record(stats: &Stats, scale: u64) {
             h.observe(v);
         }
     }
+    // A native histogram (schema 3): an exponential histogram in OTLP.
+    let jitter = stats
+        .declare(
+            &FamilySpec::histogram("sfu_jitter_ms", "Jitter.", &[])
+                .labels(&["room"])
+                .unit("ms")
+                .native(3),
+        )
+        .unwrap();
+    let j = jitter.series(&["a"]).unwrap();
+    for v in NATIVE_VALUES {
+        for _ in 0..scale {
+            j.observe(v);
+        }
+    }
+}
+
+/// What `record` observes in the native histogram `sfu_jitter_ms`.
+const NATIVE_VALUES: [f64; 5] = [0.0, 1.5, 3.0, 3.0, 250.0];
+
+/// Prometheus' schema-3 bucket of `v > 0` away from bucket boundaries.
+fn bucket3(v: f64) -> i32 {
+    (v.log2() * 8.0).ceil() as i32
 }
 
 /// Waits (up to a generous deadline) for a push matching `/metrics` on
@@ -320,7 +377,7 @@ fn matching_push(rx: &Receiver_, serve: &str, what: &str) -> Push {
             let names = |m: &BTreeMap<Key, f64>| {
                 m.keys()
                     .map(|k| k.0.clone())
-                    .filter(|n| !n.starts_with("nodestats_otlp_last"))
+                    .filter(|n| !n.starts_with("nodestats_otlp_last") && !n.starts_with("native:"))
                     .collect::<std::collections::BTreeSet<_>>()
             };
             assert_eq!(names(&otlp), names(&text));
@@ -401,6 +458,37 @@ fn pushes_match_metrics_and_failures_never_touch_scrapes() {
 
     // Values, resource, headers, gzip.
     let push = matching_push(&rx, &serve, "first segment");
+    // The native histogram's buckets, exactly.
+    let (flat, _) = flatten(&push.request);
+    let native: BTreeMap<&Vec<(String, String)>, f64> = flat
+        .iter()
+        .filter(|(k, _)| k.0 == "native:sfu_jitter_ms")
+        .map(|(k, v)| (&k.1, *v))
+        .collect();
+    let mut want: BTreeMap<Vec<(String, String)>, f64> = BTreeMap::new();
+    for v in NATIVE_VALUES.iter().filter(|v| **v > 0.0) {
+        let key = vec![
+            ("room".to_string(), "a".to_string()),
+            ("scale".to_string(), "3".to_string()),
+            ("index".to_string(), bucket3(*v).to_string()),
+        ];
+        *want.entry(key).or_default() += 1.0;
+    }
+    want.insert(
+        vec![
+            ("room".to_string(), "a".to_string()),
+            (
+                "zero".to_string(),
+                format!("{}", nodestats::DEFAULT_NATIVE_ZERO_THRESHOLD),
+            ),
+        ],
+        1.0,
+    );
+    assert_eq!(
+        native,
+        want.iter().map(|(k, v)| (k, *v)).collect(),
+        "exponential buckets"
+    );
     assert_eq!(push.headers["content-type"], "application/x-protobuf");
     assert_eq!(push.headers["content-encoding"], "gzip");
     assert_eq!(push.headers["x-api-key"], "s ecret");

@@ -119,3 +119,10 @@ pub fn declared_families(seg: &Segment) -> Vec<crate::FamilySpec> {
 pub fn series_base(h: &crate::SeriesHandle) -> usize {
     h.base()
 }
+
+/// The prost types of the Prometheus protobuf exposition
+/// (`io.prometheus.client`, generated from `proto/`), to decode
+/// [`Format::Protobuf`](crate::Format::Protobuf) pages with.
+pub mod prom_pb {
+    pub use crate::prom::protobuf::io::prometheus::client::*;
+}

@@ -346,16 +346,6 @@ fn metric_value(page: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Kills and reaps a child when dropped.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn pushes_match_metrics_and_failures_never_touch_scrapes() {
     let name = common::ShmName::new("otlp");
@@ -381,7 +371,7 @@ fn pushes_match_metrics_and_failures_never_touch_scrapes() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let _serve = Kill(child);
+    let _serve = common::Kill(child);
     let serve = line
         .split("http://")
         .nth(1)

@@ -11,7 +11,7 @@ use nodestats::TrackSource;
 use nodestats::{Direction, Segment, SegmentOptions, Stats, TrackKind};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Metric names whose promtool lint warnings come from LiveKit's own names
@@ -45,15 +45,6 @@ const INHERITED: &[&str] = &[
     "livekit_track_subscribe_counter",
     "livekit_track_subscribed_total",
 ];
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(addr).ok()?;
@@ -121,7 +112,7 @@ fn prometheus_scrapes_exact_values() {
     stats.room_started();
 
     let (child, addr) = common::serve(&name, &["--interval", "1", "--node-id", "ND_e2e"]);
-    let serve = Kill(child);
+    let serve = common::Kill(child);
 
     // promtool: no errors, and lint warnings only for LiveKit's own names.
     let page = http_get(&addr, "/metrics").expect("GET /metrics");
@@ -173,7 +164,7 @@ fn prometheus_scrapes_exact_values() {
     )
     .unwrap();
     let prom_addr = format!("127.0.0.1:{}", common::free_port());
-    let _prom = Kill(
+    let _prom = common::Kill(
         Command::new(&prometheus)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

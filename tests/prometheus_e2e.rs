@@ -1,7 +1,9 @@
 //! End to end with the real thing: `nodestats serve` in front of a named
 //! segment, `promtool check metrics` on its page, and a Prometheus server
 //! on loopback scraping it; Prometheus' HTTP API must return exactly what
-//! was recorded, over the OpenMetrics it negotiates. Needs `prometheus`
+//! was recorded, over the OpenMetrics it negotiates by default and over
+//! the protobuf exposition it asks for first with native histograms
+//! enabled. Needs `prometheus`
 //! and `promtool` (Debian package `prometheus`; `scripts/test.sh` installs
 //! it) and fails without them.
 
@@ -99,17 +101,7 @@ fn prometheus_scrapes_exact_values() {
     let name = format!("/nodestats-e2e-{}", std::process::id());
     let _ = Segment::unlink(&name);
     let stats = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
-    stats.record_packets(Direction::Incoming, 12_345, 12_345 * 1000, false);
-    for rtt in [10, 60, 60, 999] {
-        stats.record_rtt(
-            "DE",
-            Direction::Outgoing,
-            TrackSource::Camera,
-            TrackKind::Video,
-            rtt,
-        );
-    }
-    stats.room_started();
+    record(&stats);
 
     let (child, addr) = common::serve(&name, &["--interval", "1", "--node-id", "ND_e2e"]);
     let serve = common::Kill(child);
@@ -153,30 +145,114 @@ fn prometheus_scrapes_exact_values() {
     assert_eq!(stats_json["packets_in"], 12_345);
     assert_eq!(stats_json["num_rooms"], 1);
 
-    // A real Prometheus server scraping every second.
-    let dir = std::env::temp_dir().join(format!("nodestats-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: nodestats\n    static_configs:\n      - targets: ['{addr}']\n"),
-    )
-    .unwrap();
-    let prom_addr = format!("127.0.0.1:{}", common::free_port());
-    let _prom = common::Kill(
-        Command::new(&prometheus)
+    let prom = Prometheus::start(&prometheus, &addr, &[]);
+    // The text formats' `le` is kept as written (Go's `%g`, as LiveKit).
+    wait_for_values(&prom.addr, "100");
+    // Prometheus asks for OpenMetrics first, and got it: LiveKit's counter
+    // without `_total` kept its name (the values above) as type `unknown`,
+    // where the text format would have said `counter`.
+    wait_for_type(&prom.addr, "livekit_packet_bytes", "unknown");
+    assert_eq!(
+        metadata(&prom.addr, "livekit_room_total").as_deref(),
+        Some("gauge")
+    );
+    drop(prom);
+    drop(serve);
+    Segment::unlink(&name).unwrap();
+}
+
+#[test]
+fn prometheus_with_native_histograms_scrapes_protobuf() {
+    let prometheus = tool("prometheus");
+    // Unlinked when the test ends, passed or failed.
+    let name = common::ShmName::new("e2e-pb");
+    let stats = Stats::open(&SegmentOptions::new().name(name.to_string())).unwrap();
+    record(&stats);
+    let (child, addr) = common::serve(&name, &["--interval", "1", "--node-id", "ND_e2e"]);
+    let serve = common::Kill(child);
+    // Native histograms enabled: Prometheus asks for protobuf first.
+    let prom = Prometheus::start(&prometheus, &addr, &["--enable-feature=native-histograms"]);
+    // From protobuf's double bound Prometheus makes the `le` label itself,
+    // in OpenMetrics' float form.
+    wait_for_values(&prom.addr, "100.0");
+    // The protobuf page types LiveKit's counter without `_total` as the
+    // counter it is (OpenMetrics would have said `unknown`): protobuf it was.
+    wait_for_type(&prom.addr, "livekit_packet_bytes", "counter");
+    drop(prom);
+    drop(serve);
+}
+
+/// What both tests record.
+fn record(stats: &Stats) {
+    stats.record_packets(Direction::Incoming, 12_345, 12_345 * 1000, false);
+    for rtt in [10, 60, 60, 999] {
+        stats.record_rtt(
+            "DE",
+            Direction::Outgoing,
+            TrackSource::Camera,
+            TrackKind::Video,
+            rtt,
+        );
+    }
+    stats.room_started();
+}
+
+/// A Prometheus server on loopback scraping `target` every second, killed
+/// and its data removed when dropped.
+struct Prometheus {
+    addr: String,
+    dir: std::path::PathBuf,
+    child: common::Kill,
+}
+
+impl Prometheus {
+    fn start(prometheus: &str, target: &str, flags: &[&str]) -> Prometheus {
+        let port = common::free_port();
+        let dir = std::env::temp_dir().join(format!("nodestats-e2e-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: nodestats\n    static_configs:\n      - targets: ['{target}']\n"),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address={prom_addr}"))
+            .arg(format!("--web.listen-address={addr}"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap(),
-    );
+            .unwrap();
+        Prometheus {
+            addr,
+            dir,
+            child: common::Kill(child),
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // The child first (fields drop after this), so the directory is
+        // not written to as it goes.
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until Prometheus at `prom` returns exactly what [`record`]
+/// recorded; `le100` is how it labels the classic bucket of bound 100.
+fn wait_for_values(prom: &str, le100: &str) {
+    let bucket =
+        format!(r#"livekit_rtt_ms_bucket{{country="DE",direction="outgoing",le="{le100}"}}"#);
     let checks = [
         (
             r#"livekit_packet_total{direction="incoming",transmission="initial",country="",node_id="ND_e2e"}"#,
@@ -194,15 +270,12 @@ fn prometheus_scrapes_exact_values() {
             r#"livekit_rtt_ms_sum{country="DE",direction="outgoing"}"#,
             "1129",
         ),
-        (
-            r#"livekit_rtt_ms_bucket{country="DE",direction="outgoing",le="100"}"#,
-            "3",
-        ),
+        (bucket.as_str(), "3"),
         (r#"livekit_room_total{node_type="SERVER"}"#, "1"),
     ];
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let last: Vec<Option<String>> = checks.iter().map(|(q, _)| query(&prom_addr, q)).collect();
+        let last: Vec<Option<String>> = checks.iter().map(|(q, _)| query(prom, q)).collect();
         if checks
             .iter()
             .zip(&last)
@@ -216,26 +289,24 @@ fn prometheus_scrapes_exact_values() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    // Prometheus asks for OpenMetrics first, and got it: LiveKit's counter
-    // without `_total` kept its name (the values above) as type `unknown`,
-    // where the text format would have said `counter`.
-    let metadata = |metric: &str| -> Option<String> {
-        let body = http_get(&prom_addr, &format!("/api/v1/metadata?metric={metric}"))?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v["data"][metric][0]["type"].as_str().map(str::to_string)
-    };
+}
+
+/// The type Prometheus at `prom` keeps for `metric`.
+fn metadata(prom: &str, metric: &str) -> Option<String> {
+    let body = http_get(prom, &format!("/api/v1/metadata?metric={metric}"))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"][metric][0]["type"].as_str().map(str::to_string)
+}
+
+/// Waits until Prometheus at `prom` keeps `metric` as type `want`.
+fn wait_for_type(prom: &str, metric: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    while metadata("livekit_packet_bytes").as_deref() != Some("unknown") {
+    while metadata(prom, metric).as_deref() != Some(want) {
         assert!(
             Instant::now() < deadline,
-            "livekit_packet_bytes metadata: {:?}",
-            metadata("livekit_packet_bytes")
+            "{metric} metadata: {:?}",
+            metadata(prom, metric)
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert_eq!(metadata("livekit_room_total").as_deref(), Some("gauge"));
-    drop(_prom);
-    drop(serve);
-    let _ = std::fs::remove_dir_all(&dir);
-    Segment::unlink(&name).unwrap();
 }

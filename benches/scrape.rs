@@ -1,7 +1,8 @@
 //! One Prometheus scrape (`Exporter::text`) of every family with 1000 live
 //! labeled series (800 counters, 200 histograms) on top of the fixed ones;
 //! and of 50 families declared at run time with 200 series each (10 000
-//! series: 40 counter families, 10 histogram families of 8 bounds).
+//! series: 40 counter families, 10 histogram families of 8 bounds) in
+//! every format side by side: text, OpenMetrics, protobuf.
 
 #[path = "common/declared.rs"]
 mod declared;
@@ -68,6 +69,24 @@ fn scrape(c: &mut Criterion) {
     );
     g.bench_function("text_50_declared_families_x_200", |b| {
         b.iter(|| exporter.text())
+    });
+    // The protobuf page holds every family of the text page.
+    let pb = exporter.write(nodestats::Format::Protobuf);
+    let mut rest = &pb[..];
+    let mut families = 0;
+    while !rest.is_empty() {
+        use prost::Message;
+        nodestats::__testing::prom_pb::MetricFamily::decode_length_delimited(&mut rest).unwrap();
+        families += 1;
+    }
+    assert_eq!(families, text.matches("# TYPE ").count());
+    println!(
+        "scrape: text {} bytes, protobuf {} bytes",
+        text.len(),
+        pb.len()
+    );
+    g.bench_function("protobuf_50_declared_families_x_200", |b| {
+        b.iter(|| exporter.write(nodestats::Format::Protobuf))
     });
     g.bench_function("openmetrics_50_declared_families_x_200", |b| {
         b.iter(|| exporter.write(nodestats::Format::OpenMetrics))

@@ -1002,9 +1002,20 @@ static void test_series_handles(void) {
   nodestats_exporter_close(e);
 }
 
+/* Reads a protobuf varint at *p (before end) into *v; false if cut short. */
+static bool read_varint(const unsigned char **p, const unsigned char *end, uint64_t *v) {
+  *v = 0;
+  for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+    const unsigned char b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
 /* Every format through nodestats_exporter_write: the same size protocol as
- * the text, OpenMetrics' counters and `# EOF`, content types, and the choice
- * from an Accept header. */
+ * the text, OpenMetrics' counters and `# EOF`, the protobuf framing, content
+ * types, and the choice from an Accept header. */
 static void test_exporter_formats(void) {
   CHECK(NODESTATS_HAS_EXPORTER_WRITE == 1);
   nodestats_t *s = open_anonymous();
@@ -1047,10 +1058,36 @@ static void test_exporter_formats(void) {
   free(again);
   free(text);
 
-  /* Formats this build cannot write, and bad arguments. */
+  /* Protobuf: length-delimited MetricFamily messages (a varint length,
+   * then the message), the first one livekit_packet_total: field 1 (name,
+   * tag 0x0a) first. Binary, so the length is *len, not strlen. */
+  len = 0;
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_PROTOBUF, NULL, 0, &len),
+               NODESTATS_STATUS_BUFFER_TOO_SMALL);
+  unsigned char *pb = malloc(len);
+  CHECK(pb != NULL);
+  const size_t pb_cap = len;
+  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_PROTOBUF, (char *)pb, pb_cap, &len),
+               NODESTATS_STATUS_OK);
+  CHECK(len == pb_cap - 1 && pb[len] == 0);
+  const unsigned char *at = pb, *end = pb + len;
+  uint64_t msg = 0, name_len = 0;
+  CHECK(read_varint(&at, end, &msg) && msg <= (uint64_t)(end - at));
+  const unsigned char *next = at + msg;
+  CHECK(*at++ == 0x0a);
+  CHECK(read_varint(&at, next, &name_len));
+  CHECK(name_len == strlen("livekit_packet_total") &&
+        memcmp(at, "livekit_packet_total", name_len) == 0);
+  /* The messages tile the body exactly. */
+  size_t families = 1;
+  for (at = next; at < end; at += msg, families++) {
+    CHECK(read_varint(&at, end, &msg) && msg > 0 && msg <= (uint64_t)(end - at));
+  }
+  CHECK(at == end && families > 10);
+  free(pb);
+
+  /* Unknown formats and bad arguments. */
   char small[8];
-  CHECK_STATUS(nodestats_exporter_write(e, NODESTATS_FORMAT_PROTOBUF, small, sizeof small, &len),
-               NODESTATS_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(nodestats_exporter_write(e, (nodestats_format)77, small, sizeof small, &len),
                NODESTATS_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(nodestats_exporter_write(NULL, NODESTATS_FORMAT_TEXT, small, sizeof small, &len),
@@ -1064,7 +1101,9 @@ static void test_exporter_formats(void) {
                "text/plain; version=0.0.4; charset=utf-8") == 0);
   CHECK(strcmp(nodestats_format_content_type(NODESTATS_FORMAT_OPENMETRICS),
                "application/openmetrics-text; version=1.0.0; charset=utf-8") == 0);
-  CHECK(nodestats_format_content_type(NODESTATS_FORMAT_PROTOBUF) == NULL);
+  CHECK(strcmp(nodestats_format_content_type(NODESTATS_FORMAT_PROTOBUF),
+               "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+               "encoding=delimited") == 0);
   CHECK(nodestats_format_content_type((nodestats_format)77) == NULL);
 
   nodestats_format f = 77;
@@ -1075,6 +1114,15 @@ static void test_exporter_formats(void) {
                    &f),
                NODESTATS_STATUS_OK);
   CHECK(f == NODESTATS_FORMAT_OPENMETRICS);
+  /* Prometheus with native histograms enabled asks for protobuf first. */
+  CHECK_STATUS(nodestats_format_negotiate(
+                   "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                   "encoding=delimited;q=0.6,"
+                   "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+                   "text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+                   &f),
+               NODESTATS_STATUS_OK);
+  CHECK(f == NODESTATS_FORMAT_PROTOBUF);
   CHECK_STATUS(nodestats_format_negotiate(NULL, &f), NODESTATS_STATUS_OK);
   CHECK(f == NODESTATS_FORMAT_TEXT);
   f = 77;

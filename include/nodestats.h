@@ -267,10 +267,10 @@ enum nodestats_format_values {
    */
   NODESTATS_FORMAT_TEXT = 0,
   /**
-   * The Prometheus protobuf exposition (length-delimited
-   * `io.prometheus.client.MetricFamily`). Not written by this build yet:
-   * `nodestats_exporter_write` answers `NODESTATS_STATUS_INVALID_ARGUMENT`
-   * and `nodestats_format_content_type` NULL.
+   * The Prometheus protobuf exposition: length-delimited (a varint
+   * length, then the message) `io.prometheus.client.MetricFamily`
+   * messages, histograms with classic and native buckets. Binary: the
+   * body may hold NUL bytes, its length is `*len`.
    */
   NODESTATS_FORMAT_PROTOBUF = 1,
   /**
@@ -2442,9 +2442,9 @@ nodestats_status nodestats_exporter_text(const struct nodestats_exporter_t *e,
  * included) in `*len`; `buf` is untouched. The next call for the same
  * format whose buffer holds that capacity returns that same body; other
  * calls read the segment afresh. `buf` may be NULL when `cap` is 0, to
- * ask for the size. A format this build cannot write (an unknown value,
- * or `NODESTATS_FORMAT_PROTOBUF` for now) gives
- * `NODESTATS_STATUS_INVALID_ARGUMENT`. Reading the segment allocates:
+ * ask for the size. A `NODESTATS_FORMAT_PROTOBUF` body is binary (it may
+ * hold NUL bytes): its length is `*len`, not `strlen`. An unknown format
+ * gives `NODESTATS_STATUS_INVALID_ARGUMENT`. Reading the segment allocates:
  * this is for a scrape, not a hot path.
  *
  * # Safety
@@ -2459,7 +2459,7 @@ nodestats_status nodestats_exporter_write(const struct nodestats_exporter_t *e,
 
 /**
  * The Content-Type to serve a body of `format` with (a static
- * NUL-terminated string), or NULL for a format this build cannot write.
+ * NUL-terminated string), or NULL for a value that names no format.
  */
 const char *nodestats_format_content_type(nodestats_format format);
 
@@ -2468,7 +2468,8 @@ const char *nodestats_format_content_type(nodestats_format format);
  * `accept` with (NULL: no header): the one the scraper weighs highest
  * among those this build writes, `NODESTATS_FORMAT_TEXT` on a tie, when
  * nothing it accepts is offered, or without a header. Prometheus asks for
- * OpenMetrics first by default. An `accept` that is not UTF-8 gives
+ * OpenMetrics first by default, and for `NODESTATS_FORMAT_PROTOBUF` first
+ * with native histograms enabled. An `accept` that is not UTF-8 gives
  * `NODESTATS_STATUS_INVALID_ARGUMENT`; `*out` is untouched on error.
  *
  * # Safety

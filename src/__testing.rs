@@ -136,3 +136,10 @@ pub fn row_bindings(t: &crate::ThreadStats) -> usize {
         .take_while(|w| w.load(std::sync::atomic::Ordering::Acquire) != 0)
         .count()
 }
+
+/// The prost types of the Prometheus protobuf exposition
+/// (`io.prometheus.client`, generated from `proto/`), to decode
+/// [`Format::Protobuf`](crate::Format::Protobuf) pages with.
+pub mod prom_pb {
+    pub use crate::prom::protobuf::io::prometheus::client::*;
+}

@@ -7,77 +7,11 @@
 
 mod common;
 
-use nodestats::{
-    Direction, Exporter, FamilySpec, Format, OpenMetricsCounters, SegmentOptions, Stats, TrackKind,
-    TrackSource,
-};
+use nodestats::{Exporter, Format, OpenMetricsCounters, SegmentOptions, Stats};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// Records into LiveKit's families and declared ones (units, a unit that
-/// is not the name's suffix, histograms, labels that need escaping).
-fn record(stats: &Stats) {
-    stats.record_packets(Direction::Incoming, 10, 12_000, false);
-    stats.record_packets(Direction::Outgoing, 3, 3_600, true);
-    stats.record_rtt(
-        "DE",
-        Direction::Outgoing,
-        TrackSource::Camera,
-        TrackKind::Video,
-        60,
-    );
-    stats.room_started();
-    stats.track_published(TrackKind::Video);
-    let bytes = stats
-        .declare(
-            &FamilySpec::counter(
-                "sfu_forwarded_bytes_total",
-                "Bytes \"forwarded\"\\\nper room.",
-            )
-            .unit("bytes")
-            .labels(&["room"]),
-        )
-        .unwrap();
-    bytes.series(&["a \"quoted\" room"]).unwrap().inc_by(100);
-    bytes.series(&["back\\slash\nnewline"]).unwrap().inc_by(7);
-    bytes.series(&["ünïcødé ✓"]).unwrap().inc_by(1);
-    let temp = stats
-        .declare(
-            &FamilySpec::gauge("sfu_temperature_celsius", "Board temperature.").unit("celsius"),
-        )
-        .unwrap();
-    temp.series(&[]).unwrap().add(41);
-    let delay = stats
-        .declare(
-            &FamilySpec::histogram(
-                "sfu_forward_delay_seconds",
-                "Forwarding delay.",
-                &[0.0005, 0.001, 0.01, 1e6],
-            )
-            .unit("seconds")
-            .labels(&["codec"]),
-        )
-        .unwrap();
-    let h = delay.series(&["VP8"]).unwrap();
-    for v in [0.0001, 0.0007, 0.002, 5.0, 2e6] {
-        h.observe(v);
-    }
-    // A unit the name does not end with: no `# UNIT` (OpenMetrics forbids it).
-    let odd = stats
-        .declare(&FamilySpec::gauge("sfu_queue_depth", "Queued packets.").unit("packets"))
-        .unwrap();
-    odd.series(&[]).unwrap().add(3);
-    // A counter without `_total`, like LiveKit's `livekit_packet_bytes`.
-    let plain = stats
-        .declare(&FamilySpec::counter(
-            "sfu_keyframes",
-            "Keyframes requested.",
-        ))
-        .unwrap();
-    plain.series(&[]).unwrap().inc_by(5);
-}
 
 /// Runs the strict parser over `page`; returns what it read, one line per
 /// sample as `type unit|name{labels} value` (labels sorted), or its
@@ -146,7 +80,7 @@ fn line_of<'a>(parsed: &'a BTreeSet<String>, prefix: &str) -> &'a str {
 #[test]
 fn strict_parser_reads_every_family() {
     let stats = Stats::open(&SegmentOptions::new()).unwrap();
-    record(&stats);
+    common::record_mixed(&stats);
     let e = Exporter::new(stats.segment().clone(), "ND_om \"x\"", "SERVER").unwrap();
     let text = e.text();
     let om = String::from_utf8(e.write(Format::OpenMetrics)).unwrap();
@@ -227,16 +161,6 @@ fn strict_parser_reads_every_family() {
     line_of(&parsed, "counter -|sfu_keyframes_total{");
 }
 
-/// Kills and reaps a child when dropped.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Sends `GET /metrics` with this Accept header; returns the head and body.
 fn get(addr: &str, accept: Option<&str>) -> (String, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -257,9 +181,9 @@ fn get(addr: &str, accept: Option<&str>) -> (String, String) {
 fn serve_negotiates_openmetrics() {
     let name = common::ShmName::new("om");
     let stats = Stats::open(&SegmentOptions::new().name(name.to_string())).unwrap();
-    record(&stats);
+    common::record_mixed(&stats);
     let (child, addr) = common::serve(&name, &["--interval", "0.2"]);
-    let _serve = Kill(child);
+    let _serve = common::Kill(child);
 
     // After the collector's first update, the system families are there.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

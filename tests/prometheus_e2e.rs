@@ -1,13 +1,15 @@
 //! End to end with the real thing: `nodestats serve` in front of a named
 //! segment, `promtool check metrics` on its page, and a Prometheus server
 //! on loopback scraping it; Prometheus' HTTP API must return exactly what
-//! was recorded, over the OpenMetrics it negotiates. Needs `prometheus`
+//! was recorded, over the OpenMetrics it negotiates by default and over
+//! the protobuf exposition it asks for first with native histograms
+//! enabled. Needs `prometheus`
 //! and `promtool` (Debian package `prometheus`; `scripts/test.sh` installs
 //! it) and fails without them.
 
 mod common;
 
-use nodestats::{Direction, Segment, SegmentOptions, Stats};
+use nodestats::{Direction, FamilySpec, Segment, SegmentOptions, Stats};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -98,9 +100,7 @@ fn prometheus_scrapes_exact_values() {
     let name = format!("/nodestats-e2e-{}", std::process::id());
     let _ = Segment::unlink(&name);
     let stats = Stats::open(&SegmentOptions::new().name(name.clone())).unwrap();
-    stats.record_packets(Direction::Incoming, 12_345, 12_345 * 1000, false);
-    common::record_rtts(&stats, 1);
-    stats.room_started();
+    record(&stats);
 
     let (child, addr) = common::serve(&name, &["--interval", "1", "--node-id", "ND_e2e"]);
     let serve = common::Kill(child);
@@ -144,30 +144,154 @@ fn prometheus_scrapes_exact_values() {
     assert_eq!(stats_json["packets_in"], 12_345);
     assert_eq!(stats_json["num_rooms"], 1);
 
-    // A real Prometheus server scraping every second.
-    let dir = std::env::temp_dir().join(format!("nodestats-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: nodestats\n    static_configs:\n      - targets: ['{addr}']\n"),
-    )
-    .unwrap();
-    let prom_addr = format!("127.0.0.1:{}", common::free_port());
-    let _prom = common::Kill(
-        Command::new(&prometheus)
+    let prom = Prometheus::start(&prometheus, &addr, &[]);
+    // The text formats' `le` is kept as written (Go's `%g`, as LiveKit).
+    wait_for_values(&prom.addr, "100");
+    // Prometheus asks for OpenMetrics first, and got it: LiveKit's counter
+    // without `_total` kept its name (the values above) as type `unknown`,
+    // where the text format would have said `counter`.
+    wait_for_type(&prom.addr, "livekit_packet_bytes", "unknown");
+    assert_eq!(
+        metadata(&prom.addr, "livekit_room_total").as_deref(),
+        Some("gauge")
+    );
+    drop(prom);
+    drop(serve);
+    Segment::unlink(&name).unwrap();
+}
+
+#[test]
+fn prometheus_with_native_histograms_scrapes_protobuf() {
+    let prometheus = tool("prometheus");
+    // Unlinked when the test ends, passed or failed.
+    let name = common::ShmName::new("e2e-pb");
+    let stats = Stats::open(&SegmentOptions::new().name(name.to_string())).unwrap();
+    record(&stats);
+    // A native histogram (schema 3, no classic buckets) with known values:
+    // 10, 11, … 109 ms, ten times each, and one of each edge case.
+    let rtt = stats
+        .declare(
+            &FamilySpec::histogram("sfu_rtt_ms", "Round-trip time to peers.", &[])
+                .unit("ms")
+                .native(3),
+        )
+        .unwrap()
+        .series(&[])
+        .unwrap();
+    for i in 0..1000 {
+        rtt.observe(f64::from(10 + i % 100));
+    }
+    let (child, addr) = common::serve(&name, &["--interval", "1", "--node-id", "ND_e2e"]);
+    let serve = common::Kill(child);
+    // Native histograms enabled: Prometheus asks for protobuf first.
+    let prom = Prometheus::start(&prometheus, &addr, &["--enable-feature=native-histograms"]);
+    // From protobuf's double bound Prometheus makes the `le` label itself,
+    // in OpenMetrics' float form.
+    wait_for_values(&prom.addr, "100.0");
+    // The protobuf page types LiveKit's counter without `_total` as the
+    // counter it is (OpenMetrics would have said `unknown`): protobuf it was.
+    wait_for_type(&prom.addr, "livekit_packet_bytes", "counter");
+    // Prometheus stored the native histogram: its count and sum exactly,
+    // and quantiles within the schema's error. At schema 3 a bucket spans
+    // a factor 2^(1/8), so an interpolated quantile is within 9.05 % of
+    // the true one.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let scalar = |q: &str| query(&prom.addr, q).and_then(|v| v.parse::<f64>().ok());
+    while scalar("histogram_count(sfu_rtt_ms)") != Some(1000.0) {
+        assert!(
+            Instant::now() < deadline,
+            "no native histogram in Prometheus: {:?}",
+            query(&prom.addr, "sfu_rtt_ms")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(scalar("histogram_sum(sfu_rtt_ms)"), Some(59_500.0));
+    let error = 2f64.powf(1.0 / 8.0) - 1.0;
+    for (q, truth) in [(0.5, 59.5), (0.9, 99.5), (0.99, 108.5)] {
+        let got = scalar(&format!("histogram_quantile({q}, sfu_rtt_ms)")).unwrap();
+        println!("native p{}: {got} ms, true {truth} ms", q * 100.0);
+        assert!(
+            (got / truth - 1.0).abs() <= error,
+            "p{}: {got}, true {truth}, schema 3 allows {:.2} %",
+            q * 100.0,
+            error * 100.0
+        );
+    }
+    // Text keeps the classic view (only +Inf) for the same series.
+    let text = http_get(&addr, "/metrics").unwrap();
+    assert!(
+        text.contains(
+            "sfu_rtt_ms_bucket{node_id=\"ND_e2e\",node_type=\"SERVER\",le=\"+Inf\"} 1000"
+        ),
+        "{text}"
+    );
+    drop(prom);
+    drop(serve);
+}
+
+/// What both tests record.
+fn record(stats: &Stats) {
+    stats.record_packets(Direction::Incoming, 12_345, 12_345 * 1000, false);
+    common::record_rtts(stats, 1);
+    stats.room_started();
+}
+
+/// A Prometheus server on loopback scraping `target` every second, killed
+/// and its data removed when dropped.
+struct Prometheus {
+    addr: String,
+    dir: std::path::PathBuf,
+    child: common::Kill,
+}
+
+impl Prometheus {
+    fn start(prometheus: &str, target: &str, flags: &[&str]) -> Prometheus {
+        let port = common::free_port();
+        let dir = std::env::temp_dir().join(format!("nodestats-e2e-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: nodestats\n    static_configs:\n      - targets: ['{target}']\n"),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address={prom_addr}"))
+            .arg(format!("--web.listen-address={addr}"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap(),
-    );
+            .unwrap();
+        Prometheus {
+            addr,
+            dir,
+            child: common::Kill(child),
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // The child first (fields drop after this), so the directory is
+        // not written to as it goes.
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until Prometheus at `prom` returns exactly what [`record`]
+/// recorded; `le100` is how it labels the classic bucket of bound 100.
+fn wait_for_values(prom: &str, le100: &str) {
+    let bucket =
+        format!(r#"livekit_rtt_ms_bucket{{country="DE",direction="outgoing",le="{le100}"}}"#);
     let checks = [
         (
             r#"livekit_packet_total{direction="incoming",transmission="initial",country="",node_id="ND_e2e"}"#,
@@ -185,15 +309,12 @@ fn prometheus_scrapes_exact_values() {
             r#"livekit_rtt_ms_sum{country="DE",direction="outgoing"}"#,
             "1129",
         ),
-        (
-            r#"livekit_rtt_ms_bucket{country="DE",direction="outgoing",le="100"}"#,
-            "3",
-        ),
+        (bucket.as_str(), "3"),
         (r#"livekit_room_total{node_type="SERVER"}"#, "1"),
     ];
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let last: Vec<Option<String>> = checks.iter().map(|(q, _)| query(&prom_addr, q)).collect();
+        let last: Vec<Option<String>> = checks.iter().map(|(q, _)| query(prom, q)).collect();
         if checks
             .iter()
             .zip(&last)
@@ -207,26 +328,24 @@ fn prometheus_scrapes_exact_values() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    // Prometheus asks for OpenMetrics first, and got it: LiveKit's counter
-    // without `_total` kept its name (the values above) as type `unknown`,
-    // where the text format would have said `counter`.
-    let metadata = |metric: &str| -> Option<String> {
-        let body = http_get(&prom_addr, &format!("/api/v1/metadata?metric={metric}"))?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v["data"][metric][0]["type"].as_str().map(str::to_string)
-    };
+}
+
+/// The type Prometheus at `prom` keeps for `metric`.
+fn metadata(prom: &str, metric: &str) -> Option<String> {
+    let body = http_get(prom, &format!("/api/v1/metadata?metric={metric}"))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"][metric][0]["type"].as_str().map(str::to_string)
+}
+
+/// Waits until Prometheus at `prom` keeps `metric` as type `want`.
+fn wait_for_type(prom: &str, metric: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    while metadata("livekit_packet_bytes").as_deref() != Some("unknown") {
+    while metadata(prom, metric).as_deref() != Some(want) {
         assert!(
             Instant::now() < deadline,
-            "livekit_packet_bytes metadata: {:?}",
-            metadata("livekit_packet_bytes")
+            "{metric} metadata: {:?}",
+            metadata(prom, metric)
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert_eq!(metadata("livekit_room_total").as_deref(), Some("gauge"));
-    drop(_prom);
-    drop(serve);
-    let _ = std::fs::remove_dir_all(&dir);
-    Segment::unlink(&name).unwrap();
 }

@@ -1,5 +1,6 @@
 //! The exporter's HTTP server: `/metrics` (Prometheus text, or OpenMetrics
-//! when the `Accept` header prefers it; gzip when asked), `/stats`
+//! or the protobuf exposition when the `Accept` header prefers it, as
+//! `Format::negotiate` decides; gzip when asked), `/stats`
 //! (NodeStats JSON), `/healthz` and an index page.
 //!
 //! HTTP/1.1 itself — keep-alive, pipelining, HEAD, bodies, `Expect`,

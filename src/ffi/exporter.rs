@@ -1,5 +1,6 @@
 //! The exporter handle: every metric family of a segment in the Prometheus
-//! text format or OpenMetrics, into a caller's buffer; the formats'
+//! text format, OpenMetrics or the Prometheus protobuf exposition, into a
+//! caller's buffer; the formats'
 //! numbers, content types and negotiation from an `Accept` header.
 
 use super::boundary::nodestats_status;
@@ -32,17 +33,17 @@ pub struct nodestats_exporter_t {
 pub enum nodestats_format {
     /// Prometheus text 0.0.4 (what `nodestats_exporter_text` writes).
     Text = 0,
-    /// The Prometheus protobuf exposition (length-delimited
-    /// `io.prometheus.client.MetricFamily`). Not written by this build yet:
-    /// `nodestats_exporter_write` answers `NODESTATS_STATUS_INVALID_ARGUMENT`
-    /// and `nodestats_format_content_type` NULL.
+    /// The Prometheus protobuf exposition: length-delimited (a varint
+    /// length, then the message) `io.prometheus.client.MetricFamily`
+    /// messages, histograms with classic and native buckets. Binary: the
+    /// body may hold NUL bytes, its length is `*len`.
     Protobuf = 1,
     /// OpenMetrics 1.0 text.
     Openmetrics = 2,
 }
 
 /// A `nodestats_format` as C passes it: any 32-bit value. The header
-/// declares it as `nodestats_format`; values this build cannot write are
+/// declares it as `nodestats_format`; values it does not name are
 /// rejected with `NODESTATS_STATUS_INVALID_ARGUMENT`.
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,7 @@ impl FormatArg {
     fn get(self) -> Option<Format> {
         match self.0 {
             0 => Some(Format::Text),
+            1 => Some(Format::Protobuf),
             2 => Some(Format::OpenMetrics),
             _ => None,
         }
@@ -62,6 +64,7 @@ fn format_value(f: Format) -> nodestats_format {
     match f {
         Format::Text => nodestats_format::Text,
         Format::OpenMetrics => nodestats_format::Openmetrics,
+        Format::Protobuf => nodestats_format::Protobuf,
     }
 }
 
@@ -181,9 +184,9 @@ pub unsafe extern "C" fn nodestats_exporter_text(
 /// included) in `*len`; `buf` is untouched. The next call for the same
 /// format whose buffer holds that capacity returns that same body; other
 /// calls read the segment afresh. `buf` may be NULL when `cap` is 0, to
-/// ask for the size. A format this build cannot write (an unknown value,
-/// or `NODESTATS_FORMAT_PROTOBUF` for now) gives
-/// `NODESTATS_STATUS_INVALID_ARGUMENT`. Reading the segment allocates:
+/// ask for the size. A `NODESTATS_FORMAT_PROTOBUF` body is binary (it may
+/// hold NUL bytes): its length is `*len`, not `strlen`. An unknown format
+/// gives `NODESTATS_STATUS_INVALID_ARGUMENT`. Reading the segment allocates:
 /// this is for a scrape, not a hot path.
 ///
 /// # Safety
@@ -228,12 +231,15 @@ pub unsafe extern "C" fn nodestats_exporter_write(
 }
 
 /// The Content-Type to serve a body of `format` with (a static
-/// NUL-terminated string), or NULL for a format this build cannot write.
+/// NUL-terminated string), or NULL for a value that names no format.
 #[no_mangle]
 pub extern "C" fn nodestats_format_content_type(format: FormatArg) -> *const c_char {
     let ct: &'static CStr = match format.get() {
         Some(Format::Text) => c"text/plain; version=0.0.4; charset=utf-8",
         Some(Format::OpenMetrics) => c"application/openmetrics-text; version=1.0.0; charset=utf-8",
+        Some(Format::Protobuf) => {
+            c"application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+        }
         None => return std::ptr::null(),
     };
     ct.as_ptr()
@@ -243,7 +249,8 @@ pub extern "C" fn nodestats_format_content_type(format: FormatArg) -> *const c_c
 /// `accept` with (NULL: no header): the one the scraper weighs highest
 /// among those this build writes, `NODESTATS_FORMAT_TEXT` on a tie, when
 /// nothing it accepts is offered, or without a header. Prometheus asks for
-/// OpenMetrics first by default. An `accept` that is not UTF-8 gives
+/// OpenMetrics first by default, and for `NODESTATS_FORMAT_PROTOBUF` first
+/// with native histograms enabled. An `accept` that is not UTF-8 gives
 /// `NODESTATS_STATUS_INVALID_ARGUMENT`; `*out` is untouched on error.
 ///
 /// # Safety
@@ -286,4 +293,22 @@ pub unsafe extern "C" fn nodestats_exporter_close(e: *mut nodestats_exporter_t) 
         drop(unsafe { Box::from_raw(e) });
         Ok(())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_content_types_are_the_formats() {
+        for f in Format::ALL {
+            let arg = FormatArg(format_value(f) as u32);
+            assert_eq!(arg.get(), Some(f));
+            // SAFETY: a static NUL-terminated string for a known format.
+            let ct = unsafe { CStr::from_ptr(nodestats_format_content_type(arg)) };
+            assert_eq!(ct.to_str(), Ok(f.content_type()));
+        }
+        assert_eq!(FormatArg(3).get(), None);
+        assert!(nodestats_format_content_type(FormatArg(3)).is_null());
+    }
 }

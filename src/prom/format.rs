@@ -15,17 +15,25 @@ pub enum Format {
     Text,
     /// OpenMetrics 1.0 text (`# EOF`, `# UNIT`, counters' `_total`).
     OpenMetrics,
+    /// The Prometheus protobuf exposition: length-delimited
+    /// `io.prometheus.client.MetricFamily` messages, histograms with
+    /// their classic and native buckets (what Prometheus asks for first
+    /// with native histograms enabled).
+    Protobuf,
 }
 
 impl Format {
     /// Every format, in the order the exporter prefers on a tie.
-    pub const ALL: [Format; 2] = [Format::Text, Format::OpenMetrics];
+    pub const ALL: [Format; 3] = [Format::Text, Format::OpenMetrics, Format::Protobuf];
 
     /// The `Content-Type` of a body in this format.
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Text => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Protobuf => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            }
         }
     }
 
@@ -39,9 +47,11 @@ impl Format {
     /// `type/*`, then `*/*`). OpenMetrics matches
     /// `application/openmetrics-text` with `version` 1.0.0, 0.0.1 or none
     /// (0.0.1 is the draft Prometheus still asks for second, the same
-    /// text); text matches `text/plain` with `version` 0.0.4 or none.
-    /// Parameters other than `version` and `q` (`charset`, `escaping`)
-    /// do not change the match.
+    /// text); text matches `text/plain` with `version` 0.0.4 or none;
+    /// protobuf matches `application/vnd.google.protobuf` only with
+    /// `proto=io.prometheus.client.MetricFamily` and `encoding=delimited`
+    /// (as Prometheus asks for it). Other parameters (`charset`,
+    /// `escaping`) do not change the match.
     pub fn negotiate(accept: Option<&str>) -> Format {
         let Some(accept) = accept else {
             return Format::Text;
@@ -63,17 +73,23 @@ impl Format {
         let (t, s, versions): (&str, &str, &[&str]) = match self {
             Format::Text => ("text", "plain", &["0.0.4"]),
             Format::OpenMetrics => ("application", "openmetrics-text", &["1.0.0", "0.0.1"]),
+            Format::Protobuf => ("application", "vnd.google.protobuf", &[]),
         };
-        mtype.eq_ignore_ascii_case(t)
-            && subtype.eq_ignore_ascii_case(s)
-            && param("version").is_none_or(|v| versions.contains(&v))
+        let params_match = match self {
+            Format::Protobuf => {
+                param("proto") == Some("io.prometheus.client.MetricFamily")
+                    && param("encoding").is_some_and(|e| e.eq_ignore_ascii_case("delimited"))
+            }
+            _ => param("version").is_none_or(|v| versions.contains(&v)),
+        };
+        mtype.eq_ignore_ascii_case(t) && subtype.eq_ignore_ascii_case(s) && params_match
     }
 
     /// The top-level media type of this format.
     fn mtype(self) -> &'static str {
         match self {
             Format::Text => "text",
-            Format::OpenMetrics => "application",
+            Format::OpenMetrics | Format::Protobuf => "application",
         }
     }
 }
@@ -167,10 +183,34 @@ mod tests {
         );
         // `scrape_protocols: [PrometheusText0.0.4]`.
         assert_eq!(pick("text/plain;version=0.0.4;q=1,*/*;q=0.1"), Format::Text);
-        // A protobuf-first Accept we cannot honour falls to the next best.
+        // Prometheus 3.x's with native histograms enabled
+        // (`scrape_protocols` PrometheusProto first).
         assert_eq!(
-            pick("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3"),
+            pick("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"),
+            Format::Protobuf
+        );
+        // Prometheus 2.x's with native histograms enabled.
+        assert_eq!(
+            pick("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            Format::Protobuf
+        );
+        // Protobuf of another message, or not delimited, is not ours:
+        // the next best.
+        assert_eq!(
+            pick("application/vnd.google.protobuf;proto=io.prometheus.client.Metric;encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3"),
             Format::OpenMetrics
+        );
+        assert_eq!(
+            pick("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text;q=0.5,text/plain;q=0.3"),
+            Format::Text
+        );
+        assert_eq!(
+            pick("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;q=0.5,text/plain;q=0.3"),
+            Format::Text
+        );
+        assert_eq!(
+            pick("application/vnd.google.protobuf;q=0.5,text/plain;q=0.3"),
+            Format::Text
         );
     }
 
@@ -244,5 +284,13 @@ mod tests {
             Format::OpenMetrics.content_type(),
             "application/openmetrics-text; version=1.0.0; charset=utf-8"
         );
+        assert_eq!(
+            Format::Protobuf.content_type(),
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+        );
+        // What it names is what negotiation picks.
+        for f in Format::ALL {
+            assert_eq!(pick(f.content_type()), f);
+        }
     }
 }

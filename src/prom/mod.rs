@@ -7,8 +7,9 @@
 //! * [`Snapshot`] — one read of the segment as families of series, the
 //!   model every format is written from.
 //! * [`Format`] — the exposition formats and the choice among them from an
-//!   `Accept` header; one module per format: `text` (0.0.4) and
-//!   `openmetrics` (OpenMetrics 1.0).
+//!   `Accept` header; one module per format: `text` (0.0.4),
+//!   `openmetrics` (OpenMetrics 1.0) and `protobuf` (the Prometheus
+//!   protobuf exposition, prost types generated from `proto/`).
 //!
 //! The family table (names, types, labels, buckets) is
 //! [`FAMILIES`](crate::FAMILIES); the recording functions for labeled
@@ -19,6 +20,7 @@ pub(crate) mod exporter;
 mod format;
 pub(crate) mod native;
 mod openmetrics;
+pub(crate) mod protobuf;
 mod snapshot;
 mod text;
 

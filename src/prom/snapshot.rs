@@ -1,13 +1,13 @@
 //! [`Snapshot`]: one read of the segment as families of series, the one
 //! model every output format is written from (text 0.0.4, OpenMetrics,
-//! and in `nodestats serve` OTLP), with a read-only view for outputs that
+//! protobuf, and in `nodestats serve` OTLP), with a read-only view for outputs that
 //! live outside the library; and the [`Exporter`]'s methods that make and
 //! write one.
 
 use super::exporter::{hist_count, Exporter, Fam, Point, Val};
 use super::format::OpenMetricsCounters;
 use super::native::NativeBuckets;
-use super::{openmetrics, Format};
+use super::{openmetrics, protobuf, Format};
 use crate::schema::Kind;
 use std::borrow::Cow;
 use std::fmt;
@@ -133,6 +133,7 @@ impl Snapshot {
             Format::OpenMetrics => {
                 openmetrics::write(&self.fams, &self.consts, self.om_counters).into_bytes()
             }
+            Format::Protobuf => protobuf::write(&self.fams, &self.consts),
         }
     }
 }

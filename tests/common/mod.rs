@@ -8,7 +8,7 @@
 pub mod image;
 pub mod sfu;
 
-use nodestats::{Direction, Segment, Stats, TrackKind, TrackSource};
+use nodestats::{Direction, FamilySpec, Segment, Stats, TrackKind, TrackSource};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{BufRead, BufReader};
@@ -138,7 +138,8 @@ pub fn printed_address(child: &mut Child) -> Result<String, String> {
         .ok_or(line)
 }
 
-/// A child process killed and reaped when dropped.
+/// Kills and reaps a child (a `serve`, a Prometheus) when dropped, so
+/// that none outlives its test, passed or panicked.
 pub struct Kill(pub Child);
 
 impl Drop for Kill {
@@ -146,6 +147,70 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Records into LiveKit's families and declared ones for the format
+/// tests (units, a unit that
+/// is not the name's suffix, histograms, labels that need escaping).
+pub fn record_mixed(stats: &Stats) {
+    stats.record_packets(Direction::Incoming, 10, 12_000, false);
+    stats.record_packets(Direction::Outgoing, 3, 3_600, true);
+    stats.record_rtt(
+        "DE",
+        Direction::Outgoing,
+        TrackSource::Camera,
+        TrackKind::Video,
+        60,
+    );
+    stats.room_started();
+    stats.track_published(TrackKind::Video);
+    let bytes = stats
+        .declare(
+            &FamilySpec::counter(
+                "sfu_forwarded_bytes_total",
+                "Bytes \"forwarded\"\\\nper room.",
+            )
+            .unit("bytes")
+            .labels(&["room"]),
+        )
+        .unwrap();
+    bytes.series(&["a \"quoted\" room"]).unwrap().inc_by(100);
+    bytes.series(&["back\\slash\nnewline"]).unwrap().inc_by(7);
+    bytes.series(&["ünïcødé ✓"]).unwrap().inc_by(1);
+    let temp = stats
+        .declare(
+            &FamilySpec::gauge("sfu_temperature_celsius", "Board temperature.").unit("celsius"),
+        )
+        .unwrap();
+    temp.series(&[]).unwrap().add(41);
+    let delay = stats
+        .declare(
+            &FamilySpec::histogram(
+                "sfu_forward_delay_seconds",
+                "Forwarding delay.",
+                &[0.0005, 0.001, 0.01, 1e6],
+            )
+            .unit("seconds")
+            .labels(&["codec"]),
+        )
+        .unwrap();
+    let h = delay.series(&["VP8"]).unwrap();
+    for v in [0.0001, 0.0007, 0.002, 5.0, 2e6] {
+        h.observe(v);
+    }
+    // A unit the name does not end with: no `# UNIT` (OpenMetrics forbids it).
+    let odd = stats
+        .declare(&FamilySpec::gauge("sfu_queue_depth", "Queued packets.").unit("packets"))
+        .unwrap();
+    odd.series(&[]).unwrap().add(3);
+    // A counter without `_total`, like LiveKit's `livekit_packet_bytes`.
+    let plain = stats
+        .declare(&FamilySpec::counter(
+            "sfu_keyframes",
+            "Keyframes requested.",
+        ))
+        .unwrap();
+    plain.series(&[]).unwrap().inc_by(5);
 }
 
 /// Raises this process's soft limit on open files to at least `n` (within

@@ -45,6 +45,17 @@ struct OwnInput<'a> {
     corrupt_families: u64,
 }
 
+/// One point per (family name, value), labeled `family`.
+fn per_family(values: &[(String, u64)]) -> Vec<Point> {
+    values
+        .iter()
+        .map(|(f, n)| Point {
+            values: vec![f.clone()],
+            val: Val::Scalar(*n as f64),
+        })
+        .collect()
+}
+
 fn scalar(v: f64) -> Vec<Point> {
     vec![Point {
         values: Vec::new(),
@@ -119,30 +130,14 @@ const OWN: &[Own] = &[
         help: "Label sets of a family recorded in its overflow series because the family reached its series cap.",
         kind: Kind::Counter,
         labels: &["family"],
-        points: |i| {
-            i.overflow
-                .iter()
-                .map(|(f, n)| Point {
-                    values: vec![f.clone()],
-                    val: Val::Scalar(*n as f64),
-                })
-                .collect()
-        },
+        points: |i| per_family(i.overflow),
     },
     Own {
         name: "nodestats_native_clamped_total",
         help: "Observations of a native histogram family outside its bucket span, counted in the span's outermost bucket.",
         kind: Kind::Counter,
         labels: &["family"],
-        points: |i| {
-            i.clamped
-                .iter()
-                .map(|(f, n)| Point {
-                    values: vec![f.clone()],
-                    val: Val::Scalar(*n as f64),
-                })
-                .collect()
-        },
+        points: |i| per_family(i.clamped),
     },
     Own {
         name: "nodestats_families_declared",

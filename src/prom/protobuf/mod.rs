@@ -308,11 +308,12 @@ mod tests {
     #[test]
     fn native_histogram_without_classic_bounds() {
         let n = native();
-        // Only the +Inf word: the count (both of the ways it is kept).
-        let fam = written(Vec::new(), vec![n.count()], Some(n.clone()));
+        // Only the +Inf word, which holds the NaN observations (SEGMENT.md
+        // §8b): the count is it and the native buckets.
+        let fam = written(Vec::new(), vec![2], Some(n.clone()));
         let h = fam.metric[0].histogram.clone().unwrap();
         assert!(h.bucket.is_empty(), "no classic buckets: native only");
-        assert_eq!(h.sample_count(), n.count());
+        assert_eq!(h.sample_count(), n.count() + 2);
         assert_eq!(h.sample_sum(), 1.5);
         assert_eq!(h.schema(), -2);
         assert_eq!(h.zero_threshold(), 1e-9);

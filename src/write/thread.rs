@@ -711,12 +711,10 @@ impl ThreadSeriesRaw {
 /// the thread writer, and is not `Send`.
 ///
 /// A row has a fixed number of series slots (64 unless the segment was made
-/// with [`SegmentOptions::thread_row_series_slots`]: a counter takes one,
-/// a histogram its bucket count plus two, a native histogram all its words
-/// if they fit — else its classic ones, its native buckets then going per
-/// CPU).
-///
-/// [`SegmentOptions::thread_row_series_slots`]: crate::SegmentOptions::thread_row_series_slots A slot stays bound to its series
+/// with [`SegmentOptions::thread_row_series_slots`](crate::SegmentOptions::thread_row_series_slots):
+/// a counter takes one, a histogram its bucket count plus two, a native
+/// histogram all its words if they fit — else its classic ones, its native
+/// buckets then going per CPU). A slot stays bound to its series
 /// for the segment's life, so threads that reuse the row and record the
 /// same series reuse its slots. A series that finds no free slots records
 /// through the per-CPU path instead ([`SeriesHandle`]): it never fails and

@@ -13,6 +13,7 @@ mod counters;
 mod families;
 mod labels;
 pub(crate) mod native;
+mod native_bounds;
 pub(crate) mod spec;
 
 pub use counters::{Counter, Gauge, COUNTERS};

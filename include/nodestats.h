@@ -1111,7 +1111,9 @@ nodestats_status nodestats_segment_unlink(const char *name);
 /**
  * Whether the handle's segment is still the one at its name, and whole.
  * Not a hot-path call: an `fstat` of the mapped file and an `open` and
- * `fstat` of the name. Safe to call from any thread while others record.
+ * `fstat` of the name. Safe to call from any thread while others record;
+ * waits for a `nodestats_maintain` in progress on another thread (the
+ * watcher's) to finish, so that CURRENT means the move is complete.
  *
  * A handle whose file was truncated never dies of it: the recording calls
  * that touch a page past the file's new end fault once, the page is

@@ -190,7 +190,9 @@ pub enum nodestats_segment_state {
 
 /// Whether the handle's segment is still the one at its name, and whole.
 /// Not a hot-path call: an `fstat` of the mapped file and an `open` and
-/// `fstat` of the name. Safe to call from any thread while others record.
+/// `fstat` of the name. Safe to call from any thread while others record;
+/// waits for a `nodestats_maintain` in progress on another thread (the
+/// watcher's) to finish, so that CURRENT means the move is complete.
 ///
 /// A handle whose file was truncated never dies of it: the recording calls
 /// that touch a page past the file's new end fault once, the page is
@@ -210,7 +212,7 @@ pub unsafe extern "C" fn nodestats_segment_status(
     let Some(stats) = (unsafe { stats(s) }) else {
         return N::Unknown;
     };
-    let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stats.segment().status()));
+    let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stats.status()));
     match asked {
         Ok(Ok(S::Current)) => N::Current,
         Ok(Ok(S::Replaced)) => N::Replaced,

@@ -56,8 +56,12 @@ impl Stats {
     /// whole ([`Segment::status`](crate::Segment::status)); `Shrunk` also
     /// while part of the mapping is private memory after a truncate (see
     /// [`Segment::is_void`](crate::Segment::is_void)). Not a hot-path
-    /// call: it makes system calls.
+    /// call: it makes system calls, and waits for a [`maintain`](Self::maintain)
+    /// in progress on another thread (the watcher's) to finish, so that
+    /// `Current` means every handle of this writer, gauges included,
+    /// records into the segment at the name.
     pub fn status(&self) -> Result<SegmentStatus> {
+        let _moved = self.writer.follow();
         self.segment().status()
     }
 

@@ -430,7 +430,6 @@ impl Exporter {
         // Declared families follow LiveKit's, in directory order.
         let mut slot_of: HashMap<FamilyId, usize> = HashMap::new();
         let mut overflow: Vec<(String, u64)> = Vec::new();
-        let mut clamped: Vec<(String, u64)> = Vec::new();
         for f in Family::ALL {
             let n = declared.livekit_overflowed[f as usize];
             if n > 0 {
@@ -453,9 +452,6 @@ impl Exporter {
             );
             fam.unit = spec.unit.clone().into();
             fam.native = spec.native_layout();
-            if fam.native.is_some() {
-                clamped.push((spec.name.clone(), 0));
-            }
             out.push(fam);
         }
         // read_all already merged series among themselves; only the fixed
@@ -481,9 +477,6 @@ impl Exporter {
                     &l,
                     &s.buckets[(fam.bounds.len() + 1).min(s.buckets.len())..],
                 );
-                if let Some(c) = clamped.iter_mut().find(|c| c.0 == fam.name) {
-                    c.1 = c.1.saturating_add(n.clamped);
-                }
                 s.buckets.truncate(fam.bounds.len() + 1);
                 n
             });
@@ -527,6 +520,19 @@ impl Exporter {
             });
         }
 
+        // Each native family's clamped observations: its series' (merged
+        // series add their counts).
+        let clamped: Vec<(String, u64)> = out
+            .iter()
+            .filter(|f| f.native.is_some())
+            .map(|f| {
+                let n = f.points.iter().fold(0u64, |a, p| match &p.val {
+                    Val::Hist(_, _, Some(n)) => a.saturating_add(n.clamped),
+                    _ => a,
+                });
+                (f.name.to_string(), n)
+            })
+            .collect();
         let (ns, anomalies) = latest.unwrap_or_default();
         let input = OwnInput {
             layout: segment.layout(),

@@ -84,6 +84,7 @@ impl Stats {
         if let Some(b) = self.base(family, labels) {
             self.series_adder().observe(
                 super::family::livekit_bounds_ref(family),
+                None,
                 b as usize,
                 value,
             );

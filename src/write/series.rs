@@ -17,23 +17,19 @@ use crate::sync::{AtomicU64, Ordering};
 use std::sync::atomic::{AtomicPtr, AtomicUsize};
 use std::sync::Arc;
 
-/// Where `value` goes in a histogram with these bounds: the offset of its
-/// bucket (the last, +Inf, past every bound, and NaN) and of the sum word,
-/// from the series' first value word.
-#[inline]
-pub(crate) fn histogram_offsets(bounds: &[f64], value: f64) -> (usize, usize) {
-    let nb = bounds.len();
-    let bucket = bounds.iter().position(|&ub| value <= ub).unwrap_or(nb);
-    (bucket, nb + 1)
-}
-
 impl Adder<BlockStride> {
-    /// Observes `value` in the histogram with `bounds` whose values start
-    /// at `base`: one bucket add and the sum.
+    /// Observes `value` in the histogram with `bounds` (and `native`
+    /// buckets) whose values start at `base`: its bucket adds
+    /// ([`observe_words`]) and the sum.
     #[inline]
-    pub(crate) fn observe(&self, bounds: &[f64], base: usize, value: f64) {
-        let (bucket, sum) = histogram_offsets(bounds, value);
-        self.add(base + bucket, 1);
+    pub(crate) fn observe(
+        &self,
+        bounds: &[f64],
+        native: Option<&Bucketer>,
+        base: usize,
+        value: f64,
+    ) {
+        let sum = observe_words(bounds, native, value, |o| self.add(base + o, 1));
         add_f64(self.word(base + sum), value);
     }
 }
@@ -53,25 +49,16 @@ pub(crate) fn observe_words(
     mut add: impl FnMut(usize),
 ) -> usize {
     let nb = bounds.len();
-    let first = nb + 2;
-    match native {
-        Some(n) if nb == 0 => match n.word(value) {
-            Some((w, clamped)) => {
-                add(first + w);
-                if clamped {
-                    add(first + CLAMPED_WORD);
-                }
-            }
-            None => add(0),
-        },
-        _ => {
-            add(histogram_offsets(bounds, value).0);
-            if let Some((w, clamped)) = native.and_then(|n| n.word(value)) {
-                add(first + w);
-                if clamped {
-                    add(first + CLAMPED_WORD);
-                }
-            }
+    let hit = native.and_then(|n| n.word(value));
+    // The classic bucket (+Inf past every bound, and NaN), unless a native
+    // bucket holds the value and there are no bounds.
+    if nb > 0 || hit.is_none() {
+        add(bounds.iter().position(|&ub| value <= ub).unwrap_or(nb));
+    }
+    if let Some((w, clamped)) = hit {
+        add(nb + 2 + w);
+        if clamped {
+            add(nb + 2 + CLAMPED_WORD);
         }
     }
     nb + 1
@@ -261,16 +248,8 @@ impl SeriesHandle {
     #[inline]
     pub fn observe(&self, value: f64) {
         if let Mode::Histogram = self.mode {
-            let base = self.base_now();
-            match &self.native {
-                None => self.adder.observe(&self.bounds, base, value),
-                native => {
-                    let sum = observe_words(&self.bounds, native.as_ref(), value, |o| {
-                        self.adder.add(base + o, 1)
-                    });
-                    add_f64(self.adder.word(base + sum), value);
-                }
-            }
+            self.adder
+                .observe(&self.bounds, self.native.as_ref(), self.base_now(), value);
         }
     }
 
@@ -278,15 +257,6 @@ impl SeriesHandle {
     #[inline(always)]
     pub(crate) fn add_word(&self, offset: usize, n: u64) {
         self.adder.add(self.base_now() + offset, n);
-    }
-
-    /// Value words of the series in each block.
-    pub(crate) fn value_count(&self) -> usize {
-        match self.mode {
-            Mode::Counter => 1,
-            Mode::Histogram => self.bounds.len() + 2 + self.native.map_or(0, |n| n.words()),
-            Mode::Gauge => self.segment.layout().slot_count,
-        }
     }
 
     /// A native histogram's buckets.
